@@ -1,0 +1,78 @@
+"""The ``realgap`` command line: thin commands that parse, call one library function, print.
+
+Each subcommand module in :data:`COMMAND_MODULES` exposes ``register(subparsers)``, which
+adds its parser(s) and sets ``func`` (a callable taking the parsed ``argparse.Namespace``
+and returning an exit code or None). Any :class:`realgap.errors.RealgapError` (and plain
+file-system errors) becomes one line on stderr and exit code 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from realgap import __version__
+from realgap.errors import RealgapError
+
+#: Subcommand modules under ``realgap.cli``, in ``--help`` order.
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "generate",
+    "data",
+    "encoders",
+    "gap",
+    "report",
+    "train",
+    "rollout",
+    "evaluate",
+    "protocol",
+    "vat",
+    "correlate",
+    "dynamics",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realgap",
+        description="Measure, diagnose and help close the sim-to-real gap in robot learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"realgap {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(f"realgap.cli.{name}") is None:
+            continue
+        importlib.import_module(f"realgap.cli.{name}").register(sub)
+    return parser
+
+
+def fail(message: str) -> int:
+    """Print one error line and return exit code 2."""
+    print(f"realgap: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except RealgapError as exc:
+        return fail(str(exc))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        return fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+    except KeyboardInterrupt:
+        print("realgap: interrupted; completed work was kept and the run can be resumed",
+              file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from realgap.cli import main
+
+sys.exit(main())

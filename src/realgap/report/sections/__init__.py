@@ -1,0 +1,1 @@
+"""One module per report section: ``ANCHOR``, ``TITLE``, ``render(db) -> str | None``."""
