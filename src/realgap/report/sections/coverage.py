@@ -1,0 +1,116 @@
+"""Coverage: which real frames land where the simulated data never goes.
+
+From the newest finished ``gap`` run (layout in :mod:`realgap.jobs.records`): per encoder,
+the fraction of real frames outside the sim support (the glossary's "real samples that land
+where simulated data never goes") with its interval and counts; the same fraction broken
+down by recorded factor level; and thumbnails of the worst-covered real frames beside their
+nearest sim frame, each named by ``frame_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from realgap.jobs.records import (
+    BADGE,
+    WORST_ARTIFACT,
+    is_random_init,
+    latest_gap_run,
+    load_encoders,
+)
+from realgap.report._html import esc, fmt, fmt_ci, png_img, table
+from realgap.store import ResultsDB
+
+ANCHOR = "coverage"
+TITLE = "Coverage: real frames outside sim support"
+
+
+def _k_of(extra: Any) -> int | None:
+    try:
+        k = json.loads(extra or "{}").get("k")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return None if k is None else int(k)
+
+
+def _counts(value: Any, n: Any, extra: Any) -> str:
+    k = _k_of(extra)
+    if k is None and not pd.isna(n) and not pd.isna(value):
+        k = round(float(value) * int(n))
+    if k is None or pd.isna(n):
+        return ""
+    return f" <span class='ci'>{k}/{int(n)}</span>"
+
+
+def render(db: ResultsDB) -> str | None:
+    run_id = latest_gap_run(db)
+    if run_id is None:
+        return None
+    metas = load_encoders(db, run_id)
+    s = db.scores(run_id)
+    cov = s[s["metric"] == "coverage"].copy()
+    if cov.empty:
+        return None
+    cov["grp"] = cov["grp"].fillna("")
+    head = cov[cov["grp"] == ""]
+    parts: list[str] = [(
+        "<p class='note'>A real frame is <i>outside sim support</i> when its distance to its "
+        "k-th nearest sim frame exceeds what sim frames see among themselves (the sim-to-sim "
+        "quantile recorded by the run). Lower is better; counts are outside/total real frames, "
+        "intervals are 95% bootstrap intervals over episodes.</p>"
+    )]
+    rows = []
+    for r in head.itertuples():
+        meta = metas.get(str(r.subject), {})
+        label = esc(r.subject) + (BADGE
+                                  if is_random_init(meta) else "")
+        rows.append({
+            "encoder": label,
+            "outside sim support": fmt_ci(r.value, None if pd.isna(r.lo) else r.lo,
+                                          None if pd.isna(r.hi) else r.hi)
+            + _counts(r.value, r.n, r.extra),
+        })
+    parts.append(table(pd.DataFrame(rows), table_id="coverage-table",
+                       raw_html_columns=["encoder", "outside sim support"],
+                       caption="Fraction of real frames outside sim support per encoder."))
+
+    by = cov[cov["grp"] != ""]
+    if not by.empty:
+        by = by.assign(factor=by["grp"].str.split("=", n=1).str[0],
+                       level=by["grp"].str.split("=", n=1).str[1])
+        subjects = list(dict.fromkeys(by["subject"]))
+        frows = []
+        for (factor, level), g in by.groupby(["factor", "level"], sort=True):
+            row: dict[str, Any] = {"factor": esc(factor), "level": esc(level)}
+            for subj in subjects:
+                gg = g[g["subject"] == subj]
+                row[subj] = ("—" if gg.empty else
+                             fmt(float(gg["value"].iloc[0]))
+                             + _counts(gg["value"].iloc[0], gg["n"].iloc[0], gg["extra"].iloc[0]))
+            frows.append(row)
+        parts.append("<h3>By factor</h3>" + table(
+            pd.DataFrame(frows), table_id="coverage-factor-table",
+            raw_html_columns=["factor", "level", *subjects],
+            caption="Fraction (outside/total) of real frames outside sim support at each "
+                    "recorded factor level of the real frames."))
+
+    arts = db.artifacts(run_id)
+    arts = arts[arts["name"] == WORST_ARTIFACT]
+    if not arts.empty:
+        parts.append("<h3>Worst-covered real frames</h3><p class='note'>Each thumbnail: the real "
+                     "frame (left) and its nearest sim frame in the encoder's space (right).</p>")
+        for subj, g in arts.groupby("subject", sort=False):
+            thumbs = []
+            for a in g.itertuples():
+                m = json.loads(a.meta or "{}")
+                cap = (f"#{esc(m.get('rank', '?'))} real <code>{esc(m.get('frame_id', '?'))}</code>"
+                       f" · nearest sim <code>{esc(m.get('nearest_sim_frame_id', '?'))}</code>"
+                       f" · score {fmt(m.get('score'))}")
+                thumbs.append(f"<figure style='display:inline-block;margin:4px'>"
+                              f"{png_img(bytes(a.data), alt='real vs nearest sim frame')}"
+                              f"<figcaption>{cap}</figcaption></figure>")
+            parts.append(f"<h4>{esc(subj)}</h4><div class='thumbs'>{''.join(thumbs)}</div>")
+    return "".join(parts)
