@@ -1,0 +1,360 @@
+"""FrameSet: a read-only view of frames with provenance (manifest table + image store).
+
+Data conventions (docs/interfaces.md, DESIGN.md "FrameSet"):
+
+- rows: one per frame, in canonical order (domain, task, episode, then step); a view
+  (:meth:`FrameSet.select`) keeps a subset of rows in that order, and *positional
+  indices* (``images(camera, index)``, ``iter_images``) count rows of the view from 0;
+- images: ``uint8 (N, H, W, 3)`` per camera, RGB;
+- actions: ``float32 (N, A)``; states: ``float32 (N, S)``, ``S`` may be 0;
+- factors: one JSON object per frame, flattened by :func:`flatten_factors` into columns
+  named by dotted paths (``LT.intensity``, ``CP.offset.0``).
+
+The layout on disk is described in :mod:`realgap.data._format`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from realgap.data._format import (
+    EPISODE_MANIFEST,
+    EPISODES_DIR,
+    MANIFEST_COLUMNS,
+    MANIFEST_SCHEMA,
+    combine_hashes,
+    load_records,
+    read_meta,
+)
+from realgap.errors import ConfigError, DataError, MissingFileError
+
+
+class _Store:
+    """Everything shared by a FrameSet and its views: records, manifest, open arrays."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        self.root = root
+        self.meta = meta
+        self.records = records
+        self.content_hash = combine_hashes((r["key"], r["hash"]) for r in records)
+        self.table = _read_manifest(root, records)
+        counts = np.array([int(r["n_frames"]) for r in records], dtype=np.int64)
+        self.ep_of_row = np.repeat(np.arange(len(records), dtype=np.int64), counts)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+        self.offset_in_ep = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+        self._arrays: dict[tuple[int, str], np.ndarray] = {}
+        self._manifest: pd.DataFrame | None = None
+        self._actions: np.ndarray | None = None
+        self._states: np.ndarray | None = None
+        self._factors: pd.DataFrame | None = None
+
+    def array(self, ep: int, camera: str) -> np.ndarray:
+        """Memory-mapped ``uint8 (T, H, W, 3)`` of one episode's camera."""
+        arr = self._arrays.get((ep, camera))
+        if arr is None:
+            rec = self.records[ep]
+            path = self.root / EPISODES_DIR / rec["key"] / f"{camera}.npy"
+            arr = load_image_array(path, int(rec["n_frames"]), rec["cameras"][camera])
+            self._arrays[(ep, camera)] = arr
+        return arr
+
+    def manifest(self) -> pd.DataFrame:
+        if self._manifest is None:
+            self._manifest = self.table.to_pandas()
+        return self._manifest
+
+    def matrix(self, column: str) -> np.ndarray:
+        cached = self._actions if column == "action" else self._states
+        if cached is None:
+            dim_key = "action_dim" if column == "action" else "state_dim"
+            dim = int(self.records[0][dim_key]) if self.records else 0
+            col = self.table.column(column).combine_chunks()
+            flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+            cached = flat.reshape(len(self.table), dim)
+            if column == "action":
+                self._actions = cached
+            else:
+                self._states = cached
+        return cached
+
+    def factors(self) -> pd.DataFrame:
+        if self._factors is None:
+            rows = [flatten_factors(json.loads(t)) for t in self.table.column("factors").to_pylist()]
+            self._factors = pd.DataFrame.from_records(rows, index=range(len(rows)))
+            self._factors = self._factors.reindex(sorted(self._factors.columns), axis=1)
+        return self._factors
+
+
+class FrameSet:
+    """Frames with provenance, read from a FrameSet directory; see the module docstring.
+
+    Open with :meth:`FrameSet.open`; :meth:`select` gives views that share the store.
+    """
+
+    def __init__(self, store: _Store, rows: np.ndarray | None = None) -> None:
+        self._store = store
+        self._rows = np.arange(len(store.table), dtype=np.int64) if rows is None else rows
+        self._is_full = rows is None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> FrameSet:
+        """Open the FrameSet at ``path``.
+
+        Raises:
+            MissingFileError: no such directory or no ``meta.json``.
+            FormatVersionError: an unsupported ``format_version``.
+            DataError: a corrupt ``meta.json``, episode record or manifest part.
+        """
+        root = Path(path)
+        meta = read_meta(root)
+        records = load_records(root, meta)
+        return cls(_Store(root, meta, records))
+
+    # -- identity ----------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self._store.root
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """``meta.json`` as a dict (``content_hash`` as recomputed from the episodes)."""
+        return {**self._store.meta, "content_hash": self._store.content_hash}
+
+    @property
+    def content_hash(self) -> str:
+        """Stable hash of the manifest and image bytes of this set or view.
+
+        The full set's hash is :func:`~realgap.data._format.combine_hashes` of its episode
+        hashes; a view's hash is ``sha256(set hash + the view's row positions)``, so caches
+        keyed on it never mix a view with its parent.
+        """
+        if self._is_full:
+            return self._store.content_hash
+        h = hashlib.sha256(f"{self._store.content_hash}\nview\n".encode())
+        h.update(self._rows.astype("<i8").tobytes())
+        return h.hexdigest()
+
+    @property
+    def cameras(self) -> list[str]:
+        return sorted(self._store.records[0]["cameras"]) if self._store.records else []
+
+    @property
+    def domains(self) -> list[str]:
+        """Domain labels present in this set or view, sorted."""
+        if self._is_full:
+            return sorted({r["domain"] for r in self._store.records})
+        return sorted(set(self.manifest["domain"]))
+
+    @property
+    def tasks(self) -> list[str]:
+        if self._is_full:
+            return sorted({r["task"] for r in self._store.records})
+        return sorted(set(self.manifest["task"]))
+
+    def image_shape(self, camera: str) -> tuple[int, int, int]:
+        """``(H, W, 3)`` of ``camera``."""
+        self._check_camera(camera)
+        return tuple(self._store.records[0]["cameras"][camera])  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return int(self._rows.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"FrameSet({str(self.root)!r}, frames={len(self)}, domains={self.domains}, "
+                f"cameras={self.cameras}, hash={self.content_hash[:12]})")
+
+    # -- tables ------------------------------------------------------------------------
+    @property
+    def manifest(self) -> pd.DataFrame:
+        """One row per frame of this view (columns: ``MANIFEST_COLUMNS``), index 0..N-1."""
+        full = self._store.manifest()
+        if self._is_full:
+            return full
+        return full.iloc[self._rows].reset_index(drop=True)
+
+    def actions(self) -> np.ndarray:
+        """``float32 (N, A)``."""
+        return self._store.matrix("action")[self._rows]
+
+    def states(self) -> np.ndarray:
+        """``float32 (N, S)``; ``S`` may be 0."""
+        return self._store.matrix("state")[self._rows]
+
+    def factors(self) -> pd.DataFrame:
+        """Flattened factor columns (see :func:`flatten_factors`), one row per frame."""
+        return self._store.factors().iloc[self._rows].reset_index(drop=True)
+
+    def episodes(self) -> np.ndarray:
+        """``int64 (N,)`` group label per frame, unique per (domain, task, episode).
+
+        Use it for episode-level splits and bootstraps; the manifest's ``episode``
+        column alone may repeat across domains and tasks.
+        """
+        return self._store.ep_of_row[self._rows]
+
+    # -- views -------------------------------------------------------------------------
+    def select(
+        self,
+        domain: str | Sequence[str] | None = None,
+        task: str | Sequence[str] | None = None,
+        episode: int | Sequence[int] | None = None,
+        rows: Sequence[int] | np.ndarray | None = None,
+    ) -> FrameSet:
+        """A view over the rows matching every given filter (same store, no copy).
+
+        ``domain``/``task``/``episode`` take one value or a sequence of values; ``rows``
+        takes positional indices of this view (kept in canonical order).
+        """
+        mask = np.ones(len(self), dtype=bool)
+        m = self.manifest
+        for name, val in (("domain", domain), ("task", task), ("episode", episode)):
+            if val is None:
+                continue
+            vals = [val] if isinstance(val, (str, int, np.integer)) else list(val)
+            mask &= m[name].isin(vals).to_numpy()
+        if rows is not None:
+            idx = self._positions(rows)
+            sel = np.zeros(len(self), dtype=bool)
+            sel[idx] = True
+            mask &= sel
+        return FrameSet(self._store, self._rows[mask])
+
+    # -- images ------------------------------------------------------------------------
+    def images(self, camera: str, index: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """``uint8 (N, H, W, 3)`` for the view's rows, or for positional ``index``."""
+        self._check_camera(camera)
+        rows = self._rows if index is None else self._rows[self._positions(index)]
+        h, w, c = self.image_shape(camera)
+        out = np.empty((len(rows), h, w, c), dtype=np.uint8)
+        if len(rows) == 0:
+            return out
+        eps = self._store.ep_of_row[rows]
+        offs = self._store.offset_in_ep[rows]
+        # Rows come in runs of one episode; copy each run with one fancy-index read.
+        breaks = np.flatnonzero(np.diff(eps)) + 1
+        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
+            arr = self._store.array(int(eps[start]), camera)
+            o = offs[start:stop]
+            if o[-1] - o[0] == stop - start - 1 and np.all(np.diff(o) == 1):
+                out[start:stop] = arr[o[0] : o[-1] + 1]
+            else:
+                out[start:stop] = arr[o]
+        return out
+
+    def iter_images(
+        self, camera: str, batch_size: int = 64
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(positional index int64 (B,), uint8 (B, H, W, 3))`` in row order."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self._check_camera(camera)
+        for start in range(0, len(self), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(self)), dtype=np.int64)
+            yield idx, self.images(camera, idx)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _check_camera(self, camera: str) -> None:
+        if camera not in self.cameras:
+            raise ConfigError(
+                f"{self.root}: camera {camera!r} not in this FrameSet; available: {self.cameras}"
+            )
+
+    def _positions(self, index: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            if idx.shape != (len(self),):
+                raise ConfigError(f"boolean index has shape {idx.shape}, expected ({len(self)},)")
+            return np.flatnonzero(idx)
+        idx = idx.astype(np.int64, copy=False).reshape(-1)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise ConfigError(f"index out of range for {len(self)} frames: "
+                              f"min {idx.min()}, max {idx.max()}")
+        return np.where(idx < 0, idx + len(self), idx)
+
+
+def open_frames(path: str | os.PathLike[str] | FrameSet) -> FrameSet:
+    """A FrameSet from a path, or the FrameSet itself (for functions taking either)."""
+    return path if isinstance(path, FrameSet) else FrameSet.open(path)
+
+
+def flatten_factors(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested factor dicts and numeric lists into dotted column names.
+
+    >>> flatten_factors({"BG": 3, "LT": {"rgb": [1, 0.5, 0], "on": True}})
+    {'BG': 3, 'LT.rgb.0': 1, 'LT.rgb.1': 0.5, 'LT.rgb.2': 0, 'LT.on': True}
+    """
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_factors(v, name + "."))
+        elif isinstance(v, list) and all(not isinstance(x, (list, Mapping)) for x in v):
+            out.update({f"{name}.{i}": x for i, x in enumerate(v)})
+        elif isinstance(v, list):
+            out.update(flatten_factors({str(i): x for i, x in enumerate(v)}, name + "."))
+        else:
+            out[name] = v
+    return out
+
+
+def load_image_array(path: Path, n_frames: int, shape: Sequence[int]) -> np.ndarray:
+    """Memory-map one episode's ``.npy`` and check it holds uint8 ``(n_frames, *shape)``."""
+    if not path.is_file():
+        raise MissingFileError(f"{path}: image array missing; the episode is damaged, "
+                               "delete its directory and regenerate it")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: image array is truncated or corrupt ({exc}); delete the "
+                        "episode directory and regenerate or reconvert it") from exc
+    expected = (n_frames, *[int(s) for s in shape])
+    if arr.dtype != np.uint8 or arr.shape != expected:
+        raise DataError(f"{path}: image array is {arr.dtype} {arr.shape}, expected uint8 "
+                        f"{expected}; delete the episode directory and regenerate it")
+    return arr
+
+
+def _read_manifest(root: Path, records: list[dict[str, Any]]) -> pa.Table:
+    parts = []
+    for rec in records:
+        path = root / EPISODES_DIR / rec["key"] / EPISODE_MANIFEST
+        parts.append(read_manifest_part(path, int(rec["n_frames"])))
+    if not parts:
+        return MANIFEST_SCHEMA.empty_table()
+    return pa.concat_tables(parts)
+
+
+def read_manifest_part(path: Path, n_frames: int | None = None) -> pa.Table:
+    """Read one episode's manifest Parquet and check its columns, types and length."""
+    if not path.is_file():
+        raise MissingFileError(f"{path}: manifest part missing; the episode is damaged, "
+                               "delete its directory and regenerate it")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        raise DataError(f"{path}: Parquet file is truncated or corrupt "
+                        f"({str(exc).splitlines()[0]}); delete the episode directory and "
+                        "regenerate or reconvert it") from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in table.column_names]
+    if missing:
+        raise DataError(f"{path}: manifest lacks columns {missing}; expected "
+                        f"{list(MANIFEST_COLUMNS)}; rewrite it with FrameSetWriter")
+    try:
+        table = table.select(list(MANIFEST_COLUMNS)).cast(MANIFEST_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise DataError(f"{path}: manifest column types differ from the FrameSet schema "
+                        f"({exc}); rewrite it with FrameSetWriter") from exc
+    if n_frames is not None and table.num_rows != n_frames:
+        raise DataError(f"{path}: manifest has {table.num_rows} rows, episode.json says "
+                        f"{n_frames}; delete the episode directory and regenerate it")
+    return table

@@ -1,0 +1,432 @@
+"""FrameSetWriter: append episodes to a FrameSet, each one atomically.
+
+Layout, atomicity and hashing are described in :mod:`realgap.data._format`. One writer
+per directory at a time (a ``.lock`` file holding the writer's pid enforces it; a lock
+left by a dead process is taken over).
+
+Example::
+
+    with FrameSetWriter(out, source="realgap.sim 0.1.0", resume=True) as w:
+        for ep in range(20):
+            if ("sim", "reach-mug", ep) in w.completed_episodes():
+                continue
+            w.add_episode(domain="sim", task="reach-mug", episode=ep,
+                          images={"head": frames}, actions=acts, states=states,
+                          factors=[{"BG": 3, "LT": {"intensity": 0.7}}] * len(acts))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from realgap.data._format import (
+    EPISODE_MANIFEST,
+    EPISODE_RECORD,
+    EPISODES_DIR,
+    FORMAT_VERSION,
+    MANIFEST_SCHEMA,
+    META_NAME,
+    TMP_DIR,
+    EpisodeId,
+    canonical_json,
+    combine_hashes,
+    episode_key,
+    frame_id,
+    hash_episode,
+    load_records,
+    read_meta,
+    write_json_atomic,
+)
+from realgap.errors import ConfigError, DataError
+
+#: meta.json is rewritten after an episode at most this often (and always on close);
+#: readers take episodes newer than meta.json from their own episode.json.
+META_REFRESH_S = 2.0
+_CAMERA_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+class FrameSetWriter:
+    """Append episodes to the FrameSet at ``path`` (created if missing).
+
+    Args:
+        path: FrameSet directory.
+        source: provenance of the frames: generator or file and its version
+            (``"realgap.sim 0.1.0"``, ``"robomimic:/data/lift.hdf5"``); stored per frame
+            unless :meth:`add_episode` overrides it.
+        resume: open an existing FrameSet and append to it (a generator then skips
+            :meth:`completed_episodes`). Without it an existing non-empty directory is
+            refused, so nothing is mixed by accident.
+        domains: labels declared up front (``("sim", "real-proxy")``); when given, an
+            episode with another domain is refused. Declared labels are recorded in
+            ``meta.json`` even before any episode of them is written.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        source: str,
+        resume: bool = False,
+        domains: Sequence[str] | None = None,
+    ) -> None:
+        self.root = Path(path)
+        self.source = str(source)
+        self.resume = resume
+        self.declared_domains = tuple(domains) if domains is not None else None
+        self._meta: dict[str, Any] = {}
+        self._records: dict[str, dict[str, Any]] = {}
+        self._last_meta_write = 0.0
+        self._dirty = False
+        self._lock_path = self.root / ".lock"
+        self._open()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _open(self) -> None:
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"{root}: exists and is a file; choose a directory for the FrameSet")
+        has_meta = (root / META_NAME).is_file()
+        if root.exists() and not has_meta and any(root.iterdir()):
+            raise ConfigError(
+                f"{root}: directory is not empty and holds no FrameSet (no meta.json); "
+                "choose a new or empty output directory"
+            )
+        if has_meta and not self.resume:
+            meta = read_meta(root)
+            if meta.get("n_episodes", 0) or any((root / EPISODES_DIR).glob("*")):
+                raise ConfigError(
+                    f"{root}: a FrameSet already exists here; pass resume=True "
+                    "(CLI: --resume/--append) to add episodes to it, or choose another output"
+                )
+        root.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        (root / EPISODES_DIR).mkdir(exist_ok=True)
+        tmp = root / TMP_DIR
+        if tmp.exists():  # leftovers of an interrupted writer: never complete episodes
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        if has_meta:
+            self._meta = read_meta(root)
+            for rec in load_records(root, self._meta):
+                key = rec.pop("key")
+                self._records[key] = rec
+        else:
+            self._meta = {"format_version": FORMAT_VERSION, "created": now, "source": self.source}
+        declared = set(self._meta.get("declared_domains") or [])
+        if self.declared_domains is not None:
+            declared |= set(self.declared_domains)
+        self._meta["declared_domains"] = sorted(declared)
+        self._write_meta()
+
+    def _acquire_lock(self) -> None:
+        try:
+            fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(self._lock_path.read_text().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise ConfigError(
+                    f"{self._lock_path}: another writer (pid {pid}) is writing this FrameSet; "
+                    "wait for it to finish or write to another directory"
+                ) from None
+            self._lock_path.unlink(missing_ok=True)
+            fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+
+    def close(self) -> None:
+        """Write the final ``meta.json``, remove temp files and release the lock."""
+        if self._lock_path is None:
+            return
+        self._write_meta()
+        shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
+        self._lock_path.unlink(missing_ok=True)
+        self._lock_path = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- queries -----------------------------------------------------------------------
+    def completed_episodes(self) -> set[EpisodeId]:
+        """``(domain, task, episode)`` of every episode already on disk."""
+        return {(r["domain"], r["task"], int(r["episode"])) for r in self._records.values()}
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything written so far (see :func:`realgap.data._format.combine_hashes`)."""
+        return combine_hashes((k, r["hash"]) for k, r in self._records.items())
+
+    # -- writing -----------------------------------------------------------------------
+    def add_episode(
+        self,
+        domain: str,
+        task: str,
+        episode: int,
+        images: Mapping[str, np.ndarray],
+        actions: np.ndarray | Sequence[Sequence[float]],
+        states: np.ndarray | Sequence[Sequence[float]] | None = None,
+        factors: Sequence[Mapping[str, Any]] | None = None,
+        pair_ids: Sequence[str | None] | None = None,
+        source: str | None = None,
+    ) -> str:
+        """Write one episode of ``T`` frames atomically; return its key.
+
+        Args:
+            domain: domain label (``"sim"``, ``"real"``, ``"real-proxy"``, ...).
+            task: task name.
+            episode: episode number (int >= 0), unique within (domain, task).
+            images: camera name -> uint8 ``(T, H, W, 3)``; every episode of a set has the
+                same cameras with the same ``(H, W)``.
+            actions: ``(T, A)`` finite floats, stored as float32; ``A`` fixed per set.
+            states: ``(T, S)`` finite floats or None (``S = 0``); ``S`` fixed per set.
+            factors: ``T`` JSON-serialisable dicts of the randomization values that
+                produced each frame, or None (empty dicts).
+            pair_ids: ``T`` ids shared by frames rendered from the same simulator state in
+                different domains, or None.
+            source: overrides the writer's ``source`` for this episode.
+
+        Raises:
+            DataError: wrong shapes/dtypes, NaN or inf values, a camera set or image
+                size or action size that differs from the episodes already written, an
+                undeclared domain, or an episode that is already on disk.
+        """
+        if self._lock_path is None:
+            raise ConfigError(f"{self.root}: writer is closed; open a new FrameSetWriter")
+        where = f"{self.root}: episode {domain!r}/{task!r}/{episode!r}"
+        if not isinstance(domain, str) or not domain:
+            raise DataError(f"{where}: domain must be a non-empty string; pass e.g. 'sim'")
+        if not isinstance(task, str) or not task:
+            raise DataError(f"{where}: task must be a non-empty string; pass the task name")
+        if isinstance(episode, bool) or not isinstance(episode, (int, np.integer)) or episode < 0:
+            raise DataError(f"{where}: episode must be an int >= 0, got {episode!r}")
+        episode = int(episode)
+        if self.declared_domains is not None and domain not in self._meta["declared_domains"]:
+            raise DataError(
+                f"{where}: domain {domain!r} is not among the declared domains "
+                f"{self._meta['declared_domains']}; declare it or fix the label"
+            )
+        key = episode_key(domain, task, episode)
+        if key in self._records or (self.root / EPISODES_DIR / key).exists():
+            raise DataError(
+                f"{where}: this episode is already written; skip it (see "
+                "completed_episodes()) or use another episode number"
+            )
+        imgs, shapes, n = self._check_images(where, images)
+        act = _as_matrix(where, "actions", actions, n)
+        st = _as_matrix(where, "states", np.zeros((n, 0)) if states is None else states, n)
+        self._check_consistent(where, shapes, act.shape[1], st.shape[1])
+        fac = [{}] * n if factors is None else list(factors)
+        if len(fac) != n:
+            raise DataError(f"{where}: factors has {len(fac)} entries for {n} frames; "
+                            "pass one dict per frame")
+        try:
+            fac_txt = [canonical_json(dict(f)) for f in fac]
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{where}: factors are not JSON-serialisable ({exc}); "
+                            "use numbers, strings, lists and dicts") from exc
+        pids = [None] * n if pair_ids is None else [None if p is None else str(p) for p in pair_ids]
+        if len(pids) != n:
+            raise DataError(f"{where}: pair_ids has {len(pids)} entries for {n} frames")
+        src = self.source if source is None else str(source)
+        table = _episode_table(domain, task, episode, act, st, fac_txt, src, pids)
+        ep_hash = hash_episode(table, imgs)
+        record = {
+            "domain": domain, "task": task, "episode": episode, "n_frames": n,
+            "cameras": shapes, "action_dim": int(act.shape[1]), "state_dim": int(st.shape[1]),
+            "source": src, "hash": ep_hash,
+        }
+        self._write_episode(key, table, imgs, record)
+        self._records[key] = record
+        self._dirty = True
+        if time.monotonic() - self._last_meta_write >= META_REFRESH_S:
+            self._write_meta()
+        return key
+
+    def _check_images(
+        self, where: str, images: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, list[int]], int]:
+        if not isinstance(images, Mapping) or not images:
+            raise DataError(f"{where}: images must be a non-empty dict camera -> uint8 (T,H,W,3)")
+        out: dict[str, np.ndarray] = {}
+        shapes: dict[str, list[int]] = {}
+        n: int | None = None
+        for cam, arr in images.items():
+            if not isinstance(cam, str) or not cam or not set(cam) <= _CAMERA_NAME_CHARS:
+                raise DataError(f"{where}: camera name {cam!r} must be non-empty letters, digits, "
+                                "'_', '-' or '.'; rename the camera")
+            a = np.asarray(arr)
+            if a.dtype != np.uint8 or a.ndim != 4 or a.shape[3] != 3:
+                raise DataError(
+                    f"{where}: images[{cam!r}] is {a.dtype} {a.shape}, expected uint8 (T, H, W, 3); "
+                    "convert to 8-bit RGB first"
+                )
+            if n is None:
+                n = a.shape[0]
+            elif a.shape[0] != n:
+                raise DataError(f"{where}: images[{cam!r}] has {a.shape[0]} frames, another "
+                                f"camera has {n}; every camera needs one image per frame")
+            out[cam] = np.ascontiguousarray(a)
+            shapes[cam] = [int(a.shape[1]), int(a.shape[2]), 3]
+        assert n is not None
+        if n == 0:
+            raise DataError(f"{where}: episode has no frames; skip empty episodes")
+        return out, shapes, n
+
+    def _check_consistent(
+        self, where: str, shapes: dict[str, list[int]], a_dim: int, s_dim: int
+    ) -> None:
+        if not self._records:
+            return
+        ref = next(iter(self._records.values()))
+        if sorted(shapes) != sorted(ref["cameras"]):
+            raise DataError(f"{where}: cameras {sorted(shapes)} differ from the set's "
+                            f"{sorted(ref['cameras'])}; every episode needs the same cameras")
+        for cam, shp in shapes.items():
+            if list(shp) != list(ref["cameras"][cam]):
+                raise DataError(
+                    f"{where}: images[{cam!r}] are {tuple(shp)}, the set's are "
+                    f"{tuple(ref['cameras'][cam])}; resize images to one shape per camera"
+                )
+        if a_dim != ref["action_dim"]:
+            raise DataError(f"{where}: actions have {a_dim} dims, the set's have "
+                            f"{ref['action_dim']}; use one action layout per FrameSet")
+        if s_dim != ref["state_dim"]:
+            raise DataError(f"{where}: states have {s_dim} dims, the set's have "
+                            f"{ref['state_dim']}; use one state layout per FrameSet")
+
+    def _write_episode(
+        self, key: str, table: pa.Table, images: Mapping[str, np.ndarray], record: dict[str, Any]
+    ) -> None:
+        tmp = self.root / TMP_DIR / f"{key}.{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        try:
+            with open(tmp / EPISODE_MANIFEST, "wb") as f:
+                pq.write_table(table, f, compression="zstd")
+                _sync(f)
+            for cam, arr in images.items():
+                with open(tmp / f"{cam}.npy", "wb") as f:
+                    np.save(f, arr, allow_pickle=False)
+                    _sync(f)
+            with open(tmp / EPISODE_RECORD, "w", encoding="utf-8") as f:
+                json.dump(record, f, indent=1, sort_keys=True)
+                _sync(f)
+            os.rename(tmp, self.root / EPISODES_DIR / key)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _write_meta(self) -> None:
+        recs = [self._records[k] for k in sorted(self._records)]
+        first = recs[0] if recs else None
+        domains = set(self._meta.get("declared_domains") or []) | {r["domain"] for r in recs}
+        self._meta.update(
+            {
+                "format_version": FORMAT_VERSION,
+                "content_hash": self.content_hash,
+                "domains": sorted(domains),
+                "tasks": sorted({r["task"] for r in recs}),
+                "cameras": dict(first["cameras"]) if first else {},
+                "action_dim": first["action_dim"] if first else None,
+                "state_dim": first["state_dim"] if first else None,
+                "n_episodes": len(recs),
+                "n_frames": int(sum(r["n_frames"] for r in recs)),
+                "sources": sorted({r["source"] for r in recs}),
+                "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+                "episodes": {k: self._records[k] for k in sorted(self._records)},
+            }
+        )
+        write_json_atomic(self.root / META_NAME, self._meta)
+        self._last_meta_write = time.monotonic()
+        self._dirty = False
+
+
+def _episode_table(
+    domain: str,
+    task: str,
+    episode: int,
+    actions: np.ndarray,
+    states: np.ndarray,
+    factors: list[str],
+    source: str,
+    pair_ids: list[str | None],
+) -> pa.Table:
+    n = actions.shape[0]
+    return pa.table(
+        {
+            "frame_id": pa.array([frame_id(domain, task, episode, s) for s in range(n)]),
+            "domain": pa.array([domain] * n),
+            "episode": pa.array(np.full(n, episode, np.int64)),
+            "step": pa.array(np.arange(n, dtype=np.int32)),
+            "task": pa.array([task] * n),
+            "action": _list_array(actions),
+            "state": _list_array(states),
+            "factors": pa.array(factors, pa.string()),
+            "source": pa.array([source] * n),
+            "pair_id": pa.array(pair_ids, pa.string()),
+        },
+        schema=MANIFEST_SCHEMA,
+    )
+
+
+def _list_array(mat: np.ndarray) -> pa.ListArray:
+    n, d = mat.shape
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * d)
+    return pa.ListArray.from_arrays(offsets, pa.array(mat.reshape(-1), pa.float32()))
+
+
+def _as_matrix(where: str, name: str, x: Any, n: int) -> np.ndarray:
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: {name} is not numeric ({exc}); pass a (T, D) float array") from exc
+    if a.ndim == 1 and name == "actions":
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] != n:
+        raise DataError(f"{where}: {name} has shape {a.shape}, expected ({n}, D) for {n} frames")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        t, d = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{where}: {name} has {int(bad.sum())} non-finite values (first at step {t}, "
+            f"dim {d}: {a[t, d]}); clean or drop those frames before writing"
+        )
+    return a.astype(np.float32)
+
+
+def _sync(f: Any) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
