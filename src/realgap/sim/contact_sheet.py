@@ -1,0 +1,220 @@
+"""Contact sheet: a PNG grid that shows what a generated FrameSet looks like, at a glance.
+
+Each cell is one simulator state (one ``pair_id``): its frames in every domain side by
+side (``sim | sim-nominal | real-proxy`` for the demo), a header naming the task, episode
+and step, and a caption with the randomization values that produced the ``sim`` frame
+(background id, light intensity and colour, camera offset, ...). Cells are picked evenly
+over tasks and episodes, and within an episode at different steps, so the sheet shows the
+variety of the set, not one episode's neighbouring frames.
+
+Sets without pair ids (converted real datasets) get one row of frames per domain instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realgap._optional import require
+from realgap.errors import ConfigError, DataError
+
+__all__ = ["contact_sheet", "format_factors", "pick_pairs"]
+
+#: Preferred left-to-right order of domains in a cell; others follow alphabetically.
+_DOMAIN_ORDER = ("sim", "sim-nominal", "real-proxy", "real")
+#: Keys of a frame's factors that are bookkeeping, not randomization values.
+_HIDDEN_KEYS = ("render_domain",)
+
+
+def _ordered_domains(domains: Sequence[str]) -> list[str]:
+    rank = {d: i for i, d in enumerate(_DOMAIN_ORDER)}
+    return sorted(domains, key=lambda d: (rank.get(d, len(rank)), d))
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.2f}"
+    if isinstance(v, (list, tuple)):
+        if all(isinstance(x, (int, float, np.number)) and not isinstance(x, bool) for x in v):
+            return "(" + ",".join(f"{float(x):.2f}".rstrip("0").rstrip(".") or "0"
+                                  for x in v) + ")"
+        return "[" + ",".join(_fmt_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return " ".join(f"{k}={_fmt_value(x)}" for k, x in v.items())
+    return str(v)
+
+
+def format_factors(factors: dict[str, Any], width: int = 46) -> str:
+    """Human-readable factor values, one factor per line, wrapped at ``width`` chars.
+
+    >>> format_factors({"BG": 3, "LT": {"intensity": 0.7123}, "render_domain": "sim"})
+    'BG: 3\\nLT: intensity=0.71'
+    """
+    lines: list[str] = []
+    for key, val in factors.items():
+        if key in _HIDDEN_KEYS:
+            continue
+        text = f"{key}: {_fmt_value(val)}"
+        lines.extend(textwrap.wrap(text, width=width, subsequent_indent="    ") or [text])
+    return "\n".join(lines) if lines else "(nominal: no factors)"
+
+
+def pick_pairs(manifest: Any, n: int) -> list[str]:
+    """``n`` pair ids present in every domain, spread over tasks, episodes and steps.
+
+    Deterministic: sorts the candidates by (task, episode, step) and walks them round-
+    robin over (task, episode) groups, taking a different step position in each round.
+    """
+    m = manifest[manifest["pair_id"].notna()]
+    if m.empty:
+        return []
+    n_domains = manifest["domain"].nunique()
+    counts = m.groupby("pair_id")["domain"].nunique()
+    full = set(counts[counts == n_domains].index)
+    m = m[m["pair_id"].isin(full)].drop_duplicates("pair_id")
+    m = m.sort_values(["task", "episode", "step"], kind="stable")
+    groups = [g["pair_id"].tolist() for _, g in m.groupby(["task", "episode"], sort=True)]
+    if not groups:
+        return []
+    # Interleave tasks: order groups as task0-ep0, task1-ep0, task0-ep1, ...
+    by_task: dict[str, list[list[str]]] = {}
+    for (task, _ep), g in m.groupby(["task", "episode"], sort=True):
+        by_task.setdefault(str(task), []).append(g["pair_id"].tolist())
+    groups = [grp for i in range(max(len(v) for v in by_task.values()))
+              for t in sorted(by_task) if i < len(by_task[t]) for grp in [by_task[t][i]]]
+    picked: list[str] = []
+    fractions = [0.5, 0.0, 1.0, 0.25, 0.75]
+    round_ = 0
+    while len(picked) < n and round_ < 64:
+        frac = fractions[round_ % len(fractions)]
+        for g in groups:
+            if len(picked) >= n:
+                break
+            pid = g[int(round(frac * (len(g) - 1)))]
+            if pid not in picked:
+                picked.append(pid)
+        round_ += 1
+    return picked
+
+
+def contact_sheet(
+    frames: Any,
+    out: str | os.PathLike[str],
+    camera: str | None = None,
+    n_pairs: int = 8,
+    pairs_per_row: int = 2,
+    dpi: int = 110,
+) -> Path:
+    """Write a PNG contact sheet of ``frames`` (a FrameSet or its path) to ``out``.
+
+    Args:
+        frames: :class:`realgap.data.FrameSet` or a path to one.
+        out: PNG path (parent directories are created).
+        camera: camera to show (default: ``head`` if present, else the first).
+        n_pairs: number of simulator states (cells) to show (1..64).
+        pairs_per_row: cells per row of the grid.
+        dpi: resolution of the PNG.
+
+    Returns:
+        ``out`` as a :class:`~pathlib.Path`.
+    """
+    data = require("realgap.data")
+    mpl = require("matplotlib", extra="report")
+    mpl.use("Agg", force=False)
+    plt = require("matplotlib.pyplot", extra="report")
+    fs = data.open_frames(frames)
+    if len(fs) == 0:
+        raise DataError(f"{fs.root}: FrameSet is empty; nothing to put on a contact sheet")
+    if not 1 <= int(n_pairs) <= 64:
+        raise ConfigError(f"contact_sheet: n_pairs must be in 1..64, got {n_pairs!r}")
+    cams = fs.cameras
+    cam = camera or ("head" if "head" in cams else cams[0])
+    if cam not in cams:
+        raise ConfigError(f"contact_sheet: camera {cam!r} not in {fs.root}; available: {cams}")
+    man = fs.manifest
+    domains = _ordered_domains(fs.domains)
+    pids = pick_pairs(man, int(n_pairs))
+    cells: list[tuple[str, list[int | None]]] = []
+    if pids:
+        index = {(d, p): i for i, (d, p) in enumerate(zip(man["domain"], man["pair_id"]))}
+        for pid in pids:
+            cells.append((pid, [index.get((d, pid)) for d in domains]))
+    else:  # no pairing: one cell per domain position, frames spread over the set
+        for k in range(int(n_pairs)):
+            rows: list[int | None] = []
+            for d in domains:
+                pos = np.flatnonzero(man["domain"].to_numpy() == d)
+                rows.append(int(pos[int(round(k * (len(pos) - 1) / max(n_pairs - 1, 1)))]))
+            cells.append((f"sample {k}", rows))
+
+    per_row = max(1, min(int(pairs_per_row), len(cells)))
+    n_rows = -(-len(cells) // per_row)
+    nd = len(domains)
+    img_in = 1.55  # inches per image
+    cap_lines = 1 + max(
+        format_factors(_factors_of(man, rows, domains)).count("\n") + 1 for _, rows in cells
+    )
+    cap_in = 0.16 * cap_lines + 0.15
+    fig_w = per_row * nd * img_in + (per_row - 1) * 0.35 + 0.3
+    row_h = 0.32 + img_in + cap_in
+    fig_h = n_rows * row_h + 0.55
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi, facecolor="white")
+    title = (f"{fs.root.name}: {len(fs)} frames, {len(fs.tasks)} task(s), "
+             f"domains {' | '.join(domains)}, camera '{cam}'")
+    fig.text(0.5, 1 - 0.18 / fig_h, title, ha="center", va="top", fontsize=10, weight="bold")
+    images = fs.images(cam, [r for _, rows in cells for r in rows if r is not None])
+    it = iter(images)
+    for k, (pid, rows) in enumerate(cells):
+        r, c = divmod(k, per_row)
+        top = fig_h - 0.55 - r * row_h
+        x0 = 0.15 + c * (nd * img_in + 0.35)
+        row0 = next((x for x in rows if x is not None), None)
+        head = _cell_header(man, row0, pid)
+        fig.text((x0 + nd * img_in / 2) / fig_w, (top - 0.02) / fig_h, head, ha="center",
+                 va="top", fontsize=8, weight="bold")
+        for j, (dom, row) in enumerate(zip(domains, rows)):
+            ax = fig.add_axes([(x0 + j * img_in + 0.03) / fig_w,
+                               (top - 0.3 - img_in + 0.03) / fig_h,
+                               (img_in - 0.06) / fig_w, (img_in - 0.06) / fig_h])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row is None:
+                ax.text(0.5, 0.5, "missing", ha="center", va="center", fontsize=8)
+            else:
+                ax.imshow(next(it), interpolation="nearest")
+            ax.set_title(dom, fontsize=7.5, pad=2)
+        caption = format_factors(_factors_of(man, rows, domains))
+        fig.text((x0 + 0.03) / fig_w, (top - 0.32 - img_in) / fig_h, caption, ha="left",
+                 va="top", fontsize=6.5, family="monospace", linespacing=1.25)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, facecolor="white")
+    plt.close(fig)
+    return path
+
+
+def _factors_of(man: Any, rows: list[int | None], domains: list[str]) -> dict[str, Any]:
+    """Factors of the cell's first domain frame (the randomized ``sim`` one when present)."""
+    for row in rows:
+        if row is not None:
+            try:
+                return dict(json.loads(man["factors"].iat[row] or "{}"))
+            except (TypeError, ValueError):
+                return {}
+    return {}
+
+
+def _cell_header(man: Any, row: int | None, pid: str) -> str:
+    if row is None:
+        return pid
+    return f"{man['task'].iat[row]}  ep {int(man['episode'].iat[row])}  step {int(man['step'].iat[row])}"
