@@ -154,7 +154,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file, turning a missing or corrupt file into a realgap error."""
     if not path.is_file():
-        raise MissingFileError(f"{path}: {what} not found; is this a FrameSet directory?")
+        raise MissingFileError(f"{path}: {what} not found; pass a FrameSet directory (one holding "
+                               "meta.json), or convert other datasets with `realgap data convert`")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

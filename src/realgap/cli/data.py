@@ -1,0 +1,61 @@
+"""``realgap data {info,validate,convert}``: inspect, check and import FrameSets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect, validate and convert FrameSet datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+
+    pi = dsub.add_parser("info", help="counts by domain, task, episode and factor value")
+    pi.add_argument("path", metavar="PATH", help="FrameSet directory")
+    pi.add_argument("--json", action="store_true", help="print JSON instead of text")
+    pi.set_defaults(func=run_info)
+
+    pv = dsub.add_parser("validate", help="check every file of a FrameSet")
+    pv.add_argument("path", metavar="PATH", help="FrameSet directory")
+    pv.set_defaults(func=run_validate)
+
+    pc = dsub.add_parser("convert", help="convert a dataset (folder, robomimic, zarr, lerobot)")
+    pc.add_argument("src", metavar="SRC", help="source dataset: folder, .hdf5, .zarr or LeRobot dir")
+    pc.add_argument("--out", required=True, help="FrameSet directory to write")
+    pc.add_argument("--format", default="auto",
+                    choices=("auto", "folder", "robomimic", "zarr", "lerobot"),
+                    help="source format (default: detect)")
+    pc.add_argument("--domain", default="real", help="domain label of the frames (default: real)")
+    pc.add_argument("--task", default=None, help="task name (default: from the source)")
+    pc.add_argument("--camera", action="append", default=None,
+                    help="camera/image key to import (repeatable; default: all)")
+    pc.add_argument("--append", action="store_true",
+                    help="add to an existing FrameSet at --out instead of refusing")
+    pc.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    pc.set_defaults(func=run_convert)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from realgap.data.validate import format_info, info
+
+    summary = info(args.path)
+    print(json.dumps(summary, indent=1) if args.json else format_info(summary))
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from realgap.data.validate import validate
+
+    s = validate(args.path)
+    print(f"ok: {s['path']}: {s['n_frames']} frames in {s['n_episodes']} episodes, "
+          f"domains {s['domains']}, hash {s['content_hash'][:12]}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from realgap.data.convert import convert
+
+    fs = convert(args.src, args.out, fmt=args.format, domain=args.domain, task=args.task,
+                 cameras=args.camera, append=args.append, progress=not args.no_progress)
+    print(f"wrote {fs.root}: {len(fs)} frames, cameras {fs.cameras}, hash {fs.content_hash[:12]}")
+    return 0

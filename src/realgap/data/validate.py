@@ -1,0 +1,274 @@
+"""Check a FrameSet on disk (:func:`validate`) and summarise it (:func:`info`).
+
+:func:`validate` reads every file of the set and raises on the first problem, with a
+one-line message ``<file>: <problem>; <fix>``. Checks, in order (structure first, so a
+tampered file is reported by what is wrong with it rather than by a hash mismatch):
+
+1. ``meta.json`` exists, parses, and has the supported ``format_version``;
+2. per episode: ``episode.json`` parses; ``manifest.parquet`` reads (not truncated), has
+   every manifest column with the schema's types, one row per frame, domain/task/episode
+   equal to the record's, steps ``0..T-1``, a domain among ``meta.json``'s declared
+   ``domains``, finite actions and states of one dimension per set, factors that parse
+   as JSON objects;
+3. per episode and camera: the ``.npy`` array loads (not truncated) as uint8
+   ``(T, H, W, 3)``, with the same cameras and ``(H, W)`` in every episode;
+4. frame ids are unique across the set;
+5. every episode's recomputed hash equals its record, and ``meta.json``'s
+   ``content_hash`` equals the set's (a stale ``meta.json`` is refreshed by opening the
+   set with ``FrameSetWriter(path, resume=True)`` and closing it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from realgap.data._format import (
+    EPISODE_MANIFEST,
+    EPISODE_RECORD,
+    EPISODES_DIR,
+    META_NAME,
+    combine_hashes,
+    hash_episode,
+    list_episode_dirs,
+    read_json,
+    read_meta,
+)
+from realgap.data.frameset import FrameSet, load_image_array, read_manifest_part
+from realgap.errors import DataError
+
+_REGEN = "delete that episode directory and regenerate or reconvert it"
+
+
+def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check every file of the FrameSet at ``path``; see the module docstring.
+
+    Returns:
+        ``{"path", "content_hash", "n_frames", "n_episodes", "domains", "cameras"}``.
+
+    Raises:
+        MissingFileError: ``path`` or a required file does not exist.
+        FormatVersionError: unsupported ``format_version``.
+        DataError: any other problem, naming the file, the problem and the fix.
+    """
+    root = Path(path)
+    meta = read_meta(root)
+    declared = set(meta.get("domains") or []) | set(meta.get("declared_domains") or [])
+    ref: dict[str, Any] | None = None
+    hashes: list[tuple[str, str]] = []
+    frame_ids: list[str] = []
+    n_frames = 0
+    for key in list_episode_dirs(root):
+        ep_dir = root / EPISODES_DIR / key
+        rec = read_json(ep_dir / EPISODE_RECORD, "episode.json")
+        try:
+            n = int(rec["n_frames"])
+            cams = {str(c): [int(s) for s in shp] for c, shp in rec["cameras"].items()}
+            rec_hash = str(rec["hash"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{ep_dir / EPISODE_RECORD}: episode record lacks or mangles "
+                            f"{exc}; {_REGEN}") from exc
+        table = read_manifest_part(ep_dir / EPISODE_MANIFEST, n)
+        _check_manifest(ep_dir / EPISODE_MANIFEST, table, rec, declared, root)
+        a_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "action")
+        s_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "state")
+        images: dict[str, np.ndarray] = {}
+        for cam, shape in sorted(cams.items()):
+            images[cam] = load_image_array(ep_dir / f"{cam}.npy", n, shape)
+        current = {"cameras": cams, "action_dim": a_dim, "state_dim": s_dim, "where": ep_dir}
+        if ref is None:
+            ref = current
+        else:
+            _check_same_layout(ref, current)
+        got = hash_episode(table, images)
+        if got != rec_hash:
+            raise DataError(f"{ep_dir}: episode content hash {got[:12]} differs from its "
+                            f"record {rec_hash[:12]}: files were changed after writing; {_REGEN}")
+        hashes.append((key, got))
+        frame_ids.extend(table.column("frame_id").to_pylist())
+        n_frames += n
+    dup = [f for f, c in Counter(frame_ids).items() if c > 1]
+    if dup:
+        raise DataError(f"{root}: frame_id {dup[0]!r} occurs more than once ({len(dup)} "
+                        "duplicated ids); give every frame a unique id")
+    total = combine_hashes(hashes)
+    if meta.get("content_hash") != total:
+        raise DataError(
+            f"{root / META_NAME}: content_hash {str(meta.get('content_hash'))[:12]} is stale "
+            f"(episodes hash to {total[:12]}); refresh it by opening the set with "
+            "FrameSetWriter(path, source=..., resume=True) and closing it"
+        )
+    return {
+        "path": str(root), "content_hash": total, "n_frames": n_frames,
+        "n_episodes": len(hashes), "domains": sorted(declared),
+        "cameras": ref["cameras"] if ref else {},
+    }
+
+
+def _check_manifest(
+    path: Path, table: pa.Table, rec: dict[str, Any], declared: set[str], root: Path
+) -> None:
+    for col in ("domain", "task", "episode"):
+        vals = set(table.column(col).to_pylist())
+        if vals != {rec.get(col)}:
+            bad = sorted(map(str, vals - {rec.get(col)}))
+            if col == "domain" and any(v not in declared for v in vals):
+                unknown = sorted(str(v) for v in vals if v not in declared)
+                raise DataError(
+                    f"{path}: domain label {unknown[0]!r} is not among the domains declared in "
+                    f"{root / META_NAME} {sorted(declared)}; fix the label or declare the domain"
+                )
+            raise DataError(f"{path}: {col} values {bad} differ from episode.json's "
+                            f"{rec.get(col)!r}; {_REGEN}")
+    if rec["domain"] not in declared:
+        raise DataError(
+            f"{path}: domain label {rec['domain']!r} is not among the domains declared in "
+            f"{root / META_NAME} {sorted(declared)}; fix the label or declare the domain"
+        )
+    steps = table.column("step").to_numpy()
+    if not np.array_equal(steps, np.arange(len(steps))):
+        raise DataError(f"{path}: steps are not 0..{len(steps) - 1} in order; {_REGEN}")
+    for i, txt in enumerate(table.column("factors").to_pylist()):
+        try:
+            ok = isinstance(json.loads(txt), dict)
+        except (TypeError, json.JSONDecodeError):
+            ok = False
+        if not ok:
+            raise DataError(f"{path}: factors of step {i} is not a JSON object ({str(txt)[:40]!r}); "
+                            f"{_REGEN}")
+
+
+def _check_matrix(path: Path, table: pa.Table, column: str) -> int:
+    col = table.column(column).combine_chunks()
+    lengths = set(col.value_lengths().to_pylist()) if len(col) else {0}
+    if None in lengths or len(lengths) != 1:
+        raise DataError(f"{path}: {column} vectors have lengths {sorted(map(str, lengths))}; "
+                        f"every frame needs the same {column} size; {_REGEN}")
+    dim = lengths.pop()
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    bad = ~np.isfinite(flat)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        step, d = divmod(first, max(dim, 1))
+        raise DataError(
+            f"{path}: {column} has {int(bad.sum())} NaN/inf values (first at step {step}, "
+            f"dim {d}); drop or repair those frames and reconvert"
+        )
+    return int(dim)
+
+
+def _check_same_layout(ref: dict[str, Any], cur: dict[str, Any]) -> None:
+    where = cur["where"]
+    if sorted(ref["cameras"]) != sorted(cur["cameras"]):
+        raise DataError(f"{where}: cameras {sorted(cur['cameras'])} differ from "
+                        f"{sorted(ref['cameras'])} in {ref['where'].name}; every episode needs "
+                        "the same cameras")
+    for cam, shp in cur["cameras"].items():
+        if shp != ref["cameras"][cam]:
+            raise DataError(f"{where / (cam + '.npy')}: images are {tuple(shp)}, other episodes' "
+                            f"are {tuple(ref['cameras'][cam])}; images of mixed shapes: resize "
+                            "them to one shape per camera and reconvert")
+    for dim in ("action_dim", "state_dim"):
+        if cur[dim] != ref[dim]:
+            raise DataError(f"{where}: {dim} {cur[dim]} differs from {ref[dim]} in "
+                            f"{ref['where'].name}; use one layout per FrameSet")
+
+
+#: Factor columns with at most this many distinct values get value counts in :func:`info`;
+#: others get min/mean/max.
+MAX_LEVELS = 20
+
+
+def info(path: str | os.PathLike[str] | FrameSet) -> dict[str, Any]:
+    """Counts by domain, task, episode and factor value (JSON-serialisable dict).
+
+    Keys: ``path, content_hash, format_version, n_frames, n_episodes, cameras,
+    action_dim, state_dim, sources, by_domain`` (domain -> frames, episodes),
+    ``by_task`` (task -> frames, episodes), ``by_domain_task`` (``"domain/task"`` ->
+    frames, episodes), ``episode_length`` (min, median, max frames per episode),
+    ``pairs`` (frames with a pair id), ``factors`` (column -> ``{"counts": {value:
+    frames}}`` for at most :data:`MAX_LEVELS` distinct values, else ``{"min", "mean",
+    "max", "n"}``).
+    """
+    fs = path if isinstance(path, FrameSet) else FrameSet.open(path)
+    m = fs.manifest
+    ep_label = fs.episodes()
+
+    def group(cols: list[str]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        keys = m[cols].astype(str).agg("/".join, axis=1) if len(m) else m[cols[0]]
+        for name in sorted(set(keys)):
+            sel = (keys == name).to_numpy()
+            out[name] = {"frames": int(sel.sum()), "episodes": len(set(ep_label[sel]))}
+        return out
+
+    lengths = np.bincount(ep_label) if len(ep_label) else np.zeros(0, int)
+    factors: dict[str, Any] = {}
+    fac = fs.factors()
+    for col in fac.columns:
+        vals = fac[col].dropna()
+        levels = vals.astype(str).value_counts()
+        numeric = vals.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+        if len(levels) <= MAX_LEVELS or not numeric.all():
+            factors[col] = {"counts": {str(k): int(v) for k, v in sorted(levels.items())}}
+        else:
+            x = vals.to_numpy(dtype=float)
+            factors[col] = {"min": float(x.min()), "mean": float(x.mean()),
+                            "max": float(x.max()), "n": int(x.size)}
+    return {
+        "path": str(fs.root),
+        "content_hash": fs.content_hash,
+        "format_version": fs.meta.get("format_version"),
+        "n_frames": len(fs),
+        "n_episodes": len(lengths),
+        "cameras": {c: list(fs.image_shape(c)) for c in fs.cameras},
+        "action_dim": int(fs.actions().shape[1]),
+        "state_dim": int(fs.states().shape[1]),
+        "sources": sorted(set(m["source"])),
+        "by_domain": group(["domain"]),
+        "by_task": group(["task"]),
+        "by_domain_task": group(["domain", "task"]),
+        "episode_length": {
+            "min": int(lengths.min()) if len(lengths) else 0,
+            "median": float(np.median(lengths)) if len(lengths) else 0.0,
+            "max": int(lengths.max()) if len(lengths) else 0,
+        },
+        "pairs": int(m["pair_id"].notna().sum()),
+        "factors": factors,
+    }
+
+
+def format_info(summary: dict[str, Any]) -> str:
+    """Human-readable text of an :func:`info` dict."""
+    lines = [
+        f"FrameSet {summary['path']}",
+        f"  content hash  {summary['content_hash']}",
+        (f"  frames        {summary['n_frames']} in {summary['n_episodes']} episodes "
+        f"(length min {summary['episode_length']['min']}, median "
+        f"{summary['episode_length']['median']:g}, max {summary['episode_length']['max']})"),
+        "  cameras       " + ", ".join(f"{c} {h}x{w}" for c, (h, w, _) in summary["cameras"].items()),
+        f"  action/state  {summary['action_dim']} / {summary['state_dim']} dims",
+        f"  paired frames {summary['pairs']}",
+        "  sources       " + "; ".join(summary["sources"]),
+    ]
+    for title, key in (("domain", "by_domain"), ("task", "by_task"),
+                       ("domain/task", "by_domain_task")):
+        lines.append(f"  by {title}:")
+        for name, c in summary[key].items():
+            lines.append(f"    {name:<30} {c['frames']:>8} frames {c['episodes']:>6} episodes")
+    if summary["factors"]:
+        lines.append("  factors:")
+    for col, s in summary["factors"].items():
+        if "counts" in s:
+            vals = ", ".join(f"{k}: {v}" for k, v in s["counts"].items())
+            lines.append(f"    {col:<30} {vals}")
+        else:
+            lines.append(f"    {col:<30} min {s['min']:.4g}, mean {s['mean']:.4g}, "
+                         f"max {s['max']:.4g} (n={s['n']})")
+    return "\n".join(lines)

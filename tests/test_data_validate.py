@@ -1,0 +1,202 @@
+"""`realgap data validate|info`: each kind of bad input gives one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from realgap.cli import main
+from realgap.data import FrameSetWriter
+from realgap.data._format import episode_key
+from realgap.data.synthetic import write_synthetic
+from realgap.data.validate import info, validate
+
+
+def _fs(tmp_path: Path) -> Path:
+    return write_synthetic(tmp_path / "fs", domains=("sim", "real"), n_episodes=2, n_frames=4,
+                           size=8, rng=3)
+
+
+def _ep(root: Path, domain: str = "sim", episode: int = 1) -> Path:
+    return root / "episodes" / episode_key(domain, "reach-mug", episode)
+
+
+def _error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("realgap: error: "), err
+    assert "Traceback" not in err
+    return err.strip()
+
+
+def _rewrite_manifest(path: Path, fn) -> None:
+    table = pq.read_table(path)
+    pq.write_table(fn(table), path)
+
+
+def test_valid_set_passes_and_validate_writes_nothing(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert main(["data", "validate", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok: {root}: 16 frames in 4 episodes, domains ['real', 'sim']")
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert validate(root)["n_frames"] == 16
+
+
+def test_missing_path(tmp_path: Path, capsys) -> None:
+    err = _error_line(capsys, ["data", "validate", str(tmp_path / "nope")])
+    assert f"{tmp_path / 'nope'}: no such FrameSet directory" in err
+
+
+def test_missing_manifest_columns(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    part = _ep(root) / "manifest.parquet"
+    _rewrite_manifest(part, lambda t: t.drop_columns(["action", "source"]))
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{part}: manifest lacks columns ['action', 'source']" in err
+
+
+def test_nan_actions(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    part = _ep(root, "real", 0) / "manifest.parquet"
+
+    def poison(t: pa.Table) -> pa.Table:
+        acts = t.column("action").to_pylist()
+        acts[2][1] = float("nan")
+        return t.set_column(t.schema.get_field_index("action"), "action",
+                            pa.array(acts, pa.list_(pa.float32())))
+
+    _rewrite_manifest(part, poison)
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{part}: action has 1 NaN/inf values (first at step 2, dim 1)" in err
+
+
+def test_images_of_mixed_shapes(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    ep = _ep(root, "sim", 1)
+    np.save(ep / "head.npy", np.zeros((4, 12, 12, 3), np.uint8))
+    rec = json.loads((ep / "episode.json").read_text())
+    rec["cameras"]["head"] = [12, 12, 3]
+    (ep / "episode.json").write_text(json.dumps(rec))
+    meta = json.loads((root / "meta.json").read_text())
+    del meta["episodes"][ep.name]  # as if written by a crashed writer: record from episode.json
+    (root / "meta.json").write_text(json.dumps(meta))
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{ep / 'head.npy'}: images are (12, 12, 3), other episodes' are (8, 8, 3)" in err
+
+
+def test_image_array_not_matching_its_record(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    ep = _ep(root, "real", 1)
+    np.save(ep / "head.npy", np.zeros((4, 12, 12, 3), np.uint8))
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{ep / 'head.npy'}: image array is uint8 (4, 12, 12, 3), expected uint8 (4, 8, 8, 3)" in err
+
+
+def test_unknown_domain_label(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    part = _ep(root, "sim", 0) / "manifest.parquet"
+
+    def relabel(t: pa.Table) -> pa.Table:
+        dom = pc.if_else(pc.equal(t.column("step"), 3), "simm", t.column("domain"))
+        return t.set_column(t.schema.get_field_index("domain"), "domain", dom)
+
+    _rewrite_manifest(part, relabel)
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert (f"{part}: domain label 'simm' is not among the domains declared in "
+            f"{root / 'meta.json'} ['real', 'sim']") in err
+
+
+def test_truncated_parquet(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    part = _ep(root) / "manifest.parquet"
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) // 2])
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{part}: Parquet file is truncated or corrupt" in err
+    # info and open name the same file
+    err = _error_line(capsys, ["data", "info", str(root)])
+    assert f"{part}: Parquet file is truncated or corrupt" in err
+
+
+def test_truncated_image_array(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    arr = _ep(root) / "head.npy"
+    data = arr.read_bytes()
+    arr.write_bytes(data[: len(data) - 100])
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{arr}: image array is truncated or corrupt" in err
+
+
+def test_changed_pixels_fail_the_hash_and_stale_meta(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    arr = _ep(root) / "head.npy"
+    img = np.load(arr)
+    img[0, 0, 0, 0] ^= 0xFF
+    np.save(arr, img)
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{_ep(root)}: episode content hash" in err and "files were changed after writing" in err
+    img[0, 0, 0, 0] ^= 0xFF
+    np.save(arr, img)
+    assert main(["data", "validate", str(root)]) == 0  # restored bytes validate again
+    capsys.readouterr()
+    meta = json.loads((root / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps({**meta, "content_hash": "0" * 64}))
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{root / 'meta.json'}: content_hash 000000000000 is stale" in err
+    FrameSetWriter(root, source="s", resume=True).close()
+    assert main(["data", "validate", str(root)]) == 0
+
+
+def test_format_version(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    meta = json.loads((root / "meta.json").read_text())
+    (root / "meta.json").write_text(json.dumps({**meta, "format_version": 0}))
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{root / 'meta.json'}: FrameSet format_version 0 is not supported" in err
+    (root / "meta.json").write_text("{not json")
+    err = _error_line(capsys, ["data", "info", str(root)])
+    assert f"{root / 'meta.json'}: meta.json is not valid JSON" in err
+
+
+def _known_set(path: Path) -> Path:
+    img = lambda n: np.zeros((n, 4, 6, 3), np.uint8)
+    with FrameSetWriter(path, source="hand") as w:
+        w.add_episode(domain="sim", task="a", episode=0, images={"c": img(2)},
+                      actions=np.zeros((2, 2)), factors=[{"BG": 1}] * 2, pair_ids=["x", "y"])
+        w.add_episode(domain="sim", task="b", episode=1, images={"c": img(3)},
+                      actions=np.zeros((3, 2)), factors=[{"BG": 2}] * 3)
+        w.add_episode(domain="real", task="a", episode=0, images={"c": img(25)},
+                      actions=np.zeros((25, 2)),
+                      factors=[{"BG": 1, "LT": {"intensity": t / 100}} for t in range(25)])
+    return path
+
+
+def test_info_counts_by_hand(tmp_path: Path, capsys) -> None:
+    root = _known_set(tmp_path / "k")
+    s = info(root)
+    assert s["n_frames"] == 30 and s["n_episodes"] == 3
+    assert s["by_domain"] == {"real": {"frames": 25, "episodes": 1},
+                              "sim": {"frames": 5, "episodes": 2}}
+    assert s["by_task"] == {"a": {"frames": 27, "episodes": 2}, "b": {"frames": 3, "episodes": 1}}
+    assert s["by_domain_task"]["sim/a"] == {"frames": 2, "episodes": 1}
+    assert s["episode_length"] == {"min": 2, "median": 3.0, "max": 25}
+    assert s["pairs"] == 2
+    assert s["cameras"] == {"c": [4, 6, 3]} and s["action_dim"] == 2 and s["state_dim"] == 0
+    assert s["factors"]["BG"] == {"counts": {"1": 27, "2": 3}}
+    lt = s["factors"]["LT.intensity"]  # 25 distinct values 0.00..0.24: summarised
+    assert lt["n"] == 25 and lt["min"] == 0.0 and lt["max"] == 0.24
+    assert lt["mean"] == pytest.approx(0.12)
+    assert main(["data", "info", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(s))
+    assert main(["data", "info", str(root)]) == 0
+    text = capsys.readouterr().out
+    assert "30 in 3 episodes" in text and "BG" in text and "1: 27, 2: 3" in text
