@@ -1,0 +1,96 @@
+"""The saliency grid of one encoder: the same sim and real frames side by side.
+
+Rows are pairs of frames rendered from the same simulator state in the two domains
+(``pair_id`` of the FrameSet); columns: sim frame, sim frame with its heatmap, real frame,
+real frame with its heatmap (encoder-dis-as-framework.txt IV-B shows such grids, Fig. 2-3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from realgap.errors import DataError
+from realgap.explain.probe import TARGET_DESCRIPTION
+
+
+@dataclass(frozen=True)
+class SaliencyGrid:
+    """One encoder's grid: the PNG and what the report says about it.
+
+    Attributes:
+        png: the figure, PNG bytes.
+        caption: names the method, the layer and the target (the action probe).
+        method: ``"gradcam"`` or ``"gradcam-vit"``.
+        layer: the explained layer's dotted name.
+        pair_ids: the pairs shown, top to bottom.
+    """
+
+    png: bytes
+    caption: str
+    method: str
+    layer: str
+    pair_ids: tuple[str, ...]
+
+
+def caption_for(encoder_name: str, method: str, layer: str) -> str:
+    """The figure caption: method, layer and target, stated plainly."""
+    what = ("Grad-CAM on the patch tokens (ViT reshape)" if method == "gradcam-vit"
+            else "Grad-CAM")
+    return (f"{encoder_name}: {what} at layer '{layer}'. An embedding has no class, so the "
+            f"explained scalar is the action probe's prediction: {TARGET_DESCRIPTION}. "
+            "Red = regions that raise it most. Each row: the same simulator state in sim "
+            "(left pair) and real (right pair).")
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """uint8 (H, W, 3) image blended with the jet colour map of ``cam`` float (H, W) in [0, 1]."""
+    from matplotlib import colormaps
+
+    if image.shape[:2] != cam.shape:
+        raise DataError(f"overlay: image {image.shape[:2]} and map {cam.shape} differ in size")
+    heat = colormaps["jet"](np.clip(cam, 0.0, 1.0))[..., :3]
+    out = (1.0 - alpha) * image.astype(np.float64) / 255.0 + alpha * heat
+    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def grid_png(
+    title: str,
+    sim_images: np.ndarray,
+    sim_maps: np.ndarray,
+    real_images: np.ndarray,
+    real_maps: np.ndarray,
+    pair_ids: Sequence[str],
+    domains: tuple[str, str] = ("sim", "real"),
+) -> bytes:
+    """PNG of the grid; all arrays have one row per pair (images uint8 (P, H, W, 3), maps (P, H, W))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from realgap.report._html import fig_png
+
+    p = len(pair_ids)
+    if not (len(sim_images) == len(sim_maps) == len(real_images) == len(real_maps) == p) or p == 0:
+        raise DataError(f"saliency grid: need the same number (>0) of sim/real frames and maps "
+                        f"as pair_ids, got {len(sim_images)}, {len(real_images)}, {p}")
+    fig, axes = plt.subplots(p, 4, figsize=(8.0, 2.05 * p + 0.4), squeeze=False)
+    heads = (f"{domains[0]}", f"{domains[0]} + saliency", f"{domains[1]}",
+             f"{domains[1]} + saliency")
+    for r in range(p):
+        cells = (sim_images[r], overlay(sim_images[r], sim_maps[r]),
+                 real_images[r], overlay(real_images[r], real_maps[r]))
+        for c, img in enumerate(cells):
+            ax = axes[r][c]
+            ax.imshow(img)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(heads[c].replace("$", r"\$"), fontsize=9)
+        axes[r][0].set_ylabel(str(pair_ids[r]).replace("$", r"\$")[:18], fontsize=7)
+    fig.suptitle(title.replace("$", r"\$"), fontsize=10)
+    fig.tight_layout()
+    return fig_png(fig, dpi=90)
