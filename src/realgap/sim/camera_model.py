@@ -137,6 +137,22 @@ def _distortion_map(h: int, w: int, k1: float, k2: float) -> tuple[np.ndarray, n
     return idx, wts
 
 
+def _remap(img: np.ndarray, idx: np.ndarray, wts: np.ndarray) -> np.ndarray:
+    """Bilinear gather of ``uint8 (H, W, 3)`` with a :func:`_distortion_map` plan -> float32.
+
+    Pixels are packed into one uint32 each (RGB + a zero byte) so each of the four
+    neighbour reads is a single 1-D gather (about 2x faster than gathering RGB rows).
+    """
+    h, w, _ = img.shape
+    rgba = np.zeros((h * w, 4), np.uint8)
+    rgba[:, :3] = img.reshape(-1, 3)
+    taps = rgba.view(np.uint32)[:, 0][idx].view(np.uint8).reshape(4, h * w, 4)
+    out = taps[0].astype(np.float32) * wts[0][:, None]
+    for k in range(1, 4):
+        out += taps[k].astype(np.float32) * wts[k][:, None]
+    return out[:, :3].reshape(h, w, 3)
+
+
 @functools.lru_cache(maxsize=32)
 def _vignette_map(h: int, w: int, strength: float) -> np.ndarray:
     """Multiplicative falloff float32 (H, W, 1): ``1 - strength * rho^2``, rho=1 at corners."""
@@ -230,11 +246,10 @@ class CameraModel:
         if self.is_identity:
             return arr.copy()
         h, w, _ = arr.shape
-        x = arr.astype(np.float32)
         if self.k1 != 0.0 or self.k2 != 0.0:
-            idx, wts = _distortion_map(h, w, float(self.k1), float(self.k2))
-            flat = x.reshape(h * w, 3)
-            x = sum(flat[idx[i]] * wts[i][:, None] for i in range(4)).reshape(h, w, 3)
+            x = _remap(arr, *_distortion_map(h, w, float(self.k1), float(self.k2)))
+        else:
+            x = arr.astype(np.float32)
         if self.vignetting:
             x = x * _vignette_map(h, w, float(self.vignetting))
         if self.blur_sigma:
