@@ -1,0 +1,153 @@
+"""Configurations of policies and of their training, as frozen dataclasses.
+
+A policy is a visual encoder plus a regression head (visual-alignment-testing.txt,
+section III-A: ``a = h_phi(f_theta(o), s)``). :class:`PolicyConfig` fixes the
+architecture and is stored in every checkpoint, so a checkpoint rebuilds its network
+without any other input; :class:`TrainConfig` fixes the optimisation.
+
+Defaults are chosen for CPU training in minutes (small images, small heads); the
+reference trains for 600 epochs at batch size 128 with Adam (section IV-A2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from realgap.errors import ConfigError
+
+#: Heads known to :func:`realgap.policy.build_policy`.
+HEADS: tuple[str, ...] = ("bc", "bc-rnn", "dp-c")
+
+#: End-to-end encoders of :mod:`realgap.encoders.e2e` (name -> ``build_e2e`` arch): the
+#: reference's ResNet18 with group norm and spatial softmax, and the same recipe on a
+#: 4-layer CNN for CPU budgets. Any other name is a registry encoder, used frozen.
+E2E_ENCODERS: dict[str, str] = {"resnet18-e2e": "resnet18", "small-e2e": "small"}
+E2E_ENCODER = "resnet18-e2e"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Architecture of one visuomotor policy.
+
+    Attributes:
+        task: the task the policy was trained for (``realgap.sim.TASKS`` name); rollouts
+            and evaluations refuse a checkpoint whose task differs.
+        encoder: ``"resnet18-e2e"`` (ResNet18, group norm, spatial softmax, trained with
+            the head), ``"small-e2e"`` (the same recipe on a 4-layer CNN) or a registry
+            encoder name, used frozen.
+        feature_dim: output width of an end-to-end encoder.
+        head: ``"bc"`` (two-layer MLP), ``"bc-rnn"`` (LSTM over ``history`` steps) or
+            ``"dp-c"`` (1-D convolutional U-Net diffusion over ``horizon`` actions).
+        camera: camera name whose image the policy sees.
+        image_size: side of the square image fed to the encoder, in pixels.
+        action_dim: action dimension ``A``.
+        state_dim: proprioceptive state dimension ``S`` fed to the head (0: image only);
+            set by training to ``min(proprio_dims, env state length)``.
+        use_state: feed the proprioceptive state to the head.
+        proprio_dims: how many leading entries of the env's state vector are
+            proprioception (realgap's tabletop tasks: grip xyz + finger opening = 4).
+            The rest (object, goal and table positions) is privileged and never fed to a
+            policy: a policy that saw the target's position would not need its encoder,
+            and Visual Alignment Testing would test nothing.
+        hidden: width of the MLP / LSTM / U-Net conditioning.
+        history: BC-RNN sequence length (the reference uses 10, section III-B2).
+        horizon: DP-C predicted action horizon ``T_p``.
+        n_action_steps: DP-C actions executed per prediction before re-planning.
+        diffusion_train_steps: DDPM noise-schedule length used in training.
+        diffusion_infer_steps: DDIM sampling steps at inference.
+        freeze_encoder: keep the encoder fixed (always true for registry encoders;
+            used by VAT for pi_B', which reuses pi_A's end-to-end encoder frozen).
+    """
+
+    task: str
+    encoder: str = E2E_ENCODER
+    head: str = "bc"
+    feature_dim: int = 64
+    camera: str = "head"
+    image_size: int = 64
+    action_dim: int = 3
+    state_dim: int = 0
+    use_state: bool = True
+    proprio_dims: int = 4
+    hidden: int = 128
+    history: int = 10
+    horizon: int = 8
+    n_action_steps: int = 4
+    diffusion_train_steps: int = 50
+    diffusion_infer_steps: int = 8
+    freeze_encoder: bool = False
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError(
+                f"--head: unknown head {self.head!r}; expected one of {', '.join(HEADS)}"
+            )
+        for name in ("image_size", "action_dim", "hidden", "history", "horizon",
+                     "n_action_steps", "diffusion_train_steps", "diffusion_infer_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"policy config {name}={getattr(self, name)!r}; must be >= 1")
+        if self.image_size < 16:
+            raise ConfigError(f"--image-size {self.image_size}: must be >= 16 pixels")
+        if self.n_action_steps > self.horizon:
+            raise ConfigError(
+                f"n_action_steps={self.n_action_steps} exceeds horizon={self.horizon}; "
+                "lower n_action_steps"
+            )
+
+    @property
+    def is_e2e(self) -> bool:
+        """Whether the encoder is the trainable ResNet18 (possibly frozen for VAT)."""
+        return self.encoder in E2E_ENCODERS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PolicyConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of a policy on a FrameSet.
+
+    Attributes:
+        epochs: passes over the training frames.
+        batch_size: samples per Adam step.
+        lr: Adam learning rate (the reference uses 1e-4 for 600 epochs, IV-A2; a larger
+            rate suits the few epochs of a CPU budget).
+        weight_decay: Adam(W) weight decay.
+        seed: seeds weight init, batch order and diffusion noise (same seed, same weights).
+        domain: FrameSet domain used for training (``None``: all domains).
+        checkpoint_every: save a checkpoint every this many epochs (the last epoch is
+            always saved).
+        augment_shift: random-shift augmentation in pixels (0 disables it).
+        threads: torch intra-op threads during training (``None`` leaves torch's default).
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    seed: int = 0
+    domain: str | None = "sim"
+    checkpoint_every: int = 5
+    augment_shift: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs {self.epochs}: must be >= 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: must be >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr {self.lr}: must be > 0")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every {self.checkpoint_every}: must be >= 1")
+        if self.augment_shift < 0:
+            raise ConfigError(f"augment_shift {self.augment_shift}: must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,269 @@
+"""Train a policy on a FrameSet: behaviour cloning (BC, BC-RNN) or diffusion (DP-C).
+
+The objective is the reference's imitation loss over demonstrations (visual-alignment-
+testing.txt, III-A): MSE on normalised actions for BC and BC-RNN, epsilon-prediction
+MSE for DP-C. Encoder and head are updated together for the end-to-end ResNet18; with
+a frozen encoder (registry encoders, or VAT's pi_B' which reuses pi_A's encoder) only
+the head learns.
+
+Samples are windows inside one episode: observations at steps ``t-T_o+1..t`` (padded at
+the episode start by repeating the first frame) and actions at ``t`` (BC), at the same
+steps as the observations (BC-RNN), or at ``t..t+T_p-1`` (DP-C, padded at the end by
+repeating the last action), as in Diffusion Policy's sequence sampler.
+
+Determinism and resuming: weights are initialised from ``seed``; each epoch draws its
+batch order, augmentation shifts and diffusion noise from a generator seeded by
+``(seed, epoch)``. Training 4 epochs at once or 2 + resume 2 gives the same weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realgap._optional import require
+from realgap.errors import ConfigError, DataError
+from realgap.policy.checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint,
+                                       save_checkpoint)
+from realgap.policy.config import PolicyConfig, TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train_policy` did.
+
+    Attributes:
+        out_dir: the training output directory.
+        checkpoint: path of the last checkpoint written (or found, when nothing was left).
+        epochs_done: epochs run by this call (0 when resuming a finished run).
+        losses: mean training loss of each epoch run by this call.
+        n_frames: training frames, ``n_episodes``: training episodes.
+    """
+
+    out_dir: Path
+    checkpoint: Path
+    epochs_done: int
+    losses: tuple[float, ...]
+    n_frames: int
+    n_episodes: int
+
+
+@dataclass(frozen=True)
+class _Windows:
+    obs_idx: np.ndarray   # (N, T_o) int64 row indices
+    act_idx: np.ndarray   # (N, T_a) int64 row indices
+
+
+def make_windows(episode_keys: np.ndarray, steps: np.ndarray, obs_len: int, act_len: int,
+                 act_from_obs: bool) -> _Windows:
+    """Index windows for every frame (rows must be sorted by episode then step).
+
+    ``episode_keys (N,)``: one label per row; ``steps (N,)``. Returns observation rows
+    ``(N, obs_len)`` ending at each frame, clipped to the episode's first row, and
+    action rows ``(N, act_len)``: the observation rows when ``act_from_obs``, else the
+    rows ``t..t+act_len-1`` clipped to the episode's last row.
+    """
+    n = len(episode_keys)
+    starts = np.zeros(n, np.int64)
+    ends = np.zeros(n, np.int64)
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and episode_keys[j + 1] == episode_keys[i]:
+            j += 1
+        starts[i:j + 1] = i
+        ends[i:j + 1] = j
+        i = j + 1
+    rows = np.arange(n)
+    obs = np.maximum(rows[:, None] + np.arange(-obs_len + 1, 1)[None], starts[:, None])
+    if act_from_obs:
+        act = obs.copy()
+    else:
+        act = np.minimum(rows[:, None] + np.arange(act_len)[None], ends[:, None])
+    return _Windows(obs, act)
+
+
+def _load_training_data(data: str | Path, task: str, cfg: PolicyConfig, tcfg: TrainConfig) -> Any:
+    from realgap.data import FrameSet
+
+    fs = FrameSet.open(data)
+    try:
+        view = fs.select(domain=tcfg.domain, task=task) if tcfg.domain else fs.select(task=task)
+    except Exception as exc:  # noqa: BLE001 - a select on absent labels may raise or be empty
+        raise DataError(f"--data {data}: cannot select task {task!r}: {exc}") from None
+    if len(view) == 0:
+        raise DataError(
+            f"--data {data}: no frames of task {task!r}"
+            + (f" in domain {tcfg.domain!r}" if tcfg.domain else "")
+            + f" (tasks: {sorted(set(fs.manifest['task']))}); generate demonstrations for it"
+        )
+    if cfg.camera not in fs.cameras:
+        raise DataError(f"--camera {cfg.camera!r}: not in {data} (cameras: {fs.cameras})")
+    return fs, view
+
+
+def _encoder_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+    return {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
+
+
+def train_policy(
+    data: str | Path,
+    out: str | Path,
+    policy: PolicyConfig,
+    train: TrainConfig = TrainConfig(),
+    *,
+    resume: bool = True,
+    encoder_from: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``policy`` on the frames of ``policy.task`` in FrameSet ``data``.
+
+    Args:
+        data: FrameSet directory.
+        out: output directory; checkpoints go to ``out/checkpoints/epoch-XXXX.pt``.
+        policy: architecture; ``action_dim``/``state_dim`` are taken from the data.
+        train: optimisation settings.
+        resume: continue from the latest checkpoint in ``out`` when its configuration
+            and FrameSet hash match (a mismatch is a :class:`ConfigError`).
+        encoder_from: a checkpoint whose end-to-end encoder is copied in and frozen (VAT's
+            pi_B' uses pi_A's encoder).
+        progress: show a tqdm bar over epochs.
+    """
+    torch = require("torch")
+    from tqdm import tqdm
+
+    from realgap.policy.model import PolicyNet, build_e2e_encoder, prepare_images
+
+    out = Path(out)
+    fs, view = _load_training_data(data, policy.task, policy, train)
+    man = view.manifest.reset_index(drop=True)
+    order = np.lexsort((man["step"].to_numpy(), man["episode"].to_numpy(),
+                        man["domain"].astype(str).to_numpy()))
+    man = man.iloc[order].reset_index(drop=True)
+    ep_keys = (man["domain"].astype(str) + "/" + man["episode"].astype(str)).to_numpy()
+    actions = view.actions()[order].astype(np.float32)
+    states = view.states()[order].astype(np.float32)[:, : policy.proprio_dims]
+    if not np.isfinite(actions).all():
+        raise DataError(f"--data {data}: actions contain NaN or inf; regenerate the dataset")
+    cfg = dataclasses.replace(policy, action_dim=int(actions.shape[1]),
+                              state_dim=int(states.shape[1]) if policy.use_state else 0)
+    encoder_origin = "random-init (trained end-to-end)" if cfg.is_e2e else ""
+    enc_ckpt = None
+    if encoder_from is not None:
+        enc_ckpt = load_checkpoint(encoder_from)
+        src_cfg = PolicyConfig.from_dict(dict(enc_ckpt["policy_config"]))
+        if not src_cfg.is_e2e:
+            raise ConfigError(f"--encoder-from {encoder_from}: its encoder {src_cfg.encoder!r} "
+                              "is not end-to-end; pass a checkpoint trained with an e2e encoder")
+        # The copied encoder fixes the image pipeline: same encoder, width, size and camera.
+        cfg = dataclasses.replace(cfg, encoder=src_cfg.encoder, feature_dim=src_cfg.feature_dim,
+                                  image_size=src_cfg.image_size, camera=src_cfg.camera,
+                                  freeze_encoder=True)
+        encoder_origin = (f"frozen from {enc_ckpt['path']} (task {enc_ckpt['task']}, "
+                          f"epoch {enc_ckpt['epoch']})")
+
+    w = make_windows(ep_keys, man["step"].to_numpy(),
+                     cfg.history if cfg.head == "bc-rnn" else 1,
+                     cfg.horizon if cfg.head == "dp-c" else (cfg.history if cfg.head == "bc-rnn" else 1),
+                     act_from_obs=cfg.head == "bc-rnn")
+
+    if train.threads:
+        torch.set_num_threads(int(train.threads))
+    torch.manual_seed(train.seed)
+    registry_encoder = None
+    if cfg.is_e2e:
+        encoder, feat_dim = build_e2e_encoder(cfg)
+        images = prepare_images(view.images(cfg.camera)[order], cfg.image_size)
+        feats = None
+    else:
+        from realgap.encoders import create_encoder, embed_frameset
+
+        registry_encoder = create_encoder(cfg.encoder, device="cpu")
+        encoder_origin = f"frozen registry encoder ({registry_encoder.weights_origin})"
+        emb = embed_frameset(registry_encoder, view, camera=cfg.camera,
+                             cache_dir=out / "embedding-cache", progress=progress)
+        feats = torch.from_numpy(np.asarray(emb, np.float32)[order])
+        encoder, feat_dim, images = None, int(feats.shape[1]), None
+    torch.manual_seed(train.seed)
+    net = PolicyNet(cfg, feat_dim, encoder)
+    net.set_stats(actions, states)
+    if enc_ckpt is not None:
+        net.encoder.load_state_dict(_encoder_state(enc_ckpt))
+    opt = torch.optim.AdamW(net.trainable_parameters(), lr=train.lr, weight_decay=train.weight_decay)
+
+    start_epoch = 0
+    cks = list_checkpoints(out) if resume else []
+    if cks:
+        last = load_checkpoint(cks[-1])
+        if last["policy_config"] != cfg.to_dict() or last["frameset_hash"] != fs.content_hash:
+            raise ConfigError(
+                f"--out {out}: holds checkpoints of another configuration or dataset; "
+                "choose a new --out or pass --no-resume"
+            )
+        net.load_state_dict(last["state_dict"])
+        opt.load_state_dict(last["optimizer"])
+        start_epoch = int(last["epoch"])
+    if start_epoch >= train.epochs:
+        return TrainResult(out, cks[-1], 0, (), len(man), len(set(ep_keys)))
+
+    acts_t = net.normalize_actions(torch.from_numpy(actions))
+    states_t = torch.from_numpy(states)
+    obs_idx = torch.from_numpy(w.obs_idx)
+    act_idx = torch.from_numpy(w.act_idx)
+    n = len(man)
+    losses: list[float] = []
+    ck = cks[-1] if cks else checkpoint_path(out, 0)
+    bar = tqdm(range(start_epoch, train.epochs), desc=f"train {cfg.head}", disable=not progress,
+               initial=start_epoch, total=train.epochs)
+    for epoch in bar:
+        gen = torch.Generator().manual_seed(train.seed * 1_000_003 + epoch)
+        net.train()
+        if cfg.freeze_encoder and net.encoder is not None:
+            net.encoder.eval()
+        perm = torch.randperm(n, generator=gen)
+        total, count = 0.0, 0
+        for b0 in range(0, n, train.batch_size):
+            rows = perm[b0:b0 + train.batch_size]
+            oi, ai = obs_idx[rows], act_idx[rows]
+            b, t_o = oi.shape
+            if images is not None:
+                imgs = images[oi.reshape(-1)]
+                if train.augment_shift:
+                    imgs = _random_shift(imgs, train.augment_shift, gen)
+                f = net.encode(imgs).reshape(b, t_o, -1)
+            else:
+                f = feats[oi]
+            cond = net.condition(f, states_t[oi] if cfg.state_dim else None)
+            loss = net.head.loss(cond, acts_t[ai], generator=gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * b
+            count += b
+        losses.append(total / max(count, 1))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if (epoch + 1) % train.checkpoint_every == 0 or epoch + 1 == train.epochs:
+            ck = save_checkpoint(checkpoint_path(out, epoch + 1), {
+                "policy_config": cfg.to_dict(), "train_config": train.to_dict(),
+                "task": cfg.task, "frameset_hash": fs.content_hash, "data": str(data),
+                "encoder_origin": encoder_origin, "epoch": epoch + 1, "feat_dim": feat_dim,
+                "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
+                "losses": [float(x) for x in losses], "n_frames": n,
+            })
+    return TrainResult(out, ck, train.epochs - start_epoch, tuple(losses), n, len(set(ep_keys)))
+
+
+def _random_shift(imgs: Any, pad: int, gen: Any) -> Any:
+    """Random-shift augmentation (DrQ): replicate-pad by ``pad`` px and crop back,
+    one integer offset per image drawn from ``gen``. uint8 ``(N, 3, H, W)`` in and out."""
+    torch = require("torch")
+    n, _, h, w = imgs.shape
+    padded = torch.nn.functional.pad(imgs.float(), (pad, pad, pad, pad), mode="replicate")
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    return out.to(torch.uint8)
