@@ -1,0 +1,225 @@
+"""Encoders that realgap trains itself: end-to-end behaviour cloning on sim frames.
+
+:func:`train_bc_encoder` fits ``encoder + linear head`` to the recorded actions of one
+domain of a FrameSet (mean-squared error on actions standardized with the training
+frames' mean and standard deviation, Adam) and returns the encoder part as an
+:class:`~realgap.encoders.base.Encoder`. Trained on the randomized ``sim`` domain and on
+the unrandomized ``sim-nominal`` domain it gives the report's "does randomization help
+the encoder" comparison, with results that need no hub.
+
+Only the episodes passed in ``episodes`` are seen in training, so a caller (the gap
+command) can keep the action probe's validation episodes unseen.
+
+The trained weights are cached on disk under ``<cache_dir>/bc/<key>.pt``; the key hashes
+the FrameSet content hash, domain, camera, episode ids, every training setting and the
+seed, so a cache hit is the same training run. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realgap._optional import require
+from realgap._rng import RngLike, as_rng
+from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
+from realgap.errors import ConfigError, DataError
+
+BC_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Training settings of a BC encoder (all part of the cache key)."""
+
+    #: Passes over the training frames.
+    epochs: int = 8
+    #: Frames are resized (shorter side) and center-cropped to this square size, pixels.
+    image_size: int = 64
+    #: Frames per gradient step.
+    batch_size: int = 64
+    #: Adam learning rate.
+    lr: float = 1e-3
+    #: ``"small"`` (SmallConvGN, ~0.07 M params) or ``"resnet18"`` (visual-alignment-testing).
+    arch: str = "small"
+    #: Embedding dimension D.
+    feature_dim: int = 64
+
+    def __post_init__(self) -> None:
+        for f in ("epochs", "image_size", "batch_size", "feature_dim"):
+            if int(getattr(self, f)) < 1:
+                raise ConfigError(f"BCConfig.{f} must be >= 1, got {getattr(self, f)}")
+        if self.lr <= 0:
+            raise ConfigError(f"BCConfig.lr must be > 0, got {self.lr}")
+
+
+def default_cache_dir() -> Path:
+    """``$REALGAP_CACHE_DIR`` or ``~/.cache/realgap``."""
+    return Path(os.environ.get("REALGAP_CACHE_DIR", "~/.cache/realgap")).expanduser()
+
+
+def compact_ids(ids: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"``."""
+    ids = sorted(set(int(i) for i in ids))
+    runs: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        runs.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(runs)
+
+
+def _seed_of(rng: RngLike) -> int:
+    if isinstance(rng, (int, np.integer)):
+        return int(rng)
+    return int(as_rng(rng).integers(0, 2**31 - 1))
+
+
+def bc_preprocess(image_size: int) -> Preprocess:
+    return Preprocess(input_size=(image_size, image_size), resize=image_size, interpolation="area")
+
+
+def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = None,
+                     episodes: list[int] | None = None, epochs: int = 8, image_size: int = 64,
+                     rng: RngLike = 0, *, arch: str = "small", batch_size: int = 64,
+                     lr: float = 1e-3, feature_dim: int = 64,
+                     cache_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
+                     progress: bool = False) -> Encoder:
+    """Train (or load from cache) a BC encoder on ``domain`` frames of ``frameset``.
+
+    Args:
+        frameset: a :class:`realgap.data.FrameSet` (or view).
+        domain: the manifest ``domain`` to train on (``"sim"``, ``"sim-nominal"``, ...).
+        camera: camera name; default the first camera.
+        episodes: manifest ``episode`` ids of that domain to train on (default all);
+            pass the TRAIN episodes only when a probe will be scored on the others.
+        epochs, image_size, batch_size, lr, arch, feature_dim: see :class:`BCConfig`.
+        rng: seed (int) or Generator for initialisation and shuffling; same seed, same weights.
+        cache_dir: where trained weights are kept (default :func:`default_cache_dir`).
+
+    Returns:
+        An :class:`Encoder` named ``bc-<domain>`` with ``weights_origin``
+        ``"trained: BC on <frameset hash> domain=<d> episodes=<ids>"``;
+        ``embed`` gives ``float32 (N, feature_dim)``.
+    """
+    torch = require("torch")
+    from realgap.encoders.e2e import build_e2e
+    from realgap.encoders.zoo import seeded_torch
+
+    cfg = BCConfig(epochs=epochs, image_size=image_size, batch_size=batch_size, lr=lr,
+                   arch=arch, feature_dim=feature_dim)
+    if domain not in frameset.domains:
+        raise ConfigError(f"train_bc_encoder: domain {domain!r} not in the FrameSet; "
+                          f"available: {frameset.domains}")
+    camera = camera or frameset.cameras[0]
+    if camera not in frameset.cameras:
+        raise ConfigError(f"train_bc_encoder: camera {camera!r} not in the FrameSet; "
+                          f"available: {frameset.cameras}")
+    sub = frameset.select(domain=domain)
+    have = sorted(set(int(e) for e in sub.manifest["episode"]))
+    if episodes is None:
+        ep_ids = have
+    else:
+        ep_ids = sorted(set(int(e) for e in episodes))
+        missing = sorted(set(ep_ids) - set(have))
+        if missing or not ep_ids:
+            raise ConfigError(f"train_bc_encoder: episodes {compact_ids(missing) or '[]'} not in "
+                              f"domain {domain!r} (it has {compact_ids(have)})")
+        sub = sub.select(episode=ep_ids)
+    seed = _seed_of(rng)
+    key_fields = {"v": BC_CACHE_VERSION, "frameset": frameset.content_hash, "domain": domain,
+                  "camera": camera, "episodes": ep_ids, "cfg": asdict(cfg), "seed": seed}
+    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:24]
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = path / "bc" / f"{key}.pt"
+
+    with seeded_torch(seed):
+        module = build_e2e(cfg.arch, cfg.feature_dim)
+    pre = bc_preprocess(cfg.image_size)
+    meta: dict[str, Any]
+    if path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(blob["state_dict"])
+        meta = dict(blob["meta"])
+    else:
+        meta = _fit(module, sub, camera, cfg, pre, seed, device, progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"state_dict": module.state_dict(), "meta": meta}, tmp)
+        os.replace(tmp, path)
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    info = EncoderInfo(
+        family="CNN", embed_dim=cfg.feature_dim,
+        params_m=round(sum(p.numel() for p in module.parameters()) / 1e6, 3),
+        training="Behaviour cloning", pretrain_data=f"This FrameSet ({domain} domain)",
+        library="realgap", arch=type(module).__name__,
+        notes=f"BC on {len(sub)} frames, {cfg.epochs} epochs, final train MSE "
+              f"{meta['final_loss']:.4f} (standardized actions)")
+    origin = (f"trained: BC on {frameset.content_hash[:12]} domain={domain} "
+              f"episodes={compact_ids(ep_ids)}")
+    return Encoder(f"bc-{domain}", info, pre, module, weights_origin=origin,
+                   weights_hash="sha256:" + h.hexdigest(), device=device,
+                   extra={"train_domain": domain, "train_episodes": ep_ids, "train_seed": seed,
+                          "train_frames": len(sub), "train_config": asdict(cfg),
+                          "train_final_loss": meta["final_loss"]})
+
+
+def _fit(module: Any, sub: Any, camera: str, cfg: BCConfig, pre: Preprocess, seed: int,
+         device: str, progress: bool) -> dict[str, Any]:
+    """Adam on MSE of standardized actions; returns ``{"final_loss", "loss_per_epoch", ...}``."""
+    torch = require("torch")
+    tqdm = require("tqdm").tqdm
+    from realgap.encoders.zoo import seeded_torch
+
+    n = len(sub)
+    if n < 2:
+        raise DataError(f"train_bc_encoder: {n} frame(s) to train on; need at least 2")
+    actions = np.asarray(sub.actions(), dtype=np.float32)
+    if actions.ndim != 2 or actions.shape[1] == 0:
+        raise DataError(f"train_bc_encoder: actions have shape {actions.shape}; need (N, A>=1)")
+    mu, sd = actions.mean(0), actions.std(0)
+    y = torch.from_numpy((actions - mu) / np.maximum(sd, 1e-6))
+    chunks = []
+    for start in range(0, n, 512):
+        idx = np.arange(start, min(n, start + 512))
+        with torch.no_grad():
+            chunks.append(pre(sub.images(camera, idx), "cpu"))
+    x = torch.cat(chunks)
+    with seeded_torch(seed):
+        head = torch.nn.Linear(cfg.feature_dim, actions.shape[1])
+    module.to(device).train()
+    head.to(device).train()
+    opt = torch.optim.Adam(list(module.parameters()) + list(head.parameters()), lr=cfg.lr)
+    gen = np.random.default_rng(seed)
+    losses: list[float] = []
+    bar = tqdm(total=cfg.epochs, desc="train bc encoder", disable=not progress, unit="epoch")
+    for _ in range(cfg.epochs):
+        perm = gen.permutation(n)
+        total = 0.0
+        for start in range(0, n, cfg.batch_size):
+            b = torch.from_numpy(perm[start : start + cfg.batch_size])
+            xb, yb = x[b].to(device), y[b].to(device)
+            loss = torch.nn.functional.mse_loss(head(module(xb)), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(b)
+        losses.append(total / n)
+        bar.set_postfix(mse=f"{losses[-1]:.4f}")
+        bar.update(1)
+    bar.close()
+    module.eval()
+    return {"final_loss": losses[-1], "loss_per_epoch": losses, "n_frames": n,
+            "action_mean": mu.tolist(), "action_std": sd.tolist()}

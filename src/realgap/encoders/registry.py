@@ -1,0 +1,227 @@
+"""The encoder registry, ``create_encoder``, and the encoders that need no download.
+
+Names (``realgap encoders list`` prints them all):
+
+* the 23 rows of Table I (:mod:`realgap.encoders.zoo`), e.g. ``clip-b16``, ``r3m-resnet50``;
+  each needs its published checkpoint (``weights=PATH`` or a standard cache);
+* ``<zoo name>-random``: the same network with seeded random weights, labelled
+  ``random-init`` in every result;
+* ``pixels``: the frame area-averaged to 16 x 16 RGB in [0, 1], flattened in
+  ``(y, x, channel)`` order (768 values) -- the "no encoder" baseline;
+* ``resnet18-random``: torchvision ResNet18, seeded random init, run at the frame's
+  native resolution with ImageNet normalization (a random network has no training
+  resolution to honour, and native size keeps the demo fast);
+* ``bc-sim`` / ``bc-sim-nominal``: end-to-end behaviour-cloning encoders that realgap
+  trains on the ``sim`` (randomized) / ``sim-nominal`` (unrandomized) frames of a
+  FrameSet (:func:`realgap.encoders.bc.train_bc_encoder`); pass ``frameset=``;
+* ``package.module:factory``: any importable callable returning an :class:`Encoder`
+  or a ``torch.nn.Module`` (wrapped with ImageNet preprocessing at 224 x 224);
+* plugins from the entry-point group ``realgap.encoders``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from realgap._optional import require
+from realgap._registry import Registry
+from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
+from realgap.encoders.weights import find_weights, random_state_hash
+from realgap.encoders.zoo import ZOO, ZooSpec, build_encoder, seeded_torch
+from realgap.errors import ConfigError, UnknownNameError
+
+#: Every named encoder. Factories take keyword arguments ``weights``, ``random_init``,
+#: ``device``, ``seed`` (and, for trained encoders, ``frameset``, ``camera``, ...).
+ENCODERS: Registry[Encoder] = Registry("encoder", entry_point_group="realgap.encoders")
+
+RANDOM_SUFFIX = "-random"
+
+
+def _zoo_factory(spec: ZooSpec) -> Callable[..., Encoder]:
+    def factory(*, weights: Any = None, random_init: bool = False, device: str = "cpu",
+                seed: int = 0, **_: Any) -> Encoder:
+        return build_encoder(spec, weights=weights, random_init=random_init, device=device,
+                             seed=seed, name=f"{spec.name}{RANDOM_SUFFIX}" if random_init else spec.name)
+
+    factory.__name__ = spec.name.replace("-", "_")
+    return factory
+
+
+for _spec in ZOO.values():
+    ENCODERS.add(_spec.name, _zoo_factory(_spec), info=_spec.info, source="zoo")
+
+
+PIXELS_INFO = EncoderInfo(family="raw", embed_dim=768, params_m=0.0, training="None",
+                          pretrain_data="None", library="realgap", arch="area-average 16x16x3",
+                          notes="frame area-averaged to 16x16 RGB in [0,1], flattened (y, x, c)")
+
+
+@ENCODERS.register("pixels", info=PIXELS_INFO, source="offline")
+def pixels(*, device: str = "cpu", size: int = 16, **_: Any) -> Encoder:
+    """Downsampled raw pixels: ``(N, size*size*3)`` in [0, 1], ``(y, x, c)`` order."""
+    nn = require("torch").nn
+
+    class Pixels(nn.Module):
+        def forward(self, x: Any) -> Any:
+            y = nn.functional.adaptive_avg_pool2d(x, size)
+            return y.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+    info = PIXELS_INFO if size == 16 else EncoderInfo(
+        **{**PIXELS_INFO.as_dict(), "embed_dim": 3 * size * size,
+           "arch": f"area-average {size}x{size}x3", "checkpoints": (), "extra_paths": ()})
+    pre = Preprocess(input_size=None, resize=None, mean=None, std=None)
+    return Encoder("pixels" if size == 16 else f"pixels{size}", info, pre, Pixels(),
+                   weights_origin="none", weights_hash=f"none:pixels-{size}", device=device)
+
+
+RESNET18_RANDOM_INFO = EncoderInfo(
+    family="CNN", embed_dim=512, params_m=11.18, training="None", pretrain_data="None",
+    library="torchvision", arch="resnet18, fc removed, random init, native resolution",
+    notes="seeded random weights: a baseline for what architecture alone gives")
+
+
+@ENCODERS.register("resnet18-random", info=RESNET18_RANDOM_INFO, source="offline")
+def resnet18_random(*, device: str = "cpu", seed: int = 0, **_: Any) -> Encoder:
+    """torchvision ResNet18, random weights from ``seed``, at the frame's native size."""
+    spec = ZOO["resnet18"]
+    with seeded_torch(seed):
+        module = spec.build()
+    pre = Preprocess(input_size=None, resize=None)
+    return Encoder("resnet18-random", RESNET18_RANDOM_INFO, pre, module,
+                   weights_origin=f"random-init (seed {seed})",
+                   weights_hash=random_state_hash("resnet18-random", seed), device=device)
+
+
+def _bc_factory(domain: str) -> Callable[..., Encoder]:
+    def factory(*, frameset: Any = None, camera: str | None = None, device: str = "cpu",
+                seed: int = 0, **kw: Any) -> Encoder:
+        if frameset is None:
+            raise ConfigError(
+                f"encoder 'bc-{domain}' is trained by realgap on a FrameSet: pass frameset=FS "
+                f"(realgap gap does this with --frames) or call train_bc_encoder"
+            )
+        from realgap.encoders.bc import train_bc_encoder
+
+        kw = {k: v for k, v in kw.items() if k not in ("weights", "random_init")}
+        return train_bc_encoder(frameset, domain=domain, camera=camera, rng=seed, device=device, **kw)
+
+    return factory
+
+
+for _dom in ("sim", "sim-nominal"):
+    ENCODERS.add(f"bc-{_dom}", _bc_factory(_dom), source="trained", info=EncoderInfo(
+        family="CNN", embed_dim=64, params_m=0.07, training="Behaviour cloning",
+        pretrain_data=f"This FrameSet ({_dom} domain)", library="realgap",
+        arch="SmallConvGN + spatial softmax (realgap.encoders.e2e)",
+        notes=f"trained end-to-end by realgap on the {_dom} frames' actions"))
+
+
+def _import_factory(path: str) -> Callable[..., Any]:
+    mod_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise UnknownNameError(
+            f"encoder {path!r}: cannot import module {mod_name!r} ({exc}); make it importable "
+            "(pip install it or add its folder to PYTHONPATH)"
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UnknownNameError(f"encoder {path!r}: module {mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"encoder {path!r} is not callable; point it at a factory function")
+    return obj
+
+
+def _call_filtered(factory: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return factory(**kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return factory(**kwargs)
+    return factory(**{k: v for k, v in kwargs.items() if k in sig.parameters})
+
+
+def _wrap_module(name: str, module: Any, device: str) -> Encoder:
+    """Wrap a bare ``nn.Module`` from a custom factory as an :class:`Encoder`."""
+    torch = require("torch")
+    pre = Preprocess()
+    module.eval()
+    with torch.inference_mode():
+        dim = int(module(torch.zeros(1, 3, *pre.input_size)).reshape(1, -1).shape[1])  # type: ignore[misc]
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    info = EncoderInfo(family="custom", embed_dim=dim,
+                       params_m=round(sum(p.numel() for p in module.parameters()) / 1e6, 2),
+                       training="unknown", pretrain_data="unknown", library="custom", arch=name)
+    return Encoder(name, info, pre, module, weights_origin=f"custom:{name}",
+                   weights_hash="sha256:" + h.hexdigest(), device=device)
+
+
+def create_encoder(name: str, weights: str | os.PathLike[str] | None = None, device: str = "cpu",
+                   random_init: bool = False, seed: int = 0, **kwargs: Any) -> Encoder:
+    """Build the encoder registered as ``name`` (see the module docstring for the names).
+
+    Args:
+        name: a registered name, ``<zoo name>-random``, or ``package.module:factory``.
+        weights: path of a published checkpoint (zoo encoders); None searches the caches.
+        device: torch device string.
+        random_init: seeded random weights instead of the published ones (labelled).
+        seed: seed of random initialisations and of training.
+        **kwargs: passed to the factory (``frameset=``, ``camera=`` for ``bc-*``).
+
+    Raises:
+        UnknownNameError: unknown name (with close matches) or unimportable factory.
+        MissingFileError: a zoo encoder's checkpoint is absent (the message says how to get it).
+    """
+    if name not in ENCODERS and name.endswith(RANDOM_SUFFIX) and name[: -len(RANDOM_SUFFIX)] in ZOO:
+        if weights is not None:
+            raise ConfigError(f"encoder {name!r} has random weights by name; drop weights={weights!r}")
+        name, random_init = name[: -len(RANDOM_SUFFIX)], True
+    args = {"weights": weights, "device": device, "random_init": random_init, "seed": seed, **kwargs}
+    if name not in ENCODERS and ":" in name:
+        out = _call_filtered(_import_factory(name), args)
+    else:
+        entry = ENCODERS.get(name)
+        out = _call_filtered(entry.factory, args)
+    if isinstance(out, Encoder):
+        return out
+    torch = require("torch")
+    if isinstance(out, torch.nn.Module):
+        return _wrap_module(name, out, device)
+    raise ConfigError(f"encoder factory {name!r} returned {type(out).__name__}; expected an "
+                      "Encoder or a torch.nn.Module")
+
+
+def encoder_info(name: str) -> EncoderInfo | None:
+    """Metadata of a registered name without building it (None for plugins without it)."""
+    base = name[: -len(RANDOM_SUFFIX)] if name not in ENCODERS and name.endswith(RANDOM_SUFFIX) else name
+    info = ENCODERS.get(base).meta.get("info")
+    return info if isinstance(info, EncoderInfo) else None
+
+
+def weights_status(name: str) -> tuple[str, Path | None]:
+    """``(status, path)``: ``"available"``, ``"missing"``, ``"not needed"`` or ``"trained on demand"``.
+
+    Checks exactly the places :func:`create_encoder` loads from.
+    """
+    entry = ENCODERS.get(name)
+    source = entry.meta.get("source")
+    if source == "offline":
+        return "not needed", None
+    if source == "trained":
+        return "trained on demand", None
+    if name in ZOO:
+        hit = find_weights(name, ZOO[name].info)
+        return ("available", hit) if hit is not None else ("missing", None)
+    return "unknown (plugin)", None
