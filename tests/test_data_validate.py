@@ -14,8 +14,8 @@ import pytest
 from realgap.cli import main
 from realgap.data import FrameSetWriter
 from realgap.data._format import episode_key
+from realgap.data.checks import info, validate
 from realgap.data.synthetic import write_synthetic
-from realgap.data.validate import info, validate
 
 
 def _fs(tmp_path: Path) -> Path:

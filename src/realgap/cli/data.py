@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,12 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="camera/image key to import (repeatable; default: all)")
     pc.add_argument("--append", action="store_true",
                     help="add to an existing FrameSet at --out instead of refusing")
-    pc.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    pc.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only on a terminal)")
     pc.set_defaults(func=run_convert)
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from realgap.data.validate import format_info, info
+    from realgap.data.checks import format_info, info
 
     summary = info(args.path)
     print(json.dumps(summary, indent=1) if args.json else format_info(summary))
@@ -44,7 +45,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from realgap.data.validate import validate
+    from realgap.data.checks import validate
 
     s = validate(args.path)
     print(f"ok: {s['path']}: {s['n_frames']} frames in {s['n_episodes']} episodes, "
@@ -53,9 +54,10 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from realgap.data.convert import convert
+    from realgap.data.conversion import convert
 
     fs = convert(args.src, args.out, fmt=args.format, domain=args.domain, task=args.task,
-                 cameras=args.camera, append=args.append, progress=not args.no_progress)
+                 cameras=args.camera, append=args.append,
+                 progress=not args.no_progress and sys.stderr.isatty())
     print(f"wrote {fs.root}: {len(fs)} frames, cameras {fs.cameras}, hash {fs.content_hash[:12]}")
     return 0

@@ -11,6 +11,8 @@ zarr and av inside the functions that need them.
 from __future__ import annotations
 
 from realgap.data._format import FORMAT_VERSION, MANIFEST_COLUMNS
+from realgap.data.checks import info, validate
+from realgap.data.conversion import convert
 from realgap.data.frameset import FrameSet, flatten_factors, open_frames
 from realgap.data.writer import FrameSetWriter
 
@@ -19,6 +21,9 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "FrameSet",
     "FrameSetWriter",
+    "convert",
     "flatten_factors",
+    "info",
     "open_frames",
+    "validate",
 ]

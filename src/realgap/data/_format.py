@@ -85,9 +85,18 @@ def episode_key(domain: str, task: str, episode: int) -> str:
     """Directory name of one episode: ``<domain>--<task>--<episode:09d>``.
 
     Domain and task are percent-encoded (``-`` included), so the ``--`` separator is
-    unambiguous and any label is a safe file name.
+    unambiguous and any label is a safe file name; labels longer than 80 encoded
+    characters are cut and suffixed with ``~`` and 16 hex digits of their SHA-256.
     """
-    return f"{quote(domain, safe='_.')}--{quote(task, safe='_.')}--{int(episode):09d}"
+    return f"{_label(domain)}--{_label(task)}--{int(episode):09d}"
+
+
+def _label(text: str, limit: int = 80) -> str:
+    """Percent-encoded ``text``; long labels keep a prefix plus a hash, to fit file names."""
+    q = quote(text, safe="_.")
+    if len(q) <= limit:
+        return q
+    return f"{q[: limit - 17]}~{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def frame_id(domain: str, task: str, episode: int, step: int) -> str:
