@@ -1,0 +1,81 @@
+"""MuJoCo tabletop tasks with factorized domain randomization and a proxy-real domain.
+
+``import realgap.sim`` is light: MuJoCo and Gymnasium load when an env is made.
+
+>>> import realgap.sim as sim
+>>> env = sim.make("reach-mug", randomize=("BG", "LT", "CP"), granularity="frame",
+...                fidelity="low", image_size=64, cameras=("head",), seed=0)
+>>> obs, info = env.reset(seed=0)
+>>> obs, reward, terminated, truncated, info = env.step(sim.expert_for(env)(obs))
+
+Modules: :mod:`~realgap.sim.scene` (the MjSpec scene), :mod:`~realgap.sim.robot` (the
+gantry arm), :mod:`~realgap.sim.tasks` (tasks, success tests, rewards; :data:`TASKS`),
+:mod:`~realgap.sim.factors` (BG, LT, TD, CP, TH, PHYS), :mod:`~realgap.sim.fidelity`
+(low / medium / high), :mod:`~realgap.sim.domains` (sim, sim-nominal, real-proxy
+rendering), :mod:`~realgap.sim.env` (the Gymnasium env), :mod:`~realgap.sim.experts`
+(scripted experts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from realgap.sim.domains import DOMAINS
+from realgap.sim.factors import FACTOR_NAMES, GRANULARITIES
+from realgap.sim.fidelity import FIDELITY, Fidelity
+from realgap.sim.tasks import STATE_DIM, STATE_LAYOUT, TASKS
+
+__all__ = ["DOMAINS", "FACTOR_NAMES", "FIDELITY", "GRANULARITIES", "STATE_DIM",
+           "STATE_LAYOUT", "TASKS", "Fidelity", "expert_for", "make"]
+
+
+def make(
+    name: str,
+    randomize: Sequence[str] | str | None = (),
+    granularity: str | Mapping[str, str] = "episode",
+    fidelity: str | Fidelity = "low",
+    image_size: int = 128,
+    cameras: Sequence[str] = ("head", "wrist"),
+    domain: str = "sim",
+    seed: int | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Make the Gymnasium env of task ``name`` (one of ``TASKS.names()``).
+
+    Args:
+        name: task name: ``reach-mug``, ``reach-box``, ``push``, ``pick-place``.
+        randomize: factors to randomize (``("BG", "LT")`` or ``"BG,LT"``); others stay
+            at their defaults. See :mod:`realgap.sim.factors`.
+        granularity: ``"episode"`` or ``"frame"`` for all factors (TD, TH, PHYS are
+            coerced to episode), or a mapping factor -> granularity (asking TD, TH or
+            PHYS for ``"frame"`` there is a ConfigError).
+        fidelity: ``low``, ``medium`` or ``high`` (:mod:`realgap.sim.fidelity`).
+        image_size: square image side in px; 0 renders nothing.
+        cameras: any of ``head``, ``wrist``, ``side``; ``()`` renders nothing.
+        domain: the domain observations are rendered in (``sim``, ``sim-nominal``,
+            ``real-proxy``).
+        seed: seed of every random stream (None: fresh OS entropy at the first reset).
+        **kwargs: ``max_steps``, ``terminate_on_success``, ``n_bg_textures``.
+
+    Returns:
+        a :class:`realgap.sim.env.TabletopEnv` (a ``gymnasium.Env``).
+    """
+    TASKS.get(name)  # unknown names fail here, listing the known ones
+    from realgap.sim.env import TabletopEnv
+
+    return TabletopEnv(name, randomize=randomize, granularity=granularity, fidelity=fidelity,
+                       image_size=image_size, cameras=cameras, domain=domain, seed=seed,
+                       **kwargs)
+
+
+def expert_for(env: Any) -> Callable[[dict[str, Any]], np.ndarray]:
+    """The scripted expert of ``env``'s task: a callable ``obs -> action`` (float32 (4,)).
+
+    It reads the privileged state (``obs["state"]``) only, so it works with rendering off.
+    """
+    from realgap.sim.experts import expert_for as _expert_for
+
+    return _expert_for(env)
