@@ -58,8 +58,10 @@ def fill_db(path: Path, *, n_runs: int = 1) -> list[str]:
                 for j, m in enumerate(GAP_METRICS):
                     v = COMBINED[name] if m == "combined" else 0.1 * (i + 1) + 0.01 * j
                     scores.append(Score(name, m, v, v - 0.05, v + 0.05, n=40 + j))
-                scores.append(Score(name, "coverage", 0.25, n=8, group="BG=1", extra={"k": 2}))
-                scores.append(Score(name, "coverage", 0.5, n=4, group="BG=2", extra={"k": 2}))
+                scores.append(Score(name, "outside_fraction", 0.25, n=8, group="BG=1",
+                                    extra={"k": 2}))
+                scores.append(Score(name, "outside_fraction", 0.5, n=4, group="BG=2",
+                                    extra={"k": 2}))
                 db.add_artifact(run, SALIENCY_ARTIFACT, _png((200, 30, 30)), subject=name,
                                 meta={"caption": f"Grad-CAM of {name}; target: action probe",
                                       "method": "gradcam"})
@@ -103,8 +105,8 @@ def test_coverage_section_shows_counts_and_factor_breakdown(tmp_path: Path) -> N
     assert html is not None
     assert "coverage-factor-table" in html
     assert "0.250 <span class='ci'>2/8</span>" in html and "0.500 <span class='ci'>2/4</span>" in html
-    # headline coverage is metric index 9: 0.1*(i+1)+0.09, n=49 -> k = round(0.19*49) = 9
-    assert "<span class='ci'>9/49</span>" in html
+    # headline outside_fraction is metric index 10: 0.1*(i+1)+0.10, n=50 -> k = round(0.2*50)
+    assert "<span class='ci'>10/50</span>" in html
     assert "real-&lt;script&gt;" in html and "<script>" not in html
 
 

@@ -52,7 +52,8 @@ class CamSetup:
 
 def saliency_support(encoder: Any) -> str | None:
     """None when the encoder supports gradient saliency, else the one-line reason it does not."""
-    if getattr(encoder, "module", None) is None:
+    module = getattr(encoder, "module", None)
+    if module is None or not any(True for _ in module.parameters()):
         return (f"{encoder.name} has no learned layers (raw pixels), so it has no gradient-based "
                 "saliency; no map is shown rather than a made-up one")
     return None
@@ -139,7 +140,7 @@ def find_cam_setup(encoder: Any, example: Any) -> CamSetup:
     if not finished:
         raise DataError(
             f"saliency: encoder {encoder.name!r} has no spatial feature map (N, C, h, w) and is "
-            "not a recognised ViT; Grad-CAM needs one (use --no-saliency for it)"
+            "not a recognised ViT; Grad-CAM needs one (pass --saliency-pairs 0 to skip saliency)"
         )
     layer = finished[-1]
     return CamSetup("gradcam", (layer,), (_named(module, layer),), None)

@@ -9,8 +9,9 @@ A ``gap`` run holds (see :mod:`realgap.store.db` for the tables):
   (family, embed_dim, params_m, training, pretrain_data, weights_origin, camera, ...).
 - ``scores``: per encoder, every metric of :data:`GAP_METRICS` with ``group=""`` and its
   interval ``[lo, hi]`` and sample size ``n``; the coverage breakdown by factor as metric
-  ``coverage`` with ``group="<factor>=<level>"`` (``n`` = real frames at that level,
-  ``extra={"k": frames outside sim support}``).
+  ``outside_fraction`` with ``group="<factor>=<level>"`` (``n`` = real frames at that
+  level, ``extra={"k": frames outside sim support}``); the headline ``outside_fraction``
+  carries ``extra={"k": ..., "n_frames": ...}`` (its ``n`` counts episodes, the bootstrap unit).
 - ``artifacts``: ``saliency`` (one grid PNG per encoder, ``meta`` with ``caption``,
   ``method``, ``target``, ``pair_ids``); ``worst-covered`` (one PNG per worst-covered real
   frame: the real frame beside its nearest sim frame, ``meta`` with ``rank``, ``frame_id``,
@@ -42,7 +43,12 @@ GAP_METRICS: tuple[str, ...] = (
     "fd",
     "c2st_acc",
     "coverage",
+    "outside_fraction",
 )
+
+#: Further metrics of ``gap_suite`` stored with every run (Naeem et al. 2020 density and
+#: coverage of the sim manifold), not shown in the main table.
+EXTRA_METRICS: tuple[str, ...] = ("density", "naeem_coverage")
 
 #: What each metric means, for table captions and ``--help``; higher is better unless noted.
 METRIC_HELP: dict[str, str] = {
@@ -55,7 +61,8 @@ METRIC_HELP: dict[str, str] = {
     "mmd": "RBF-kernel MMD^2 between sim and real; lower is better",
     "fd": "Frechet distance between Gaussian fits; lower is better",
     "c2st_acc": "classifier two-sample test accuracy (0.5 = indistinguishable); lower is better",
-    "coverage": "fraction of real frames outside sim support; lower is better",
+    "coverage": "fraction of real frames inside sim support (1 - outside_fraction); higher is better",
+    "outside_fraction": "fraction of real frames outside sim support (glossary); lower is better",
 }
 
 SALIENCY_ARTIFACT = "saliency"
@@ -102,7 +109,7 @@ def load_encoders(db: ResultsDB, run_id: str) -> dict[str, dict[str, Any]]:
 def load_scores(db: ResultsDB, run_id: str) -> pd.DataFrame:
     """Headline scores (``group == ""``) of one run: columns subject, metric, value, lo, hi, n."""
     s = db.scores(run_id)
-    s = s[(s["grp"].fillna("") == "") & s["metric"].isin(GAP_METRICS)]
+    s = s[(s["grp"].fillna("") == "") & s["metric"].isin(GAP_METRICS + EXTRA_METRICS)]
     return s[["subject", "metric", "value", "lo", "hi", "n"]].reset_index(drop=True)
 
 

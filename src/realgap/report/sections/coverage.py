@@ -28,16 +28,21 @@ ANCHOR = "coverage"
 TITLE = "Coverage: real frames outside sim support"
 
 
-def _k_of(extra: Any) -> int | None:
+def _extra(extra: Any) -> dict[str, Any]:
     try:
-        k = json.loads(extra or "{}").get("k")
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return None if k is None else int(k)
+        d = json.loads(extra or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return d if isinstance(d, dict) else {}
 
 
 def _counts(value: Any, n: Any, extra: Any) -> str:
-    k = _k_of(extra)
+    """``k/n`` real frames outside support: counts from ``extra`` (``k``, ``n_frames``) when
+    recorded, else the row's ``n`` (frames) and ``round(value * n)``."""
+    ex = _extra(extra)
+    k = None if ex.get("k") is None else int(ex["k"])
+    if ex.get("n_frames") is not None:
+        n = int(ex["n_frames"])
     if k is None and not pd.isna(n) and not pd.isna(value):
         k = round(float(value) * int(n))
     if k is None or pd.isna(n):
@@ -51,7 +56,7 @@ def render(db: ResultsDB) -> str | None:
         return None
     metas = load_encoders(db, run_id)
     s = db.scores(run_id)
-    cov = s[s["metric"] == "coverage"].copy()
+    cov = s[s["metric"] == "outside_fraction"].copy()
     if cov.empty:
         return None
     cov["grp"] = cov["grp"].fillna("")

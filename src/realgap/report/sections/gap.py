@@ -151,6 +151,7 @@ def render(db: ResultsDB) -> str | None:
         return None
     metas = load_encoders(db, run_id)
     scores = load_scores(db, run_id)
+    scores = scores[scores["metric"].isin(GAP_METRICS)]
     if scores.empty:
         return None
     wide = _wide(scores)

@@ -1,0 +1,77 @@
+"""``realgap gap``: which encoder carries a sim-trained policy across (the main job).
+
+Parses the options into a :class:`realgap.jobs.gap.GapConfig`, calls
+:func:`realgap.jobs.gap.run_gap`, prints a ranking table with intervals and the report path
+(or, with ``--json``, every metric's value, lo, hi and n per encoder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from realgap.errors import ConfigError
+
+
+def _weights(items: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--weights {item!r}: expected ENCODER=PATH, e.g. "
+                              "--weights r3m-resnet50=~/ckpt/r3m_50.pt")
+        out.append((name, path))
+    return tuple(out)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gap", help="measure each encoder's sim-to-real gap (DIS, AS, transfer AS, coverage)",
+        description="Embed sim and real frames with each encoder, compute DIS, AS (sim, real, "
+                    "transfer), combined score, MMD, Frechet distance, C2ST and coverage with "
+                    "episode-bootstrap intervals, draw saliency grids, append a run to "
+                    "OUT/results.duckdb and write OUT/report.html.")
+    src = p.add_argument_group("frames (either --frames, or --sim and --real)")
+    src.add_argument("--frames", default=None, help="one FrameSet holding both domains")
+    src.add_argument("--sim", default=None, help="FrameSet of the simulated frames")
+    src.add_argument("--real", default=None, help="FrameSet of the real frames")
+    src.add_argument("--sim-domain", default="sim", help="domain label of the sim frames")
+    src.add_argument("--real-domain", default="real-proxy", help="domain label of the real frames")
+    p.add_argument("--encoders", required=True,
+                   help="comma-separated encoder names (see `realgap encoders list`)")
+    p.add_argument("--weights", action="append", default=[], metavar="ENCODER=PATH",
+                   help="checkpoint of a zoo encoder (repeatable)")
+    p.add_argument("--camera", default=None, help="camera to embed (default: head)")
+    p.add_argument("--k", type=int, default=384, help="PCA components of the DIS space")
+    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
+    p.add_argument("--seed", type=int, default=0, help="seed: same seed, same numbers")
+    p.add_argument("--cache", default=None, help="embedding cache dir (default OUT/cache)")
+    p.add_argument("--saliency-pairs", type=int, default=3,
+                   help="sim/real pairs per saliency grid (0: no saliency)")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--out", required=True, help="output dir (results.duckdb, report.html)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from realgap.jobs.gap import GapConfig, ranking_table, result_json, run_gap
+
+    encoders = tuple(e.strip() for e in args.encoders.split(",") if e.strip())
+    cfg = GapConfig(
+        encoders=encoders, out=args.out, frames=args.frames, sim=args.sim, real=args.real,
+        sim_domain=args.sim_domain, real_domain=args.real_domain, camera=args.camera,
+        k=args.k, n_boot=args.n_boot, seed=args.seed, cache=args.cache,
+        weights=_weights(args.weights), saliency_pairs=args.saliency_pairs,
+        device=args.device, progress=not (args.quiet or args.json),
+    )
+    result = run_gap(cfg)
+    if args.json:
+        print(json.dumps(result_json(result), indent=1))
+        return 0
+    print(ranking_table(result))
+    print("combined = harmonic mean of DIS and transfer AS; [95% episode-bootstrap interval]")
+    print(f"run {result.run_id} in {result.db_path} ({result.seconds:.0f} s)")
+    print(f"report: {result.report_path}")
+    return 0

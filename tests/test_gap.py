@@ -1,0 +1,217 @@
+"""The main job `realgap gap` on a tiny paired FrameSet written here: numbers, database,
+determinism, report, and one-line errors through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realgap.cli import main
+from realgap.data import FrameSet, FrameSetWriter
+from realgap.jobs.gap import (
+    GapConfig,
+    heldout_sim_episodes,
+    probe_split_seed,
+    run_gap,
+)
+from realgap.store import ResultsDB
+
+SIZE = 32
+T = 8
+N_EP = 6
+
+
+def _frame(x: float, y: float, bg: tuple[int, int, int], noise: np.random.Generator | None) -> np.ndarray:
+    img = np.empty((SIZE, SIZE, 3), dtype=np.uint8)
+    img[:] = bg
+    cx, cy = int(4 + x * (SIZE - 12)), int(4 + y * (SIZE - 12))
+    img[cy:cy + 6, cx:cx + 6] = (240, 40, 40)
+    if noise is not None:
+        img = np.clip(img.astype(int) + noise.integers(-25, 26, img.shape), 0, 255).astype(np.uint8)
+    return img
+
+
+def write_pairs(path: Path, seed: int = 0) -> Path:
+    """Sim and real-proxy episodes of the same states: a red square whose position is the
+    action; sim has a grey background per BG level, real a darker one plus noise."""
+    rng = np.random.default_rng(seed)
+    with FrameSetWriter(path, source="tests/test_gap.py") as w:
+        for ep in range(N_EP):
+            start, goal = rng.uniform(0, 1, 2), rng.uniform(0, 1, 2)
+            pos = start + np.linspace(0, 1, T)[:, None] * (goal - start)
+            actions = np.diff(np.vstack([pos, goal]), axis=0).astype(np.float32) * 5 + pos
+            bg_level = ep % 3
+            pair_ids = [f"p{ep}-{t}" for t in range(T)]
+            for domain in ("sim", "real-proxy"):
+                noise = None if domain == "sim" else np.random.default_rng(seed * 100 + ep)
+                bg = (120 + 30 * bg_level,) * 3 if domain == "sim" else (60, 70 + 20 * bg_level, 50)
+                imgs = np.stack([_frame(px, py, bg, noise) for px, py in pos])
+                w.add_episode(domain=domain, task="reach-square", episode=ep,
+                              images={"head": imgs}, actions=actions,
+                              factors=[{"BG": bg_level, "LT": {"intensity": float(t)}}
+                                       for t in range(T)],
+                              pair_ids=pair_ids)
+    return path
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pairs(tmp_path_factory.mktemp("fs") / "frames")
+
+
+@pytest.fixture(scope="module")
+def gap_run(frames: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[GapConfig, object]:
+    out = tmp_path_factory.mktemp("gap")
+    cfg = GapConfig(encoders=("pixels", "resnet18-random"), out=str(out), frames=str(frames),
+                    n_boot=30, k=16, seed=0, saliency_pairs=2, n_worst=3, progress=False)
+    return cfg, run_gap(cfg)
+
+
+def test_gap_numbers_are_consistent_and_in_range(gap_run: tuple[GapConfig, object]) -> None:
+    _, res = gap_run
+    assert set(res.estimates) == {"pixels", "resnet18-random"}
+    for name, est in res.estimates.items():
+        for m in ("dis", "centroid_distance", "as_sim", "as_real", "as_transfer", "mmd", "fd",
+                  "c2st_acc", "coverage", "outside_fraction", "combined"):
+            e = est[m]
+            assert e["lo"] <= e["value"] <= e["hi"], (name, m, e)
+            assert e["n"] >= 1
+        # n counts episodes, the bootstrap unit: DIS rests on 6 sim + 6 real episodes, AS(sim)
+        # on the round(0.2 * 6) = 1 held-out sim episode, transfer AS on all 6 real episodes
+        assert est["dis"]["n"] == 2 * N_EP
+        assert est["as_sim"]["n"] == 1 and est["as_transfer"]["n"] == N_EP
+        assert 0.0 <= est["dis"]["value"] <= 1.0
+        assert est["coverage"]["value"] == pytest.approx(1 - est["outside_fraction"]["value"])
+        # combined = harmonic mean of DIS and transfer AS (DESIGN.md)
+        d, a = est["dis"]["value"], est["as_transfer"]["value"]
+        hm = 0.0 if d + a == 0 else 2 * d * a / (d + a)
+        assert est["combined"]["value"] == pytest.approx(hm)
+    # the ranking is by combined score, best first
+    c = [res.estimates[n]["combined"]["value"] for n in res.ranking]
+    assert c == sorted(c, reverse=True)
+
+
+def test_gap_db_holds_config_identity_breakdown_and_artifacts(gap_run: tuple[GapConfig, object],
+                                                              frames: Path) -> None:
+    _, res = gap_run
+    with ResultsDB(res.db_path, read_only=True) as db:
+        runs = db.runs("gap")
+        runs = runs[runs.run_id == res.run_id]
+        assert len(runs) == 1 and runs.status.iloc[0] == "ok"
+        assert runs.frameset_hash.iloc[0] == FrameSet.open(frames).content_hash
+        conf = json.loads(runs.config.iloc[0])
+        assert conf["n_boot"] == 30 and conf["camera"] == "head" and conf["n_real_frames"] == N_EP * T
+        subs = db.subjects(res.run_id).set_index("subject")
+        meta = {s: json.loads(m) for s, m in subs["meta"].items()}
+        assert meta["resnet18-random"]["weights_origin"].startswith("random-init")
+        assert "no gradient-based saliency" in meta["pixels"]["saliency"]
+        s = db.scores(res.run_id)
+        by = s[(s.metric == "outside_fraction") & (s.grp != "")]
+        # BG has 3 levels over 6 episodes: 2 episodes x 8 frames = 16 real frames per level;
+        # LT intensity has 8 levels of 6 frames each; both are broken down per encoder
+        bg = by[by.grp.str.startswith("BG=")]
+        assert sorted(bg.grp.unique()) == ["BG=0", "BG=1", "BG=2"] and set(bg.n) == {16}
+        lt = by[by.grp.str.startswith("LT.intensity=")]
+        assert len(lt.grp.unique()) == 8 and set(lt.n) == {6}
+        head = s[(s.metric == "outside_fraction") & (s.grp == "")]
+        for r in head.itertuples():
+            k = json.loads(r.extra)["k"]
+            assert r.value == pytest.approx(k / (N_EP * T))
+            per_level = by[(by.subject == r.subject) & by.grp.str.startswith("BG=")]
+            assert sum(json.loads(e)["k"] for e in per_level.extra) == k
+        arts = db.artifacts(res.run_id)
+        sal = arts[arts.name == "saliency"]
+        assert list(sal.subject) == ["resnet18-random"]
+        sal_meta = json.loads(sal.meta.iloc[0])
+        assert "action probe" in sal_meta["caption"] and len(sal_meta["pair_ids"]) == 2
+        worst = arts[arts.name == "worst-covered"]
+        assert sorted(worst.subject.value_counts().to_dict().items()) == [
+            ("pixels", 3), ("resnet18-random", 3)]
+        fid = json.loads(worst.meta.iloc[0])["frame_id"]
+        assert fid in set(FrameSet.open(frames).select(domain="real-proxy").manifest.frame_id)
+    html = Path(res.report_path).read_text()
+    assert 'id="gap-table"' in html and 'id="coverage-factor-table"' in html
+
+
+def test_saliency_probe_is_the_as_probe(gap_run: tuple[GapConfig, object], frames: Path) -> None:
+    """The saliency probe and the BC hold-out reproduce gap_suite's own sim split: refitting
+    the AS probe on our train mask and scoring our val mask gives gap_suite's as_sim."""
+    from realgap.encoders import create_encoder
+    from realgap.explain import fit_action_probe
+    from realgap.metrics.probe import score_from_mse
+
+    cfg, res = gap_run
+    sim = FrameSet.open(frames).select(domain="sim")
+    emb = create_encoder("pixels").embed(sim.images("head")).astype(np.float64)
+    act = sim.actions().astype(np.float64)
+    val, safe = heldout_sim_episodes(sim, cfg.seed)
+    probe = fit_action_probe(emb, act, sim.episodes(), rng=probe_split_seed(cfg.seed))
+    tr = ~val
+    y_mean, y_sd = act[tr].mean(0), act[tr].std(0)
+    err = ((probe.predict(emb[val]) - (act[val] - y_mean) / y_sd) ** 2).mean(1)
+    assert float(score_from_mse(err.mean())) == pytest.approx(res.estimates["pixels"]["as_sim"]["value"])
+    held = set(sim.manifest.episode.to_numpy()[val])
+    assert held and not held & set(safe)
+
+
+def test_rerun_adds_a_run_and_same_seed_same_numbers(gap_run: tuple[GapConfig, object]) -> None:
+    cfg, res = gap_run
+    again = run_gap(cfg)
+    assert again.run_id != res.run_id
+    assert again.estimates == res.estimates
+    with ResultsDB(res.db_path, read_only=True) as db:
+        assert len(db.runs("gap")) == 2
+        assert len(db.scores(res.run_id)) == len(db.scores(again.run_id))
+
+
+def test_cli_gap_json_and_table(frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["gap", "--frames", str(frames), "--encoders", "pixels", "--n-boot", "10",
+                 "--k", "8", "--saliency-pairs", "0", "--out", str(tmp_path), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    est = out["encoders"]["pixels"]
+    for m in ("dis", "centroid_distance", "as_sim", "as_real", "as_transfer", "mmd", "fd",
+              "c2st_acc", "coverage"):
+        assert set(est[m]) == {"value", "lo", "hi", "n"} and est[m]["lo"] <= est[m]["value"]
+    assert Path(out["report"]).exists()
+    code = main(["gap", "--sim", str(frames), "--real", str(frames), "--encoders", "pixels",
+                 "--n-boot", "10", "--k", "8", "--saliency-pairs", "0", "--out", str(tmp_path),
+                 "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0 and "rank" in text and "pixels" in text and "report:" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--encoders", "resnet18-randm"], "did you mean resnet18-random"),
+        (["--encoders", "pixels", "--real-domain", "real"], "--real-domain 'real'"),
+        (["--encoders", "resnet18"], "resnet18"),
+        (["--encoders", "pixels", "--camera", "wrist"], "--camera 'wrist'"),
+    ],
+)
+def test_cli_gap_bad_input_is_one_line(frames: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str], args: list[str],
+                                       needle: str) -> None:
+    code = main(["gap", "--frames", str(frames), "--out", str(tmp_path), "--quiet", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("realgap: error:") and needle in err
+
+
+def test_cli_gap_missing_frames_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["gap", "--frames", str(tmp_path / "nope"), "--encoders", "pixels",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "nope" in err and "no FrameSet" in err
+
+
+def test_cli_gap_missing_checkpoint_file(frames: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["gap", "--frames", str(frames), "--encoders", "resnet18", "--weights",
+                 f"resnet18={tmp_path / 'absent.pth'}", "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "absent.pth" in err
