@@ -248,8 +248,8 @@ def _specs() -> list[ZooSpec]:
     tvb = _tv_head_drop
     specs: list[ZooSpec] = []
     for no, name, model, dim, params, pparams, hf in (
-        (1, "clip-b16", "ViT-B-16", 512, 86.2, 51, "timm/vit_base_patch16_clip_224.openai"),
-        (2, "clip-b32", "ViT-B-32", 512, 87.8, 151, "timm/vit_base_patch32_clip_224.openai"),
+        (1, "clip-b16", "ViT-B-16", 512, 86.19, 51, "timm/vit_base_patch16_clip_224.openai"),
+        (2, "clip-b32", "ViT-B-32", 512, 87.85, 151, "timm/vit_base_patch32_clip_224.openai"),
         (3, "clip-l14", "ViT-L-14", 768, 303.97, 432, "timm/vit_large_patch14_clip_224.openai"),
     ):
         specs.append(ZooSpec(name, _info(
