@@ -31,12 +31,12 @@ _EXPORTS = {
     "PolicyPredictor": "realgap.policy.predictor",
     "ExpertPolicy": "realgap.policy.predictor",
     "LearnedPolicy": "realgap.policy.predictor",
-    "rollout": "realgap.policy.api",
-    "RolloutResult": "realgap.policy.api",
-    "run_episodes": "realgap.policy.rollout",
-    "EnvSpec": "realgap.policy.rollout",
-    "EpisodeSpec": "realgap.policy.rollout",
-    "EpisodeOutcome": "realgap.policy.rollout",
+    "rollout": "realgap.policy.rollouts",
+    "RolloutResult": "realgap.policy.rollouts",
+    "run_episodes": "realgap.policy.episodes",
+    "EnvSpec": "realgap.policy.episodes",
+    "EpisodeSpec": "realgap.policy.episodes",
+    "EpisodeOutcome": "realgap.policy.episodes",
     "load_checkpoint": "realgap.policy.checkpoint",
 }
 

@@ -1,0 +1,284 @@
+"""Roll a policy out in a task: n episodes, given seeds and factor settings, in parallel.
+
+Each episode is fully described by an :class:`EpisodeSpec` (seed, factor settings,
+condition label): the environment is reset with ``seed``, so two different policies
+given the same specs meet the same initial states (the condition of the paired
+comparisons of VAT and of the protocol, visual-alignment-testing.txt III-C).
+
+Episodes run in worker processes (``multiprocessing`` with the ``spawn`` start method:
+MuJoCo's EGL contexts and torch's thread pools do not survive ``fork``). Each worker
+builds its own environments and loads the policy once, with one torch thread, then
+plays the episodes it is handed; results come back in the order of the specs, so the
+outcome of a spec does not depend on the number of workers.
+
+Per-episode outcome: success (the env's ``info["success"]`` at any step), return (sum of
+rewards), length (steps), the factor values (the protocol ``settings`` asked for and the
+env's own factor values at reset), and a digest of the initial
+observation (state vector and first camera image) that tests compare across policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realgap.errors import ConfigError
+from realgap.policy.predictor import EXPERT
+
+#: Episode cap when the task does not define one (environment steps).
+DEFAULT_MAX_STEPS = 80
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """How each worker builds its environments (arguments of ``realgap.sim.make``).
+
+    Attributes:
+        task: task name.
+        image_size: rendered image side in pixels.
+        cameras: cameras to render (the policy's camera must be among them).
+        fidelity: rendering preset.
+        max_steps: episode cap in steps (None: the task's own limit, else
+            :data:`DEFAULT_MAX_STEPS`).
+        randomize: factors randomized per episode on top of the settings (normally empty
+            in evaluation: conditions fix every factor).
+        domain: ``"sim"``, or ``"real-proxy"`` to evaluate in the proxy-real domain.
+    """
+
+    task: str
+    image_size: int = 64
+    cameras: tuple[str, ...] = ("head",)
+    fidelity: str = "low"
+    max_steps: int | None = None
+    randomize: tuple[str, ...] = ()
+    domain: str = "sim"
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One episode to play: reset seed, factor settings, labels for the results."""
+
+    seed: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    condition: str = ""
+    trial: int = 0
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """Result of one episode (``ret`` is the sum of rewards, ``length`` in steps)."""
+
+    condition: str
+    trial: int
+    seed: int
+    success: bool
+    ret: float
+    length: int
+    factors: Mapping[str, Any]
+    init_digest: str
+
+    def row(self) -> dict[str, Any]:
+        """The ``outcomes``-table row of :meth:`realgap.store.ResultsDB.add_outcomes`."""
+        d = asdict(self)
+        d["factors"] = {**dict(self.factors), "init_digest": self.init_digest}
+        d.pop("init_digest")
+        return d
+
+
+# -- environments --------------------------------------------------------------------------
+def make_env(spec: EnvSpec, settings: Mapping[str, Any], seed: int = 0) -> Any:
+    """Build the task's environment, wrapped so every reset applies ``settings``
+    (protocol factor values, :mod:`realgap.protocol.conditions`; ``{}`` = nominal)."""
+    from realgap import sim
+
+    env = sim.make(spec.task, randomize=tuple(spec.randomize), fidelity=spec.fidelity,
+                   image_size=spec.image_size, cameras=tuple(spec.cameras),
+                   domain=spec.domain, seed=seed, max_steps=spec.max_steps)
+    from realgap.protocol.conditions import ConditionedEnv
+
+
+    return ConditionedEnv(env, settings)
+
+
+def _digest(obs: Mapping[str, Any], cameras: Sequence[str]) -> str:
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(np.asarray(obs.get("state", ()), np.float64)).tobytes())
+    for c in cameras:
+        if c in obs:
+            h.update(np.ascontiguousarray(obs[c]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def play_episode(env: Any, policy: Any, ep: EpisodeSpec, cameras: Sequence[str],
+                 max_steps: int) -> EpisodeOutcome:
+    """Play one episode of ``policy`` in ``env`` from ``env.reset(seed=ep.seed)``."""
+    obs, info = env.reset(seed=int(ep.seed))
+    digest = _digest(obs, cameras)
+    factors = {"settings": _jsonable(dict(ep.settings)), **_jsonable(info.get("factors", {}))}
+    policy.reset(seed=int(ep.seed))
+    ret, steps, success = 0.0, 0, bool(info.get("success", False))
+    while steps < max_steps and not success:
+        obs, reward, terminated, truncated, info = env.step(policy.act(obs))
+        ret += float(reward)
+        steps += 1
+        success = success or bool(info.get("success", False))
+        if terminated or truncated:
+            break
+    return EpisodeOutcome(ep.condition, int(ep.trial), int(ep.seed), success, ret, steps,
+                          factors, digest)
+
+
+class _Worker:
+    """Per-process state: the policy (loaded once) and one env whose condition wrapper
+    switches factor settings between episodes (building an env costs far more than an
+    episode)."""
+
+    def __init__(self, policy_ref: Any, env_spec: EnvSpec, threads: int | None) -> None:
+        self.policy_ref = policy_ref
+        self.spec = env_spec
+        self.env: Any = None
+        self.policy: Any = None
+        if threads:
+            try:
+                import torch
+
+                torch.set_num_threads(int(threads))
+            except ImportError:  # the expert needs no torch
+                pass
+        if policy_ref != EXPERT and isinstance(policy_ref, (str, Path)):
+            from realgap.policy.predictor import load_policy
+
+            self.policy = load_policy(policy_ref, task=env_spec.task)
+        elif policy_ref != EXPERT:
+            self.policy = policy_ref
+
+    def env_for(self, settings: Mapping[str, Any]) -> Any:
+        """The worker's one environment, set to ``settings`` from its next reset on."""
+        if self.env is None:
+            self.env = make_env(self.spec, {"BG": "nominal"})
+        self.env.set_settings(settings)
+        return self.env
+
+    def run(self, ep: EpisodeSpec) -> EpisodeOutcome:
+        env = self.env_for(ep.settings)
+        if self.policy_ref == EXPERT:
+            from realgap.policy.predictor import ExpertPolicy
+
+            policy: Any = ExpertPolicy(env)
+        else:
+            policy = self.policy
+        max_steps = self.spec.max_steps or int(getattr(env.unwrapped, "max_steps", 0)
+                                               or getattr(env.spec, "max_episode_steps", 0)
+                                               or DEFAULT_MAX_STEPS)
+        return play_episode(env, policy, ep, self.spec.cameras, max_steps)
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(policy_ref: Any, env_spec: EnvSpec, threads: int | None) -> None:
+    global _WORKER
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    _WORKER = _Worker(policy_ref, env_spec, threads)
+
+
+def _run_in_worker(ep: EpisodeSpec) -> EpisodeOutcome:
+    assert _WORKER is not None
+    return _WORKER.run(ep)
+
+
+def run_episodes(
+    policy: Any,
+    env_spec: EnvSpec,
+    episodes: Sequence[EpisodeSpec],
+    *,
+    workers: int = 2,
+    progress: bool = False,
+    desc: str = "rollout",
+) -> list[EpisodeOutcome]:
+    """Play ``episodes`` with ``policy`` (``"expert"``, a checkpoint path, or, in-process
+    only, a :class:`~realgap.policy.predictor.PolicyPredictor` object) and return their
+    outcomes in the order given.
+
+    ``workers > 1`` spreads the episodes over that many spawned processes, each with one
+    torch thread; ``workers == 1`` plays them in this process.
+    """
+    from tqdm import tqdm
+
+    if isinstance(workers, bool) or int(workers) < 1:
+        raise ConfigError(f"--workers {workers!r}: must be a positive integer")
+    workers = min(int(workers), max(len(episodes), 1))
+    ref = str(policy) if isinstance(policy, Path) else policy
+    if workers > 1 and not isinstance(ref, str):
+        raise ConfigError("parallel rollouts take a checkpoint path or 'expert', not a policy "
+                          "object; save it with train_policy() or use workers=1")
+    bar = tqdm(total=len(episodes), desc=desc, disable=not progress)
+    if workers == 1:
+        worker = _Worker(ref, env_spec, None)
+        try:
+            out = []
+            for ep in episodes:
+                out.append(worker.run(ep))
+                bar.update()
+            return out
+        finally:
+            worker.close()
+            bar.close()
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    chunk = max(1, min(4, len(episodes) // (workers * 4) or 1))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(ref, env_spec, 1)) as pool:
+            out = []
+            for res in pool.map(_run_in_worker, episodes, chunksize=chunk):
+                out.append(res)
+                bar.update()
+            return out
+    finally:
+        bar.close()
+
+
+def episode_specs(n: int | None, seeds: Iterable[int] | None, settings: Any = None,
+                  condition: str = "") -> list[EpisodeSpec]:
+    """Episode specs from ``n`` and/or ``seeds`` (``seeds`` wins; ``n`` alone uses
+    seeds ``0..n-1``) and one settings dict (or one per episode)."""
+    if seeds is None:
+        if n is None:
+            raise ConfigError("give --episodes N or --seeds")
+        if isinstance(n, bool) or int(n) < 1:
+            raise ConfigError(f"--episodes {n!r}: must be a positive integer")
+        seeds = range(int(n))
+    seeds = [int(s) for s in seeds]
+    if n is not None and len(seeds) != int(n):
+        raise ConfigError(f"--episodes {n} but {len(seeds)} seeds given; give one seed per episode")
+    if not seeds:
+        raise ConfigError("no seeds given; give at least one episode")
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {seeds}: seeds must be >= 0")
+    if settings is None or isinstance(settings, Mapping):
+        per = [dict(settings or {})] * len(seeds)
+    else:
+        per = [dict(s) for s in settings]
+        if len(per) != len(seeds):
+            raise ConfigError(f"{len(per)} settings for {len(seeds)} episodes; give one per episode")
+    return [EpisodeSpec(s, st, condition, i) for i, (s, st) in enumerate(zip(seeds, per, strict=True))]
