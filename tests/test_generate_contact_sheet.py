@@ -19,11 +19,37 @@ def paired_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_format_factors_rounds_and_hides_bookkeeping() -> None:
-    text = format_factors({"BG": 3, "LT": {"intensity": 0.71234, "rgb": [1.0, 0.5, 0.25]},
-                           "CP": {"on": True}, "render_domain": "sim"})
-    assert text.splitlines() == ["BG: 3", "LT: intensity=0.71 rgb=(1,0.5,0.25)", "CP: on=on"]
-    assert format_factors({"render_domain": "sim"}) == "(nominal: no factors)"
+def test_format_factors_summaries_and_hiding() -> None:
+    factors = {
+        "BG": {"wall": {"texture": 3, "tint": [1, 1, 1]}, "table": {"texture": 11, "tint": [1, 1, 1]}},
+        "CP": {"dpos": [0.012, -0.0004, 0.03], "drot": [0.0174533, 0.0, -0.0349066]},
+        "LT": {"key": {"intensity": 0.7123, "color": [1, 1, 1], "pos": [0, 0, 2]}},
+        "TH": {"dz": -0.015},
+        "TD": {"objects": [{"slot": 0}, {"slot": 3}]},
+        "X": {"a": 0.71234, "rgb": [1.0, 0.5, 0.25]},
+        "render_domain": "sim",
+    }
+    assert format_factors(factors).splitlines() == [
+        "BG: tex wall=3 table=11",
+        "CP: dpos (1.2,0,3) cm  drot (1,0,-2) deg",  # 0.0174533 rad = 1 deg
+        "LT: intensity key=0.71",
+        "TH: dz -1.5 cm",
+        "TD: 2 objects",
+        "X: a=0.71 rgb=(1,0.5,0.25)",
+    ]
+    assert format_factors(factors, keys=["TH"]) == "TH: dz -1.5 cm"
+    assert format_factors({"render_domain": "sim"}) == "(nominal: no factor varies)"
+
+
+def test_varying_factors_lists_only_non_constant_ones(paired_set: Path) -> None:
+    from realgap.data import FrameSet
+    from realgap.sim.contact_sheet import varying_factors
+
+    fs = FrameSet.open(paired_set)
+    # synthetic frames: BG is constant within an episode but differs across episodes,
+    # LT.intensity differs per frame
+    assert varying_factors(fs) == ["BG", "LT"]
+    assert varying_factors(fs.select(rows=[0])) == []
 
 
 def test_pick_pairs_spreads_over_tasks_and_episodes(paired_set: Path) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from realgap._optional import require
 from realgap.errors import ConfigError, DataError
 
-__all__ = ["contact_sheet", "format_factors", "pick_pairs"]
+__all__ = ["contact_sheet", "format_factors", "pick_pairs", "varying_factors"]
 
 #: Preferred left-to-right order of domains in a cell; others follow alphabetically.
 _DOMAIN_ORDER = ("sim", "sim-nominal", "real-proxy", "real")
@@ -54,19 +54,72 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
-def format_factors(factors: dict[str, Any], width: int = 46) -> str:
+def _num(x: Any, scale: float = 1.0, nd: int = 2) -> str:
+    text = f"{float(x) * scale:.{nd}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def _vec(v: Any, scale: float = 1.0, nd: int = 1) -> str:
+    return "(" + ",".join(_num(x, scale, nd) for x in v) + ")"
+
+
+def _summary(key: str, val: Any) -> str:
+    """One short line for a known factor (raises on an unexpected layout)."""
+    if key == "BG":
+        return "tex " + " ".join(f"{m}={int(v['texture'])}" for m, v in val.items())
+    if key == "LT":
+        return "intensity " + " ".join(f"{n}={float(v['intensity']):.2f}" for n, v in val.items())
+    if key == "CP":
+        return f"dpos {_vec(val['dpos'], 100)} cm  drot {_vec(val['drot'], 57.29578)} deg"
+    if key == "TH":
+        return f"dz {float(val['dz']) * 100:+.1f} cm"
+    if key == "TD":
+        return f"{len(val['objects'])} objects"
+    if key == "PHYS":
+        g = float(np.linalg.norm(val["gravity"]))
+        ms = " ".join(f"{k}x{float(v):.2f}" for k, v in val["mass_scale"].items())
+        return (f"g={g:.2f} friction x{float(val['friction_scale']):.2f} "
+                f"damp={float(val['dampratio']):.2f} mass {ms}")
+    raise KeyError(key)
+
+
+def format_factors(factors: dict[str, Any], keys: Sequence[str] | None = None,
+                   width: int = 64) -> str:
     """Human-readable factor values, one factor per line, wrapped at ``width`` chars.
 
-    >>> format_factors({"BG": 3, "LT": {"intensity": 0.7123}, "render_domain": "sim"})
-    'BG: 3\\nLT: intensity=0.71'
+    Known factors get a short summary (BG texture ids, LT intensities, CP offsets in cm
+    and degrees, TH in cm, TD object count, PHYS scales); others are printed flat.
+    ``keys`` restricts the lines to those factors (e.g. the ones that vary in the set).
+
+    >>> format_factors({"BG": {"wall": {"texture": 3, "tint": [1, 1, 1]}}, "X": 0.7123})
+    'BG: tex wall=3\nX: 0.71'
     """
     lines: list[str] = []
     for key, val in factors.items():
-        if key in _HIDDEN_KEYS:
+        if key in _HIDDEN_KEYS or (keys is not None and key not in keys):
             continue
-        text = f"{key}: {_fmt_value(val)}"
+        try:
+            body = _summary(key, val)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            body = _fmt_value(val)
+        text = f"{key}: {body}"
         lines.extend(textwrap.wrap(text, width=width, subsequent_indent="    ") or [text])
-    return "\n".join(lines) if lines else "(nominal: no factors)"
+    return "\n".join(lines) if lines else "(nominal: no factor varies)"
+
+
+def varying_factors(frames: Any) -> list[str]:
+    """Top-level factor names whose values are not constant over ``frames``' rows."""
+    table = frames.factors()
+    if table.empty:
+        return []
+    out: list[str] = []
+    for col in table.columns:
+        top = col.split(".")[0]
+        if top in out or top in _HIDDEN_KEYS:
+            continue
+        if table[col].astype(str).nunique(dropna=False) > 1:
+            out.append(top)
+    return out
 
 
 def pick_pairs(manifest: Any, n: int) -> list[str]:
@@ -157,14 +210,14 @@ def contact_sheet(
                 rows.append(int(pos[int(round(k * (len(pos) - 1) / max(n_pairs - 1, 1)))]))
             cells.append((f"sample {k}", rows))
 
+    shown = varying_factors(fs.select(domain=domains[0]))
+    captions = [format_factors(_factors_of(man, rows), shown) for _, rows in cells]
     per_row = max(1, min(int(pairs_per_row), len(cells)))
     n_rows = -(-len(cells) // per_row)
     nd = len(domains)
     img_in = 1.55  # inches per image
-    cap_lines = 1 + max(
-        format_factors(_factors_of(man, rows, domains)).count("\n") + 1 for _, rows in cells
-    )
-    cap_in = 0.16 * cap_lines + 0.15
+    cap_lines = max(c.count("\n") + 1 for c in captions)
+    cap_in = 0.125 * cap_lines + 0.3
     fig_w = per_row * nd * img_in + (per_row - 1) * 0.35 + 0.3
     row_h = 0.32 + img_in + cap_in
     fig_h = n_rows * row_h + 0.55
@@ -193,7 +246,7 @@ def contact_sheet(
             else:
                 ax.imshow(next(it), interpolation="nearest")
             ax.set_title(dom, fontsize=7.5, pad=2)
-        caption = format_factors(_factors_of(man, rows, domains))
+        caption = captions[k]
         fig.text((x0 + 0.03) / fig_w, (top - 0.32 - img_in) / fig_h, caption, ha="left",
                  va="top", fontsize=6.5, family="monospace", linespacing=1.25)
     path = Path(out)
@@ -203,7 +256,7 @@ def contact_sheet(
     return path
 
 
-def _factors_of(man: Any, rows: list[int | None], domains: list[str]) -> dict[str, Any]:
+def _factors_of(man: Any, rows: list[int | None]) -> dict[str, Any]:
     """Factors of the cell's first domain frame (the randomized ``sim`` one when present)."""
     for row in rows:
         if row is not None:

@@ -1,0 +1,380 @@
+"""Generate paired sim / target-domain datasets from the tabletop tasks into a FrameSet.
+
+:func:`generate` runs each task's scripted expert episode by episode. At every step it
+records the simulator's observation (the randomized ``sim`` domain) and renders the very
+same simulator state in every other requested domain through
+``env.unwrapped.render_domain(name)``:
+
+- ``sim``: the environment's own frames, with the requested randomization factors;
+- ``sim-nominal``: the same state with the default (nominal) appearance, so a factor's
+  effect can be measured against an unrandomized reference;
+- ``real-proxy``: photographic textures, other lighting, an offset camera and the sensor
+  model :data:`realgap.sim.camera_model.REAL_PROXY_CAMERA`. It is a *proxy* for real
+  camera frames, not real data, and it is labelled so by default. Relabel it (for a
+  pipeline that expects ``real``) with ``domain_labels={"real-proxy": "real"}`` (CLI:
+  ``--domain-label real-proxy=real``); the frames' ``factors`` keep the rendering domain
+  under ``"render_domain"`` and ``source`` names the generator, so the provenance stays
+  honest whatever the label.
+
+Frames rendered from one simulator state share a ``pair_id`` (``task/seed/episode/step``),
+which is what paired metrics and the contact sheet join on.
+
+Seeding (same seed, same FrameSet content hash): episode ``e`` of task ``k`` resets the
+environment with ``SeedSequence([seed, crc32(k), e])``, so each episode depends only on
+the seed, the task name and its number, never on the episodes generated before it. That
+is what makes generation resumable: rerunning the same command skips the episodes already
+on disk (:meth:`FrameSetWriter.completed_episodes`) and regenerates any whose write was
+interrupted, producing the same bytes it would have produced in one go. Each domain's
+episode is written atomically, so an interrupt leaves complete episodes only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realgap import __version__
+from realgap._optional import require
+from realgap.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_DEMO_OUT",
+    "DEMO_CONFIG",
+    "GENERATOR",
+    "RENDER_DOMAINS",
+    "GenerateConfig",
+    "episode_seed",
+    "generate",
+    "generate_demo",
+]
+
+#: Generator name recorded in every frame's ``source``.
+GENERATOR = "realgap.sim.generate"
+#: Domains this generator can render; the first is the environment's own.
+RENDER_DOMAINS: tuple[str, ...] = ("sim", "sim-nominal", "real-proxy")
+#: Randomization factors of :mod:`realgap.sim.factors` (reference names, section 3.2.3).
+KNOWN_FACTORS: tuple[str, ...] = ("BG", "LT", "TD", "CP", "TH", "PHYS")
+#: Factors that change only how a state looks (the rest change the state itself).
+APPEARANCE_FACTORS: tuple[str, ...] = ("BG", "LT", "CP")
+GRANULARITIES: tuple[str, ...] = ("episode", "frame")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """What to generate and where (see the module docstring for seeding and domains)."""
+
+    out: str
+    """Output FrameSet directory (created; an existing FrameSet there is resumed)."""
+    tasks: tuple[str, ...] = ("reach-mug",)
+    """Task names of :data:`realgap.sim.TASKS`."""
+    episodes: int = 20
+    """Episodes per task (>= 1); each is written once per domain."""
+    domains: tuple[str, ...] = ("sim", "real-proxy")
+    """Rendering domains, a subset of :data:`RENDER_DOMAINS`."""
+    randomize: tuple[str, ...] = ("BG", "LT", "CP")
+    """Randomization factors of the ``sim`` domain (BG, LT, TD, CP, TH, PHYS)."""
+    granularity: str = "frame"
+    """``frame`` (resample every step) or ``episode`` (sample at reset); feasibility
+    factors (TD, TH) stay episode-wise whatever is asked, as in the reference."""
+    fidelity: str = "low"
+    """Rendering fidelity preset: ``low``, ``medium`` or ``high``."""
+    image_size: int = 128
+    """Square image side, pixels (16..1024)."""
+    cameras: tuple[str, ...] = ("head",)
+    """Cameras to record (``head``, ``wrist``)."""
+    seed: int = 0
+    """Master seed (>= 0): same seed, same FrameSet content hash."""
+    domain_labels: tuple[tuple[str, str], ...] = ()
+    """``(render domain, stored label)`` pairs, e.g. ``(("real-proxy", "real"),)``."""
+    max_steps: int | None = None
+    """Cap on steps per episode (None: the task's own limit)."""
+
+    def __post_init__(self) -> None:
+        for name in ("tasks", "domains", "randomize", "cameras"):
+            val = getattr(self, name)
+            if isinstance(val, str):  # "a,b" from a caller that did not split
+                val = tuple(s.strip() for s in val.split(",") if s.strip())
+            object.__setattr__(self, name, tuple(val))
+        labels = self.domain_labels
+        if isinstance(labels, Mapping):
+            labels = tuple(labels.items())
+        object.__setattr__(self, "domain_labels", tuple((str(a), str(b)) for a, b in labels))
+
+    def label(self, domain: str) -> str:
+        """The label ``domain`` is stored under."""
+        return dict(self.domain_labels).get(domain, domain)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (recorded beside the FrameSet as ``generate.json``)."""
+        d = asdict(self)
+        d["domain_labels"] = dict(self.domain_labels)
+        return d
+
+
+def _int_like(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _check_writable(out: str) -> Path:
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {out}: exists and is a file; choose a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {out}: cannot write there ({exc.strerror or exc}); "
+            "choose a writable directory"
+        ) from None
+    return path
+
+
+def validate_config(cfg: GenerateConfig) -> None:
+    """Check every field; raise :class:`ConfigError`/``UnknownNameError`` naming it."""
+    sim = require("realgap.sim")
+    if not cfg.tasks:
+        raise ConfigError("--task: no task given; pass e.g. --task reach-mug")
+    for task in cfg.tasks:
+        sim.TASKS.get(task)  # UnknownNameError with close matches
+    if not _int_like(cfg.episodes) or cfg.episodes < 1:
+        raise ConfigError(f"--episodes: got {cfg.episodes!r}, expected an integer >= 1")
+    if not cfg.domains:
+        raise ConfigError("--domains: no domain given; pass e.g. --domains sim,real-proxy")
+    for d in cfg.domains:
+        if d not in RENDER_DOMAINS:
+            raise ConfigError(
+                f"--domains: unknown domain {d!r}; choose from {', '.join(RENDER_DOMAINS)} "
+                "(relabel with --domain-label real-proxy=real)"
+            )
+    if len(set(cfg.domains)) != len(cfg.domains):
+        raise ConfigError(f"--domains: repeated domain in {','.join(cfg.domains)}")
+    known = tuple(getattr(sim, "FACTOR_NAMES", KNOWN_FACTORS))
+    for f in cfg.randomize:
+        if f not in known:
+            raise ConfigError(
+                f"--randomize: unknown factor {f!r}; choose from {', '.join(known)}"
+            )
+    if cfg.granularity not in GRANULARITIES:
+        raise ConfigError(
+            f"--granularity: got {cfg.granularity!r}, expected one of {', '.join(GRANULARITIES)}"
+        )
+    if not _int_like(cfg.image_size) or not 16 <= cfg.image_size <= 1024:
+        raise ConfigError(f"--image-size: got {cfg.image_size!r}, expected 16..1024 pixels")
+    if not cfg.cameras:
+        raise ConfigError("--cameras: no camera given; pass e.g. --cameras head")
+    if not _int_like(cfg.seed) or cfg.seed < 0:
+        raise ConfigError(f"--seed: got {cfg.seed!r}, expected an integer >= 0")
+    if cfg.max_steps is not None and (not _int_like(cfg.max_steps) or cfg.max_steps < 1):
+        raise ConfigError(f"--max-steps: got {cfg.max_steps!r}, expected an integer >= 1")
+    for src, dst in cfg.domain_labels:
+        if src not in cfg.domains:
+            raise ConfigError(
+                f"--domain-label {src}={dst}: {src!r} is not among the generated domains "
+                f"{','.join(cfg.domains)}"
+            )
+        if not dst or any(c in dst for c in "/\\=,"):
+            raise ConfigError(f"--domain-label {src}={dst}: the label must be a plain name")
+    labels = [cfg.label(d) for d in cfg.domains]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"--domain-label: two domains map to one label ({labels})")
+
+
+def episode_seed(seed: int, task: str, episode: int) -> int:
+    """Reset seed of one episode: ``SeedSequence([seed, crc32(task), episode])``, 32 bits."""
+    ss = np.random.SeedSequence([int(seed), zlib.crc32(task.encode()), int(episode)])
+    return int(ss.generate_state(1)[0])
+
+
+def pair_id(task: str, seed: int, episode: int, step: int) -> str:
+    """The id shared by the frames of one simulator state across domains."""
+    return f"{task}/{seed}/{episode}/{step}"
+
+
+def _domain_factors(env: Any, base: dict[str, Any], domain: str) -> dict[str, Any]:
+    """Factor values behind a frame of ``domain`` rendered from the current sim state.
+
+    ``sim`` frames carry every factor's current value. ``sim-nominal`` frames carry the
+    same state factors (TD, TH, PHYS) with the appearance factors (BG, LT, CP) at their
+    defaults. ``real-proxy`` frames carry the state factors only: their appearance is
+    the fixed proxy look and sensor (recorded once in ``generate.json``), not a factor.
+    """
+    if domain == "sim":
+        return dict(base)
+    state = {k: v for k, v in base.items() if k not in APPEARANCE_FACTORS}
+    if domain == "sim-nominal":
+        factors = getattr(env.unwrapped, "factors", {})
+        nominal = {k: factors[k].default_values() for k in APPEARANCE_FACTORS
+                   if k in base and k in factors}
+        return {**nominal, **state}
+    return state
+
+
+def _run_episode(
+    env: Any, expert: Any, cfg: GenerateConfig, task: str, episode: int
+) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict[str, list[dict[str, Any]]],
+           list[np.ndarray], list[np.ndarray], bool]:
+    """Roll out one expert episode; collect every domain's frames of every state."""
+    obs, info = env.reset(seed=episode_seed(cfg.seed, task, episode))
+    frames: dict[str, dict[str, list[np.ndarray]]] = {
+        d: {c: [] for c in cfg.cameras} for d in cfg.domains
+    }
+    factors: dict[str, list[dict[str, Any]]] = {d: [] for d in cfg.domains}
+    actions: list[np.ndarray] = []
+    states: list[np.ndarray] = []
+    limit = cfg.max_steps or 10**9  # the env truncates at its own limit too
+    success = bool(info.get("success", False))
+    for _step in range(limit):
+        action = np.asarray(expert(obs), dtype=np.float64)
+        base = dict(info.get("factors", {}))
+        for d in cfg.domains:
+            if d == "sim":
+                imgs = {c: np.asarray(obs[c]) for c in cfg.cameras}
+            else:
+                imgs = env.unwrapped.render_domain(d, cfg.cameras)
+            for c in cfg.cameras:
+                frames[d][c].append(imgs[c])
+            factors[d].append({**_domain_factors(env, base, d), "render_domain": d})
+        actions.append(action)
+        states.append(np.asarray(obs.get("state", np.zeros(0)), dtype=np.float64))
+        obs, _reward, terminated, truncated, info = env.step(action)
+        success = success or bool(info.get("success", False))
+        if terminated or truncated:
+            break
+    return frames, factors, actions, states, success
+
+
+def headless_gl() -> None:
+    """Choose EGL for MuJoCo when no display is attached and nothing else was chosen.
+
+    MuJoCo's default (GLFW) needs an X display; on a headless machine EGL (with Mesa's
+    software renderer if there is no GPU) works. Must run before ``mujoco`` is imported.
+    """
+    if not os.environ.get("DISPLAY") and "MUJOCO_GL" not in os.environ:
+        os.environ["MUJOCO_GL"] = "egl"
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+
+def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
+    """Generate (or resume) the FrameSet described by ``cfg``; return it opened.
+
+    Returns:
+        :class:`realgap.data.FrameSet` at ``cfg.out``. A ``generate.json`` beside it
+        records the config, the realgap version and per-task expert success counts
+        (``k/n`` over the episodes generated in the latest run).
+    """
+    headless_gl()
+    validate_config(cfg)
+    out = _check_writable(cfg.out)
+    sim = require("realgap.sim")
+    data = require("realgap.data")
+    tqdm = require("tqdm").tqdm
+    labels = {d: cfg.label(d) for d in cfg.domains}
+    version_source = f"{GENERATOR} {__version__}"
+    stats: dict[str, dict[str, int]] = {}
+    t0 = time.perf_counter()
+    with data.FrameSetWriter(out, source=version_source, resume=True,
+                             domains=tuple(labels.values())) as writer:
+        done = writer.completed_episodes()
+        todo = [
+            (task, ep) for task in cfg.tasks for ep in range(cfg.episodes)
+            if any((labels[d], task, ep) not in done for d in cfg.domains)
+        ]
+        bar = tqdm(total=len(cfg.tasks) * cfg.episodes, initial=len(cfg.tasks) * cfg.episodes
+                   - len(todo), desc="generate", unit="ep", disable=not progress)
+        envs: dict[str, Any] = {}
+        try:
+            for task, ep in todo:
+                env = envs.get(task)
+                if env is None:
+                    extra = {} if cfg.max_steps is None else {"max_steps": cfg.max_steps}
+                    env = envs[task] = sim.make(
+                        task, randomize=cfg.randomize, granularity=cfg.granularity,
+                        fidelity=cfg.fidelity, image_size=cfg.image_size,
+                        cameras=cfg.cameras, domain="sim", seed=cfg.seed, **extra,
+                    )
+                expert = sim.expert_for(env)  # fresh per episode: experts may keep state
+                frames, facs, acts, sts, ok = _run_episode(env, expert, cfg, task, ep)
+                st = stats.setdefault(task, {"success": 0, "episodes": 0, "frames": 0})
+                st["episodes"] += 1
+                st["success"] += int(ok)
+                src = f"{version_source} task={task} seed={cfg.seed}"
+                pids = [pair_id(task, cfg.seed, ep, t) for t in range(len(acts))]
+                for d in cfg.domains:
+                    if (labels[d], task, ep) in done:
+                        continue
+                    writer.add_episode(
+                        domain=labels[d], task=task, episode=ep,
+                        images={c: np.stack(v) for c, v in frames[d].items()},
+                        actions=np.stack(acts), states=np.stack(sts),
+                        factors=facs[d], pair_ids=pids, source=src,
+                    )
+                    st["frames"] += len(acts)
+                bar.update(1)
+                bar.set_postfix(task=task, frames=sum(s["frames"] for s in stats.values()))
+        finally:
+            bar.close()
+            for env in envs.values():
+                env.close()
+    _write_record(out, cfg, stats, time.perf_counter() - t0)
+    return data.FrameSet.open(out)
+
+
+def _write_record(out: Path, cfg: GenerateConfig, stats: dict[str, Any], seconds: float) -> None:
+    from realgap.data._format import write_json_atomic
+
+    record: dict[str, Any] = {
+        "generator": GENERATOR, "realgap_version": __version__, "config": cfg.to_dict(),
+        "last_run": {"seconds": round(seconds, 2), "expert_success": stats},
+    }
+    if "real-proxy" in cfg.domains:
+        from realgap.sim.camera_model import REAL_PROXY_CAMERA
+        from realgap.sim.domains import PHOTO_PREFERENCE, ProxyLook
+
+        record["real_proxy"] = {
+            "stored_as": cfg.label("real-proxy"),
+            "note": "rendered proxy for real camera frames, not real data",
+            "look": asdict(ProxyLook()), "photographs": PHOTO_PREFERENCE,
+            "camera_model": REAL_PROXY_CAMERA.to_dict(),
+        }
+    write_json_atomic(out / "generate.json", record)
+
+
+#: The embedded default dataset of ``realgap generate --demo`` (the main job's input):
+#: both reach tasks (the Visual Alignment Testing pair), the randomized sim domain, the
+#: nominal sim domain of the same states and the proxy-real domain, head camera, 96 px.
+DEFAULT_DEMO_OUT = "realgap-demo/frames"
+DEMO_CONFIG = GenerateConfig(
+    out=DEFAULT_DEMO_OUT,
+    tasks=("reach-mug", "reach-box"),
+    episodes=8,
+    domains=("sim", "sim-nominal", "real-proxy"),
+    randomize=("BG", "LT", "CP"),
+    granularity="frame",
+    fidelity="low",
+    image_size=96,
+    cameras=("head",),
+    seed=0,
+)
+
+
+def generate_demo(out: str | os.PathLike[str] = DEFAULT_DEMO_OUT, progress: bool = True) -> Any:
+    """Write the demo FrameSet (:data:`DEMO_CONFIG`) to ``out``, with ``out/contact_sheet.png``.
+
+    Resumable like :func:`generate`. Returns the opened :class:`realgap.data.FrameSet`.
+    """
+    from realgap.sim.contact_sheet import contact_sheet
+
+    fs = generate(replace(DEMO_CONFIG, out=str(out)), progress=progress)
+    contact_sheet(fs, Path(out) / "contact_sheet.png")
+    return fs
+

@@ -1,0 +1,185 @@
+"""Dataset generation: pairing, recorded factors, provenance, determinism, resume, labels.
+
+Tiny episodes (6 steps, 32 px, head camera) keep this file fast.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realgap.data import FrameSet, FrameSetWriter
+from realgap.sim.generate import (
+    DEMO_CONFIG,
+    GenerateConfig,
+    episode_seed,
+    generate,
+    validate_config,
+)
+
+BASE = GenerateConfig(
+    out="", tasks=("reach-mug",), episodes=2, domains=("sim", "sim-nominal", "real-proxy"),
+    randomize=("BG", "LT", "CP"), granularity="frame", fidelity="low", image_size=32,
+    cameras=("head",), seed=0, max_steps=6,
+)
+
+
+@pytest.fixture(scope="module")
+def base_set(tmp_path_factory: pytest.TempPathFactory) -> FrameSet:
+    out = tmp_path_factory.mktemp("gen") / "fs"
+    return generate(replace(BASE, out=str(out)), progress=False)
+
+
+def _json(fs: FrameSet, col: str = "factors") -> list[dict]:
+    return [json.loads(t) for t in fs.manifest[col]]
+
+
+def test_every_domain_has_every_state_paired(base_set: FrameSet) -> None:
+    m = base_set.manifest
+    assert base_set.domains == ["real-proxy", "sim", "sim-nominal"]
+    assert len(base_set) == 3 * 2 * 6  # domains x episodes x steps (capped at 6)
+    by_dom = {d: g.reset_index(drop=True) for d, g in m.groupby("domain")}
+    assert by_dom["sim"]["pair_id"].tolist() == by_dom["real-proxy"]["pair_id"].tolist()
+    assert by_dom["sim"]["pair_id"].tolist() == by_dom["sim-nominal"]["pair_id"].tolist()
+    assert by_dom["sim"]["pair_id"][7] == "reach-mug/0/1/1"  # task/seed/episode/step
+    # one simulator state: the same action and state in every domain
+    for d in ("sim-nominal", "real-proxy"):
+        sel = base_set.select(domain=d)
+        assert np.array_equal(sel.actions(), base_set.select(domain="sim").actions())
+        assert np.array_equal(sel.states(), base_set.select(domain="sim").states())
+    # ... rendered differently
+    imgs = {d: base_set.select(domain=d).images("head") for d in base_set.domains}
+    assert imgs["sim"].shape == (12, 32, 32, 3)
+    for a, b in (("sim", "sim-nominal"), ("sim", "real-proxy"), ("sim-nominal", "real-proxy")):
+        assert np.abs(imgs[a].astype(int) - imgs[b].astype(int)).mean() > 3.0
+
+
+def test_factors_recorded_per_frame(base_set: FrameSet) -> None:
+    sim = _json(base_set.select(domain="sim"))
+    nominal = _json(base_set.select(domain="sim-nominal"))
+    proxy = _json(base_set.select(domain="real-proxy"))
+    assert {f["render_domain"] for f in sim} == {"sim"}
+    assert {f["render_domain"] for f in proxy} == {"real-proxy"}
+    assert set(sim[0]) >= {"BG", "LT", "CP", "TD", "TH", "PHYS"}
+    # frame-wise granularity: the background and light change from step to step
+    steps = sim[:6]
+    assert len({json.dumps(f["BG"], sort_keys=True) for f in steps}) == 6
+    assert len({json.dumps(f["LT"], sort_keys=True) for f in steps}) == 6
+    # nominal frames: appearance at its defaults, identical on every frame
+    assert len({json.dumps({k: f[k] for k in ("BG", "LT", "CP")}, sort_keys=True)
+                for f in nominal}) == 1
+    assert nominal[0]["CP"] == {"dpos": [0.0, 0.0, 0.0], "drot": [0.0, 0.0, 0.0]}
+    # proxy frames: no sim appearance factor, the state factors of the same state
+    assert not set(proxy[0]) & {"BG", "LT", "CP"}
+    assert [f["TH"] for f in proxy] == [f["TH"] for f in sim]
+
+
+def test_source_names_generator_version_task_and_seed(base_set: FrameSet) -> None:
+    import realgap
+
+    assert set(base_set.manifest["source"]) == {
+        f"realgap.sim.generate {realgap.__version__} task=reach-mug seed=0"}
+    rec = json.loads((base_set.root / "generate.json").read_text())
+    assert rec["config"]["domains"] == ["sim", "sim-nominal", "real-proxy"]
+    assert rec["real_proxy"]["stored_as"] == "real-proxy"
+    assert rec["real_proxy"]["camera_model"]["k1"] == -0.06
+    st = rec["last_run"]["expert_success"]["reach-mug"]
+    assert st["episodes"] == 2 and st["frames"] == 36 and 0 <= st["success"] <= 2
+
+
+def test_nominal_domain_equals_an_unrandomized_run(base_set: FrameSet, tmp_path: Path) -> None:
+    # Independent route: the same seeds without any randomization must render exactly
+    # the sim-nominal frames (the task layout stream does not depend on the factors).
+    plain = generate(replace(BASE, out=str(tmp_path / "plain"), randomize=(),
+                             domains=("sim",)), progress=False)
+    assert np.array_equal(plain.images("head"),
+                          base_set.select(domain="sim-nominal").images("head"))
+
+
+def test_same_seed_same_hash_other_seed_differs(base_set: FrameSet, tmp_path: Path) -> None:
+    again = generate(replace(BASE, out=str(tmp_path / "again")), progress=False)
+    assert again.content_hash == base_set.content_hash
+    other = generate(replace(BASE, out=str(tmp_path / "other"), seed=1, episodes=1),
+                     progress=False)
+    assert not np.array_equal(other.select(domain="sim").images("head"),
+                              base_set.select(domain="sim", episode=0).images("head"))
+
+
+def test_episode_seed_depends_on_seed_task_and_episode_only() -> None:
+    seeds = {episode_seed(s, t, e) for s in (0, 1) for t in ("reach-mug", "reach-box")
+             for e in (0, 1)}
+    assert len(seeds) == 8
+    assert episode_seed(0, "reach-mug", 1) == episode_seed(0, "reach-mug", 1)
+
+
+def test_resume_and_interrupt_give_the_one_shot_set(
+    base_set: FrameSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "resumed"
+    cfg = replace(BASE, out=str(out))
+    real_add = FrameSetWriter.add_episode
+    calls = {"n": 0}
+
+    def flaky_add(self: FrameSetWriter, *args: object, **kwargs: object) -> str:
+        calls["n"] += 1
+        if calls["n"] == 5:  # episode 1, second domain: interrupt mid-episode
+            raise KeyboardInterrupt
+        return real_add(self, *args, **kwargs)
+
+    monkeypatch.setattr(FrameSetWriter, "add_episode", flaky_add)
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg, progress=False)
+    monkeypatch.setattr(FrameSetWriter, "add_episode", real_add)
+    partial = FrameSet.open(out)
+    # complete episodes only: all three domains of episode 0, one domain of episode 1
+    assert len(partial) == 4 * 6
+    assert sorted(partial.manifest.groupby(["domain", "episode"]).size().index.tolist()) == [
+        ("real-proxy", 0), ("sim", 0), ("sim", 1), ("sim-nominal", 0)]
+    resumed = generate(cfg, progress=False)
+    assert resumed.content_hash == base_set.content_hash
+    # rerunning a finished set writes nothing and keeps the hash
+    assert generate(cfg, progress=False).content_hash == base_set.content_hash
+
+
+def test_relabel_and_episode_granularity(tmp_path: Path) -> None:
+    cfg = replace(BASE, out=str(tmp_path / "rl"), episodes=1, domains=("sim", "real-proxy"),
+                  granularity="episode", domain_labels=(("real-proxy", "real"),))
+    fs = generate(cfg, progress=False)
+    assert fs.domains == ["real", "sim"]
+    assert {f["render_domain"] for f in _json(fs.select(domain="real"))} == {"real-proxy"}
+    rec = json.loads((fs.root / "generate.json").read_text())
+    assert rec["real_proxy"]["stored_as"] == "real"
+    sim = _json(fs.select(domain="sim"))
+    # episode granularity: one background for the whole episode
+    assert len({json.dumps(f["BG"], sort_keys=True) for f in sim}) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"tasks": ("reach-mugg",)}, "reach-mug"),
+        ({"episodes": -1}, "--episodes"),
+        ({"domains": ("sim", "real")}, "--domains"),
+        ({"randomize": ("BG", "XX")}, "--randomize"),
+        ({"granularity": "step"}, "--granularity"),
+        ({"image_size": 4}, "--image-size"),
+        ({"domain_labels": (("sim", "real-proxy"),)}, "two domains"),
+        ({"domains": ("sim",), "domain_labels": (("real-proxy", "x"),)}, "not among"),
+    ],
+)
+def test_validate_config_names_the_bad_field(change: dict, match: str) -> None:
+    from realgap.errors import RealgapError
+
+    with pytest.raises(RealgapError, match=match):
+        validate_config(replace(BASE, out="unused", **change))
+
+
+def test_demo_config_is_the_documented_default() -> None:
+    assert DEMO_CONFIG.tasks == ("reach-mug", "reach-box")
+    assert DEMO_CONFIG.domains == ("sim", "sim-nominal", "real-proxy")
+    assert DEMO_CONFIG.randomize == ("BG", "LT", "CP") and DEMO_CONFIG.granularity == "frame"
+    validate_config(DEMO_CONFIG)
