@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from realgap.data import FrameSet, FrameSetWriter, open_frames
 from realgap.data._format import combine_hashes, episode_key
@@ -221,3 +223,35 @@ def test_open_errors(tmp_path: Path) -> None:
     (tmp_path / "fs/meta.json").write_text(json.dumps({**meta, "format_version": 99}))
     with pytest.raises(FormatVersionError, match="format_version 99 is not supported"):
         FrameSet.open(tmp_path / "fs")
+
+
+def test_manifest_copy_does_not_leak_edits(tmp_path: Path) -> None:
+    fs = FrameSet.open(write_synthetic(tmp_path / "fs", n_episodes=1, n_frames=2, size=4))
+    m = fs.manifest
+    m["domain"] = "edited"
+    m.loc[0, "task"] = "edited"
+    assert set(fs.manifest["domain"]) == {"real", "sim"} and "edited" not in set(fs.manifest["task"])
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations([0, 1, 2, 3]), lengths=st.lists(st.integers(1, 3), min_size=4, max_size=4))
+def test_hash_and_rows_do_not_depend_on_write_order(tmp_path_factory, order, lengths) -> None:
+    """Property: any write order gives the same rows and hash as writing 0, 1, 2, 3."""
+    eps = [synthetic_episode(k, n_frames=lengths[k], size=4) for k in range(4)]
+    labels = [("sim", "a", 0), ("real", "a", 0), ("sim", "b", 5), ("sim", "a", 2)]
+
+    def write(seq: list[int]) -> FrameSet:
+        path = tmp_path_factory.mktemp("fs")
+        with FrameSetWriter(path / "x", source="s") as w:
+            for k in seq:
+                d, t, e = labels[k]
+                w.add_episode(domain=d, task=t, episode=e, **eps[k])
+        return FrameSet.open(path / "x")
+
+    a, b = write(list(order)), write([0, 1, 2, 3])
+    assert a.content_hash == b.content_hash
+    np.testing.assert_array_equal(a.images("head"), b.images("head"))
+    assert a.manifest["frame_id"].tolist() == b.manifest["frame_id"].tolist()
+    # canonical order: real/a/0, sim/a/0, sim/a/2, sim/b/5
+    first = a.manifest[a.manifest["step"] == 0]["frame_id"].tolist()
+    assert first == ["real/a/0/0", "sim/a/0/0", "sim/a/2/0", "sim/b/5/0"]

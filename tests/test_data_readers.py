@@ -422,3 +422,19 @@ def test_lerobot_bad_inputs(tmp_path: Path, capsys) -> None:
                                    "--format", "lerobot"])
     assert f"{src / 'meta/info.json'}: features lack 'action'" in err
     assert not (tmp_path / "o" / "episodes").exists() or not any((tmp_path / "o" / "episodes").iterdir())
+
+
+def test_convert_is_deterministic_and_resumable(tmp_path: Path) -> None:
+    eps = _episodes([3, 2, 2], cams=("head",))
+    src = _write_zarr(tmp_path / "buf.zarr", eps, 3)
+    a = convert(src, tmp_path / "a")
+    b = convert(src, tmp_path / "b")
+    assert a.content_hash == b.content_hash
+    # an interrupted conversion: drop the last episode, then --append resumes it
+    import shutil
+
+    last = max((tmp_path / "b" / "episodes").iterdir())
+    shutil.rmtree(last)
+    assert len(FrameSet.open(tmp_path / "b")) == 5
+    c = convert(src, tmp_path / "b", append=True)
+    assert c.content_hash == a.content_hash and len(c) == 7

@@ -176,10 +176,13 @@ class FrameSet:
     # -- tables ------------------------------------------------------------------------
     @property
     def manifest(self) -> pd.DataFrame:
-        """One row per frame of this view (columns: ``MANIFEST_COLUMNS``), index 0..N-1."""
+        """One row per frame of this view (columns: ``MANIFEST_COLUMNS``), index 0..N-1.
+
+        A new DataFrame each call (pandas copy-on-write: cheap), so callers may modify it.
+        """
         full = self._store.manifest()
         if self._is_full:
-            return full
+            return full.copy(deep=False)
         return full.iloc[self._rows].reset_index(drop=True)
 
     def actions(self) -> np.ndarray:
