@@ -374,7 +374,9 @@ class TableHeight(Factor):
     def restore(self) -> None:
         delta = float(self._saved["body_pos"][self._table, 2] - self.model.body_pos[self._table, 2])
         super().restore()
-        self._shift_objects(delta)
+        if delta != 0.0:
+            self._shift_objects(delta)
+            self._after_change()
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         return {"dz": float(rng.uniform(*self.range.dz))}
