@@ -98,6 +98,7 @@ def evaluate_policy(
     out: str | Path | None = None,
     name: str | None = None,
     image_size: int | None = None,
+    max_steps: int | None = None,
     progress: bool = False,
 ) -> EvaluationResult:
     """Evaluate ``policy`` (``"expert"`` or a checkpoint file/dir) under ``protocol``.
@@ -111,6 +112,7 @@ def evaluate_policy(
         out: directory (or ``.duckdb`` file) of the results database; None writes nothing.
         name: the setting label in results (default: ``expert`` or the checkpoint path).
         image_size: rendered image side for the expert (learned policies use their own).
+        max_steps: episode cap (None: the task's own limit).
     """
     spec = protocol if isinstance(protocol, ProtocolSpec) else load_protocol(protocol)
     spec = spec.with_trials(trials)
@@ -120,7 +122,7 @@ def evaluate_policy(
                           f"not {task!r}; pass a protocol file that lists {task!r}")
     size = int(pcfg.get("image_size") or image_size or 64)
     camera = str(pcfg.get("camera", "head"))
-    env_spec = EnvSpec(task=task, image_size=size, cameras=(camera,))
+    env_spec = EnvSpec(task=task, image_size=size, cameras=(camera,), max_steps=max_steps)
     episodes = [
         EpisodeSpec(seed, spec.settings(c), c.name, i)
         for c in spec.conditions for i, seed in enumerate(spec.seeds)
@@ -149,7 +151,8 @@ def _write(res: EvaluationResult, spec: ProtocolSpec, out: str | Path,
 
     config = {"protocol": spec.name, "protocol_version": spec.version, "protocol_source": spec.source,
               "task": res.task, "policy": res.policy, "trials": spec.trials, "seed": spec.seed,
-              "workers": workers, "policy_config": dict(pcfg)}
+              "workers": workers, "policy_config": dict(pcfg),
+              "seeds": spec.seeds}
     with ResultsDB(out) as db:
         run_id = db.new_run("evaluate", config, name=f"{spec.name}: {res.policy}")
         db.add_subject(run_id, res.policy, "policy", {"task": res.task, **dict(pcfg)})
