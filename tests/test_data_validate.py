@@ -122,7 +122,8 @@ def test_truncated_parquet(tmp_path: Path, capsys) -> None:
     part.write_bytes(data[: len(data) // 2])
     err = _error_line(capsys, ["data", "validate", str(root)])
     assert f"{part}: Parquet file is truncated or corrupt" in err
-    # info and open name the same file
+    # opening uses the consolidated manifest; without it, open and info name the same file
+    (root / "manifest.parquet").unlink()
     err = _error_line(capsys, ["data", "info", str(root)])
     assert f"{part}: Parquet file is truncated or corrupt" in err
 
@@ -200,3 +201,24 @@ def test_info_counts_by_hand(tmp_path: Path, capsys) -> None:
     assert main(["data", "info", str(root)]) == 0
     text = capsys.readouterr().out
     assert "30 in 3 episodes" in text and "BG" in text and "1: 27, 2: 3" in text
+
+
+def test_consolidated_manifest_is_checked_and_rebuilt(tmp_path: Path, capsys) -> None:
+    root = _fs(tmp_path)
+    cons = root / "manifest.parquet"
+    table = pq.read_table(cons)
+    assert table.schema.metadata[b"realgap.content_hash"].decode() == validate(root)["content_hash"]
+    assert table.num_rows == 16
+    # tampered cache with a current hash tag: validate names it
+    acts = table.column("action").to_pylist()
+    acts[0][0] += 1.0
+    pq.write_table(table.set_column(table.schema.get_field_index("action"), "action",
+                                    pa.array(acts, pa.list_(pa.float32()))), cons)
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{cons}: consolidated manifest differs from the episode parts" in err
+    # a stale or missing cache is never used, and the next writer close rebuilds it
+    cons.unlink()
+    assert main(["data", "validate", str(root)]) == 0
+    FrameSetWriter(root, source="s", resume=True).close()
+    assert pq.read_table(cons).num_rows == 16
+    assert main(["data", "validate", str(root)]) == 0

@@ -11,6 +11,9 @@ A FrameSet is a directory::
           <camera>.npy               uint8 (T, H, W, 3), one file per camera
           episode.json               the episode's record (domain, task, episode, n_frames,
                                      shapes, hash): the same record meta.json holds
+      manifest.parquet               all episodes' manifest rows in canonical order, a cache
+                                     rebuilt when a writer closes; used only when the content
+                                     hash in its schema metadata equals the set's
       .tmp/                          episodes being written (ignored by readers)
 
 Why per-episode ``.npy`` directories (and not one zarr array, one HDF5 file, or one file per
@@ -31,6 +34,10 @@ frame):
   the set's hash combines the sorted per-episode hashes (:func:`combine_hashes`), so it does
   not depend on write order and adding an episode costs one episode's hashing.
 
+The consolidated ``manifest.parquet`` exists because opening a set by reading one small
+Parquet file per episode costs a few ms per file (seconds for a thousand episodes); with it,
+opening reads one file. A crash before it is rebuilt only makes opening slower.
+
 ``meta.json`` is a cache of the episode records, rewritten (write temp, ``os.replace``)
 after each episode. The ``episodes/`` directory is the truth: if a crash falls between the
 rename of an episode and the rewrite of ``meta.json``, readers pick the episode up from its
@@ -49,6 +56,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from realgap.errors import DataError, FormatVersionError, MissingFileError
 
@@ -60,6 +68,9 @@ EPISODES_DIR = "episodes"
 TMP_DIR = ".tmp"
 EPISODE_MANIFEST = "manifest.parquet"
 EPISODE_RECORD = "episode.json"
+CONSOLIDATED_MANIFEST = "manifest.parquet"
+#: Schema-metadata key of the consolidated manifest holding the set hash it was built for.
+CONSOLIDATED_HASH_KEY = b"realgap.content_hash"
 
 #: The manifest's columns, in order, with their Arrow types (docs/interfaces.md).
 MANIFEST_SCHEMA = pa.schema(
@@ -110,14 +121,16 @@ def canonical_json(obj: Any) -> str:
 
 
 def hash_episode(table: pa.Table, images: Mapping[str, np.ndarray]) -> str:
-    """SHA-256 of one episode: its manifest rows and the raw bytes of every camera.
+    """BLAKE2b-256 of one episode: its manifest rows and the raw bytes of every camera.
 
     The manifest contributes each column's values in a fixed order (text as UTF-8,
     numbers as little-endian bytes), cameras contribute their name, shape and pixels in
     sorted camera order. Independent of the Parquet encoding, so re-encoding a file with
-    another compression does not change the hash.
+    another compression does not change the hash. BLAKE2b rather than SHA-256 because
+    hashing every pixel dominates write time and BLAKE2b is ~1.7x faster in software
+    here (benchmarks/README.md); both are cryptographic, so equal hashes mean equal data.
     """
-    h = hashlib.sha256()
+    h = hashlib.blake2b(digest_size=32)
     for name in MANIFEST_COLUMNS:
         col = table.column(name).combine_chunks()
         h.update(name.encode())
@@ -129,8 +142,8 @@ def hash_episode(table: pa.Table, images: Mapping[str, np.ndarray]) -> str:
         elif name in ("episode", "step"):
             h.update(col.to_numpy().astype("<i8").tobytes())
         else:
-            for v in col.to_pylist():
-                h.update(b"\x00" if v is None else b"\x01" + v.encode() + b"\x1f")
+            h.update(b"".join(b"\x00" if v is None else b"\x01" + v.encode() + b"\x1f"
+                              for v in col.to_pylist()))
     for cam in sorted(images):
         arr = np.ascontiguousarray(images[cam])
         h.update(cam.encode() + b"\x1e" + canonical_json(list(arr.shape)).encode())
@@ -229,3 +242,25 @@ def load_records(root: Path, meta: Mapping[str, Any]) -> list[dict[str, Any]]:
         records.append({**rec, "key": key})
     records.sort(key=sort_key)
     return records
+
+
+def read_consolidated(root: Path, content_hash: str) -> pa.Table | None:
+    """The consolidated manifest if it exists and was built for ``content_hash``, else None."""
+    path = root / CONSOLIDATED_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        schema = pq.read_schema(path)
+        if (schema.metadata or {}).get(CONSOLIDATED_HASH_KEY, b"").decode() != content_hash:
+            return None
+        return pq.read_table(path).cast(MANIFEST_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, ValueError):
+        return None  # a damaged cache is ignored: the per-episode parts are the truth
+
+
+def write_consolidated(root: Path, table: pa.Table, content_hash: str) -> None:
+    """Write the consolidated manifest atomically, tagged with ``content_hash``."""
+    tagged = table.replace_schema_metadata({CONSOLIDATED_HASH_KEY: content_hash.encode()})
+    tmp = root / f".{CONSOLIDATED_MANIFEST}.{os.getpid()}.tmp"
+    pq.write_table(tagged, tmp, compression="zstd")
+    os.replace(tmp, root / CONSOLIDATED_MANIFEST)

@@ -13,7 +13,9 @@ tampered file is reported by what is wrong with it rather than by a hash mismatc
 3. per episode and camera: the ``.npy`` array loads (not truncated) as uint8
    ``(T, H, W, 3)``, with the same cameras and ``(H, W)`` in every episode;
 4. frame ids are unique across the set;
-5. every episode's recomputed hash equals its record, and ``meta.json``'s
+5. the consolidated ``manifest.parquet``, when tagged with the set's hash (so readers
+   would use it), equals the concatenated episode parts;
+6. every episode's recomputed hash equals its record, and ``meta.json``'s
    ``content_hash`` equals the set's (a stale ``meta.json`` is refreshed by opening the
    set with ``FrameSetWriter(path, resume=True)`` and closing it).
 """
@@ -30,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 
 from realgap.data._format import (
+    CONSOLIDATED_MANIFEST,
     EPISODE_MANIFEST,
     EPISODE_RECORD,
     EPISODES_DIR,
@@ -37,8 +40,10 @@ from realgap.data._format import (
     combine_hashes,
     hash_episode,
     list_episode_dirs,
+    read_consolidated,
     read_json,
     read_meta,
+    sort_key,
 )
 from realgap.data.frameset import FrameSet, load_image_array, read_manifest_part
 from realgap.errors import DataError
@@ -62,6 +67,7 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
     declared = set(meta.get("domains") or []) | set(meta.get("declared_domains") or [])
     ref: dict[str, Any] | None = None
     hashes: list[tuple[str, str]] = []
+    parts: dict[str, tuple[dict[str, Any], pa.Table]] = {}
     frame_ids: list[str] = []
     n_frames = 0
     for key in list_episode_dirs(root):
@@ -91,6 +97,7 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise DataError(f"{ep_dir}: episode content hash {got[:12]} differs from its "
                             f"record {rec_hash[:12]}: files were changed after writing; {_REGEN}")
         hashes.append((key, got))
+        parts[key] = (rec, table)
         frame_ids.extend(table.column("frame_id").to_pylist())
         n_frames += n
     dup = [f for f, c in Counter(frame_ids).items() if c > 1]
@@ -104,6 +111,15 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"(episodes hash to {total[:12]}); refresh it by opening the set with "
             "FrameSetWriter(path, source=..., resume=True) and closing it"
         )
+    cons = read_consolidated(root, total)
+    if cons is not None:
+        order = sorted(parts, key=lambda k: sort_key(parts[k][0]))
+        expected = pa.concat_tables([parts[k][1] for k in order]) if order else None
+        if expected is None or not cons.equals(expected):
+            raise DataError(
+                f"{root / CONSOLIDATED_MANIFEST}: consolidated manifest differs from the episode "
+                "parts; delete it (the next FrameSetWriter close rebuilds it)"
+            )
     return {
         "path": str(root), "content_hash": total, "n_frames": n_frames,
         "n_episodes": len(hashes), "domains": sorted(declared),

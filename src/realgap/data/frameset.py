@@ -34,6 +34,7 @@ from realgap.data._format import (
     MANIFEST_SCHEMA,
     combine_hashes,
     load_records,
+    read_consolidated,
     read_meta,
 )
 from realgap.errors import ConfigError, DataError, MissingFileError
@@ -328,6 +329,15 @@ def load_image_array(path: Path, n_frames: int, shape: Sequence[int]) -> np.ndar
 
 
 def _read_manifest(root: Path, records: list[dict[str, Any]]) -> pa.Table:
+    content_hash = combine_hashes((r["key"], r["hash"]) for r in records)
+    table = read_consolidated(root, content_hash)
+    if table is not None and table.num_rows == sum(int(r["n_frames"]) for r in records):
+        return table
+    return read_manifest_parts(root, records)
+
+
+def read_manifest_parts(root: Path, records: list[dict[str, Any]]) -> pa.Table:
+    """Concatenate the per-episode manifest parts of ``records`` (in their order)."""
     parts = []
     for rec in records:
         path = root / EPISODES_DIR / rec["key"] / EPISODE_MANIFEST

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from realgap.data._format import (
+    CONSOLIDATED_MANIFEST,
     EPISODE_MANIFEST,
     EPISODE_RECORD,
     EPISODES_DIR,
@@ -46,7 +47,10 @@ from realgap.data._format import (
     frame_id,
     hash_episode,
     load_records,
+    read_consolidated,
     read_meta,
+    sort_key,
+    write_consolidated,
     write_json_atomic,
 )
 from realgap.errors import ConfigError, DataError
@@ -86,6 +90,7 @@ class FrameSetWriter:
         self.declared_domains = tuple(domains) if domains is not None else None
         self._meta: dict[str, Any] = {}
         self._records: dict[str, dict[str, Any]] = {}
+        self._new_tables: dict[str, pa.Table] = {}
         self._last_meta_write = 0.0
         self._dirty = False
         self._lock_path = self.root / ".lock"
@@ -149,10 +154,12 @@ class FrameSetWriter:
             f.write(str(os.getpid()))
 
     def close(self) -> None:
-        """Write the final ``meta.json``, remove temp files and release the lock."""
+        """Write ``meta.json`` and the consolidated manifest, remove temp files, unlock."""
         if self._lock_path is None:
             return
         self._write_meta()
+        if self._new_tables or not (self.root / CONSOLIDATED_MANIFEST).is_file():
+            self._write_consolidated()
         shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
         self._lock_path.unlink(missing_ok=True)
         self._lock_path = None  # type: ignore[assignment]
@@ -259,6 +266,7 @@ class FrameSetWriter:
         }
         self._write_episode(key, table, imgs, record)
         self._records[key] = record
+        self._new_tables[key] = table
         self._dirty = True
         if time.monotonic() - self._last_meta_write >= META_REFRESH_S:
             self._write_meta()
@@ -339,6 +347,31 @@ class FrameSetWriter:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    def _write_consolidated(self) -> None:
+        """Rebuild ``manifest.parquet`` from the previous one (if current) plus new episodes."""
+        old_records = [{**r, "key": k} for k, r in self._records.items()
+                       if k not in self._new_tables]
+        old_records.sort(key=sort_key)
+        tables: dict[str, pa.Table] = dict(self._new_tables)
+        old_hash = combine_hashes((r["key"], r["hash"]) for r in old_records)
+        previous = read_consolidated(self.root, old_hash) if old_records else None
+        if previous is not None and previous.num_rows == sum(r["n_frames"] for r in old_records):
+            start = 0
+            for r in old_records:
+                tables[r["key"]] = previous.slice(start, r["n_frames"])
+                start += r["n_frames"]
+        else:
+            from realgap.data.frameset import read_manifest_parts
+
+            for r, t in zip(old_records, _split(read_manifest_parts(self.root, old_records),
+                                                old_records), strict=True):
+                tables[r["key"]] = t
+        order = sorted(self._records, key=lambda k: sort_key(self._records[k]))
+        table = (pa.concat_tables([tables[k] for k in order]) if order
+                 else MANIFEST_SCHEMA.empty_table())
+        write_consolidated(self.root, table, self.content_hash)
+        self._new_tables.clear()
+
     def _write_meta(self) -> None:
         recs = [self._records[k] for k in sorted(self._records)]
         first = recs[0] if recs else None
@@ -390,6 +423,14 @@ def _episode_table(
         },
         schema=MANIFEST_SCHEMA,
     )
+
+
+def _split(table: pa.Table, records: list[dict[str, Any]]) -> list[pa.Table]:
+    out, start = [], 0
+    for r in records:
+        out.append(table.slice(start, r["n_frames"]))
+        start += r["n_frames"]
+    return out
 
 
 def _list_array(mat: np.ndarray) -> pa.ListArray:
