@@ -1,0 +1,476 @@
+"""Perturbed MuJoCo dynamics: gravity, friction, body lengths and masses, undoable exactly.
+
+A :class:`Perturbation` is a set of dimensionless multipliers applied to a compiled
+``mujoco.MjModel`` (mbrl-latent-gap.txt, section 5: HalfCheetah with gravity 1x-2x, torso
+length 1x-2x, thigh length 1x-2x; vla-domain-randomization-study.txt 3.2.4 and 0.B.3.2:
+gravity and friction as the physics-fidelity factors).
+
+How each multiplier acts (units stay SI; only magnitudes change):
+
+- ``gravity``: ``model.opt.gravity`` (m/s^2, a 3-vector) is multiplied, direction kept.
+- ``friction``: the sliding coefficient ``geom_friction[:, 0]`` of every geom (and of explicit
+  contact pairs) is multiplied; torsional and rolling coefficients are left as they are.
+- ``mass[body]``: ``body_mass`` (kg) and ``body_inertia`` (kg m^2) of that body are multiplied
+  together (same shape, denser material), then ``mj_setConst`` recomputes derived constants.
+- ``body_length[body]``: the body's geometry is rebuilt from the model *spec* and recompiled, so
+  collision bounds (``geom_rbound``, ``geom_aabb``), inertias and child offsets are all
+  consistent. Within the body frame: geom ``fromto`` end points, geom/site/joint positions and
+  child-body offsets are multiplied by the scale; capsules and cylinders given by ``size``
+  lengthen their half-length (``size[1]``), boxes and ellipsoids their longest half-size;
+  radii (thickness) and spheres are unchanged. Masses follow the compiler's rules (for
+  HalfCheetah ``inertiafromgeom`` with ``settotalmass=14``: a longer torso keeps the total mass
+  and redistributes it).
+
+The recompiled arrays are copied *into* the existing model (same sizes, same ids), so every
+holder of the model (a Gymnasium ``MujocoEnv``, its renderer, a wrapper, realgap's tabletop
+tasks) sees the change. :meth:`AppliedPerturbation.undo` copies the saved original arrays back:
+the original trajectory is reproduced bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realgap._optional import require
+from realgap.errors import ConfigError, DataError, UnknownNameError
+
+#: Scales of the reference's HalfCheetah experiments (mbrl-latent-gap.txt, section 5).
+REFERENCE_SCALES: tuple[float, ...] = (1.0, 1.05, 1.25, 1.5, 2.0)
+
+#: One-parameter factors known by name; ``length:BODY`` and ``mass:BODY`` work for any body.
+NAMED_FACTORS: dict[str, str] = {
+    "gravity": "gravity magnitude multiplier",
+    "friction": "sliding-friction multiplier of every geom",
+    "torso_length": "length of body 'torso' (HalfCheetah, Hopper, Walker2d, Ant)",
+    "thigh_length": "length of both thighs of HalfCheetah ('bthigh', 'fthigh')",
+}
+
+_THIGHS = ("bthigh", "fthigh")
+
+
+def _check_scale(name: str, value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name}: expected a positive number (a multiplier such as 1.5), got {value!r}"
+        ) from None
+    if not math.isfinite(x) or x <= 0.0:
+        raise ConfigError(
+            f"{name}: a scale must be a positive finite multiplier, got {value!r}; "
+            "use e.g. 1.5 for 1.5x or 0.5 for half"
+        )
+    return x
+
+
+def _norm_bodies(name: str, value: Any) -> tuple[tuple[str, float], ...]:
+    if value is None:
+        return ()
+    items = value.items() if isinstance(value, Mapping) else value
+    out: dict[str, float] = {}
+    for item in items:
+        try:
+            body, scale = item
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{name}: expected a mapping body -> scale such as {{'torso': 1.5}}, got {value!r}"
+            ) from None
+        out[str(body)] = _check_scale(f"{name}[{body!r}]", scale)
+    return tuple(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """Dimensionless multipliers of a MuJoCo model's physics (1.0 = unchanged).
+
+    ``body_length`` and ``mass`` accept a mapping ``{body_name: scale}`` and are stored as
+    sorted tuples so the dataclass stays hashable and its JSON stable.
+    """
+
+    gravity: float = 1.0
+    """Multiplier of the gravity vector's magnitude."""
+    friction: float = 1.0
+    """Multiplier of every geom's sliding friction coefficient."""
+    body_length: Any = ()
+    """``{body: scale}``: lengthen (``> 1``) or shorten a body's geometry along its links."""
+    mass: Any = ()
+    """``{body: scale}``: multiply a body's mass and rotational inertia."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gravity", _check_scale("gravity", self.gravity))
+        object.__setattr__(self, "friction", _check_scale("friction", self.friction))
+        object.__setattr__(self, "body_length", _norm_bodies("body_length", self.body_length))
+        object.__setattr__(self, "mass", _norm_bodies("mass", self.mass))
+
+    @property
+    def is_identity(self) -> bool:
+        """True when every multiplier is 1 (applying it changes nothing)."""
+        return (
+            self.gravity == 1.0
+            and self.friction == 1.0
+            and all(s == 1.0 for _, s in self.body_length)
+            and all(s == 1.0 for _, s in self.mass)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values: ``{"gravity": g, "friction": f, "body_length": {..}, "mass": {..}}``."""
+        return {
+            "gravity": self.gravity,
+            "friction": self.friction,
+            "body_length": dict(self.body_length),
+            "mass": dict(self.mass),
+        }
+
+    def factors(self) -> dict[str, Any]:
+        """Provenance in the shape of the visual factors: ``{"PHYS": self.as_dict()}``."""
+        return {"PHYS": self.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Perturbation:
+        """Inverse of :meth:`as_dict` (also accepts the ``{"PHYS": {...}}`` form)."""
+        if "PHYS" in d and isinstance(d["PHYS"], Mapping):
+            d = d["PHYS"]
+        unknown = set(d) - {"gravity", "friction", "body_length", "mass"}
+        if unknown:
+            raise ConfigError(
+                f"perturbation: unknown keys {sorted(unknown)}; expected gravity, friction, "
+                "body_length, mass"
+            )
+        return cls(
+            gravity=d.get("gravity", 1.0),
+            friction=d.get("friction", 1.0),
+            body_length=d.get("body_length") or (),
+            mass=d.get("mass") or (),
+        )
+
+    def label(self) -> str:
+        """Short human label, e.g. ``gravity=2 torso_length=1.5`` (``nominal`` for identity)."""
+        parts = []
+        if self.gravity != 1.0:
+            parts.append(f"gravity={self.gravity:g}")
+        if self.friction != 1.0:
+            parts.append(f"friction={self.friction:g}")
+        parts += [f"length:{b}={s:g}" for b, s in self.body_length if s != 1.0]
+        parts += [f"mass:{b}={s:g}" for b, s in self.mass if s != 1.0]
+        return " ".join(parts) or "nominal"
+
+
+def factor_perturbation(factor: str, scale: float) -> Perturbation:
+    """The perturbation of one named factor at ``scale``.
+
+    ``factor`` is one of :data:`NAMED_FACTORS` or ``length:BODY`` / ``mass:BODY``.
+    """
+    s = _check_scale(f"scale of {factor!r}", scale)
+    if factor == "gravity":
+        return Perturbation(gravity=s)
+    if factor == "friction":
+        return Perturbation(friction=s)
+    if factor == "torso_length":
+        return Perturbation(body_length={"torso": s})
+    if factor == "thigh_length":
+        return Perturbation(body_length={b: s for b in _THIGHS})
+    kind, _, body = factor.partition(":")
+    if kind == "length" and body:
+        return Perturbation(body_length={body: s})
+    if kind == "mass" and body:
+        return Perturbation(mass={body: s})
+    close = difflib.get_close_matches(factor, list(NAMED_FACTORS), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownNameError(
+        f"factor: unknown dynamics factor {factor!r}{hint} "
+        f"(known: {', '.join(NAMED_FACTORS)}, length:BODY, mass:BODY)"
+    )
+
+
+def halfcheetah_cases(scales: tuple[float, ...] = REFERENCE_SCALES) -> dict[str, Perturbation]:
+    """The reference's HalfCheetah cases: ``{"gravity-1.5x": Perturbation(...), ...}``
+    for gravity, torso length and thigh length at each scale (mbrl-latent-gap.txt, 5)."""
+    return {
+        f"{f}-{s:g}x": factor_perturbation(f, s)
+        for f in ("gravity", "torso_length", "thigh_length")
+        for s in scales
+    }
+
+
+# -- applying ---------------------------------------------------------------------------
+
+def _resolve(target: Any) -> tuple[Any, Any, Any]:
+    """(model, data or None, unwrapped env or None) from an env, an unwrapped env or a model."""
+    mujoco = require("mujoco")
+    if isinstance(target, mujoco.MjModel):
+        return target, None, None
+    u = getattr(target, "unwrapped", target)
+    model = getattr(u, "model", None)
+    if not isinstance(model, mujoco.MjModel):
+        raise ConfigError(
+            f"perturb: expected a MuJoCo env (with .unwrapped.model) or an MjModel, got "
+            f"{type(target).__name__}; pass e.g. gymnasium.make('HalfCheetah-v5')"
+        )
+    return model, getattr(u, "data", None), u
+
+
+def _model_spec(env: Any, spec: Any) -> Any:
+    """The ``MjSpec`` the model was compiled from: given, or the env's XML."""
+    mujoco = require("mujoco")
+    if isinstance(spec, mujoco.MjSpec):
+        return spec.copy() if hasattr(spec, "copy") else spec
+    if isinstance(spec, (str, Path)):
+        if str(spec).lstrip().startswith("<"):
+            return mujoco.MjSpec.from_string(str(spec))
+        if not Path(spec).exists():
+            raise ConfigError(f"spec: no MJCF file at {spec}; pass the model's XML path")
+        return mujoco.MjSpec.from_file(str(spec))
+    for attr in ("mjspec", "spec_xml", "xml", "fullpath"):
+        val = getattr(env, attr, None) if env is not None else None
+        if val is not None and not (attr == "fullpath" and not Path(str(val)).exists()):
+            return _model_spec(None, val)
+    raise ConfigError(
+        "body_length: changing a length needs the model's MJCF; this env exposes none "
+        "(no .fullpath/.mjspec); pass spec=<xml path or MjSpec>"
+    )
+
+
+def body_names(model: Any) -> list[str]:
+    """Names of the model's bodies, in id order (the world body included)."""
+    mujoco = require("mujoco")
+    return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) or "" for i in range(model.nbody)]
+
+
+def _check_bodies(model: Any, arg: str, bodies: tuple[tuple[str, float], ...]) -> None:
+    names = [n for n in body_names(model) if n]
+    for body, _ in bodies:
+        if body not in names:
+            close = difflib.get_close_matches(body, names, n=3, cutoff=0.4)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UnknownNameError(
+                f"{arg}: unknown body {body!r}{hint} (bodies in this model: {', '.join(names)})"
+            )
+
+
+def _scale_body_spec(spec: Any, body: str, s: float) -> None:
+    mujoco = require("mujoco")
+    b = spec.body(body)
+    gt = mujoco.mjtGeom
+    for g in b.geoms:
+        if not np.isnan(g.fromto[0]):
+            g.fromto = np.asarray(g.fromto) * s
+            continue
+        g.pos = np.asarray(g.pos) * s
+        size = np.array(g.size, dtype=float)
+        if g.type in (gt.mjGEOM_CAPSULE, gt.mjGEOM_CYLINDER):
+            size[1] *= s
+        elif g.type in (gt.mjGEOM_BOX, gt.mjGEOM_ELLIPSOID):
+            size[int(np.argmax(size[:3]))] *= s
+        g.size = size
+    for child in b.bodies:
+        child.pos = np.asarray(child.pos) * s
+    for site in b.sites:
+        site.pos = np.asarray(site.pos) * s
+    for joint in b.joints:
+        joint.pos = np.asarray(joint.pos) * s
+    if b.explicitinertial:
+        b.ipos = np.asarray(b.ipos) * s
+
+
+_STRUCTS = ("opt", "stat")
+
+
+def _copy_model_into(dst: Any, src: Any) -> None:
+    """Copy every array and option of ``src`` into ``dst`` in place (same structure required)."""
+    sizes = [a for a in dir(dst) if a.startswith("n") and isinstance(getattr(dst, a), int)]
+    diff = [a for a in sizes if getattr(dst, a) != getattr(src, a)]
+    if diff:
+        raise DataError(
+            f"perturb: the recompiled model changed structure ({', '.join(diff)}); "
+            "only numeric changes can be applied in place"
+        )
+    for a in dir(dst):
+        if a.startswith("_"):
+            continue
+        v = getattr(dst, a)
+        if isinstance(v, np.ndarray):
+            np.copyto(v, getattr(src, a))
+    for s in _STRUCTS:
+        d_struct, s_struct = getattr(dst, s), getattr(src, s)
+        for f in dir(d_struct):
+            if f.startswith("_"):
+                continue
+            v = getattr(d_struct, f)
+            if isinstance(v, np.ndarray):
+                np.copyto(v, getattr(s_struct, f))
+            elif isinstance(v, (int, float)):
+                setattr(d_struct, f, getattr(s_struct, f))
+
+
+def _apply(model: Any, env: Any, p: Perturbation, spec: Any) -> None:
+    mujoco = require("mujoco")
+    _check_bodies(model, "body_length", p.body_length)
+    _check_bodies(model, "mass", p.mass)
+    if any(s != 1.0 for _, s in p.body_length):
+        ms = _model_spec(env, spec)
+        for body, s in p.body_length:
+            _scale_body_spec(ms, body, s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # HalfCheetah's deprecated settotalmass
+            new = ms.compile()
+        # Keep what the env adjusted after loading (e.g. offscreen buffer size).
+        new.vis.global_.offwidth = model.vis.global_.offwidth
+        new.vis.global_.offheight = model.vis.global_.offheight
+        _copy_model_into(model, new)
+    if p.gravity != 1.0:
+        model.opt.gravity[:] = model.opt.gravity * p.gravity
+    if p.friction != 1.0:
+        model.geom_friction[:, 0] *= p.friction
+        if model.npair:
+            model.pair_friction[:, :2] *= p.friction
+    if any(s != 1.0 for _, s in p.mass):
+        names = body_names(model)
+        for body, s in p.mass:
+            i = names.index(body)
+            model.body_mass[i] *= s
+            model.body_inertia[i] *= s
+        mujoco.mj_setConst(model, mujoco.MjData(model))
+
+
+@dataclass
+class AppliedPerturbation:
+    """A perturbation in force on a model; :meth:`undo` (or leaving the ``with``) restores it.
+
+    Attributes:
+        perturbation: what was applied.
+        model: the (now perturbed) ``MjModel``.
+    """
+
+    perturbation: Perturbation
+    model: Any
+    _data: Any = field(repr=False, default=None)
+    _env: Any = field(repr=False, default=None)
+    _saved: Any = field(repr=False, default=None)
+    active: bool = True
+
+    def undo(self) -> None:
+        """Copy the original model arrays back (exact), refresh ``data``; idempotent."""
+        if not self.active:
+            return
+        mujoco = require("mujoco")
+        _copy_model_into(self.model, self._saved)
+        if self._data is not None:
+            mujoco.mj_forward(self.model, self._data)
+        if self._env is not None:
+            stack = getattr(self._env, "_realgap_perturbations", [])
+            if self in stack:
+                stack.remove(self)
+        self.active = False
+
+    def __enter__(self) -> AppliedPerturbation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.undo()
+
+
+def perturb(
+    target: Any,
+    perturbation: Perturbation | None = None,
+    *,
+    gravity: float | None = None,
+    friction: float | None = None,
+    body_length: Mapping[str, float] | None = None,
+    mass: Mapping[str, float] | None = None,
+    spec: Any = None,
+) -> AppliedPerturbation:
+    """Apply a :class:`Perturbation` in place to an env's (or a bare) ``MjModel``.
+
+    Args:
+        target: a Gymnasium MuJoCo env (wrapped or not), any object whose ``.unwrapped``
+            has ``.model`` (and ``.data``) such as ``realgap.sim.make(...)``, or an ``MjModel``.
+        perturbation: the multipliers; or give them as keywords (``gravity=2.0,
+            body_length={"torso": 1.5}``), which override its fields.
+        spec: the MJCF (path, XML string or ``MjSpec``) for length changes when the env does
+            not expose one (Gymnasium envs expose ``.fullpath``).
+
+    Returns:
+        An :class:`AppliedPerturbation`; call ``.undo()`` or use it as a context manager.
+        Its ``perturbation.factors()`` is the provenance record.
+
+    Raises:
+        ConfigError: a non-positive or non-finite scale, no MJCF for a length change.
+        UnknownNameError: a body name the model does not have (close matches listed).
+    """
+    p = perturbation or Perturbation()
+    kw = {k: v for k, v in dict(gravity=gravity, friction=friction,
+                                body_length=body_length, mass=mass).items() if v is not None}
+    if kw:
+        p = Perturbation(**{**p.__dict__, **kw})
+    model, data, env = _resolve(target)
+    if env is not None and getattr(env, "_realgap_perturbations", None) and p.body_length:
+        raise ConfigError(
+            "perturb: a length change must be applied to an unperturbed model (the MJCF does "
+            "not carry earlier perturbations); undo the active one first or combine them"
+        )
+    saved = copy.copy(model)
+    try:
+        _apply(model, env, p, spec)
+    except Exception:
+        _copy_model_into(model, saved)
+        raise
+    mujoco = require("mujoco")
+    if data is not None:
+        mujoco.mj_forward(model, data)
+    applied = AppliedPerturbation(p, model, data, env, saved)
+    if env is not None:
+        try:
+            env.__dict__.setdefault("_realgap_perturbations", []).append(applied)
+        except AttributeError:  # objects with __slots__: no stacking bookkeeping
+            pass
+    return applied
+
+
+def make_env(env_id: str, perturbation: Perturbation | None = None, **kwargs: Any) -> Any:
+    """``gymnasium.make(env_id, **kwargs)`` with ``perturbation`` applied.
+
+    The returned env reports the perturbation in ``info["factors"]`` (``{"PHYS": {...}}``) on
+    every ``reset`` and ``step``, like the visual factors of realgap's tabletop tasks.
+    """
+    gym = require("gymnasium")
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.Error as exc:
+        raise UnknownNameError(
+            f"env: Gymnasium cannot make {env_id!r} ({exc}); use a registered id such as "
+            "HalfCheetah-v5, Hopper-v5 or InvertedPendulum-v5"
+        ) from None
+    p = perturbation or Perturbation()
+    applied = perturb(env, p) if not p.is_identity else None
+    return _with_factors(env, p, applied)
+
+
+def _with_factors(env: Any, p: Perturbation, applied: AppliedPerturbation | None) -> Any:
+    gym = require("gymnasium")
+
+    class PerturbedEnv(gym.Wrapper):  # type: ignore[misc, name-defined]
+        """Adds the perturbation to ``info["factors"]``."""
+
+        perturbation = p
+        applied_perturbation = applied
+
+        def reset(self, **kw: Any) -> Any:
+            obs, info = self.env.reset(**kw)
+            info.setdefault("factors", {}).update(p.factors())
+            return obs, info
+
+        def step(self, action: Any) -> Any:
+            obs, r, term, trunc, info = self.env.step(action)
+            info.setdefault("factors", {}).update(p.factors())
+            return obs, r, term, trunc, info
+
+    return PerturbedEnv(env)
