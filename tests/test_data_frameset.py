@@ -54,7 +54,7 @@ def test_round_trip_arrays_factors_and_manifest(tmp_path: Path) -> None:
     assert json.loads(m["factors"].iloc[3]) == eps[1]["factors"][0]
     assert fs.meta["cameras"] == {"head": [8, 8, 3], "wrist": [8, 8, 3]}
     assert fs.meta["n_frames"] == 12 and fs.meta["n_episodes"] == 3
-    assert fs.meta["format_version"] == 1
+    assert fs.meta["format_version"] == 2
     assert open_frames(tmp_path / "fs").content_hash == fs.content_hash
     assert open_frames(fs) is fs
 
@@ -119,9 +119,9 @@ def test_content_hash_is_order_free_deterministic_and_content_sensitive(tmp_path
     # the set hash is recomputable by hand from the per-episode hashes in meta.json
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
     lines = sorted(f"{k} {r['hash']}\n" for k, r in meta["episodes"].items())
-    by_hand = hashlib.sha256(("realgap-frameset-v1\n" + "".join(lines)).encode()).hexdigest()
+    by_hand = hashlib.sha256(("realgap-frameset-v2\n" + "".join(lines)).encode()).hexdigest()
     assert by_hand == h1 == meta["content_hash"]
-    assert combine_hashes([]) == hashlib.sha256(b"realgap-frameset-v1\n").hexdigest()
+    assert combine_hashes([]) == hashlib.sha256(b"realgap-frameset-v2\n").hexdigest()
     # same seed, same bytes
     write_synthetic(tmp_path / "s1", rng=7)
     write_synthetic(tmp_path / "s2", rng=7)
@@ -221,7 +221,7 @@ def test_open_errors(tmp_path: Path) -> None:
     write_synthetic(tmp_path / "fs", n_episodes=1, n_frames=2, size=4)
     meta = json.loads((tmp_path / "fs/meta.json").read_text())
     (tmp_path / "fs/meta.json").write_text(json.dumps({**meta, "format_version": 99}))
-    with pytest.raises(FormatVersionError, match="format_version 99 is not supported"):
+    with pytest.raises(FormatVersionError, match="format_version 1 is not supported \(this realgap reads version 2\)"):
         FrameSet.open(tmp_path / "fs")
 
 

@@ -60,8 +60,9 @@ import pyarrow.parquet as pq
 
 from realgap.errors import DataError, FormatVersionError, MissingFileError
 
-#: Version of this on-disk layout; :func:`read_meta` refuses any other.
-FORMAT_VERSION = 1
+#: Version of this on-disk layout; :func:`read_meta` refuses any other. 2: episode hashes
+#: are BLAKE2b-256 (version 1, the first day of the project, used SHA-256).
+FORMAT_VERSION = 2
 
 META_NAME = "meta.json"
 EPISODES_DIR = "episodes"
