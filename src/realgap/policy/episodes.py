@@ -69,6 +69,9 @@ class EpisodeSpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
     condition: str = ""
     trial: int = 0
+    #: a checkpoint path (or "expert") playing this episode instead of the run's policy,
+    #: so one worker pool can serve several policies (VAT's pi_B and pi_B')
+    policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ class _Worker:
         self.spec = env_spec
         self.env: Any = None
         self.policy: Any = None
+        self._loaded: dict[str, Any] = {}
         if threads:
             try:
                 import torch
@@ -156,12 +160,17 @@ class _Worker:
                 torch.set_num_threads(int(threads))
             except ImportError:  # the expert needs no torch
                 pass
-        if policy_ref != EXPERT and isinstance(policy_ref, (str, Path)):
-            from realgap.policy.predictor import load_policy
-
-            self.policy = load_policy(policy_ref, task=env_spec.task)
+        if policy_ref is not None and policy_ref != EXPERT and isinstance(policy_ref, (str, Path)):
+            self.policy = self._load(str(policy_ref))
         elif policy_ref != EXPERT:
             self.policy = policy_ref
+
+    def _load(self, ref: str) -> Any:
+        if ref not in self._loaded:
+            from realgap.policy.predictor import load_policy
+
+            self._loaded[ref] = load_policy(ref, task=self.spec.task)
+        return self._loaded[ref]
 
     def env_for(self, settings: Mapping[str, Any]) -> Any:
         """The worker's one environment, set to ``settings`` from its next reset on."""
@@ -172,10 +181,13 @@ class _Worker:
 
     def run(self, ep: EpisodeSpec) -> EpisodeOutcome:
         env = self.env_for(ep.settings)
-        if self.policy_ref == EXPERT:
+        ref = ep.policy if ep.policy is not None else self.policy_ref
+        if ref == EXPERT:
             from realgap.policy.predictor import ExpertPolicy
 
             policy: Any = ExpertPolicy(env)
+        elif ep.policy is not None:
+            policy = self._load(ep.policy)
         else:
             policy = self.policy
         max_steps = self.spec.max_steps or int(getattr(env.unwrapped, "max_steps", 0)
@@ -214,8 +226,8 @@ def run_episodes(
     desc: str = "rollout",
 ) -> list[EpisodeOutcome]:
     """Play ``episodes`` with ``policy`` (``"expert"``, a checkpoint path, or, in-process
-    only, a :class:`~realgap.policy.predictor.PolicyPredictor` object) and return their
-    outcomes in the order given.
+    only, a :class:`~realgap.policy.predictor.PolicyPredictor` object; None when every
+    episode names its own ``policy``) and return their outcomes in the order given.
 
     ``workers > 1`` spreads the episodes over that many spawned processes, each with one
     torch thread; ``workers == 1`` plays them in this process.
@@ -226,7 +238,7 @@ def run_episodes(
         raise ConfigError(f"--workers {workers!r}: must be a positive integer")
     workers = min(int(workers), max(len(episodes), 1))
     ref = str(policy) if isinstance(policy, Path) else policy
-    if workers > 1 and not isinstance(ref, str):
+    if workers > 1 and ref is not None and not isinstance(ref, str):
         raise ConfigError("parallel rollouts take a checkpoint path or 'expert', not a policy "
                           "object; save it with train_policy() or use workers=1")
     bar = tqdm(total=len(episodes), desc=desc, disable=not progress)

@@ -1,0 +1,337 @@
+"""Visual Alignment Testing, end to end (visual-alignment-testing.txt, section III-C).
+
+Two tasks with the same visual distribution but different motor signals (realgap's
+``reach-mug`` / ``reach-box``: the same scene, a different target). The procedure:
+
+1. demonstrations of both tasks (generated with the scripted experts, or ``data``);
+2. train pi_A on task A and pi_B on task B end to end (encoder + head);
+3. train pi_B' on task B with pi_A's encoder copied in and frozen (the last checkpoint of
+   pi_A, as the reference does for its real-world runs, IV-A2); pi_B and pi_B' share the
+   training seed, so their heads start from the same weights and see the same batches;
+4. roll out pi_B and pi_B' from the same initial states: ``rollouts`` seeds, unseen in
+   training, for each of the last ``checkpoints`` checkpoints of both (the reference
+   tests several checkpoints, IV-A1); outcome pairs are matched by (checkpoint rank, seed);
+5. the one-sided dependent t-test on ``D_i = r_i(pi_B) - r_i(pi_B')`` with threshold
+   ``eps`` and level ``alpha`` (equations 4-7; :func:`realgap.protocol.stats.vat_ttest`):
+   rejecting H0 says pi_A's encoder cannot stand in for pi_B's, i.e. the end-to-end
+   encoder takes part in decisions;
+6. a FullGrad saliency grid (pytorch-grad-cam; section III-D) of pi_A's and pi_B's
+   encoders on the same task-B frames.
+
+Everything lands in the results database as a ``vat`` run (layout in :func:`_write`), the
+saliency grid as a PNG artifact, and the ``vat`` report section shows both.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realgap.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class VATConfig:
+    """Settings of one VAT run (defaults: a CPU-sized run of a few minutes).
+
+    Attributes:
+        task_a, task_b: the task pair (same visual distribution, different targets).
+        head: ``bc``, ``bc-rnn`` or ``dp-c``.
+        encoder: end-to-end encoder of all three policies (``resnet18-e2e``, the
+            reference's ResNet18 with GN and spatial softmax, or ``small-e2e``).
+        episodes: demonstrations per task (when generating).
+        epochs: training epochs of each policy.
+        image_size: rendered and encoder image side in px.
+        rollouts: paired initial states per checkpoint.
+        checkpoints: how many final checkpoints of pi_B / pi_B' to evaluate.
+        eps: threshold of H0 (mean(D) <= eps), in success-rate units.
+        alpha: significance level.
+        seed: seed of data generation and training.
+        eval_seed: rollout seeds are ``eval_seed + i`` (demos use other seeds).
+        workers: rollout processes.
+        data: an existing FrameSet with both tasks (None: generate one in ``out/frames``).
+        camera: the policies' camera.
+        randomize: factors randomized in the generated demonstrations.
+        batch_size, lr: optimisation.
+        saliency_frames: rows of the saliency grid.
+    """
+
+    task_a: str = "reach-mug"
+    task_b: str = "reach-box"
+    head: str = "bc"
+    encoder: str = "resnet18-e2e"
+    episodes: int = 20
+    epochs: int = 15
+    image_size: int = 64
+    rollouts: int = 20
+    checkpoints: int = 1
+    eps: float = 0.0
+    alpha: float = 0.05
+    seed: int = 0
+    eval_seed: int = 50_000
+    workers: int = 2
+    data: str | None = None
+    camera: str = "head"
+    randomize: tuple[str, ...] = ()
+    batch_size: int = 32
+    lr: float = 1e-3
+    saliency_frames: int = 4
+
+    def __post_init__(self) -> None:
+        if self.task_a == self.task_b:
+            raise ConfigError(f"--task-a and --task-b are both {self.task_a!r}; VAT needs two tasks")
+        for name in ("episodes", "epochs", "rollouts", "checkpoints", "saliency_frames"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"--{name} {v!r}: must be a positive integer")
+        if self.rollouts * self.checkpoints < 2:
+            raise ConfigError("--rollouts x --checkpoints must be >= 2: the paired t-test needs "
+                              "at least 2 pairs")
+        if self.checkpoints > self.epochs:
+            raise ConfigError(f"--checkpoints {self.checkpoints} exceeds --epochs {self.epochs}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"--alpha {self.alpha}: must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class VATResult:
+    """What a VAT run found (``test`` is :class:`realgap.protocol.stats.PairedTTest`)."""
+
+    config: VATConfig
+    test: Any
+    r_b: tuple[int, ...]
+    r_b_prime: tuple[int, ...]
+    rate_b: Any
+    rate_b_prime: Any
+    policies: dict[str, str]
+    saliency_png: bytes | None
+    seconds: float
+    run_id: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _frames(cfg: VATConfig, out: Path, progress: bool) -> Path:
+    if cfg.data is not None:
+        from realgap.data import FrameSet
+
+        fs = FrameSet.open(cfg.data)
+        tasks = set(fs.manifest["task"])
+        missing = [t for t in (cfg.task_a, cfg.task_b) if t not in tasks]
+        if missing:
+            raise DataError(f"--data {cfg.data}: no frames of task(s) {', '.join(missing)} "
+                            f"(has {', '.join(sorted(tasks))}); generate them or drop --data")
+        return Path(cfg.data)
+    from realgap.sim.generate import GenerateConfig, generate
+
+    gcfg = GenerateConfig(out=str(out / "frames"), tasks=(cfg.task_a, cfg.task_b),
+                          episodes=cfg.episodes, domains=("sim",), randomize=cfg.randomize,
+                          granularity="episode", image_size=cfg.image_size,
+                          cameras=(cfg.camera,), seed=cfg.seed)
+    generate(gcfg, progress=progress)
+    return out / "frames"
+
+
+def run_vat(cfg: VATConfig, out: str | Path, *, progress: bool = True) -> VATResult:
+    """Run the whole procedure (module docstring) into ``out`` and its results DB."""
+    from realgap.policy import PolicyConfig, TrainConfig, train_policy
+    from realgap.policy.checkpoint import list_checkpoints
+    from realgap.policy.episodes import EnvSpec, EpisodeSpec, run_episodes
+    from realgap.protocol.stats import success_rate, vat_ttest
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    data = _frames(cfg, out, progress)
+    timings["data"] = time.perf_counter() - t0
+    every = max(1, cfg.epochs // cfg.checkpoints)
+    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                       checkpoint_every=every, domain="sim")
+
+    def pcfg(task: str) -> Any:
+        return PolicyConfig(task=task, encoder=cfg.encoder, head=cfg.head, camera=cfg.camera,
+                            image_size=cfg.image_size)
+
+    t = time.perf_counter()
+    pa = train_policy(data, out / "pi_A", pcfg(cfg.task_a), tcfg, progress=progress)
+    pb = train_policy(data, out / "pi_B", pcfg(cfg.task_b), tcfg, progress=progress)
+    pbp = train_policy(data, out / "pi_B_prime", pcfg(cfg.task_b), tcfg,
+                       encoder_from=pa.checkpoint, progress=progress)
+    timings["train"] = time.perf_counter() - t
+
+    cks_b = list_checkpoints(out / "pi_B")[-cfg.checkpoints:]
+    cks_bp = list_checkpoints(out / "pi_B_prime")[-cfg.checkpoints:]
+    if len(cks_b) < cfg.checkpoints or len(cks_bp) < cfg.checkpoints:
+        raise DataError(f"{out}: expected {cfg.checkpoints} checkpoints of pi_B and pi_B', found "
+                        f"{len(cks_b)} and {len(cks_bp)}")
+    spec = EnvSpec(task=cfg.task_b, image_size=cfg.image_size, cameras=(cfg.camera,))
+    seeds = [cfg.eval_seed + i for i in range(cfg.rollouts)]
+    t = time.perf_counter()
+    plan = [(label, EpisodeSpec(s, {}, f"checkpoint-{rank}:{ck.stem}", i, policy=str(ck)))
+            for rank, (cb, cbp) in enumerate(zip(cks_b, cks_bp, strict=True))
+            for label, ck in (("pi_B", cb), ("pi_B'", cbp)) for i, s in enumerate(seeds)]
+    played = run_episodes(None, spec, [e for _, e in plan], workers=cfg.workers,
+                          progress=progress, desc="rollout pi_B, pi_B'")
+    outcomes: dict[str, list[Any]] = {"pi_B": [], "pi_B'": []}
+    for (label, _), o in zip(plan, played, strict=True):
+        outcomes[label].append(o)
+    timings["rollouts"] = time.perf_counter() - t
+    r_b = tuple(int(o.success) for o in outcomes["pi_B"])
+    r_bp = tuple(int(o.success) for o in outcomes["pi_B'"])
+    assert [o.init_digest for o in outcomes["pi_B"]] == [o.init_digest for o in outcomes["pi_B'"]]
+    test = vat_ttest(np.asarray(r_b), np.asarray(r_bp), eps=cfg.eps, alpha=cfg.alpha)
+
+    t = time.perf_counter()
+    png = saliency_grid(out / "pi_A", out / "pi_B", data, cfg)
+    timings["saliency"] = time.perf_counter() - t
+    res = VATResult(
+        cfg, test, r_b, r_bp, success_rate(sum(r_b), len(r_b)), success_rate(sum(r_bp), len(r_bp)),
+        {"pi_A": str(pa.checkpoint), "pi_B": str(pb.checkpoint), "pi_B'": str(pbp.checkpoint)},
+        png, time.perf_counter() - t0, timings=timings)
+    return _write(res, out, outcomes, data)
+
+
+def _write(res: VATResult, out: Path, outcomes: dict[str, list[Any]], data: Path) -> VATResult:
+    """Write a ``vat`` run: subjects pi_A / pi_B / pi_B'; ``success_rate`` scores of pi_B
+    and pi_B' (k/n, Wilson, ``extra`` successes/trials); subject ``vat`` with metrics
+    ``t`` (n = pairs, ``extra`` = the whole test: critical, eps, alpha, p, decision, ...),
+    ``critical``, ``mean_diff`` and ``p_value``; per-trial outcomes; the saliency PNG
+    as artifact ``vat_saliency``."""
+    from dataclasses import replace
+
+    from realgap.data import FrameSet
+    from realgap.policy.checkpoint import load_checkpoint
+    from realgap.store import ResultsDB, Score
+
+    t = res.test
+    fs_hash = FrameSet.open(data).content_hash
+    with ResultsDB(out) as db:
+        cfg = {**asdict(res.config), "data": str(data), "policies": res.policies,
+               "timings_s": {k: round(v, 1) for k, v in res.timings.items()}}
+        run_id = db.new_run("vat", cfg, name=f"VAT {res.config.task_a} -> {res.config.task_b} "
+                            f"({res.config.head})", frameset_hash=fs_hash)
+        for label, path in res.policies.items():
+            ck = load_checkpoint(path)
+            db.add_subject(run_id, label, "policy", {
+                "checkpoint": path, "task": ck["task"], "encoder_origin": ck.get("encoder_origin"),
+                "head": res.config.head, "epoch": ck["epoch"],
+                "final_loss": (ck.get("losses") or [None])[-1]})
+        scores = []
+        for label, r in (("pi_B", res.rate_b), ("pi_B'", res.rate_b_prime)):
+            scores.append(Score(label, "success_rate", r.rate, r.lo, r.hi, r.trials, "vat",
+                                {"successes": r.successes, "trials": r.trials,
+                                 "task": res.config.task_b}))
+        extra = t.as_dict()
+        scores += [
+            Score("vat", "t", t.t, None, None, t.n, "vat", extra),
+            Score("vat", "critical", t.critical, None, None, t.n, "vat", {"df": t.n - 1}),
+            Score("vat", "mean_diff", t.mean_diff, None, None, t.n, "vat", {"sd": t.sd_diff}),
+            Score("vat", "p_value", t.p_value, None, None, t.n, "vat", {}),
+        ]
+        db.add_scores(run_id, scores)
+        for label, oc in outcomes.items():
+            db.add_outcomes(run_id, label, [o.row() for o in oc])
+        if res.saliency_png:
+            db.add_artifact(run_id, "vat_saliency", res.saliency_png, subject="vat",
+                            meta={"caption": SALIENCY_CAPTION})
+        db.finish_run(run_id)
+    return replace(res, run_id=run_id)
+
+
+SALIENCY_CAPTION = (
+    "FullGrad (pytorch-grad-cam) of each end-to-end encoder inside its own policy, on the same "
+    "task-B frames. The explained scalar is the L2 norm of the policy's normalised action "
+    "(for DP-C: of the denoiser's first-step output from fixed noise); FullGrad sums "
+    "|input x input-gradient| and |bias x gradient| of every convolution. Left: frame; "
+    "middle: pi_A's encoder (trained on task A); right: pi_B's encoder (trained on task B).")
+
+
+def saliency_grid(dir_a: Path, dir_b: Path, data: Path, cfg: VATConfig) -> bytes:
+    """The FullGrad grid PNG: rows = task-B frames, columns = frame, pi_A's encoder, pi_B's."""
+    from realgap.data import FrameSet
+    from realgap.explain.grid import overlay
+    from realgap.policy.model import prepare_images
+    from realgap.policy.predictor import load_policy
+    from realgap.report._html import fig_png
+
+    fs = FrameSet.open(data).select(domain="sim", task=cfg.task_b)
+    man = fs.manifest.reset_index(drop=True)
+    first = np.flatnonzero(man["step"].to_numpy() == 0)
+    rng = np.random.default_rng(cfg.seed)
+    rows = np.sort(rng.choice(first, size=min(cfg.saliency_frames, len(first)), replace=False))
+    # a few steps into the episode the arm has started towards its target
+    rows = np.minimum(rows + 3, len(man) - 1)
+    imgs = fs.images(cfg.camera, index=rows)
+    states = fs.states()[rows]
+    maps = []
+    for d in (dir_a, dir_b):
+        pol = load_policy(d)
+        maps.append(fullgrad_maps(pol, prepare_images(imgs, pol.cfg.image_size), states))
+    small = prepare_images(imgs, maps[0].shape[-1]).permute(0, 2, 3, 1).numpy()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(rows)
+    fig, axes = plt.subplots(n, 3, figsize=(6.0, 2.0 * n), squeeze=False)
+    titles = ("frame", f"pi_A encoder ({cfg.task_a})", f"pi_B encoder ({cfg.task_b})")
+    for i in range(n):
+        panels = (small[i], overlay(small[i], maps[0][i]), overlay(small[i], maps[1][i]))
+        for j, p in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(p)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(titles[j], fontsize=8)
+    return fig_png(fig)
+
+
+def fullgrad_maps(policy: Any, images_u8: Any, states: np.ndarray) -> np.ndarray:
+    """FullGrad saliency, float32 ``(N, H, W)`` in [0, 1], of ``policy``'s end-to-end
+    encoder for uint8 ``images_u8 (N, 3, H, W)`` and raw ``states (N, S_full)``."""
+    from realgap._torch_compat import ensure_torchvision
+
+    ensure_torchvision()
+    import torch
+    from pytorch_grad_cam import FullGrad
+
+    from realgap.policy.model import to_float
+
+    net, cfg = policy.net, policy.cfg
+    if net.encoder is None:
+        raise ConfigError("saliency needs an end-to-end encoder")
+    st = torch.as_tensor(np.asarray(states, np.float32)[:, : cfg.state_dim])
+    t_o = cfg.history if cfg.head == "bc-rnn" else 1
+    gen = torch.Generator().manual_seed(0)
+
+    class Scalar(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.noise = torch.randn((len(st), cfg.horizon, cfg.action_dim), generator=gen)
+
+        def forward(self, x: Any) -> Any:
+            f = self.net.encoder(x)[:, None].expand(-1, t_o, -1)
+            s = st[:, None].expand(-1, t_o, -1) if cfg.state_dim else None
+            cond = self.net.condition(f, s)
+            if cfg.head == "dp-c":
+                head = self.net.head
+                head.infer_sched.set_timesteps(head.infer_steps)
+                step = head.infer_sched.timesteps[0]
+                out = head.unet(self.noise, step.expand(len(x)), cond[:, -1])
+                return out.flatten(1).norm(dim=1, keepdim=True)
+            return self.net.head(cond)[:, -1].norm(dim=1, keepdim=True)
+
+    model = Scalar().eval()
+    x = to_float(images_u8)
+    cam = FullGrad(model=model, target_layers=[])
+    try:
+        maps = cam(input_tensor=x, targets=[lambda o: o.sum()] * len(x))
+    finally:
+        cam.activations_and_grads.release()
+    return np.asarray(maps, dtype=np.float32)
