@@ -199,3 +199,18 @@ def test_bad_step_and_domain():
     with pytest.raises(ConfigError, match="domain='photo'"):
         env.unwrapped.render_domain("photo")
     env.close()
+
+
+def test_gymnasium_registration_and_factor_registry():
+    import gymnasium
+
+    import realgap.sim.env  # noqa: F401  (registers the ids)
+
+    env = gymnasium.make("realgap/pick-place-v0", image_size=0, seed=4)
+    obs, _ = env.reset()
+    direct = sim.make("pick-place", image_size=0, seed=4)
+    np.testing.assert_array_equal(obs["state"], direct.reset()[0]["state"])
+    assert env.unwrapped.max_steps == 80
+    assert sim.FACTORS.names() == sorted(sim.FACTOR_NAMES)
+    assert [n for n in sim.FACTOR_NAMES if sim.FACTORS.get(n).meta["episode_only"]] == [
+        "TD", "TH", "PHYS"]

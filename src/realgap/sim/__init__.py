@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from realgap.sim.domains import DOMAINS
-from realgap.sim.factors import FACTOR_NAMES, GRANULARITIES
+from realgap.sim.factors import FACTOR_NAMES, FACTORS, GRANULARITIES
 from realgap.sim.fidelity import FIDELITY, Fidelity
 from realgap.sim.tasks import STATE_DIM, STATE_LAYOUT, TASKS
 
-__all__ = ["DOMAINS", "FACTOR_NAMES", "FIDELITY", "GRANULARITIES", "STATE_DIM",
+__all__ = ["DOMAINS", "FACTORS", "FACTOR_NAMES", "FIDELITY", "GRANULARITIES", "STATE_DIM",
            "STATE_LAYOUT", "TASKS", "Fidelity", "expert_for", "make"]
 
 

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from realgap._registry import Registry
 from realgap._rng import RngLike, as_rng
 from realgap.errors import ConfigError
 from realgap.sim.scene import (
@@ -544,6 +545,12 @@ class Physics(Factor):
 FACTOR_CLASSES: dict[str, type[Factor]] = {
     "BG": Background, "LT": Lighting, "TD": TableDistractors, "CP": CameraPose,
     "TH": TableHeight, "PHYS": Physics}
+
+#: the same classes in realgap's generic registry (metadata: episode_only, visual, range)
+FACTORS: Registry[type[Factor]] = Registry("randomization factor")
+for _name, _cls in FACTOR_CLASSES.items():
+    FACTORS.add(_name, lambda c=_cls: c, episode_only=_cls.episode_only, visual=_cls.visual,
+                doc=(_cls.__doc__ or "").strip().splitlines()[0])
 
 
 def check_factor_names(names: Sequence[str] | str | None, arg: str = "randomize") -> tuple[str, ...]:
