@@ -106,7 +106,10 @@ def render(db: ResultsDB) -> str | None:
     arts = arts[arts["name"] == WORST_ARTIFACT]
     if not arts.empty:
         parts.append("<h3>Worst-covered real frames</h3><p class='note'>Each thumbnail: the real "
-                     "frame (left) and its nearest sim frame in the encoder's space (right).</p>")
+                     "frame (left) and its nearest sim frame in the encoder's space (right). "
+                     "score = distance to the k-th nearest sim frame / support threshold: "
+                     "above 1 the frame is outside sim support, below 1 it is the least "
+                     "covered of frames that are still inside.</p>")
         for subj, g in arts.groupby("subject", sort=False):
             thumbs = []
             for a in g.itertuples():
