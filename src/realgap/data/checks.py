@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from realgap.data._format import (
@@ -217,12 +218,13 @@ def info(path: str | os.PathLike[str] | FrameSet) -> dict[str, Any]:
     ep_label = fs.episodes()
 
     def group(cols: list[str]) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        keys = m[cols].astype(str).agg("/".join, axis=1) if len(m) else m[cols[0]]
-        for name in sorted(set(keys)):
-            sel = (keys == name).to_numpy()
-            out[name] = {"frames": int(sel.sum()), "episodes": len(set(ep_label[sel]))}
-        return out
+        keys = m[cols[0]].astype(str)
+        for c in cols[1:]:
+            keys = keys + "/" + m[c].astype(str)
+        g = pd.DataFrame({"key": keys, "ep": ep_label}).groupby("key", sort=True)["ep"]
+        counts = g.agg(["size", "nunique"])
+        return {str(k): {"frames": int(r["size"]), "episodes": int(r["nunique"])}
+                for k, r in counts.iterrows()}
 
     lengths = np.bincount(ep_label) if len(ep_label) else np.zeros(0, int)
     factors: dict[str, Any] = {}

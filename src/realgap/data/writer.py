@@ -92,7 +92,6 @@ class FrameSetWriter:
         self._records: dict[str, dict[str, Any]] = {}
         self._new_tables: dict[str, pa.Table] = {}
         self._last_meta_write = 0.0
-        self._dirty = False
         self._lock_path = self.root / ".lock"
         self._open()
 
@@ -267,7 +266,6 @@ class FrameSetWriter:
         self._write_episode(key, table, imgs, record)
         self._records[key] = record
         self._new_tables[key] = table
-        self._dirty = True
         if time.monotonic() - self._last_meta_write >= META_REFRESH_S:
             self._write_meta()
         return key
@@ -394,7 +392,6 @@ class FrameSetWriter:
         )
         write_json_atomic(self.root / META_NAME, self._meta)
         self._last_meta_write = time.monotonic()
-        self._dirty = False
 
 
 def _episode_table(

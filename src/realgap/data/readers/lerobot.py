@@ -252,6 +252,7 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
                                        "dataset copy is incomplete")
 
     def episodes() -> Iterator[ReadEpisode]:
+        image_tables: dict[str, tuple[Path, pd.DataFrame]] = {}
         for ep in eps:
             e = ep["episode_index"]
             df = tables[ep["data"]]
@@ -264,7 +265,10 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
                     ts = rows["timestamp"].to_numpy(dtype=float) + t0
                     imgs[c] = check_images(vpath, key, decode_video(vpath, ts, fps))
                 else:
-                    full = _read_parquet(ep["data"], ["episode_index", "frame_index", key])
+                    if image_tables.get(key, (None,))[0] != ep["data"]:  # one file at a time
+                        image_tables[key] = (ep["data"], _read_parquet(
+                            ep["data"], ["episode_index", "frame_index", key]))
+                    full = image_tables[key][1]
                     sel = full[full["episode_index"] == e].sort_values("frame_index")
                     imgs[c] = _decode_image_column(src, ep["data"], sel[key].tolist(), key)
             acts = np.stack(rows["action"].to_numpy()).astype(np.float64)
