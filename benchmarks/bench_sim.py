@@ -21,13 +21,13 @@ import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def bench_render(fidelity: str, size: int, frames: int) -> tuple[float, float]:
     import mujoco
 
-    import realgap.sim as sim
+    from realgap import sim
 
     env = sim.make("reach-mug", randomize=("BG", "LT", "CP"), granularity="frame",
                    fidelity=fidelity, image_size=size, cameras=("head",), seed=0)
@@ -64,7 +64,7 @@ def bench_render(fidelity: str, size: int, frames: int) -> tuple[float, float]:
 
 
 def bench_steps(task: str, image_size: int, steps: int) -> float:
-    import realgap.sim as sim
+    from realgap import sim
 
     env = sim.make(task, image_size=image_size, cameras=("head",) if image_size else (),
                    seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -11,10 +12,10 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-import realgap.sim as sim  # noqa: E402
-from realgap.errors import ConfigError, UnknownNameError  # noqa: E402
-from realgap.sim.robot import GRIP_Z0, MAX_STEP  # noqa: E402
-from realgap.sim.tasks import STATE_DIM  # noqa: E402
+from realgap import sim
+from realgap.errors import ConfigError, UnknownNameError
+from realgap.sim.robot import GRIP_Z0, MAX_STEP
+from realgap.sim.tasks import STATE_DIM
 
 SIZE = 40
 
@@ -67,9 +68,9 @@ def test_frame_and_episode_granularity_recorded_per_frame():
     env = sim.make("push", randomize=("BG", "LT", "CP", "TD", "TH"),
                    granularity={"BG": "frame", "LT": "frame", "CP": "episode"},
                    image_size=SIZE, cameras=("head",), seed=3)
-    frames, infos = rollout(env, 4)
+    _, infos = rollout(env, 4)
     assert len(infos) == 5
-    for a, b in zip(infos, infos[1:], strict=False):
+    for a, b in itertools.pairwise(infos):
         assert a["factors"]["BG"] != b["factors"]["BG"]  # frame-wise: new values each step
         assert a["factors"]["LT"] != b["factors"]["LT"]
         for name in ("CP", "TD", "TH", "PHYS"):  # episode-wise (PHYS: not randomized)
@@ -88,8 +89,8 @@ def test_frame_and_episode_granularity_recorded_per_frame():
 
 
 def test_same_seed_same_frames_different_seed_different():
-    kw = dict(randomize=("BG", "LT", "CP", "TD"), granularity="frame", image_size=SIZE,
-              cameras=("head", "wrist"))
+    kw = {"randomize": ("BG", "LT", "CP", "TD"), "granularity": "frame", "image_size": SIZE,
+          "cameras": ("head", "wrist")}
     a = sim.make("pick-place", seed=7, **kw)
     b = sim.make("pick-place", seed=7, **kw)
     fa, ia = rollout(a, 3, seed=None)
@@ -133,7 +134,7 @@ def test_render_domains_pair_and_restore_exactly():
     assert all(np.array_equal(again[c], obs[c]) for c in ("head", "wrist"))
     # proxy frames are reproducible (noise keyed by seed, episode, step, camera)
     assert np.array_equal(u.render_domain("real-proxy", ("head",))["head"], proxy["head"])
-    obs2, *_ = rnd.step(np.zeros(4))
+    rnd.step(np.zeros(4))
     assert not np.array_equal(u.render_domain("real-proxy")["head"], proxy["head"])
     # an env rendering in the proxy domain observes exactly those frames
     envp = sim.make("reach-mug", image_size=SIZE, cameras=("head",), domain="real-proxy",

@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-import realgap.sim as sim  # noqa: E402
-from realgap.errors import ConfigError  # noqa: E402
-from realgap.sim.tasks import TASKS, TaskState  # noqa: E402
+from realgap import sim
+from realgap.errors import ConfigError
+from realgap.sim.tasks import TASKS, TaskState
 
 N_EPISODES = 20
 
@@ -74,7 +74,7 @@ def test_reach_success_and_reward_by_hand():
 
 def test_push_and_pick_place_success_by_hand():
     push, pp = TASKS.create("push"), TASKS.create("pick-place")
-    on_goal = dict(box=(0.0, 0.139, 0.77), goal=(0.0, 0.1, 0.75))
+    on_goal = {"box": (0.0, 0.139, 0.77), "goal": (0.0, 0.1, 0.75)}
     assert push.success(state((0, 0, 1), **on_goal))  # 3.9 cm from the goal centre
     assert not push.success(state((0, 0, 1), box=(0.0, 0.141, 0.77), goal=(0.0, 0.1, 0.75)))
     # reward -2 d(box, goal) - 0.5 d(grip, box): box 0.03 from goal, grip 0.1 above box

@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-import realgap.sim as sim  # noqa: E402
-from realgap.cli import main  # noqa: E402
-from realgap.errors import ConfigError  # noqa: E402
-from realgap.sim.factors import (  # noqa: E402
+from realgap import sim
+from realgap.cli import main
+from realgap.errors import ConfigError
+from realgap.sim.factors import (
     FACTOR_NAMES,
     check_factor_names,
     resolve_granularity,
 )
-from realgap.sim.scene import (  # noqa: E402
+from realgap.sim.scene import (
     DISTRACTOR_SHAPES,
     MUG_HALF_H,
     TABLE_HALF,

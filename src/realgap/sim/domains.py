@@ -135,7 +135,7 @@ class DomainRenderer:
         out = {}
         for mat in BG_MATERIALS:
             pref = [p for p in PHOTO_PREFERENCE[mat] if p in photos]
-            out[mat] = photos[pref[0] if pref else sorted(photos)[0]]
+            out[mat] = photos[pref[0] if pref else min(photos)]
         return out
 
     def _render_proxy(self, cameras: tuple[str, ...],

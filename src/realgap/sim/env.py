@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def texture_bank(size: int, n_bg: int) -> tuple[tuple[np.ndarray, ...], tuple[tu
 class TabletopEnv(gym.Env):  # type: ignore[misc]
     """A randomized tabletop task (see the module docstring and :func:`make`)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
 
     def __init__(
         self,

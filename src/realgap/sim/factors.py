@@ -152,7 +152,7 @@ class Factor:
 
     def _after_change(self) -> None:
         """Recompute derived data (camera/light frames) after model arrays changed."""
-        return None
+        return
 
     def _camlight(self) -> None:
         __import__("mujoco").mj_camlight(self.model, self.data)
@@ -424,7 +424,7 @@ class TableDistractors(Factor):
                  keep_clear: Callable[[], list[tuple[float, float, float]]] | None = None) -> None:
         self.range = rng_range
         #: returns the discs (x, y, r; table-centred, m) to keep clear; set by the env
-        self.keep_clear = keep_clear or (lambda: [])
+        self.keep_clear = keep_clear or (list)
         super().__init__(model, data, handles)
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, Any]]:

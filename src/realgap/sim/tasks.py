@@ -16,6 +16,7 @@ point to reach), table-top z.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from realgap._registry import Registry
