@@ -222,3 +222,17 @@ def test_consolidated_manifest_is_checked_and_rebuilt(tmp_path: Path, capsys) ->
     FrameSetWriter(root, source="s", resume=True).close()
     assert pq.read_table(cons).num_rows == 16
     assert main(["data", "validate", str(root)]) == 0
+
+
+def test_data_without_action_and_info_on_a_file(tmp_path: Path, capsys) -> None:
+    assert main(["data"]) == 2
+    assert "usage: realgap data" in capsys.readouterr().err
+    f = tmp_path / "demo.hdf5"
+    f.write_bytes(b"x")
+    err = _error_line(capsys, ["data", "info", str(f)])
+    assert f"{f}: is a file, not a FrameSet directory" in err and "realgap data convert" in err
+    root = _fs(tmp_path)
+    ep = _ep(root)
+    (ep / "episode.json").unlink()
+    err = _error_line(capsys, ["data", "validate", str(root)])
+    assert f"{ep / 'episode.json'}: episode.json not found; the episode directory is incomplete" in err

@@ -6,10 +6,27 @@ import argparse
 import json
 import sys
 
+CONVERT_EPILOG = """source layouts (details in the realgap.data.readers module docstrings):
+  folder     DIR/manifest.csv|.parquet (or the file itself): columns episode, step,
+             image or image_<camera> (paths relative to the manifest), action (list,
+             "[..]" or "a b c") or action_0..; optional state/state_0.., task, factors
+  robomimic  FILE.hdf5: data/demo_N/{actions, obs/<camera>_image, obs/<low-dim keys>}
+  zarr       DIR.zarr or FILE.zarr.zip (v2 or v3): data/{img|<camera>, action, state},
+             meta/episode_ends
+  lerobot    DIR with meta/info.json (codebase v2.x or v3.0), parquet data, images as
+             parquet image structs or mp4 videos
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="inspect, validate and convert FrameSet datasets")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+
+    def run_help(_: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=run_help)
 
     pi = dsub.add_parser("info", help="counts by domain, task, episode and factor value")
     pi.add_argument("path", metavar="PATH", help="FrameSet directory")
@@ -20,7 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pv.add_argument("path", metavar="PATH", help="FrameSet directory")
     pv.set_defaults(func=run_validate)
 
-    pc = dsub.add_parser("convert", help="convert a dataset (folder, robomimic, zarr, lerobot)")
+    pc = dsub.add_parser(
+        "convert", help="convert a dataset (folder, robomimic, zarr, lerobot)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=CONVERT_EPILOG)
     pc.add_argument("src", metavar="SRC", help="source dataset: folder, .hdf5, .zarr or LeRobot dir")
     pc.add_argument("--out", required=True, help="FrameSet directory to write")
     pc.add_argument("--format", default="auto",

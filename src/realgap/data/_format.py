@@ -176,9 +176,12 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file, turning a missing or corrupt file into a realgap error."""
-    if not path.is_file():
+    if not path.is_file() and what == "meta.json":
         raise MissingFileError(f"{path}: {what} not found; pass a FrameSet directory (one holding "
                                "meta.json), or convert other datasets with `realgap data convert`")
+    if not path.is_file():
+        raise MissingFileError(f"{path}: {what} not found; the episode directory is incomplete, "
+                               "delete it and regenerate or reconvert the episode")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
