@@ -255,3 +255,14 @@ def test_hash_and_rows_do_not_depend_on_write_order(tmp_path_factory, order, len
     # canonical order: real/a/0, sim/a/0, sim/a/2, sim/b/5
     first = a.manifest[a.manifest["step"] == 0]["frame_id"].tolist()
     assert first == ["real/a/0/0", "sim/a/0/0", "sim/a/2/0", "sim/b/5/0"]
+
+
+def test_images_across_more_episodes_than_open_maps(tmp_path: Path, monkeypatch) -> None:
+    import realgap.data.frameset as fsmod
+
+    monkeypatch.setattr(fsmod, "MAX_OPEN_ARRAYS", 2)
+    write_synthetic(tmp_path / "fs", domains=("sim",), n_episodes=5, n_frames=2, size=4, rng=2)
+    fs = FrameSet.open(tmp_path / "fs")
+    ref = np.stack([fs.select(episode=e).images("head") for e in range(5)]).reshape(10, 4, 4, 3)
+    np.testing.assert_array_equal(fs.images("head", [9, 0, 5, 1, 8]), ref[[9, 0, 5, 1, 8]])
+    assert len(fs._store._arrays) == 2

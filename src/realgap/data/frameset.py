@@ -39,6 +39,9 @@ from realgap.data._format import (
 )
 from realgap.errors import ConfigError, DataError, MissingFileError
 
+#: Memory-mapped episode arrays kept open per FrameSet (LRU).
+MAX_OPEN_ARRAYS = 512
+
 
 class _Store:
     """Everything shared by a FrameSet and its views: records, manifest, open arrays."""
@@ -60,13 +63,19 @@ class _Store:
         self._factors: pd.DataFrame | None = None
 
     def array(self, ep: int, camera: str) -> np.ndarray:
-        """Memory-mapped ``uint8 (T, H, W, 3)`` of one episode's camera."""
-        arr = self._arrays.get((ep, camera))
+        """Memory-mapped ``uint8 (T, H, W, 3)`` of one episode's camera.
+
+        At most :data:`MAX_OPEN_ARRAYS` maps stay open (least recently used dropped), so
+        sets of many thousands of episodes stay below the kernel's limit on memory maps.
+        """
+        arr = self._arrays.pop((ep, camera), None)
         if arr is None:
             rec = self.records[ep]
             path = self.root / EPISODES_DIR / rec["key"] / f"{camera}.npy"
             arr = load_image_array(path, int(rec["n_frames"]), rec["cameras"][camera])
-            self._arrays[(ep, camera)] = arr
+            if len(self._arrays) >= MAX_OPEN_ARRAYS:
+                self._arrays.pop(next(iter(self._arrays)))
+        self._arrays[(ep, camera)] = arr  # (re)inserted last: most recently used
         return arr
 
     def manifest(self) -> pd.DataFrame:
