@@ -84,6 +84,7 @@ def test_select_views_and_positional_index(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rb.actions(), fs.actions()[9:12])
     assert rb.manifest.index.tolist() == [0, 1, 2]
     assert rb.content_hash != fs.content_hash != real.content_hash
+    assert fs.select(domain=["real", "sim"]).content_hash == fs.content_hash
     batches = list(real.iter_images("head", batch_size=5))
     assert [len(i) for i, _ in batches] == [5, 5, 2]
     np.testing.assert_array_equal(np.concatenate([b for _, b in batches]), real.images("head"))

@@ -113,8 +113,11 @@ class FrameSet:
 
     def __init__(self, store: _Store, rows: np.ndarray | None = None) -> None:
         self._store = store
-        self._rows = np.arange(len(store.table), dtype=np.int64) if rows is None else rows
-        self._is_full = rows is None
+        n = len(store.table)
+        self._rows = np.arange(n, dtype=np.int64) if rows is None else rows
+        # A view that keeps every row is the set itself (same hash, same caches).
+        self._is_full = rows is None or (
+            len(rows) == n and bool(np.array_equal(rows, np.arange(n))))
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> FrameSet:
