@@ -153,6 +153,9 @@ def test_cli_train_then_resume(frames: Path, tmp_path: Path, capsys: pytest.Capt
     assert "trained 1 epoch(s) on 24 frames (3 episodes)" in capsys.readouterr().out
     assert main(args) == 0
     assert "nothing to do" in capsys.readouterr().out
+    assert main([*args, "--no-resume"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds checkpoints and --no-resume" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints")
     p.add_argument("--encoder-from", default=None,
                    help="checkpoint whose end-to-end encoder is copied in and frozen")
-    p.add_argument("--no-resume", action="store_true",
-                   help="do not resume: fail if --out already holds checkpoints")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="resume from the last checkpoint in --out (default); --no-resume fails "
+                        "instead when --out already holds checkpoints")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from realgap.policy import PolicyConfig, TrainConfig, train_policy
     from realgap.policy.checkpoint import list_checkpoints
 
-    if args.no_resume and list_checkpoints(args.out):
+    if not args.resume and list_checkpoints(args.out):
         raise ConfigError(f"--out {args.out}: already holds checkpoints and --no-resume was given; "
                           "choose a new --out")
     policy = PolicyConfig(task=args.task, encoder=args.encoder, head=args.head,
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                         seed=args.seed, domain=None if args.domain == "all" else args.domain,
                         checkpoint_every=args.checkpoint_every)
     res = train_policy(Path(args.data), Path(args.out), policy, train,
-                       resume=not args.no_resume, encoder_from=args.encoder_from,
+                       resume=args.resume, encoder_from=args.encoder_from,
                        progress=not args.no_progress)
     if res.epochs_done == 0:
         print(f"nothing to do: {res.checkpoint} already reached {args.epochs} epochs")
