@@ -29,12 +29,13 @@ together).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from realgap.errors import ConfigError, DataError
+from realgap.errors import ConfigError, DataError, MissingFileError
 
 MMRV_CONVENTION = (
     "MMRV checks the sim ranking against the real ranking: for each policy, the largest "
@@ -180,3 +181,65 @@ def correlate_tables(
         raise DataError(f"{sim_name}: needs at least 2 policies to correlate, got {len(points)}")
     results["pooled"] = correlation(sim=points["sim"], real=points["real"], alpha=alpha)
     return points.reset_index(drop=True), results
+
+
+def read_rates(path: str | Path) -> pd.DataFrame:
+    """Read a success-rate CSV (``policy, success_rate[, task]``) as strings + numbers."""
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(f"{p}: success-rate file not found; pass a CSV with columns "
+                               "policy, success_rate and optionally task")
+    try:
+        df = pd.read_csv(p, dtype={"policy": str, "task": str}, skipinitialspace=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: not a readable CSV ({str(exc).splitlines()[0]}); "
+                        "expected columns policy, success_rate and optionally task") from None
+    return df.rename(columns=lambda c: str(c).strip())
+
+
+def correlate_csv(sim: str | Path, real: str | Path, *, alpha: float = 0.05
+                  ) -> tuple[pd.DataFrame, dict[str, Correlation]]:
+    """:func:`correlate_tables` on two CSV files (errors name the file)."""
+    if not 0 < float(alpha) < 1:
+        raise ConfigError(f"--alpha: expected a level in (0, 1), got {alpha!r}")
+    return correlate_tables(read_rates(sim), read_rates(real), alpha=alpha,
+                            sim_name=str(sim), real_name=str(real))
+
+
+def format_correlation(results: dict[str, Correlation]) -> str:
+    """Aligned text table, one row per task and the pooled row, then the convention."""
+    lvl = next(iter(results.values())).alpha
+    head = (f"{'task':<16} {'n':>3}  {'Pearson r':>9}  {100 * (1 - lvl):g}% interval (Fisher z)"
+            f"   {'Spearman':>8}  {'MMRV':>6}")
+    lines = [head, "-" * len(head)]
+    for task, c in results.items():
+        ci = "—" if np.isnan(c.pearson_lo) else f"[{c.pearson_lo:+.3f}, {c.pearson_hi:+.3f}]"
+        lines.append(f"{task:<16} {c.n:>3}  {c.pearson_r:>+9.3f}  {ci:<27}   "
+                     f"{c.spearman_rho:>+8.3f}  {c.mmrv:>6.3f}")
+    lines += ["", MMRV_CONVENTION + "."]
+    return "\n".join(lines)
+
+
+def write_correlation(out: str | Path, points: pd.DataFrame, results: dict[str, Correlation], *,
+                      sim: str, real: str, alpha: float) -> str:
+    """Store a ``correlate`` run (docs/interfaces.md, "Protocol results layout")."""
+    from realgap.store import ResultsDB, Score
+
+    with ResultsDB(out) as db:
+        run_id = db.new_run("correlate", {"sim": str(sim), "real": str(real), "alpha": alpha,
+                                          "convention": MMRV_CONVENTION},
+                            name=f"{Path(sim).name} vs {Path(real).name}")
+        db.add_subject(run_id, "sim-vs-real", "correlation", {"sim": str(sim), "real": str(real)})
+        scores = []
+        for grp, c in results.items():
+            extra = {"convention": MMRV_CONVENTION, "p_value": c.pearson_p, "alpha": c.alpha}
+            scores += [Score("sim-vs-real", "pearson_r", c.pearson_r, c.pearson_lo, c.pearson_hi,
+                             c.n, grp, extra),
+                       Score("sim-vs-real", "spearman_rho", c.spearman_rho, None, None, c.n, grp, extra),
+                       Score("sim-vs-real", "mmrv", c.mmrv, None, None, c.n, grp, extra)]
+        for r in points.to_dict(orient="records"):
+            scores += [Score(str(r["policy"]), "sim_success_rate", float(r["sim"]), group=str(r["task"])),
+                       Score(str(r["policy"]), "real_success_rate", float(r["real"]), group=str(r["task"]))]
+        db.add_scores(run_id, scores)
+        db.finish_run(run_id)
+    return run_id
