@@ -210,6 +210,14 @@ def test_declared_domains_and_existing_set_protection(tmp_path: Path) -> None:
     assert FrameSet.open(tmp_path / "fs").meta["domains"] == ["real", "sim"]
     with pytest.raises(ConfigError, match="already exists here; pass resume=True"):
         FrameSetWriter(tmp_path / "fs", source="s")
+    with (FrameSetWriter(tmp_path / "fs", source="s", resume=True),
+          pytest.raises(ConfigError, match="this process already has a FrameSetWriter open")):
+        FrameSetWriter(tmp_path / "fs", source="s", resume=True)
+    meta = json.loads((tmp_path / "fs" / "meta.json").read_text())
+    (tmp_path / "fs" / "meta.json").write_text(json.dumps({**meta, "format_version": 7}))
+    with pytest.raises(FormatVersionError):
+        FrameSetWriter(tmp_path / "fs", source="s", resume=True)
+    assert not (tmp_path / "fs" / ".lock").exists()  # a refused open leaves no lock behind
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("x")
     with pytest.raises(ConfigError, match="not empty and holds no FrameSet"):

@@ -58,6 +58,8 @@ from realgap.errors import ConfigError, DataError
 #: meta.json is rewritten after an episode at most this often (and always on close);
 #: readers take episodes newer than meta.json from their own episode.json.
 META_REFRESH_S = 2.0
+#: Resolved FrameSet paths with an open writer in this process (the pid lock cannot tell).
+_OPEN_IN_PROCESS: set[Path] = set()
 _CAMERA_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -113,16 +115,25 @@ class FrameSetWriter:
                     f"{root}: a FrameSet already exists here; pass resume=True "
                     "(CLI: --resume/--append) to add episodes to it, or choose another output"
                 )
+        existing = read_meta(root) if has_meta else None
         root.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
+        try:
+            self._prepare(existing)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _prepare(self, existing: dict[str, Any] | None) -> None:
+        root = self.root
         (root / EPISODES_DIR).mkdir(exist_ok=True)
         tmp = root / TMP_DIR
         if tmp.exists():  # leftovers of an interrupted writer: never complete episodes
             shutil.rmtree(tmp)
         tmp.mkdir()
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        if has_meta:
-            self._meta = read_meta(root)
+        if existing is not None:
+            self._meta = existing
             for rec in load_records(root, self._meta):
                 key = rec.pop("key")
                 self._records[key] = rec
@@ -135,6 +146,10 @@ class FrameSetWriter:
         self._write_meta()
 
     def _acquire_lock(self) -> None:
+        resolved = self.root.resolve()
+        if resolved in _OPEN_IN_PROCESS:
+            raise ConfigError(f"{self.root}: this process already has a FrameSetWriter open on "
+                              "it; close that writer first (use `with FrameSetWriter(...)`)")
         try:
             fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
@@ -151,6 +166,13 @@ class FrameSetWriter:
             fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
+        _OPEN_IN_PROCESS.add(resolved)
+
+    def _release_lock(self) -> None:
+        _OPEN_IN_PROCESS.discard(self.root.resolve())
+        if self._lock_path is not None:
+            self._lock_path.unlink(missing_ok=True)
+            self._lock_path = None  # type: ignore[assignment]
 
     def close(self) -> None:
         """Write ``meta.json`` and the consolidated manifest, remove temp files, unlock."""
@@ -160,8 +182,7 @@ class FrameSetWriter:
         if self._new_tables or not (self.root / CONSOLIDATED_MANIFEST).is_file():
             self._write_consolidated()
         shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
-        self._lock_path.unlink(missing_ok=True)
-        self._lock_path = None  # type: ignore[assignment]
+        self._release_lock()
 
     def __enter__(self) -> Self:
         return self
