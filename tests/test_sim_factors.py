@@ -295,3 +295,39 @@ def test_frames_identical_across_processes():
     h.update(o["state"].tobytes())
     e.close()
     assert out == h.hexdigest()
+
+
+def test_factor_ranges_and_ood_library():
+    from realgap.sim.factors import CPRange, THRange
+
+    env = sim.make("reach-box", randomize=("CP", "TH"), image_size=0, seed=0,
+                   factor_ranges={"CP": {"pos_offset": [0.0, 0.0, 0.2], "rot_offset":
+                                         [0.0, 0.0, 0.0]}, "TH": THRange(dz=(0.02, 0.03))})
+    u = env.unwrapped
+    assert u.factors["CP"].range == CPRange(pos_offset=(0.0, 0.0, 0.2), rot_offset=(0, 0, 0))
+    for _ in range(5):
+        _, info = env.reset()
+        dx, dy, dz = info["factors"]["CP"]["dpos"]
+        assert dx == 0.0 and dy == 0.0 and abs(dz) <= 0.2
+        assert info["factors"]["CP"]["drot"] == [0.0, 0.0, 0.0]
+        assert 0.02 <= info["factors"]["TH"]["dz"] <= 0.03
+    a = sim.make("reach-box", image_size=0, seed=0).unwrapped
+    b = sim.make("reach-box", image_size=0, seed=0, bg_library_seed=7).unwrapped
+
+    def tex(e, i):
+        t = e.h.bg_tex[i]
+        adr, n = e.model.tex_adr[t], e.model.tex_width[t] * e.model.tex_height[t] * 3
+        return e.model.tex_data[adr:adr + n]
+
+    assert not np.array_equal(tex(a, 0), tex(b, 0))
+
+
+@pytest.mark.parametrize("ranges, match", [
+    ({"XX": {}}, "factor_ranges: unknown factor 'XX'"),
+    ({"CP": {"offset": 1}}, "unknown field 'offset'"),
+    ({"CP": 0.1}, "must be a CPRange"),
+])
+def test_bad_factor_ranges(ranges, match):
+    with pytest.raises(ConfigError, match=match) as exc:
+        sim.make("reach-box", image_size=0, factor_ranges=ranges)
+    assert "\n" not in str(exc.value)

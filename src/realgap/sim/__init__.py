@@ -58,7 +58,12 @@ def make(
         domain: the domain observations are rendered in (``sim``, ``sim-nominal``,
             ``real-proxy``).
         seed: seed of every random stream (None: fresh OS entropy at the first reset).
-        **kwargs: ``max_steps``, ``terminate_on_success``, ``n_bg_textures``.
+        **kwargs: ``max_steps`` (episode cap), ``terminate_on_success`` (default True),
+            ``n_bg_textures`` (size of the BG library, default 16), ``bg_library_seed``
+            (another seed gives unseen, Sim-OOD backgrounds), ``factor_ranges`` (factor
+            name -> its range dataclass or a dict of its fields, e.g.
+            ``{"CP": {"pos_offset": [0.08, 0.08, 0.08]}}``, see
+            :mod:`realgap.sim.factors`).
 
     Returns:
         a :class:`realgap.sim.env.TabletopEnv` (a ``gymnasium.Env``).

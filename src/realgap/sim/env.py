@@ -37,6 +37,7 @@ from realgap.sim.factors import (
     Factor,
     TableDistractors,
     check_factor_names,
+    check_factor_ranges,
     resolve_granularity,
     stream_seed,
 )
@@ -55,14 +56,18 @@ BG_LIBRARY_SEED = 20240611
 
 
 @lru_cache(maxsize=8)
-def texture_bank(size: int, n_bg: int) -> tuple[tuple[np.ndarray, ...], tuple[tuple[str, np.ndarray], ...]]:
+def texture_bank(
+    size: int, n_bg: int, library_seed: int = BG_LIBRARY_SEED
+) -> tuple[tuple[np.ndarray, ...], tuple[tuple[str, np.ndarray], ...]]:
     """The BG library and the proxy-real photographs at ``size`` px (cached per process).
 
     Comes from :mod:`realgap.sim.textures` (procedural textures and scikit-image photos).
+    Another ``library_seed`` gives textures the default library never shows (Sim-OOD
+    backgrounds, vla-domain-randomization-study.txt section 4.1.3).
     """
     from realgap.sim import textures
 
-    bg = tuple(textures.procedural_textures(n_bg, size, BG_LIBRARY_SEED)) if n_bg else ()
+    bg = tuple(textures.procedural_textures(n_bg, size, library_seed)) if n_bg else ()
     wanted = {p for prefs in PHOTO_PREFERENCE.values() for p in prefs}
     photos = tuple(sorted((k, v) for k, v in textures.photo_textures(size).items()
                           if k in wanted))
@@ -87,6 +92,8 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         max_steps: int | None = None,
         terminate_on_success: bool = True,
         n_bg_textures: int = N_BG_TEXTURES,
+        bg_library_seed: int = BG_LIBRARY_SEED,
+        factor_ranges: Mapping[str, Any] | None = None,
         render_mode: str | None = "rgb_array",
     ) -> None:
         mj = require("mujoco")
@@ -113,7 +120,11 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
 
-        bg, photos = texture_bank(self.fidelity.texture_size, int(n_bg_textures))
+        ranges = check_factor_ranges(factor_ranges)
+        if not isinstance(n_bg_textures, (int, np.integer)) or n_bg_textures < 0:
+            raise ConfigError(f"n_bg_textures={n_bg_textures!r} must be an int >= 0")
+        bg, photos = texture_bank(self.fidelity.texture_size, int(n_bg_textures),
+                                  int(bg_library_seed))
         self.model, self.h = build_scene(
             self.fidelity, SceneConfig(show_goal=self.task.show_goal), list(bg), dict(photos),
             image_size=max(self.image_size, 16))
@@ -122,7 +133,9 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         self.robot = GantryController(self.model, self.data)
         self.factors: dict[str, Factor] = {}
         for name in FACTOR_NAMES:
-            f = FACTOR_CLASSES[name](self.model, self.data, self.h)
+            cls: Any = FACTOR_CLASSES[name]
+            f = (cls(self.model, self.data, self.h, ranges[name]) if name in ranges
+                 else cls(self.model, self.data, self.h))
             self.factors[name] = f
         td = self.factors["TD"]
         assert isinstance(td, TableDistractors)

@@ -28,6 +28,7 @@ is coerced to ``episode`` for them, and ``env.unwrapped.granularity`` records wh
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -546,6 +547,11 @@ FACTOR_CLASSES: dict[str, type[Factor]] = {
     "BG": Background, "LT": Lighting, "TD": TableDistractors, "CP": CameraPose,
     "TH": TableHeight, "PHYS": Physics}
 
+#: range dataclass of each factor
+RANGE_CLASSES: dict[str, type] = {
+    "BG": BGRange, "LT": LTRange, "TD": TDRange, "CP": CPRange, "TH": THRange,
+    "PHYS": PHYSRange}
+
 #: the same classes in realgap's generic registry (metadata: episode_only, visual, range)
 FACTORS: Registry[type[Factor]] = Registry("randomization factor")
 for _name, _cls in FACTOR_CLASSES.items():
@@ -553,7 +559,37 @@ for _name, _cls in FACTOR_CLASSES.items():
                 doc=(_cls.__doc__ or "").strip().splitlines()[0])
 
 
-def check_factor_names(names: Sequence[str] | str | None, arg: str = "randomize") -> tuple[str, ...]:
+def range_class(name: str) -> type:
+    """The frozen range dataclass of factor ``name`` (e.g. ``CPRange`` for ``"CP"``)."""
+    return RANGE_CLASSES[name]
+
+
+def check_factor_ranges(ranges: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate ``factor_ranges``: factor name -> its range dataclass, or a dict of its
+    fields (``{"CP": {"pos_offset": [0.1, 0.1, 0.1]}}``, JSON-friendly; lists become tuples).
+    Unknown factors or fields raise ConfigError."""
+    out: dict[str, Any] = {}
+    for name, value in (ranges or {}).items():
+        check_factor_names([name], arg="factor_ranges")
+        cls = RANGE_CLASSES[name]
+        if isinstance(value, cls):
+            out[name] = value
+            continue
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"factor_ranges[{name!r}] must be a {cls.__name__} or a dict of "
+                              f"its fields, got {type(value).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(value) - fields)
+        if bad:
+            raise ConfigError(f"factor_ranges[{name!r}]: unknown field {bad[0]!r}; "
+                              f"{cls.__name__} has {', '.join(sorted(fields))}")
+        out[name] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    return out
+
+
+def check_factor_names(
+    names: Sequence[str] | str | None, arg: str = "randomize"
+) -> tuple[str, ...]:
     """Validate factor names (``"BG,LT"`` or a sequence); unknown names raise ConfigError."""
     if names is None:
         return ()
