@@ -178,3 +178,18 @@ def test_cli_train_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[st
                  "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("realgap: error:") and err.count("\n") == 1
+
+
+def test_frozen_registry_encoder_policy(frames: Path, tmp_path: Path) -> None:
+    """A registry encoder (here the 'pixels' baseline) is used frozen: its features are
+    embedded once, only the head learns, and the loaded policy embeds observations itself."""
+    cfg = PolicyConfig("reach-mug", encoder="pixels", head="bc", hidden=16)
+    res = train_policy(frames, tmp_path / "px", cfg, TrainConfig(epochs=2, batch_size=8),
+                       progress=False)
+    ck = load_checkpoint(res.checkpoint)
+    assert not any(k.startswith("encoder.") for k in ck["state_dict"])
+    assert ck["encoder_origin"].startswith("frozen registry encoder")
+    pol = load_policy(res.checkpoint)
+    pol.reset()
+    a = pol.act({"head": np.zeros((24, 24, 3), np.uint8), "state": np.zeros(5, np.float32)})
+    assert a.shape == (3,) and np.isfinite(a).all()
