@@ -62,11 +62,18 @@ def _rotated(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _smooth_noise(size: int, rng: np.random.Generator, sigma: float) -> np.ndarray:
-    """Band-limited Gaussian noise (white noise blurred with ``sigma`` px), scaled to [0, 1]."""
-    ndimage = require("scipy.ndimage")
-    field = ndimage.gaussian_filter(
-        rng.standard_normal((size, size)).astype(np.float32), sigma, mode="wrap"
-    )
+    """Band-limited Gaussian noise, scaled to [0, 1]: float32 (size, size).
+
+    White noise circularly convolved with a Gaussian of ``sigma`` px, done in the Fourier
+    domain (the transfer function of a Gaussian of std ``sigma`` is
+    ``exp(-2 pi^2 sigma^2 f^2)``, ``f`` in cycles/px), so the cost does not grow with
+    ``sigma`` and the texture tiles seamlessly.
+    """
+    white = rng.standard_normal((size, size))
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    gain = np.exp(-2.0 * np.pi**2 * sigma**2 * (fx * fx + fy * fy))
+    field = np.fft.irfft2(np.fft.rfft2(white) * gain, s=(size, size)).astype(np.float32)
     lo, hi = float(field.min()), float(field.max())
     return (field - lo) / max(hi - lo, 1e-6)
 
@@ -216,9 +223,10 @@ def _photo_textures_cached(size: int) -> tuple[tuple[str, np.ndarray], ...]:
         s = min(h, w)  # centre square crop keeps the aspect ratio undistorted
         y0, x0 = (h - s) // 2, (w - s) // 2
         crop = img[y0 : y0 + s, x0 : x0 + s]
-        res = transform.resize(
-            crop, (size, size), order=1, anti_aliasing=s > size, preserve_range=True
-        )
+        # Area-weighted resampling: anti-aliased when shrinking, exact at the native
+        # size, and ~4x faster than a Gaussian pre-filter plus bilinear resize.
+        res = transform.resize_local_mean(crop, (size, size), channel_axis=-1,
+                                          preserve_range=True)
         arr = np.clip(np.rint(res), 0, 255).astype(np.uint8)
         arr.setflags(write=False)
         out.append((name, arr))
@@ -229,7 +237,7 @@ def photo_textures(size: int = 256) -> dict[str, np.ndarray]:
     """Real photographs bundled with scikit-image, as square textures.
 
     Each photograph in :data:`PHOTO_NAMES` is centre-cropped to a square and resized
-    (bilinear, anti-aliased when shrinking) to ``size``; grayscale ones are replicated to
+    to ``size`` by area-weighted averaging (``skimage.transform.resize_local_mean``); grayscale ones are replicated to
     three channels. Nothing is downloaded. Results are cached per size; the returned
     arrays are fresh writable copies.
 
