@@ -167,7 +167,7 @@ def test_preprocess_hand_worked() -> None:
                                rtol=1e-6)
     norm = Preprocess(input_size=None, resize=None, mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0))
     y = norm(np.full((1, 2, 2, 3), 255, np.uint8))
-    np.testing.assert_allclose(y[0, :, 0, 0].numpy(), [2.0, 1.0, 0.5])
+    np.testing.assert_allclose(y[0, :, 0, 0].numpy(), [2.0, 1.0, 0.5], rtol=1e-6)
     # R3M/VIP preprocessing hands the network 0-255 values
     assert ZOO["r3m-resnet50"].preprocess.pixel_scale == 255.0
     assert ZOO["vip"].preprocess.mean is None
@@ -382,3 +382,26 @@ def test_import_stays_light() -> None:
     code = "import sys, realgap.encoders; print('torch' in sys.modules, 'timm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_entry_point_plugin_is_created_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import realgap._registry as reg
+
+    def plugin_factory(device: str = "cpu") -> object:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+
+    class FakeEP:
+        name, value = "my-plugin-enc", "fakepkg:plugin_factory"
+
+        def load(self) -> object:
+            return plugin_factory
+
+    monkeypatch.setattr(reg, "entry_points",
+                        lambda group: [FakeEP()] if group == "realgap.encoders" else [])
+    monkeypatch.setattr(ENCODERS, "_plugins_loaded", False)
+    monkeypatch.setattr(ENCODERS, "_entries", dict(ENCODERS._entries))
+    assert "my-plugin-enc" in ENCODERS
+    enc = create_encoder("my-plugin-enc")
+    assert enc.embed_dim == 12 and enc.embed(np.full((1, 8, 8, 3), 255, np.uint8)).shape == (1, 12)
+    assert weights_status("my-plugin-enc")[0] == "unknown (plugin)"

@@ -79,8 +79,9 @@ class Preprocess:
                 f"images must be uint8 (N, H, W, 3), got {arr.dtype} {tuple(arr.shape)}; "
                 "convert frames to 8-bit RGB first"
             )
-        x = torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2)
-        x = x.float().div_(255.0)
+        # Work on the 0-255 scale and fold /255, mean/std and pixel_scale into one
+        # affine pass at the end (resize and crop are linear, so the order is free).
+        x = torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2).float()
         h, w = x.shape[-2:]
         target: tuple[int, int] | None = None
         if self.resize is not None:
@@ -104,13 +105,14 @@ class Preprocess:
                 h, w = x.shape[-2:]
             top, left = (h - th) // 2, (w - tw) // 2
             x = x[..., top : top + th, left : left + tw]
-        if self.mean is not None and self.std is not None:
-            mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-            x = (x - mean) / std
-        if self.pixel_scale != 1.0:
-            x = x * self.pixel_scale
-        return x.contiguous()
+        # y = ((x / 255 - mean) / std) * pixel_scale = x * scale + bias, per channel
+        mean = np.zeros(3) if self.mean is None else np.asarray(self.mean, dtype=np.float64)
+        std = np.ones(3) if self.std is None else np.asarray(self.std, dtype=np.float64)
+        scale = torch.tensor(self.pixel_scale / (255.0 * std), dtype=x.dtype, device=x.device)
+        bias = torch.tensor(-self.pixel_scale * mean / std, dtype=x.dtype, device=x.device)
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # contiguous NCHW
+        torch.addcmul(bias.view(1, 3, 1, 1), x, scale.view(1, 3, 1, 1), out=out)
+        return out
 
 
 @dataclass(frozen=True)
