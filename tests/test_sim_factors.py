@@ -208,6 +208,7 @@ def test_granularity_rules():
     ({"randomize": ("BG",), "granularity": "sometimes"}, "granularity='sometimes'"),
     ({"randomize": ("BG",), "granularity": {"BG": "step"}}, "granularity\\['BG'\\]"),
     ({"randomize": ("BG",), "granularity": {"LT": "frame"}}, "not in randomize"),
+    ({"randomize": ("BG",), "n_bg_textures": 0}, "n_bg_textures=0"),
 ])
 def test_bad_factor_config_raises_one_line(kwargs, match):
     with pytest.raises(ConfigError, match=match) as exc:

@@ -22,6 +22,7 @@ frames.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -123,6 +124,9 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         ranges = check_factor_ranges(factor_ranges)
         if not isinstance(n_bg_textures, (int, np.integer)) or n_bg_textures < 0:
             raise ConfigError(f"n_bg_textures={n_bg_textures!r} must be an int >= 0")
+        if "BG" in self.randomize and n_bg_textures == 0:
+            raise ConfigError("randomize includes 'BG' but n_bg_textures=0; give the BG "
+                              "library at least one texture or drop BG")
         bg, photos = texture_bank(self.fidelity.texture_size, int(n_bg_textures),
                                   int(bg_library_seed))
         self.model, self.h = build_scene(
@@ -139,7 +143,7 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
             self.factors[name] = f
         td = self.factors["TD"]
         assert isinstance(td, TableDistractors)
-        td.keep_clear = lambda: self.task.keep_clear(self._layout) if self._layout else []
+        td.keep_clear = self._keep_clear
         self._renderer: DomainRenderer | None = None
         if self.image_size > 0:
             self._renderer = DomainRenderer(self.model, self.data, self.h, self.fidelity,
@@ -264,6 +268,19 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
                       h.table_top())
         g = self.task.goal_point(s)
         return TaskState(s.grip, s.opening, s.mug, s.box, np.asarray(g, float), s.table_z)
+
+    def _keep_clear(self) -> list[tuple[float, float, float]]:
+        """Discs the TD factor must keep clear, from where the objects and goal are now
+        (so a wrapper that moved them after reset is respected)."""
+        if self._layout is None:
+            return []
+        q, h = self.data.qpos, self.h
+        here = dataclasses.replace(
+            self._layout,
+            mug_xy=tuple(float(v) for v in q[h.obj_qadr["mug"]:h.obj_qadr["mug"] + 2]),
+            box_xy=tuple(float(v) for v in q[h.obj_qadr["box"]:h.obj_qadr["box"] + 2]),
+            goal_xy=tuple(float(v) for v in self.model.body_pos[h.body["goal"], :2]))
+        return self.task.keep_clear(here)
 
     def factor_values(self) -> dict[str, Any]:
         """Every factor's current values (JSON-serialisable; a copy)."""
