@@ -434,6 +434,9 @@ def run_gap(cfg: GapConfig, *, on_encoder: Callable[[str, dict[str, Any]], None]
                 if on_encoder is not None:
                     on_encoder(enc.name, {s.metric: s for s in scores if not s.group})
             db.finish_run(run_id, "ok")
+        except KeyboardInterrupt:
+            db.finish_run(run_id, "interrupted")
+            raise
         except BaseException:
             db.finish_run(run_id, "failed")
             raise

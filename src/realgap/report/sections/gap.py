@@ -117,8 +117,9 @@ def scatter_png(
             hollow = is_random_init(meta)
             ax.scatter([x], [y], s=size, marker=marker, zorder=3, linewidths=1.8,
                        facecolors="white" if hollow else colour, edgecolors=colour)
-            ax.annotate(_mpl_text(f"{i}. {display_name(name, meta)}"[:40]), (x, y),
-                        textcoords="offset points", xytext=(7, 6), fontsize=8.5)
+            # numbers, as in the reference's Fig. 4; the key is in the caption and table
+            ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(6, 5),
+                        fontsize=9, fontweight="bold")
         ax.set_xlabel("DIS (domain invariance, ref. III-C) →")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -180,7 +181,9 @@ def render(db: ResultsDB) -> str | None:
     png = scatter_png(names, metas, wide)
     parts.append(
         "<figure id='gap-scatter'>" + png_img(png, alt="DIS vs AS scatter", cls="plot")
-        + "<figcaption>Each point is an encoder (numbered as in the table). Colour = "
+        + "<figcaption><b>Key:</b> " + " · ".join(
+            f"{i} = {esc(display_name(n, metas.get(n, {})))}" for i, n in enumerate(names, 1))
+        + ". Each point is an encoder (numbered as in the table). Colour = "
         "architecture family (CNN blue, transformer orange, other grey), marker = pre-training "
         "data (circle manipulation, square general, diamond task data trained by realgap, "
         "triangle none), size = parameter count; hollow = random-init. Error bars: 95% "
