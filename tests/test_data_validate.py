@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from realgap.cli import main
 from realgap.data import FrameSetWriter
 from realgap.data._format import episode_key
 from realgap.data.checks import info, validate
-from realgap.data.synthetic import write_synthetic
+from realgap.data.synthetic import synthetic_episode, write_synthetic
 
 
 def _fs(tmp_path: Path) -> Path:
@@ -137,7 +138,7 @@ def test_truncated_image_array(tmp_path: Path, capsys) -> None:
     assert f"{arr}: image array is truncated or corrupt" in err
 
 
-def test_changed_pixels_fail_the_hash_and_stale_meta(tmp_path: Path, capsys) -> None:
+def test_changed_pixels_fail_the_hash_and_stale_meta(tmp_path: Path, capsys, monkeypatch) -> None:
     root = _fs(tmp_path)
     arr = _ep(root) / "head.npy"
     img = np.load(arr)
@@ -153,7 +154,13 @@ def test_changed_pixels_fail_the_hash_and_stale_meta(tmp_path: Path, capsys) -> 
     (root / "meta.json").write_text(json.dumps({**meta, "content_hash": "0" * 64}))
     err = _error_line(capsys, ["data", "validate", str(root)])
     assert f"{root / 'meta.json'}: content_hash 000000000000 is stale" in err
-    FrameSetWriter(root, source="s", resume=True).close()
+    monkeypatch.setattr("realgap.data.writer.META_REFRESH_S", 1e9)  # meta.json lags the episodes
+    with FrameSetWriter(root, source="s", resume=True) as w:  # a live writer holds the lock
+        w.add_episode(domain="sim", task="reach-mug", episode=9,
+                      **synthetic_episode(9, n_frames=4, size=8))
+        assert json.loads((root / "meta.json").read_text())["n_episodes"] == 4  # not refreshed
+        err = _error_line(capsys, ["data", "validate", str(root)])
+        assert f"{root}: a FrameSetWriter (pid {os.getpid()}) is still writing this set" in err
     assert main(["data", "validate", str(root)]) == 0
 
 

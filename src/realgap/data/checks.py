@@ -107,6 +107,10 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
                         "duplicated ids); give every frame a unique id")
     total = combine_hashes(hashes)
     if meta.get("content_hash") != total:
+        writer = _live_writer(root)
+        if writer:
+            raise DataError(f"{root}: a FrameSetWriter (pid {writer}) is still writing this set; "
+                            "validate it after the writer finishes")
         raise DataError(
             f"{root / META_NAME}: content_hash {str(meta.get('content_hash'))[:12]} is stale "
             f"(episodes hash to {total[:12]}); refresh it by opening the set with "
@@ -126,6 +130,21 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
         "n_episodes": len(hashes), "domains": sorted(declared),
         "cameras": ref["cameras"] if ref else {},
     }
+
+
+def _live_writer(root: Path) -> int | None:
+    """Pid of a live process holding the set's writer lock, if any."""
+    try:
+        pid = int((root / ".lock").read_text().strip() or "0")
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid if pid > 0 else None
 
 
 def _check_manifest(
