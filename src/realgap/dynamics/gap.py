@@ -99,9 +99,12 @@ def prediction_gap(
     xt, yt = target.features()
     scale = ys[train].std(axis=0)
     scale[scale < 1e-12] = 1.0
-    f = _predictor(model, int(gen.integers(2**31))).fit(xs[train], ys[train] / scale)
-    err_in = np.mean((f.predict(xs[test]) - ys[test] / scale) ** 2, axis=1)
-    err_x = np.mean((f.predict(xt) - yt / scale) ** 2, axis=1)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        f = _predictor(model, int(gen.integers(2**31))).fit(xs[train], ys[train] / scale)
+        err_in = np.mean((f.predict(xs[test]) - ys[test] / scale) ** 2, axis=1)
+        err_x = np.mean((f.predict(xt) - yt / scale) ** 2, axis=1)
     ep_in, ep_x = source.episode[test], target.episode
 
     def stat(i_in: np.ndarray, i_x: np.ndarray) -> float:
@@ -144,12 +147,18 @@ def transition_c2st(
     k = min(n_folds, np.unique(s.episode).size, np.unique(t.episode).size)
     if k < 2:
         raise DataError("transitions: the two-sample test needs >= 2 trajectories per domain")
+    from threadpoolctl import threadpool_limits
+
     correct = np.zeros(2 * n, dtype=bool)
     seed = int(gen.integers(2**31))
-    for tr_idx, te_idx in GroupKFold(n_splits=k).split(x, y, groups):
-        clf = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=seed)
-        clf.fit(x[tr_idx], y[tr_idx])
-        correct[te_idx] = clf.predict(x[te_idx]) == y[te_idx]
+    # OpenMP threads in HistGradientBoosting oversubscribe a shared machine badly (minutes
+    # instead of seconds); small data needs one.
+    with threadpool_limits(limits=1):
+        for tr_idx, te_idx in GroupKFold(n_splits=k).split(x, y, groups):
+            clf = HistGradientBoostingClassifier(max_iter=100, early_stopping=False,
+                                                 random_state=seed)
+            clf.fit(x[tr_idx], y[tr_idx])
+            correct[te_idx] = clf.predict(x[te_idx]) == y[te_idx]
 
     def stat(i: np.ndarray) -> float:
         return float(2.0 * correct[i].mean() - 1.0)
