@@ -141,13 +141,23 @@ def mmd_rbf(
     gx = None if groups_x is None else as_groups(groups_x, len(xa), "groups_x")
     gy = None if groups_y is None else as_groups(groups_y, len(ya), "groups_y")
     ix, iy, sigma, kmat = mmd_setup(xa, ya, max_samples=max_samples, bandwidth=bandwidth, rng=gen)
+    return mmd_test_from_kernel(kmat, ix, iy, sigma, gx, gy, n_perm, gen)
+
+
+def mmd_test_from_kernel(
+    kmat: np.ndarray, ix: np.ndarray, iy: np.ndarray, sigma: float,
+    gx: np.ndarray | None, gy: np.ndarray | None, n_perm: int, gen: np.random.Generator,
+) -> MMDResult:
+    """Statistic and permutation p-value from :func:`mmd_setup`'s output (``gx``/``gy``:
+    episode ids of all x/y rows, or None for a frame permutation)."""
     p_len, nx = len(ix) + len(iy), len(ix)
     side = np.r_[np.ones(nx), np.zeros(len(iy))][:, None]
     stat = float(mmd2_weighted(kmat, side, 1.0 - side)[0])
+    episodes = gx is not None and gy is not None
     if n_perm == 0:
         return MMDResult(stat, float("nan"), sigma, nx, len(iy), 0,
-                         "episode" if gx is not None and gy is not None else "frame")
-    if gx is not None and gy is not None:
+                         "episode" if episodes else "frame")
+    if episodes:
         labels = np.r_[np.char.add("x", gx[ix].astype(str)), np.char.add("y", gy[iy].astype(str))]
         _, codes = np.unique(labels, return_inverse=True)
         n_units = int(codes.max()) + 1
@@ -191,6 +201,14 @@ def _subsample(n: int, max_samples: int, gen: np.random.Generator) -> np.ndarray
 
 
 # -- Fréchet distance ---------------------------------------------------------------------
+def _single_thread() -> Any:
+    """LAPACK eigensolvers at these sizes (k <= a few hundred) are no faster with more
+    BLAS threads, and on a busy machine thread contention makes them 10-50x slower."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _sqrt_psd(c: np.ndarray) -> np.ndarray:
     w, v = np.linalg.eigh(c)
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
@@ -199,9 +217,10 @@ def _sqrt_psd(c: np.ndarray) -> np.ndarray:
 def frechet_from_moments(mu_x: np.ndarray, cov_x: np.ndarray,
                          mu_y: np.ndarray, cov_y: np.ndarray) -> float:
     """Fréchet distance between ``N(mu_x, cov_x)`` and ``N(mu_y, cov_y)``."""
-    sx = _sqrt_psd(cov_x)
-    m = sx @ cov_y @ sx
-    tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None)).sum())
+    with _single_thread():
+        sx = _sqrt_psd(cov_x)
+        m = sx @ cov_y @ sx
+        tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None)).sum())
     diff = mu_x - mu_y
     return float(diff @ diff + np.trace(cov_x) + np.trace(cov_y) - 2.0 * tr_sqrt)
 

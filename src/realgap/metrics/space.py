@@ -103,8 +103,11 @@ def fit_gap_space(
     k_used = int(min(k, n - 1, d))
     total_var = float((x * x).sum() / (n - 1))
     if n > d and d <= EXACT_PCA_MAX_DIM:
+        from threadpoolctl import threadpool_limits
+
         cov = (x.T @ x) / (n - 1)
-        evals, evecs = np.linalg.eigh(cov)
+        with threadpool_limits(limits=1, user_api="blas"):  # see distribution._single_thread
+            evals, evecs = np.linalg.eigh(cov)
         top = np.argsort(evals)[::-1][:k_used]
         comps = _svd_flip(evecs[:, top].T)
         kept = float(np.clip(evals[top], 0, None).sum())

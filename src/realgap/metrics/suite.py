@@ -48,8 +48,8 @@ from realgap.metrics.distribution import (
     c2st_accuracy,
     frechet_from_moments,
     mmd2_weighted,
-    mmd_rbf,
     mmd_setup,
+    mmd_test_from_kernel,
 )
 from realgap.metrics.invariance import dis_from_space
 from realgap.metrics.probe import RidgeProbe, episode_split, score_from_mse
@@ -206,10 +206,11 @@ def gap_suite(
     out["combined"] = _est(float(comb_point), comb_reps, alpha, n_all, f_all)
 
     # MMD on the kernel subsample.
-    mres = mmd_rbf(space.z_sim, space.z_real, groups_x=es, groups_y=er, n_perm=n_perm,
-                   max_samples=mmd_max_samples, rng=s_mmd)
-    ix, iy, _, kmat = mmd_setup(space.z_sim, space.z_real, max_samples=mmd_max_samples,
-                                bandwidth=None, rng=as_rng(s_mmd))
+    # Same draws as mmd_rbf(..., rng=s_mmd): the kernel matrix is built once for both.
+    gen_mmd = as_rng(s_mmd)
+    ix, iy, sigma, kmat = mmd_setup(space.z_sim, space.z_real, max_samples=mmd_max_samples,
+                                    bandwidth=None, rng=gen_mmd)
+    mres = mmd_test_from_kernel(kmat, ix, iy, sigma, es, er, n_perm, gen_mmd)
     m_reps = None
     if n_boot:
         wx = np.r_[cnt_s[:, cs[ix]].T, np.zeros((len(iy), n_boot))]
