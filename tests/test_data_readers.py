@@ -75,6 +75,9 @@ def _write_folder(root: Path, eps: list[dict], kind: str = "csv") -> Path:
                              else e["actions"][t].tolist())
             for d, v in enumerate(e["states"][t]):
                 row[f"state_{d}"] = float(v)
+            if kind == "parquet":  # optional columns: per-row task and factors
+                row["task"] = f"t{e_i}"
+                row["factors"] = json.dumps({"light": t / 10})
             rows.append(row)
     df = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
     if kind == "csv":
@@ -92,8 +95,13 @@ def test_folder_round_trip(tmp_path: Path, capsys, kind: str) -> None:
                  "--no-progress"]) == 0
     assert "wrote" in capsys.readouterr().out
     fs = FrameSet.open(tmp_path / "fs")
-    assert fs.domains == ["real"] and fs.tasks == ["stack"] and fs.cameras == ["head", "wrist"]
+    assert fs.domains == ["real"] and fs.cameras == ["head", "wrist"]
     _assert_round_trip(fs, eps, {"head": "head", "wrist": "wrist"}, [0, 1])
+    if kind == "csv":
+        assert fs.tasks == ["stack"] and fs.factors().shape == (5, 0)
+    else:  # the manifest's task column wins over --task; factors are kept per frame
+        assert fs.tasks == ["t0", "t1"]
+        assert fs.factors()["light"].tolist() == [0.0, 0.1, 0.2, 0.0, 0.1]
     assert fs.manifest["source"].iloc[0].startswith("folder:") and "#episode=0" in fs.manifest["source"].iloc[0]
 
 
