@@ -183,3 +183,20 @@ def test_demo_config_is_the_documented_default() -> None:
     assert DEMO_CONFIG.domains == ("sim", "sim-nominal", "real-proxy")
     assert DEMO_CONFIG.randomize == ("BG", "LT", "CP") and DEMO_CONFIG.granularity == "frame"
     validate_config(DEMO_CONFIG)
+
+
+@pytest.mark.slow
+def test_demo_dataset_end_to_end(tmp_path: Path) -> None:
+    from realgap.sim.generate import generate_demo
+
+    out = tmp_path / "demo"
+    fs = generate_demo(out, progress=False)
+    assert fs.domains == ["real-proxy", "sim", "sim-nominal"]
+    assert fs.tasks == ["reach-box", "reach-mug"]
+    per_dom = fs.manifest.groupby("domain").size()
+    assert per_dom.nunique() == 1 and 300 <= per_dom.iloc[0] <= 1500  # a few thousand at most
+    assert (out / "contact_sheet.png").stat().st_size > 50_000
+    stats = json.loads((out / "generate.json").read_text())["last_run"]["expert_success"]
+    for task in ("reach-mug", "reach-box"):
+        assert stats[task]["episodes"] == 20
+        assert stats[task]["success"] >= 18  # the experts' >= 90 % on nominal-like episodes
