@@ -143,3 +143,25 @@ def test_report_sections_render_from_the_db(tmp_path: Path, capsys: pytest.Captu
     empty = tmp_path / "empty"
     with ResultsDB(empty) as db:
         assert proto_section.render(db) is None and corr_section.render(db) is None
+
+
+def test_protocol_section_reads_evaluate_runs(tmp_path: Path) -> None:
+    """An `evaluate` run written in the layout realgap.protocol.runner uses."""
+    from realgap.report.sections import protocol as proto_section
+    from realgap.store import Score
+
+    def score(cond: str, factor: str | None, k: int, n: int) -> Score:
+        lo, hi = wilson_interval(k, n)
+        return Score("expert", "success_rate", k / n, lo, hi, n, cond,
+                     {"successes": k, "trials": n, "factor": factor, "task": "reach-mug",
+                      "base": factor == "base"})
+
+    with ResultsDB(tmp_path) as db:
+        run = db.new_run("evaluate", {"protocol": "default"})
+        db.add_scores(run, [score("base", "base", 9, 10), score("BG-unseen", "BG", 4, 10),
+                            score("pooled", None, 13, 20)])
+        db.finish_run(run)
+    with ResultsDB(tmp_path, read_only=True) as db:
+        html = proto_section.render(db)
+    assert html is not None and html.count("<img") == 1
+    assert "4/10" in html and "13/20" in html and "reach-mug" in html
