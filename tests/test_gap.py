@@ -116,6 +116,8 @@ def test_gap_db_holds_config_identity_breakdown_and_artifacts(gap_run: tuple[Gap
         assert sorted(bg.grp.unique()) == ["BG=0", "BG=1", "BG=2"] and set(bg.n) == {16}
         lt = by[by.grp.str.startswith("LT.intensity=")]
         assert len(lt.grp.unique()) == 8 and set(lt.n) == {6}
+        # one task only: no task breakdown (a single level is not a breakdown)
+        assert not by.grp.str.startswith("task=").any()
         head = s[(s.metric == "outside_fraction") & (s.grp == "")]
         for r in head.itertuples():
             k = json.loads(r.extra)["k"]

@@ -248,7 +248,7 @@ def coverage_details(suite: Mapping[str, Any]) -> Any:
 
 
 def level_factors(factors: pd.DataFrame) -> pd.DataFrame | None:
-    """The factor columns worth a breakdown: 2..:data:`MAX_FACTOR_LEVELS` distinct values
+    """The factor columns (plus ``task``) worth a breakdown: 2..:data:`MAX_FACTOR_LEVELS` distinct values
     among the real frames (continuous values such as light intensities are not levels)."""
     if factors is None or factors.empty:
         return None
@@ -347,7 +347,8 @@ def run_gap(cfg: GapConfig, *, on_encoder: Callable[[str, dict[str, Any]], None]
         raise ConfigError(f"--weights names {', '.join(unknown_w)}, which is not in --encoders")
     act_sim, act_real = sim.actions().astype(np.float64), real.actions().astype(np.float64)
     ep_sim, ep_real = sim.episodes(), real.episodes()
-    factors_real = level_factors(real.factors().reset_index(drop=True))
+    factors_real = level_factors(real.factors().reset_index(drop=True).assign(
+        task=real.manifest["task"].astype(str).to_numpy()))
     _, bc_episodes = heldout_sim_episodes(sim, cfg.seed)
     rows_sim, rows_real, pair_ids = saliency_pairs(sim, real, cfg.saliency_pairs, cfg.seed)
 

@@ -83,7 +83,10 @@ def render(db: ResultsDB) -> str | None:
                        caption="Fraction of real frames outside sim support per encoder."))
 
     by = cov[cov["grp"] != ""]
-    if not by.empty:
+    if by.empty:
+        parts.append("<p class='note'>No breakdown by factor: the real frames record no factor "
+                     "(or task) with 2 to 12 distinct levels.</p>")
+    else:
         by = by.assign(factor=by["grp"].str.split("=", n=1).str[0],
                        level=by["grp"].str.split("=", n=1).str[1])
         subjects = list(dict.fromkeys(by["subject"]))
