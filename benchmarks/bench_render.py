@@ -90,9 +90,8 @@ def bench_step(size: int, frames: int) -> dict[str, float]:
 
 
 def bench_generate(size: int, episodes: int) -> dict[str, tuple[int, float]]:
-    from realgap.sim.generate import GenerateConfig, generate
-
     from realgap import sim
+    from realgap.sim.generate import GenerateConfig, generate
 
     t = time.perf_counter()
     env = sim.make("reach-mug", randomize=("BG", "LT", "CP"), granularity="frame",

@@ -200,3 +200,16 @@ def test_demo_dataset_end_to_end(tmp_path: Path) -> None:
     for task in ("reach-mug", "reach-box"):
         assert stats[task]["episodes"] == 20
         assert stats[task]["success"] >= 18  # the experts' >= 90 % on nominal-like episodes
+
+
+def test_importing_generation_modules_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, realgap.sim.generate, realgap.sim.contact_sheet, "
+            "realgap.sim.camera_model, realgap.sim.textures, realgap.cli.generate; "
+            "print(sorted(m for m in ('mujoco', 'torch', 'gymnasium', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -153,7 +153,7 @@ def pick_pairs(manifest: Any, n: int) -> list[str]:
         for g in groups:
             if len(picked) >= n:
                 break
-            pid = g[int(round(frac * (len(g) - 1)))]
+            pid = g[round(frac * (len(g) - 1))]
             if pid not in picked:
                 picked.append(pid)
         round_ += 1
@@ -207,7 +207,7 @@ def contact_sheet(
             rows: list[int | None] = []
             for d in domains:
                 pos = np.flatnonzero(man["domain"].to_numpy() == d)
-                rows.append(int(pos[int(round(k * (len(pos) - 1) / max(n_pairs - 1, 1)))]))
+                rows.append(int(pos[round(k * (len(pos) - 1) / max(n_pairs - 1, 1))]))
             cells.append((f"sample {k}", rows))
 
     shown = varying_factors(fs.select(domain=domains[0]))
