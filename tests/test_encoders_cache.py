@@ -23,6 +23,16 @@ from realgap.encoders import (  # noqa: E402
 from realgap.errors import ConfigError  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> object:
+    """One intra-op thread: on the shared 2-core machine, 2 threads spin against each
+    other (measured 30x slower per small step under load); results do not depend on it."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def fs(tmp_path_factory: pytest.TempPathFactory) -> FrameSet:
     # 2 domains x 3 episodes x 7 frames = 42 frames, 16x16
