@@ -87,8 +87,12 @@ def test_source_names_generator_version_task_and_seed(base_set: FrameSet) -> Non
     assert rec["config"]["domains"] == ["sim", "sim-nominal", "real-proxy"]
     assert rec["real_proxy"]["stored_as"] == "real-proxy"
     assert rec["real_proxy"]["camera_model"]["k1"] == -0.06
-    st = rec["last_run"]["expert_success"]["reach-mug"]
-    assert st["episodes"] == 2 and st["frames"] == 36 and 0 <= st["success"] <= 2
+    assert rec["last_run"]["frames_written"] == 36 and rec["last_run"]["episodes"] == 2
+    eps = rec["episodes"]
+    assert sorted(eps) == ["reach-mug/0", "reach-mug/1"]
+    assert [e["steps"] for e in eps.values()] == [6, 6]
+    assert rec["expert_success"]["reach-mug"] == {
+        "success": sum(e["success"] for e in eps.values()), "episodes": 2}
 
 
 def test_nominal_domain_equals_an_unrandomized_run(base_set: FrameSet, tmp_path: Path) -> None:
@@ -141,6 +145,10 @@ def test_resume_and_interrupt_give_the_one_shot_set(
         ("real-proxy", 0), ("sim", 0), ("sim", 1), ("sim-nominal", 0)]
     resumed = generate(cfg, progress=False)
     assert resumed.content_hash == base_set.content_hash
+    rec = json.loads((out / "generate.json").read_text())
+    assert rec["last_run"] == {"seconds": rec["last_run"]["seconds"], "episodes": 1,
+                               "frames_written": 2 * 6}  # only the missing domains
+    assert rec["expert_success"]["reach-mug"]["episodes"] == 2
     # rerunning a finished set writes nothing and keeps the hash
     assert generate(cfg, progress=False).content_hash == base_set.content_hash
 
@@ -196,7 +204,7 @@ def test_demo_dataset_end_to_end(tmp_path: Path) -> None:
     per_dom = fs.manifest.groupby("domain").size()
     assert per_dom.nunique() == 1 and 300 <= per_dom.iloc[0] <= 1500  # a few thousand at most
     assert (out / "contact_sheet.png").stat().st_size > 50_000
-    stats = json.loads((out / "generate.json").read_text())["last_run"]["expert_success"]
+    stats = json.loads((out / "generate.json").read_text())["expert_success"]
     for task in ("reach-mug", "reach-box"):
         assert stats[task]["episodes"] == 20
         assert stats[task]["success"] >= 18  # the experts' >= 90 % on nominal-like episodes

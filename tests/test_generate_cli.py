@@ -67,3 +67,30 @@ def test_unwritable_out_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert f"--out {blocker / 'fs'}: cannot write there" in err
+
+
+def test_resume_with_other_settings_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "fs"
+    base = ["generate", "--task", "reach-mug", "--domains", "sim", "--out", str(out), *TINY]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main([*base, "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "was generated with seed=0, this run asks seed=1" in err
+    # growing the set is a resume, not a conflict
+    assert main([*base, "--episodes", "2"]) == 0
+    assert "sim          reach-mug       2 episodes      6 frames" in capsys.readouterr().out
+
+
+def test_foreign_frameset_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from realgap.data.synthetic import write_synthetic
+
+    out = write_synthetic(tmp_path / "fs", domains=("sim",), n_episodes=1, size=16)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert main(["generate", "--task", "reach-mug", "--out", str(out), *TINY]) == 2
+    assert "realgap generate did not write" in capsys.readouterr().err
+    after = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert after == before  # nothing touched

@@ -112,9 +112,9 @@ def _print_summary(fs: object, sheet: Path | None, seconds: float) -> None:
         print(f"  {dom:<12} {task:<12} {int(row.episodes):>4} episodes {int(row.frames):>6} frames")
     rec_path = Path(fs.root) / "generate.json"  # type: ignore[attr-defined]
     if rec_path.is_file():
-        stats = json.loads(rec_path.read_text()).get("last_run", {}).get("expert_success", {})
+        stats = json.loads(rec_path.read_text()).get("expert_success", {})
         for task, st in stats.items():
-            print(f"  expert success {task}: {st['success']}/{st['episodes']} episodes this run")
+            print(f"  expert success {task}: {st['success']}/{st['episodes']} episodes")
     if sheet is not None:
         print(f"contact sheet: {sheet}")
     print(f"done in {seconds:.1f} s")

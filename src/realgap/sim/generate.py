@@ -264,13 +264,85 @@ def headless_gl() -> None:
         os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 
+#: Config fields that must match to resume into an existing generated FrameSet (tasks,
+#: episodes and domains may grow; every frame depends only on these and its episode).
+RESUME_KEYS: tuple[str, ...] = ("randomize", "granularity", "fidelity", "image_size",
+                                "cameras", "seed", "max_steps")
+RECORD_NAME = "generate.json"
+
+
+def _load_record(out: Path, cfg: GenerateConfig, has_frameset: bool) -> dict[str, Any]:
+    """The existing ``generate.json`` (checked against ``cfg``) or a fresh record."""
+    import json
+
+    path = out / RECORD_NAME
+    if not path.is_file():
+        if has_frameset:
+            raise ConfigError(
+                f"--out {out}: holds a FrameSet that realgap generate did not write (no "
+                f"{RECORD_NAME}); choose another output directory"
+            )
+        return {"episodes": {}}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        old = record["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: unreadable generation record ({exc}); delete the "
+                          "directory and generate again") from None
+    new = cfg.to_dict()
+    for key in RESUME_KEYS:
+        a, b = old.get(key), new[key]
+        if (list(a) if isinstance(a, (list, tuple)) else a) != (
+                list(b) if isinstance(b, (list, tuple)) else b):
+            raise ConfigError(
+                f"--out {out}: was generated with {key}={a!r}, this run asks {key}={b!r}; "
+                "rerun with the same settings to resume, or choose another --out"
+            )
+    old_labels = dict(old.get("domain_labels") or {})
+    for dom, lab in old_labels.items():
+        if dom in cfg.domains and cfg.label(dom) != lab:
+            raise ConfigError(
+                f"--out {out}: stores {dom!r} as {lab!r}, this run asks {cfg.label(dom)!r}; "
+                f"pass --domain-label {dom}={lab} to resume"
+            )
+    record.setdefault("episodes", {})
+    return record
+
+
+def _merged_config(record: dict[str, Any], cfg: GenerateConfig) -> dict[str, Any]:
+    """The record's config grown by this run's tasks, domains, labels and episodes."""
+    new = cfg.to_dict()
+    old = record.get("config") or new
+    merged = dict(new)
+    merged["tasks"] = list(dict.fromkeys([*old.get("tasks", []), *new["tasks"]]))
+    merged["domains"] = list(dict.fromkeys([*old.get("domains", []), *new["domains"]]))
+    merged["domain_labels"] = {**(old.get("domain_labels") or {}), **new["domain_labels"]}
+    merged["episodes"] = max(int(old.get("episodes", 0)), int(new["episodes"]))
+    return merged
+
+
+def expert_success(record: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per task ``{"success": k, "episodes": n}`` over every episode in a record."""
+    out: dict[str, dict[str, int]] = {}
+    for key, ep in sorted(record.get("episodes", {}).items()):
+        task = key.rsplit("/", 1)[0]
+        st = out.setdefault(task, {"success": 0, "episodes": 0})
+        st["episodes"] += 1
+        st["success"] += int(bool(ep["success"]))
+    return out
+
+
 def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
     """Generate (or resume) the FrameSet described by ``cfg``; return it opened.
 
+    Resuming into an existing output requires the same :data:`RESUME_KEYS` settings
+    (tasks, episodes and domains may grow); otherwise :class:`ConfigError`.
+
     Returns:
-        :class:`realgap.data.FrameSet` at ``cfg.out``. A ``generate.json`` beside it
-        records the config, the realgap version and per-task expert success counts
-        (``k/n`` over the episodes generated in the latest run).
+        :class:`realgap.data.FrameSet` at ``cfg.out``. ``generate.json`` beside it holds
+        the merged config, the realgap version, the proxy-real look and sensor, every
+        episode's expert outcome (``success``, ``steps``) and per-task counts
+        ``expert_success`` (k successes of n episodes).
     """
     headless_gl()
     validate_config(cfg)
@@ -280,17 +352,22 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
     tqdm = require("tqdm").tqdm
     labels = {d: cfg.label(d) for d in cfg.domains}
     version_source = f"{GENERATOR} {__version__}"
-    stats: dict[str, dict[str, int]] = {}
     t0 = time.perf_counter()
+    n_frames = 0
+    # Check the settings before the writer touches anything in ``out``.
+    record = _load_record(out, cfg, (out / "meta.json").is_file())
+    record["config"] = _merged_config(record, cfg)
     with data.FrameSetWriter(out, source=version_source, resume=True,
                              domains=tuple(labels.values())) as writer:
         done = writer.completed_episodes()
+        _write_record(out, record)
         todo = [
             (task, ep) for task in cfg.tasks for ep in range(cfg.episodes)
             if any((labels[d], task, ep) not in done for d in cfg.domains)
         ]
-        bar = tqdm(total=len(cfg.tasks) * cfg.episodes, initial=len(cfg.tasks) * cfg.episodes
-                   - len(todo), desc="generate", unit="ep", disable=not progress)
+        total = len(cfg.tasks) * cfg.episodes
+        bar = tqdm(total=total, initial=total - len(todo), desc="generate", unit="ep",
+                   disable=not progress)
         envs: dict[str, Any] = {}
         try:
             for task, ep in todo:
@@ -304,9 +381,6 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
                     )
                 expert = sim.expert_for(env)  # fresh per episode: experts may keep state
                 frames, facs, acts, sts, ok = _run_episode(env, expert, cfg, task, ep)
-                st = stats.setdefault(task, {"success": 0, "episodes": 0, "frames": 0})
-                st["episodes"] += 1
-                st["success"] += int(ok)
                 src = f"{version_source} task={task} seed={cfg.seed}"
                 pids = [pair_id(task, cfg.seed, ep, t) for t in range(len(acts))]
                 for d in cfg.domains:
@@ -318,35 +392,36 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
                         actions=np.stack(acts), states=np.stack(sts),
                         factors=facs[d], pair_ids=pids, source=src,
                     )
-                    st["frames"] += len(acts)
+                    n_frames += len(acts)
+                record["episodes"][f"{task}/{ep}"] = {"success": ok, "steps": len(acts)}
                 bar.update(1)
-                bar.set_postfix(task=task, frames=sum(s["frames"] for s in stats.values()))
+                bar.set_postfix(task=task, frames=n_frames)
         finally:
             bar.close()
             for env in envs.values():
                 env.close()
-    _write_record(out, cfg, stats, time.perf_counter() - t0)
+            record["last_run"] = {"seconds": round(time.perf_counter() - t0, 2),
+                                  "episodes": len(todo), "frames_written": n_frames}
+            _write_record(out, record)
     return data.FrameSet.open(out)
 
 
-def _write_record(out: Path, cfg: GenerateConfig, stats: dict[str, Any], seconds: float) -> None:
+def _write_record(out: Path, record: dict[str, Any]) -> None:
     from realgap.data._format import write_json_atomic
 
-    record: dict[str, Any] = {
-        "generator": GENERATOR, "realgap_version": __version__, "config": cfg.to_dict(),
-        "last_run": {"seconds": round(seconds, 2), "expert_success": stats},
-    }
-    if "real-proxy" in cfg.domains:
+    record.update({"generator": GENERATOR, "realgap_version": __version__,
+                   "expert_success": expert_success(record)})
+    if "real-proxy" in record["config"]["domains"]:
         from realgap.sim.camera_model import REAL_PROXY_CAMERA
         from realgap.sim.domains import PHOTO_PREFERENCE, ProxyLook
 
         record["real_proxy"] = {
-            "stored_as": cfg.label("real-proxy"),
+            "stored_as": record["config"]["domain_labels"].get("real-proxy", "real-proxy"),
             "note": "rendered proxy for real camera frames, not real data",
             "look": asdict(ProxyLook()), "photographs": PHOTO_PREFERENCE,
             "camera_model": REAL_PROXY_CAMERA.to_dict(),
         }
-    write_json_atomic(out / "generate.json", record)
+    write_json_atomic(out / RECORD_NAME, record)
 
 
 #: The embedded default dataset of ``realgap generate --demo`` (the main job's input):
