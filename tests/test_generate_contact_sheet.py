@@ -62,6 +62,11 @@ def test_pick_pairs_spreads_over_tasks_and_episodes(paired_set: Path) -> None:
     more = pick_pairs(man, 8)
     assert more[6:] == ["reach-box/0/0", "reach-mug/0/0"]  # next round: first step
     assert len(set(pick_pairs(man, 30))) == 30  # all 30 states, none twice
+    # 2 cells for 2 tasks x 3 episodes: linspace(0, 2, 1) = [0], the first episode
+    assert pick_pairs(man, 2) == ["reach-box/0/2", "reach-mug/0/2"]
+    # 4 cells: 2 episodes per task, linspace(0, 2, 2) = [0, 2]
+    assert pick_pairs(man, 4) == ["reach-box/0/2", "reach-mug/0/2", "reach-box/2/2",
+                                  "reach-mug/2/2"]
 
 
 def test_contact_sheet_png_has_the_planned_size(paired_set: Path, tmp_path: Path) -> None:

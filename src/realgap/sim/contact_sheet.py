@@ -125,8 +125,10 @@ def varying_factors(frames: Any) -> list[str]:
 def pick_pairs(manifest: Any, n: int) -> list[str]:
     """``n`` pair ids present in every domain, spread over tasks, episodes and steps.
 
-    Deterministic: sorts the candidates by (task, episode, step) and walks them round-
-    robin over (task, episode) groups, taking a different step position in each round.
+    Deterministic: sorts the candidates by (task, episode, step); keeps, per task, at most
+    ``ceil(n / n_tasks)`` episodes evenly spaced over the task's episodes; then walks them
+    round-robin over (task, episode) groups, taking a different step position (middle,
+    first, last, quarters) in each round.
     """
     m = manifest[manifest["pair_id"].notna()]
     if m.empty:
@@ -136,13 +138,16 @@ def pick_pairs(manifest: Any, n: int) -> list[str]:
     full = set(counts[counts == n_domains].index)
     m = m[m["pair_id"].isin(full)].drop_duplicates("pair_id")
     m = m.sort_values(["task", "episode", "step"], kind="stable")
-    groups = [g["pair_id"].tolist() for _, g in m.groupby(["task", "episode"], sort=True)]
-    if not groups:
-        return []
     # Interleave tasks: order groups as task0-ep0, task1-ep0, task0-ep1, ...
     by_task: dict[str, list[list[str]]] = {}
     for (task, _ep), g in m.groupby(["task", "episode"], sort=True):
         by_task.setdefault(str(task), []).append(g["pair_id"].tolist())
+    # With more episodes than cells, take episodes evenly spaced over each task's run.
+    per_task = -(-n // len(by_task))
+    for t, grps in by_task.items():
+        if len(grps) > per_task:
+            keep = np.unique(np.round(np.linspace(0, len(grps) - 1, per_task)).astype(int))
+            by_task[t] = [grps[i] for i in keep]
     groups = [grp for i in range(max(len(v) for v in by_task.values()))
               for t in sorted(by_task) if i < len(by_task[t]) for grp in [by_task[t][i]]]
     picked: list[str] = []
