@@ -102,3 +102,19 @@ def test_gap_suite_identical_sets() -> None:
     assert r["fd"].value == pytest.approx(0.0, abs=1e-9)
     # a set against itself: at most about 1 - quantile of frames beyond the 95% radius
     assert r["as_transfer"].value > 0.99 and r["outside_fraction"].value <= 0.05
+
+
+def test_gap_suite_points_equal_the_standalone_functions() -> None:
+    from realgap._rng import child_seeds
+    from realgap.metrics import action_score, c2st_accuracy, fit_gap_space, mmd_rbf
+
+    xs, xr, ys, yr, es, er = _suite_data(2, shift=0.3)
+    r = gap_suite(xs, xr, ys, yr, es, er, n_boot=10, n_perm=30, rng=9)
+    seeds = child_seeds(9, 8)
+    space = fit_gap_space(xs, xr, rng=seeds[1])
+    m = mmd_rbf(space.z_sim, space.z_real, groups_x=es, groups_y=er, n_perm=30,
+                max_samples=1500, rng=seeds[2])
+    assert r["details"]["mmd"] == m.as_dict() and r["mmd"].value == m.mmd2
+    assert r["as_sim"].value == action_score(xs, ys, es, rng=seeds[0]).score
+    c = c2st_accuracy(space.z_sim, space.z_real, es, er, max_samples=3000, rng=seeds[3])
+    assert r["c2st_acc"].value == pytest.approx(c.accuracy)

@@ -193,11 +193,9 @@ def gap_suite(
     err_s = probe_s.frame_errors(xs[va_s], ys[va_s])
     err_r = probe_r.frame_errors(xr[va_r], yr[va_r])
     err_t = probe_s.frame_errors(xr, yr)
-    cnt_vs = bootstrap_counts(np.zeros(n_es), n_boot, boot)
-    cnt_vr = bootstrap_counts(np.zeros(n_er), n_boot, boot)
-    # Restrict the val draws to val episodes: redraw among them only.
-    cnt_vs = _restrict(cnt_vs, np.unique(cs[va_s]), boot)
-    cnt_vr = _restrict(cnt_vr, np.unique(cr[va_r]), boot)
+    # Validation episodes are resampled among themselves (each replicate keeps their number).
+    cnt_vs = _restrict(n_boot, n_es, np.unique(cs[va_s]), boot)
+    cnt_vr = _restrict(n_boot, n_er, np.unique(cr[va_r]), boot)
     out["as_sim"] = _frame_mean_est(err_s, cs[va_s], cnt_vs, alpha, score_from_mse)
     out["as_real"] = _frame_mean_est(err_r, cr[va_r], cnt_vr, alpha, score_from_mse)
     out["as_transfer"] = _frame_mean_est(err_t, cr, cnt_r, alpha, score_from_mse)
@@ -226,11 +224,9 @@ def gap_suite(
     # C2ST: out-of-fold correctness held fixed.
     cres = c2st_accuracy(space.z_sim, space.z_real, es, er, max_samples=c2st_max_samples,
                          rng=s_c2st)
-    n_cx = cres.n_x
     codes_c = np.r_[cs[cres.index_x], n_es + cr[cres.index_y]]
     cnt_c = np.hstack([cnt_s, cnt_r])
     out["c2st_acc"] = _frame_mean_est(cres.correct.astype(float), codes_c, cnt_c, alpha)
-    del n_cx
 
     # Coverage in the leading components.
     dims = min(int(coverage_dims), space.k)
@@ -256,12 +252,11 @@ def gap_suite(
     return out
 
 
-def _restrict(counts: np.ndarray, keep: np.ndarray, gen: np.random.Generator) -> np.ndarray:
-    """Bootstrap counts over the episodes ``keep`` only (others 0)."""
-    out = np.zeros_like(counts)
-    if len(counts):
-        out[:, keep] = gen.multinomial(keep.size, np.full(keep.size, 1.0 / keep.size),
-                                       size=len(counts))
+def _restrict(n_boot: int, n_eps: int, keep: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """Bootstrap counts ``(n_boot, n_eps)`` that draw only among the episodes ``keep``."""
+    out = np.zeros((n_boot, n_eps), dtype=np.int64)
+    if n_boot:
+        out[:, keep] = gen.multinomial(keep.size, np.full(keep.size, 1.0 / keep.size), size=n_boot)
     return out
 
 
