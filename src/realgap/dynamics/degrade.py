@@ -161,6 +161,8 @@ def degradation_curve(
     """Train (or load) the policies, evaluate every scale and seed, estimate the curve."""
     say = progress or (lambda _msg: None)
     out = Path(out_dir) if out_dir else Path(".")
+    # Unknown env ids and body names fail now, before minutes of training.
+    make_env(config.env_id, factor_perturbation(config.factor, max(config.all_scales))).close()
     policies, infos = [], []
     for seed in config.seeds:
         if config.policy == TRAIN:
