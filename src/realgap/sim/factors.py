@@ -515,9 +515,11 @@ class Physics(Factor):
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, Any]]:
         m, g, b = self.model, self._obj_geoms, self._obj_bodies
-        return {"gravity": (m.opt.gravity, None), "geom_friction": (m.geom_friction, None),
-                "geom_solref": (m.geom_solref, g), "body_mass": (m.body_mass, b),
-                "body_inertia": (m.body_inertia, b)}
+        out = {"gravity": (m.opt.gravity, None), "geom_friction": (m.geom_friction, None),
+               "geom_solref": (m.geom_solref, g), "body_mass": (m.body_mass, b),
+               "body_inertia": (m.body_inertia, b)}
+        out.update({k: (getattr(m, k), None) for k in self.DERIVED})
+        return out
 
     def default_values(self) -> dict[str, Any]:
         return {"gravity": _f(self._saved["gravity"]), "friction_scale": 1.0,
@@ -540,6 +542,29 @@ class Physics(Factor):
             k = float(values["mass_scale"][o])
             m.body_mass[b] = s["body_mass"][b] * k
             m.body_inertia[b] = s["body_inertia"][b] * k
+
+    #: constants derived from masses by mj_setConst; saved and restored with the rest
+    DERIVED = ("body_subtreemass", "body_invweight0", "dof_M0", "dof_invweight0")
+    #: reference poses mj_setConst also rewrites; kept as they were
+    KEEP = ("cam_pos0", "cam_mat0", "cam_poscom0", "light_pos0", "light_poscom0",
+            "light_dir0")
+
+    def _after_change(self) -> None:
+        if self.values == self.default_values():
+            return  # restore wrote every array (derived constants included) back exactly
+        # Masses changed: recompute the derived constants (dof_invweight0 sets how soft
+        # contacts are; left stale, a heavier box blew up when squeezed by the fingers).
+        mj = __import__("mujoco")
+        keep = {k: np.array(getattr(self.model, k), copy=True) for k in self.KEEP}
+        # mj_setConst works at qpos0 and leaves the data there: save the full state
+        spec = mj.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mj.mj_stateSize(self.model, spec))
+        mj.mj_getState(self.model, self.data, state, spec)
+        mj.mj_setConst(self.model, self.data)
+        for k, v in keep.items():
+            getattr(self.model, k)[...] = v
+        mj.mj_setState(self.model, self.data, state, spec)
+        mj.mj_forward(self.model, self.data)
 
 
 #: factor classes by name

@@ -52,7 +52,7 @@ class RobotConfig:
     #: finger force limit (N); sets the grasp force
     finger_force: float = 25.0
     #: Cartesian force limit (N)
-    xyz_force: float = 300.0
+    xyz_force: float = 80.0
 
 
 def add_gantry(spec: Any, cfg: RobotConfig = RobotConfig()) -> None:
