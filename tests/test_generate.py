@@ -175,6 +175,8 @@ def test_relabel_and_episode_granularity(tmp_path: Path) -> None:
         ({"randomize": ("BG", "XX")}, "--randomize"),
         ({"granularity": "step"}, "--granularity"),
         ({"image_size": 4}, "--image-size"),
+        ({"fidelity": "ultra"}, "--fidelity"),
+        ({"cameras": ("head", "top")}, "unknown camera 'top'"),
         ({"domain_labels": (("sim", "real-proxy"),)}, "two domains"),
         ({"domains": ("sim",), "domain_labels": (("real-proxy", "x"),)}, "not among"),
     ],

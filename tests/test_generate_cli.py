@@ -44,6 +44,8 @@ def test_generate_writes_frameset_and_contact_sheet(
         (["--task", "reach-mug", "--domain-label", "real-proxy"], "expected DOMAIN=LABEL"),
         (["--task", "reach-mug", "--granularity", "step"], "--granularity"),
         ([], "--task: required"),
+        (["--task", "reach-mug", "--fidelity", "ultra"], "--fidelity: got 'ultra'"),
+        (["--task", "reach-mug", "--cameras", "top"], "--cameras: unknown camera 'top'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

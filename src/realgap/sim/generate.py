@@ -168,6 +168,17 @@ def validate_config(cfg: GenerateConfig) -> None:
         raise ConfigError(
             f"--granularity: got {cfg.granularity!r}, expected one of {', '.join(GRANULARITIES)}"
         )
+    fidelities = tuple(getattr(sim, "FIDELITY", ("low", "medium", "high")))
+    if cfg.fidelity not in fidelities:
+        raise ConfigError(
+            f"--fidelity: got {cfg.fidelity!r}, expected one of {', '.join(fidelities)}"
+        )
+    from realgap.sim.scene import CAMERAS
+
+    for cam in cfg.cameras:
+        if cam not in CAMERAS:
+            raise ConfigError(f"--cameras: unknown camera {cam!r}; choose from "
+                              f"{', '.join(CAMERAS)}")
     if not _int_like(cfg.image_size) or not 16 <= cfg.image_size <= 1024:
         raise ConfigError(f"--image-size: got {cfg.image_size!r}, expected 16..1024 pixels")
     if not cfg.cameras:
