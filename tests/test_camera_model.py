@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from realgap.errors import ConfigError
 from realgap.sim.camera_model import (
@@ -135,3 +138,30 @@ def test_bad_image_raises_config_error() -> None:
         REAL_PROXY_CAMERA.apply(np.zeros((8, 8, 3), np.float32))
     with pytest.raises(ConfigError, match="uint8"):
         REAL_PROXY_CAMERA.apply(np.zeros((8, 8), np.uint8))
+
+
+_images = arrays(np.uint8, st.tuples(st.integers(2, 12), st.integers(2, 12), st.just(3)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(img=_images, v=st.floats(0.0, 0.95))
+def test_vignetting_never_brightens(img: np.ndarray, v: float) -> None:
+    out = CameraModel(vignetting=v).apply(img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.all(out <= img)
+
+
+@settings(max_examples=40, deadline=None)
+@given(img=_images, k1=st.floats(-0.3, 0.3), k2=st.floats(-0.1, 0.1),
+       sigma=st.floats(0.0, 2.0), gamma=st.floats(0.5, 2.0))
+def test_noise_free_model_is_deterministic_and_bounded_by_the_input_range(
+    img: np.ndarray, k1: float, k2: float, sigma: float, gamma: float
+) -> None:
+    cam = CameraModel(k1=k1, k2=k2, blur_sigma=sigma)
+    out = cam.apply(img)
+    # bilinear resampling and a normalised blur are convex combinations of input pixels
+    assert out.min() >= img.min() and out.max() <= img.max()
+    assert np.array_equal(out, cam.apply(img, rng=123))  # no noise: rng is irrelevant
+    lut = CameraModel(gamma=gamma).apply(np.arange(256, dtype=np.uint8).reshape(16, 16, 1)
+                                         .repeat(3, axis=2))[..., 0].ravel()
+    assert np.all(np.diff(lut.astype(int)) >= 0)  # the tone curve is monotone
