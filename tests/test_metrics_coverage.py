@@ -78,3 +78,18 @@ def test_max_sim_subsample_is_seeded() -> None:
     b = coverage_report(sim, real, exclude_same_episode=False, max_sim=100, rng=1)
     assert a.n_sim == 100 and np.array_equal(a.sim_index, b.sim_index)
     assert a.outside_fraction == b.outside_fraction
+
+
+def test_group_masking_paths_agree() -> None:
+    # sorted groups mask one slice per row, unsorted ones a full comparison: same result
+    rng = np.random.default_rng(5)
+    a, g = rng.normal(size=(300, 4)), rng.integers(0, 15, 300)
+    order = np.argsort(g, kind="stable")
+    unsorted = kth_neighbour_distance(a, a, 3, query_groups=g, ref_groups=g)
+    by_slice = np.empty(300)
+    by_slice[order] = kth_neighbour_distance(a[order], a[order], 3, query_groups=g[order],
+                                             ref_groups=g[order])
+    assert np.array_equal(unsorted, by_slice)
+    brute = np.sqrt(((a[:, None] - a[None]) ** 2).sum(-1))
+    brute[g[:, None] == g[None]] = np.inf
+    assert np.allclose(unsorted, np.sort(brute, axis=1)[:, 2], rtol=1e-4)

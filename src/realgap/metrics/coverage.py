@@ -56,8 +56,27 @@ def _block_rows(n_ref: int) -> int:
 
 
 def _d2_block(q: np.ndarray, ref: np.ndarray, ref_sq: np.ndarray) -> np.ndarray:
-    d2 = (q * q).sum(1)[:, None] + ref_sq[None, :] - 2.0 * (q @ ref.T)
-    return np.maximum(d2, 0.0, out=d2)
+    """Squared distances ``(len(q), len(ref))`` via one GEMM and in-place updates (no
+    temporaries of the block's size); round-off can leave tiny negatives, clipped by
+    the callers where it matters."""
+    d2 = q @ ref.T
+    d2 *= -2.0
+    d2 += ref_sq[None, :]
+    d2 += (q * q).sum(1)[:, None]
+    return d2
+
+
+def _mask_same_group(d2: np.ndarray, q_groups: np.ndarray, ref_groups: np.ndarray) -> None:
+    """Set ``d2[i, j] = inf`` where ``q_groups[i] == ref_groups[j]``. When ``ref_groups``
+    is sorted (episodes contiguous, the usual case) each row masks one slice; otherwise a
+    full comparison is used."""
+    if ref_groups.size and np.all(ref_groups[1:] >= ref_groups[:-1]):
+        lo = np.searchsorted(ref_groups, q_groups, side="left")
+        hi = np.searchsorted(ref_groups, q_groups, side="right")
+        for i in range(len(q_groups)):
+            d2[i, lo[i]:hi[i]] = np.inf
+    else:
+        d2[q_groups[:, None] == ref_groups[None, :]] = np.inf
 
 
 def kth_neighbour_distance(
@@ -79,11 +98,11 @@ def kth_neighbour_distance(
     for s in range(0, len(q), step):
         d2 = _d2_block(q[s:s + step], r, r_sq)
         if query_groups is not None and ref_groups is not None:
-            d2[query_groups[s:s + step, None] == ref_groups[None, :]] = np.inf
+            _mask_same_group(d2, query_groups[s:s + step], ref_groups)
         if k > d2.shape[1]:
             out[s:s + step] = np.inf
             continue
-        out[s:s + step] = np.sqrt(np.partition(d2, k - 1, axis=1)[:, k - 1])
+        out[s:s + step] = np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))
     return out
 
 
@@ -207,7 +226,10 @@ def coverage_report(
     if k >= len(xs):
         raise DataError(f"k: {k} neighbours needs more than {k} sim frames, got {len(xs)}; "
                         "lower k or add sim frames")
-    radius = kth_neighbour_distance(xs, xs, k, query_groups=groups, ref_groups=groups)
+    order = np.argsort(groups, kind="stable")  # episodes contiguous: cheap masking
+    radius = np.empty(len(xs))
+    radius[order] = kth_neighbour_distance(xs[order], xs[order], k, query_groups=groups[order],
+                                           ref_groups=groups[order])
     if not np.all(np.isfinite(radius)):
         raise DataError(f"coverage_report: some sim frames have fewer than k={k} neighbours "
                         "outside their own episode; lower k or add sim episodes")
@@ -225,10 +247,10 @@ def coverage_report(
         d2 = _d2_block(xr32[s:s + step], xs32, s_sq)
         count[s:s + step] = (d2 <= r2[None, :]).sum(1)
         np.minimum(nearest_real, d2.min(0), out=nearest_real)
-        dist[s:s + step] = np.sqrt(np.partition(d2, k - 1, axis=1)[:, k - 1])
+        dist[s:s + step] = np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))
     ratio = dist / threshold if threshold > 0 else np.where(dist > 0, np.inf, 0.0)
     outside = dist > threshold
-    reached = nearest_real <= r2
+    reached = np.maximum(nearest_real, 0.0) <= r2
     worst = np.argsort(-ratio, kind="stable")[:n_worst]
     return CoverageReport(
         k=k, quantile=float(quantile), threshold=threshold,
