@@ -269,6 +269,20 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         g = self.task.goal_point(s)
         return TaskState(s.grip, s.opening, s.mug, s.box, np.asarray(g, float), s.table_z)
 
+    def set_factors(self, values: Mapping[str, Mapping[str, Any]]) -> None:
+        """Apply recorded factor values (``info["factors"]`` or a FrameSet's ``factors``
+        column, parsed): ``{factor: values}``; factors not named keep their values.
+
+        With the same seed and episode (so the same state), this reproduces the frame the
+        values were recorded with, which makes the per-frame record a complete recipe.
+        """
+        # "render_domain" is the one non-factor key realgap.sim.generate adds to a record
+        names = check_factor_names([k for k in values if k != "render_domain"],
+                                   arg="set_factors")
+        for n in names:
+            self.factors[n].set(values[n])
+        self.mj.mj_forward(self.model, self.data)
+
     def _keep_clear(self) -> list[tuple[float, float, float]]:
         """Discs the TD factor must keep clear, from where the objects and goal are now
         (so a wrapper that moved them after reset is respected)."""
