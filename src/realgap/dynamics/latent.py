@@ -41,6 +41,7 @@ deterministic model fitted offline on transitions, which is what a gap measure n
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -162,7 +163,7 @@ def fit_latent(
         return f((t.obs - om) / os_), f((t.action - am) / as_), f((t.next_obs - om) / os_)
 
     src, tgt = tens(source), tens(target)
-    hist: dict[str, list[float]] = {"pretrain": [], "joint": []}
+    hist: dict[str, list[float]] = {"pretrain": [], "joint": [], "seconds": []}
     threads = torch.get_num_threads()
     # Tiny MLPs: one thread is fastest and keeps results independent of the core count.
     torch.set_num_threads(1)
@@ -188,6 +189,7 @@ def _train(torch: Any, src: Any, tgt: Any, source: Transitions, config: LatentCo
     sim_params = [*model.enc_sim.parameters(), *model.dec_sim.parameters(),
                   *model.dyn.parameters()]
     opt = torch.optim.Adam(sim_params, lr=config.lr)
+    t0 = time.perf_counter()
     for _ in range(config.pretrain_steps):
         s, a, s2 = batch(src)
         pred, ae = model.domain_losses(model.enc_sim, model.dec_sim, s, a, s2)
@@ -198,7 +200,9 @@ def _train(torch: Any, src: Any, tgt: Any, source: Transitions, config: LatentCo
         hist["pretrain"].append(float(loss))
     model.enc_real.load_state_dict(model.enc_sim.state_dict())
     model.dec_real.load_state_dict(model.dec_sim.state_dict())
+    hist["seconds"].append(time.perf_counter() - t0)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    t0 = time.perf_counter()
     for _ in range(config.joint_steps):
         s, a, s2 = batch(src)
         r, ra, r2 = batch(tgt)
@@ -213,6 +217,7 @@ def _train(torch: Any, src: Any, tgt: Any, source: Transitions, config: LatentCo
         loss.backward()
         opt.step()
         hist["joint"].append(float(loss))
+    hist["seconds"].append(time.perf_counter() - t0)  # [pretrain, joint] wall seconds
     return model
 
 
