@@ -99,7 +99,7 @@ def run_baseline(sim, real, k: int, cov_dims: int, space, split, cov, mmd_n: int
 
     from realgap.metrics.distribution import _subsample, median_heuristic
 
-    (xs, ys, es), (xr, yr, er) = sim, real
+    (xs, ys, es), (xr, yr, _) = sim, real
     out = {}
     with tm("baseline: StandardScaler + PCA(randomized) + MinMaxScaler"):
         pooled = np.vstack([xs, xr]).astype(np.float64)
@@ -142,7 +142,7 @@ def run_baseline(sim, real, k: int, cov_dims: int, space, split, cov, mmd_n: int
         dist = np.where(same, np.inf, dist)
         radius = np.sort(dist, axis=1)[:, 4]
         thr = np.quantile(radius, 0.95)
-        dr, ir = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(ref).kneighbors(
+        dr, _ = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(ref).kneighbors(
             space.z_real[:, :cov_dims])
         out["outside_fraction"] = float((dr[:, 4] > thr).mean())
         # Naeem density needs every ball, not just the 5 nearest: radius_neighbors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -64,7 +66,7 @@ def test_dis_falls_monotonically_as_shift_grows() -> None:
     direction /= np.linalg.norm(direction)
     dis = [domain_invariance(base, other + s * direction, k=16).dis
            for s in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)]
-    assert all(a > b for a, b in zip(dis, dis[1:])), dis
+    assert all(a > b for a, b in itertools.pairwise(dis)), dis
     assert 0.0 <= dis[-1] < dis[0] <= 1.0
 
 

@@ -25,7 +25,7 @@ def test_split_is_by_episode_and_deterministic() -> None:
     tr, va = episode_split(ep, 0.2, rng=5)
     assert not set(ep[tr]) & set(ep[va])
     assert len(set(ep[va])) == 2 and (tr | va).all()
-    tr2, va2 = episode_split(ep, 0.2, rng=5)
+    _, va2 = episode_split(ep, 0.2, rng=5)
     assert np.array_equal(va, va2)
     with pytest.raises(DataError, match="at least 2 episodes"):
         episode_split(np.zeros(5), 0.2)

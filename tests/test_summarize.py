@@ -38,7 +38,7 @@ def test_summarize_json_values(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert (bg_mug["lo"], bg_mug["hi"]) == pytest.approx(wilson_interval(13, 20))
     bg_all = pooled[("BG", None)]  # pooled over tasks: (8 + 5 + 3) / 30
     assert (bg_all["successes"], bg_all["trials"], bg_all["scope"]) == (16, 30, "setting")
-    light = [r for r in out["conditions"] if r["condition"] == "light-2" and r["setting"] == "BG"][0]
+    light = next(r for r in out["conditions"] if r["condition"] == "light-2" and r["setting"] == "BG")
     assert light["factor"] == "LT" and (light["lo"], light["hi"]) == pytest.approx(wilson_interval(5, 10))
 
 

@@ -29,8 +29,24 @@ from realgap.metrics.space import GapSpace, fit_gap_space
 from realgap.metrics.suite import METRICS, gap_suite, harmonic_mean
 
 __all__ = [
-    "ASResult", "C2STResult", "CoverageReport", "DISResult", "Estimate", "GapSpace", "METRICS",
-    "MMDResult", "action_score", "bootstrap_ci", "c2st_accuracy", "coverage_report",
-    "domain_invariance", "episode_split", "fit_gap_space", "frechet_distance", "gap_suite",
-    "harmonic_mean", "mmd_rbf", "transfer_action_score",
+    "METRICS",
+    "ASResult",
+    "C2STResult",
+    "CoverageReport",
+    "DISResult",
+    "Estimate",
+    "GapSpace",
+    "MMDResult",
+    "action_score",
+    "bootstrap_ci",
+    "c2st_accuracy",
+    "coverage_report",
+    "domain_invariance",
+    "episode_split",
+    "fit_gap_space",
+    "frechet_distance",
+    "gap_suite",
+    "harmonic_mean",
+    "mmd_rbf",
+    "transfer_action_score",
 ]

@@ -87,7 +87,7 @@ def _est(point: float, reps: np.ndarray | None, alpha: float, n: int, n_frames: 
     if reps is None or len(reps) == 0:
         return Estimate(float(point), float("nan"), float("nan"), n, n_frames, 0)
     lo, hi = percentile_interval(reps, alpha, float(point))
-    return Estimate(float(point), lo, hi, n, n_frames, int(len(reps)))
+    return Estimate(float(point), lo, hi, n, n_frames, len(reps))
 
 
 def _frame_mean_est(per_frame: np.ndarray, codes: np.ndarray, counts: np.ndarray,

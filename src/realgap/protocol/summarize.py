@@ -166,7 +166,7 @@ def write_summary(out: str | Path, summary: CountsSummary) -> str:
     from realgap.store import ResultsDB, Score
 
     def clean(v: Any) -> Any:
-        return None if v is None or (isinstance(v, float) and v != v) else v
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
 
     def extra(r: dict[str, Any], base: bool, factor: Any) -> dict[str, Any]:
         e = {"successes": int(r["successes"]), "trials": int(r["trials"]), "factor": clean(factor),
@@ -194,8 +194,10 @@ def write_summary(out: str | Path, summary: CountsSummary) -> str:
 def format_summary(summary: CountsSummary) -> str:
     """Aligned text: per setting (and key values), the conditions then the pooled row."""
     keys = list(summary.keys)
-    lines = [f"success rates from {summary.source}  (k/n, rate, {100 * (1 - summary.alpha):g}% "
-             "Wilson interval; pooled = sum k / sum n)"]
+    level = f"{100 * (1 - summary.alpha):g}%"
+    title = (f"success rates from {summary.source}  (k/n, rate, {level} Wilson interval; "
+             "pooled = sum k / sum n)")
+    lines = [title]
     head = f"  {'condition':<20} {'k/n':>11} {'rate':>6}  interval"
     for r in summary.pooled.to_dict(orient="records"):
         if keys and r["scope"] == "setting":

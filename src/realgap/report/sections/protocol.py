@@ -103,16 +103,17 @@ def render(db: ResultsDB) -> str | None:
         "setting / policy": sc["subject"].astype(str),
         "task": [t or ("all" if g == "pooled" else "") for t, g in zip(sc["task"], sc["grp"])],
         "condition": sc["grp"].astype(str),
-        "factor": [("—" if f is None or f != f else str(f)) for f in sc["factor"]],
+        "factor": [("—" if f is None or (isinstance(f, float) and math.isnan(f)) else str(f)) for f in sc["factor"]],
         "k/n": [f"{'?' if k is None else int(k)}/{'?' if n is None else int(n)}"
                 for k, n in zip(sc["successes"], sc["trials"])],
         "rate [95% Wilson]": [fmt_ci(_num(v), _num(lo), _num(hi))
                               for v, lo, hi in zip(sc["value"], sc["lo"], sc["hi"])],
     })
+    note = ("<p class='note'>Every rate is successes k out of trials n with its 95% Wilson "
+            "interval; <b>pooled</b> rows are sum k / sum n over the conditions (not the mean "
+            "of the rates), as in the real-world tables of the domain-randomization study.</p>")
     parts = [
-        "<p class='note'>Every rate is successes k out of trials n with its 95% Wilson "
-        "interval; <b>pooled</b> rows are sum k / sum n over the conditions (not the mean "
-        "of the rates), as in the real-world tables of the domain-randomization study.</p>",
+        note,
         table(view, table_id="protocol-table", raw_html_columns=["rate [95% Wilson]"],
               caption="Success rate per condition, from realgap evaluate and realgap "
                       "protocol summarize runs (newest first)."),
