@@ -31,7 +31,8 @@ from realgap._rng import RngLike, as_rng
 from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
 from realgap.errors import ConfigError, DataError
 
-BC_CACHE_VERSION = 1
+#: Bump when the architectures of :mod:`realgap.encoders.e2e` or the training loop change.
+BC_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class BCConfig:
     """Training settings of a BC encoder (all part of the cache key)."""
 
     #: Passes over the training frames.
-    epochs: int = 8
+    epochs: int = 6
     #: Frames are resized (shorter side) and center-cropped to this square size, pixels.
     image_size: int = 64
     #: Frames per gradient step.
@@ -89,7 +90,7 @@ def bc_preprocess(image_size: int) -> Preprocess:
 
 
 def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = None,
-                     episodes: list[int] | None = None, epochs: int = 8, image_size: int = 64,
+                     episodes: list[int] | None = None, epochs: int = 6, image_size: int = 64,
                      rng: RngLike = 0, *, arch: str = "small", batch_size: int = 64,
                      lr: float = 1e-3, feature_dim: int = 64,
                      cache_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
@@ -145,12 +146,17 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
     with seeded_torch(seed):
         module = build_e2e(cfg.arch, cfg.feature_dim)
     pre = bc_preprocess(cfg.image_size)
-    meta: dict[str, Any]
+    meta: dict[str, Any] | None = None
     if path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        module.load_state_dict(blob["state_dict"])
-        meta = dict(blob["meta"])
-    else:
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            module.load_state_dict(blob["state_dict"])
+            meta = dict(blob["meta"])
+        except Exception:  # stale or truncated cache file: retrain and overwrite it
+            with seeded_torch(seed):
+                module = build_e2e(cfg.arch, cfg.feature_dim)
+            meta = None
+    if meta is None:
         meta = _fit(module, sub, camera, cfg, pre, seed, device, progress)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -7,7 +7,7 @@ per 16 channels, as Diffusion Policy's ``replace_bn_with_gn``) and whose average
 is replaced by a spatial softmax (Levine/Finn et al.; robomimic's ``SpatialSoftmax``
 with 32 keypoints), followed by a linear projection.
 
-:class:`SmallConvGN` is the same recipe on a 4-layer CNN (about 0.07 M parameters) so
+:class:`SmallConvGN` is the same recipe on a 4-layer CNN (67,872 parameters) so
 that realgap can train the demo's BC encoders on CPU in about a minute; it is what
 ``bc-sim`` / ``bc-sim-nominal`` use by default.
 
@@ -60,14 +60,15 @@ def group_norm(channels: int) -> Any:
 
 
 class SmallConvGN(nn.Module):
-    """4 conv layers (32-32-64-64 channels, strides 2-1-2-1), GroupNorm, ReLU, spatial
-    softmax (32 keypoints), linear to ``feature_dim``. ``(N, 3, H, W)`` -> ``(N, feature_dim)``.
+    """4 conv layers (16-32-64-64 channels, strides 2-2-2-1), GroupNorm, ReLU, spatial
+    softmax (32 keypoints) over the ``H/8 x W/8`` map, linear to ``feature_dim``.
+    ``(N, 3, H, W)`` -> ``(N, feature_dim)``; about 6 M multiply-adds per 64x64 frame.
     """
 
     def __init__(self, feature_dim: int = 64, num_kp: int = 32) -> None:
         super().__init__()
         layers: list[Any] = []
-        for cin, cout, k, s in ((3, 32, 5, 2), (32, 32, 3, 1), (32, 64, 3, 2), (64, 64, 3, 1)):
+        for cin, cout, k, s in ((3, 16, 5, 2), (16, 32, 3, 2), (32, 64, 3, 2), (64, 64, 3, 1)):
             layers += [nn.Conv2d(cin, cout, k, stride=s, padding=k // 2), group_norm(cout), nn.ReLU()]
         self.trunk = nn.Sequential(*layers)
         self.pool = SpatialSoftmax(64, num_kp)

@@ -116,7 +116,7 @@ def _bc_factory(domain: str) -> Callable[..., Encoder]:
 
 for _dom in ("sim", "sim-nominal"):
     ENCODERS.add(f"bc-{_dom}", _bc_factory(_dom), source="trained", info=EncoderInfo(
-        family="CNN", embed_dim=64, params_m=0.07, training="Behaviour cloning",
+        family="CNN", embed_dim=64, params_m=0.068, training="Behaviour cloning",
         pretrain_data=f"This FrameSet ({_dom} domain)", library="realgap",
         arch="SmallConvGN + spatial softmax (realgap.encoders.e2e)",
         notes=f"trained end-to-end by realgap on the {_dom} frames' actions"))
