@@ -14,11 +14,8 @@ pytest.importorskip("mujoco")
 from realgap import sim
 from realgap.cli import main
 from realgap.errors import ConfigError
-from realgap.sim.factors import (
-    FACTOR_NAMES,
-    check_factor_names,
-    resolve_granularity,
-)
+from realgap.sim.factor_config import check_factor_names, resolve_granularity
+from realgap.sim.factors import FACTOR_NAMES
 from realgap.sim.scene import (
     DISTRACTOR_SHAPES,
     MUG_HALF_H,

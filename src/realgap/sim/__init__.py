@@ -10,7 +10,8 @@
 
 Modules: :mod:`~realgap.sim.scene` (the MjSpec scene), :mod:`~realgap.sim.robot` (the
 gantry arm), :mod:`~realgap.sim.tasks` (tasks, success tests, rewards; :data:`TASKS`),
-:mod:`~realgap.sim.factors` (BG, LT, TD, CP, TH, PHYS), :mod:`~realgap.sim.fidelity`
+:mod:`~realgap.sim.factors` (BG, LT, TD, CP, TH, PHYS),
+:mod:`~realgap.sim.factor_config` (names, granularity and range checks), :mod:`~realgap.sim.fidelity`
 (low / medium / high), :mod:`~realgap.sim.domains` (sim, sim-nominal, real-proxy
 rendering), :mod:`~realgap.sim.env` (the Gymnasium env), :mod:`~realgap.sim.experts`
 (scripted experts).
@@ -24,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from realgap.sim.domains import DOMAINS
-from realgap.sim.factors import FACTOR_NAMES, FACTORS, GRANULARITIES
+from realgap.sim.factor_config import GRANULARITIES
+from realgap.sim.factors import FACTOR_NAMES, FACTORS
 from realgap.sim.fidelity import FIDELITY, Fidelity
 from realgap.sim.tasks import STATE_DIM, STATE_LAYOUT, TASKS
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from realgap._optional import require
 from realgap.errors import ConfigError, MissingDependencyError
 from realgap.sim.factors import small_rotation_quat
 from realgap.sim.fidelity import Fidelity
@@ -74,7 +75,7 @@ class DomainRenderer:
 
     def __init__(self, model: Any, data: Any, handles: SceneHandles, fidelity: Fidelity,
                  image_size: int, look: ProxyLook = ProxyLook()) -> None:
-        mj = __import__("mujoco")
+        mj = require("mujoco")
         self.mj, self.model, self.data, self.h = mj, model, data, handles
         self.fidelity, self.look = fidelity, look
         self.renderer = mj.Renderer(model, height=image_size, width=image_size)

@@ -32,14 +32,16 @@ import numpy as np
 from realgap._optional import require
 from realgap.errors import ConfigError
 from realgap.sim.domains import DOMAINS, PHOTO_PREFERENCE, DomainRenderer
+from realgap.sim.factor_config import (
+    check_factor_names,
+    check_factor_ranges,
+    resolve_granularity,
+)
 from realgap.sim.factors import (
     FACTOR_CLASSES,
     FACTOR_NAMES,
     Factor,
     TableDistractors,
-    check_factor_names,
-    check_factor_ranges,
-    resolve_granularity,
     stream_seed,
 )
 from realgap.sim.fidelity import Fidelity, get_fidelity

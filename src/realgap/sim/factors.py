@@ -23,12 +23,12 @@ or ``frame`` (resampled every step). TD, TH and PHYS change what the robot can d
 obstacle, the table it works on, the dynamics), so, as in the reference, they stay
 episode-wise: asking for them frame-wise *explicitly* (a per-factor mapping) raises
 :class:`~realgap.errors.ConfigError`; a single granularity string given for all factors
-is coerced to ``episode`` for them, and ``env.unwrapped.granularity`` records what was used.
+is coerced to ``episode`` for them, and ``env.unwrapped.granularity`` records what was used
+(the rules live in :mod:`realgap.sim.factor_config`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from realgap._optional import require
 from realgap._registry import Registry
 from realgap._rng import RngLike, as_rng
 from realgap.errors import ConfigError
@@ -50,7 +51,6 @@ from realgap.sim.scene import (
 )
 
 FACTOR_NAMES: tuple[str, ...] = ("BG", "LT", "TD", "CP", "TH", "PHYS")
-GRANULARITIES = ("episode", "frame")
 
 
 def _f(x: Any) -> Any:
@@ -156,7 +156,7 @@ class Factor:
         return
 
     def _camlight(self) -> None:
-        __import__("mujoco").mj_camlight(self.model, self.data)
+        require("mujoco").mj_camlight(self.model, self.data)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class Background(Factor):
     def __init__(self, model: Any, data: Any, handles: SceneHandles,
                  rng_range: BGRange = BGRange()) -> None:
         self.range = rng_range
-        self._role = int(__import__("mujoco").mjtTextureRole.mjTEXROLE_RGB)
+        self._role = int(require("mujoco").mjtTextureRole.mjTEXROLE_RGB)
         self._mats = [handles.mat[m] for m in BG_MATERIALS]
         super().__init__(model, data, handles)
 
@@ -286,7 +286,7 @@ class CPRange:
 
 def small_rotation_quat(r: Sequence[float]) -> np.ndarray:
     """Quaternion (w, x, y, z) of the rotation vector ``r`` (rad), via ``mju_axisAngle2Quat``."""
-    mj = __import__("mujoco")
+    mj = require("mujoco")
     r = np.asarray(r, dtype=np.float64)
     ang = float(np.linalg.norm(r))
     q = np.array([1.0, 0.0, 0.0, 0.0])
@@ -324,7 +324,7 @@ class CameraPose(Factor):
         return {"dpos": rng.uniform(-p, p).tolist(), "drot": rng.uniform(-r, r).tolist()}
 
     def _apply(self, values: Mapping[str, Any]) -> None:
-        mj = __import__("mujoco")
+        mj = require("mujoco")
         c = self._cam
         self.model.cam_pos[c] = self._saved["cam_pos"][c] + np.asarray(values["dpos"], float)
         q = np.zeros(4)
@@ -390,7 +390,7 @@ class TableHeight(Factor):
         self._shift_objects(delta)
 
     def _after_change(self) -> None:
-        __import__("mujoco").mj_forward(self.model, self.data)
+        require("mujoco").mj_forward(self.model, self.data)
 
 
 @dataclass(frozen=True)
@@ -476,7 +476,7 @@ class TableDistractors(Factor):
             m.geom_rgba[gid] = o["rgba"]
 
     def _after_change(self) -> None:
-        __import__("mujoco").mj_forward(self.model, self.data)
+        require("mujoco").mj_forward(self.model, self.data)
 
 
 @dataclass(frozen=True)
@@ -554,7 +554,7 @@ class Physics(Factor):
             return  # restore wrote every array (derived constants included) back exactly
         # Masses changed: recompute the derived constants (dof_invweight0 sets how soft
         # contacts are; left stale, a heavier box blew up when squeezed by the fingers).
-        mj = __import__("mujoco")
+        mj = require("mujoco")
         keep = {k: np.array(getattr(self.model, k), copy=True) for k in self.KEEP}
         # mj_setConst works at qpos0 and leaves the data there: save the full state
         spec = mj.mjtState.mjSTATE_INTEGRATION
@@ -582,93 +582,3 @@ FACTORS: Registry[type[Factor]] = Registry("randomization factor")
 for _name, _cls in FACTOR_CLASSES.items():
     FACTORS.add(_name, lambda c=_cls: c, episode_only=_cls.episode_only, visual=_cls.visual,
                 doc=(_cls.__doc__ or "").strip().splitlines()[0])
-
-
-def range_class(name: str) -> type:
-    """The frozen range dataclass of factor ``name`` (e.g. ``CPRange`` for ``"CP"``)."""
-    return RANGE_CLASSES[name]
-
-
-def check_factor_ranges(ranges: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate ``factor_ranges``: factor name -> its range dataclass, or a dict of its
-    fields (``{"CP": {"pos_offset": [0.1, 0.1, 0.1]}}``, JSON-friendly; lists become tuples).
-    Unknown factors or fields raise ConfigError."""
-    out: dict[str, Any] = {}
-    for name, value in (ranges or {}).items():
-        check_factor_names([name], arg="factor_ranges")
-        cls = RANGE_CLASSES[name]
-        if isinstance(value, cls):
-            out[name] = value
-            continue
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"factor_ranges[{name!r}] must be a {cls.__name__} or a dict of "
-                              f"its fields, got {type(value).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(value) - fields)
-        if bad:
-            raise ConfigError(f"factor_ranges[{name!r}]: unknown field {bad[0]!r}; "
-                              f"{cls.__name__} has {', '.join(sorted(fields))}")
-        out[name] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
-    return out
-
-
-def check_factor_names(
-    names: Sequence[str] | str | None, arg: str = "randomize"
-) -> tuple[str, ...]:
-    """Validate factor names (``"BG,LT"`` or a sequence); unknown names raise ConfigError."""
-    if names is None:
-        return ()
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    out = []
-    for n in names:
-        if n not in FACTOR_CLASSES:
-            import difflib
-
-            close = difflib.get_close_matches(str(n).upper(), list(FACTOR_CLASSES), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{arg}: unknown factor {n!r}{hint}; known factors: "
-                              f"{', '.join(FACTOR_NAMES)}")
-        if n not in out:
-            out.append(n)
-    return tuple(out)
-
-
-def resolve_granularity(
-    randomize: Sequence[str], granularity: str | Mapping[str, str]
-) -> dict[str, str]:
-    """Granularity per randomized factor (see the module docstring for the rules).
-
-    Args:
-        randomize: validated factor names.
-        granularity: ``"episode"`` / ``"frame"`` for all factors, or a mapping
-            factor -> granularity (factors missing from it default to ``"episode"``).
-
-    Returns:
-        ``{factor: "episode" | "frame"}`` for every factor in ``randomize``.
-    """
-    if isinstance(granularity, str):
-        if granularity not in GRANULARITIES:
-            raise ConfigError(f"granularity={granularity!r} is not valid; use 'episode' or "
-                              "'frame' (or a mapping factor -> granularity)")
-        return {n: "episode" if FACTOR_CLASSES[n].episode_only else granularity
-                for n in randomize}
-    if not isinstance(granularity, Mapping):
-        raise ConfigError(f"granularity must be 'episode', 'frame' or a mapping, got "
-                          f"{type(granularity).__name__}")
-    check_factor_names(list(granularity), arg="granularity")
-    out = {}
-    for n in randomize:
-        gr = granularity.get(n, "episode")
-        if gr not in GRANULARITIES:
-            raise ConfigError(f"granularity[{n!r}]={gr!r} is not valid; use 'episode' or "
-                              "'frame'")
-        if gr == "frame" and FACTOR_CLASSES[n].episode_only:
-            raise ConfigError(f"granularity[{n!r}]='frame' is not allowed: {n} changes task "
-                              "feasibility and stays episode-wise; use 'episode'")
-        out[n] = gr
-    for n in granularity:
-        if n not in randomize:
-            raise ConfigError(f"granularity names factor {n!r}, which is not in randomize="
-                              f"{list(randomize)}; add it to randomize or drop it")
-    return out

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from realgap._optional import require
+
 #: z of the grip point when q_z = 0 (m)
 GRIP_Z0 = 1.0
 #: joint ranges of the gantry (m): grip x, y, and z offset from GRIP_Z0
@@ -62,7 +64,7 @@ def add_gantry(spec: Any, cfg: RobotConfig = RobotConfig()) -> None:
         spec: a ``mujoco.MjSpec`` being built (modified in place).
         cfg: actuator gains.
     """
-    mj = __import__("mujoco")
+    mj = require("mujoco")
     g = mj.mjtGeom
     wb = spec.worldbody
     metal = [0.55, 0.57, 0.6, 1.0]
@@ -124,7 +126,7 @@ def _look_quat(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None
 
     A MuJoCo camera looks along its local -z axis with +y up (MuJoCo docs, "camera").
     """
-    mj = __import__("mujoco")
+    mj = require("mujoco")
     up = np.array([0.0, 0.0, 1.0]) if up is None else up
     f = (target - eye) / np.linalg.norm(target - eye)
     if abs(float(np.dot(f, up))) > 0.999:  # looking straight down: use +y as up
@@ -151,7 +153,7 @@ class GantryController:
     """
 
     def __init__(self, model: Any, data: Any) -> None:
-        mj = __import__("mujoco")
+        mj = require("mujoco")
         self.model, self.data = model, data
         jid = [mj.mj_name2id(model, mj.mjtObj.mjOBJ_JOINT, j) for j in JOINTS]
         self.qadr = np.array([model.jnt_qposadr[j] for j in jid])

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from realgap._optional import require
 from realgap.sim.fidelity import Fidelity
 from realgap.sim.robot import RobotConfig, add_gantry, look_quat
 
@@ -112,7 +113,7 @@ class SceneHandles:
 
 
 def _add_rgb_texture(spec: Any, name: str, img: np.ndarray) -> None:
-    mj = __import__("mujoco")
+    mj = require("mujoco")
     img = np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"texture {name!r} must be uint8 (H, W, 3), got shape {img.shape}")
@@ -152,7 +153,7 @@ def build_scene(
     Returns:
         ``(model, handles)``: the compiled ``mujoco.MjModel`` and the ids of its parts.
     """
-    mj = __import__("mujoco")
+    mj = require("mujoco")
     g = mj.mjtGeom
     spec = mj.MjSpec()
     spec.modelname = "realgap_tabletop"
@@ -246,7 +247,7 @@ def build_scene(
 
 
 def _handles(model: Any, n_bg: int, photo_names: list[str]) -> SceneHandles:
-    mj = __import__("mujoco")
+    mj = require("mujoco")
     o = mj.mjtObj
 
     def ids(kind: Any, names: list[str]) -> dict[str, int]:
