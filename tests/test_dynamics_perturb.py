@@ -189,3 +189,24 @@ def test_cli_bad_body_and_scale_exit_2(tmp_path: object, capsys: pytest.CaptureF
                              "--steps", "5", "--out", out], "positive")
     _one_line_error(capsys, ["dynamics", "degrade", "--scales", "1,0", "--out", out],
                     "positive")
+
+
+def test_same_api_serves_the_tabletop_tasks() -> None:
+    sim = pytest.importorskip("realgap.sim")
+    env = sim.make("push", image_size=0, seed=0)
+    m = env.unwrapped.model
+    g0 = m.opt.gravity.copy()
+
+    def states() -> np.ndarray:
+        obs, _ = env.reset(seed=3)
+        rng = np.random.default_rng(5)
+        out = [obs["state"]]
+        for _ in range(20):
+            out.append(env.step(rng.uniform(-1, 1, env.action_space.shape))[0]["state"])
+        return np.array(out)
+
+    before = states()
+    with perturb(env, gravity=2.0, friction=0.5, mass={"table": 2.0}):
+        np.testing.assert_allclose(m.opt.gravity, 2 * g0)
+    assert np.array_equal(states(), before)
+    assert np.array_equal(m.opt.gravity, g0)
