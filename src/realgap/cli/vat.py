@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoints", type=int, default=1, help="final checkpoints evaluated (default 1)")
     p.add_argument("--eps", type=float, default=0.0, help="H0 threshold on mean(D) (default 0)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--metric", default="success",
+                   help="paired measure r: success (0/1, default) or return (summed dense reward)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
     p.add_argument("--workers", type=int, default=2, help="rollout workers (default 2)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
@@ -44,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def format_result(res: object) -> str:
     """The verdict block ``realgap vat`` prints."""
+    import numpy as np
+
     from realgap.protocol.vat import VATResult
 
     assert isinstance(res, VATResult)
@@ -55,7 +59,9 @@ def format_result(res: object) -> str:
         f"[95% Wilson {b.lo:.3f}, {b.hi:.3f}]",
         f"pi_B' ({c.task_b} on frozen pi_A encoder): {bp.successes}/{bp.trials} = {bp.rate:.3f} "
         f"[95% Wilson {bp.lo:.3f}, {bp.hi:.3f}]",
-        f"D = r(pi_B) - r(pi_B'): mean {t.mean_diff:.3f}, sd {t.sd_diff:.3f}, n {t.n} pairs",
+        f"mean return: pi_B {np.mean(res.returns_b):.3f}, pi_B' {np.mean(res.returns_b_prime):.3f}",
+        f"D = r(pi_B) - r(pi_B') with r = {c.metric}: mean {t.mean_diff:.3f}, sd {t.sd_diff:.3f}, "
+        f"n {t.n} pairs",
         f"t = {t.t:.3f}, critical t_(1-{t.alpha:g}, {t.n - 1}) = {t.critical:.3f}, eps = {t.eps:g}, "
         f"one-sided p = {t.p_value:.4f}",
         f"decision: {t.decision}",
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                     episodes=args.episodes, epochs=args.epochs, image_size=args.image_size,
                     rollouts=args.rollouts, checkpoints=args.checkpoints, eps=args.eps,
                     alpha=args.alpha, seed=args.seed, workers=args.workers, data=args.data,
-                    batch_size=args.batch_size)
+                    batch_size=args.batch_size, metric=args.metric)
     res = run_vat(cfg, args.out, progress=not args.no_progress)
     print(format_result(res))
     print(f"run {res.run_id} written to {args.out}; `realgap report {args.out}` shows it")

@@ -202,17 +202,23 @@ class _Worker:
 
 
 _WORKER: _Worker | None = None
+_WORKER_ARGS: tuple[Any, EnvSpec, int | None] | None = None
 
 
 def _init_worker(policy_ref: Any, env_spec: EnvSpec, threads: int | None) -> None:
-    global _WORKER
+    global _WORKER_ARGS
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    _WORKER = _Worker(policy_ref, env_spec, threads)
+    _WORKER_ARGS = (policy_ref, env_spec, threads)
 
 
 def _run_in_worker(ep: EpisodeSpec) -> EpisodeOutcome:
-    assert _WORKER is not None
+    # Built on the first episode, not in the initializer: an error there (a bad checkpoint)
+    # then reaches the caller as itself instead of as a BrokenProcessPool.
+    global _WORKER
+    if _WORKER is None:
+        assert _WORKER_ARGS is not None
+        _WORKER = _Worker(*_WORKER_ARGS)
     return _WORKER.run(ep)
 
 

@@ -133,6 +133,17 @@ class LearnedPolicy:
         return actions[0]
 
 
+def load_weights(net: Any, ckpt: dict[str, Any]) -> None:
+    """Load a checkpoint's weights; an architecture mismatch is a one-line DataError."""
+    try:
+        net.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0] if first else ""
+        raise DataError(f"{ckpt.get('path', 'checkpoint')}: weights do not fit this realgap's "
+                        f"network ({detail}); retrain the policy") from None
+
+
 def load_policy(path: str | Path, task: str | None = None, name: str | None = None) -> LearnedPolicy:
     """Load a checkpoint (file or training directory) as a :class:`LearnedPolicy`.
 
@@ -154,6 +165,6 @@ def load_policy(path: str | Path, task: str | None = None, name: str | None = No
 
         registry_encoder = create_encoder(cfg.encoder, device="cpu")
     net = PolicyNet(cfg, int(ckpt["feat_dim"]), encoder)
-    net.load_state_dict(ckpt["state_dict"])
+    load_weights(net, ckpt)
     meta = {k: ckpt.get(k) for k in ("task", "frameset_hash", "epoch", "encoder_origin", "path")}
     return LearnedPolicy(net, cfg, registry_encoder, name=name or str(ckpt["path"]), meta=meta)

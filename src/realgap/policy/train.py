@@ -137,6 +137,7 @@ def train_policy(
     from tqdm import tqdm
 
     from realgap.policy.model import PolicyNet, build_e2e_encoder, prepare_images
+    from realgap.policy.predictor import load_weights
 
     out = Path(out)
     fs, view = _load_training_data(data, policy.task, policy, train)
@@ -204,7 +205,7 @@ def train_policy(
                 f"--out {out}: holds checkpoints of another configuration or dataset; "
                 "choose a new --out or pass --no-resume"
             )
-        net.load_state_dict(last["state_dict"])
+        load_weights(net, last)
         opt.load_state_dict(last["optimizer"])
         start_epoch = int(last["epoch"])
     if start_epoch >= train.epochs:

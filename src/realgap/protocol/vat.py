@@ -58,6 +58,12 @@ class VATConfig:
         randomize: factors randomized in the generated demonstrations.
         batch_size, lr: optimisation.
         saliency_frames: rows of the saliency grid.
+        metric: the paired performance measure ``r``: ``"success"`` (0/1 per rollout, the
+            reference's success rate) or ``"return"`` (the episode's summed dense reward;
+            for the reach tasks minus the summed distance to the reach point, m). The
+            reference tests its UR5 Reach pair on a continuous measure (validation loss,
+            IV-B) rather than success; ``return`` is the rollout analogue, informative
+            when small CPU-trained policies rarely reach the 3 cm success radius.
     """
 
     task_a: str = "reach-mug"
@@ -80,8 +86,11 @@ class VATConfig:
     batch_size: int = 32
     lr: float = 1e-3
     saliency_frames: int = 4
+    metric: str = "success"
 
     def __post_init__(self) -> None:
+        if self.metric not in ("success", "return"):
+            raise ConfigError(f"--metric {self.metric!r}: use 'success' or 'return'")
         if self.task_a == self.task_b:
             raise ConfigError(f"--task-a and --task-b are both {self.task_a!r}; VAT needs two tasks")
         for name in ("episodes", "epochs", "rollouts", "checkpoints", "saliency_frames"):
@@ -103,8 +112,8 @@ class VATResult:
 
     config: VATConfig
     test: Any
-    r_b: tuple[int, ...]
-    r_b_prime: tuple[int, ...]
+    r_b: tuple[float, ...]
+    r_b_prime: tuple[float, ...]
     rate_b: Any
     rate_b_prime: Any
     policies: dict[str, str]
@@ -112,6 +121,8 @@ class VATResult:
     seconds: float
     run_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    returns_b: tuple[float, ...] = ()
+    returns_b_prime: tuple[float, ...] = ()
 
 
 def _frames(cfg: VATConfig, out: Path, progress: bool) -> Path:
@@ -179,18 +190,24 @@ def run_vat(cfg: VATConfig, out: str | Path, *, progress: bool = True) -> VATRes
     for (label, _), o in zip(plan, played, strict=True):
         outcomes[label].append(o)
     timings["rollouts"] = time.perf_counter() - t
-    r_b = tuple(int(o.success) for o in outcomes["pi_B"])
-    r_bp = tuple(int(o.success) for o in outcomes["pi_B'"])
+    def measure(o: Any) -> float:
+        return float(o.success) if cfg.metric == "success" else float(o.ret)
+
+    r_b = tuple(measure(o) for o in outcomes["pi_B"])
+    r_bp = tuple(measure(o) for o in outcomes["pi_B'"])
     assert [o.init_digest for o in outcomes["pi_B"]] == [o.init_digest for o in outcomes["pi_B'"]]
     test = vat_ttest(np.asarray(r_b), np.asarray(r_bp), eps=cfg.eps, alpha=cfg.alpha)
+    ks = (sum(o.success for o in outcomes["pi_B"]), sum(o.success for o in outcomes["pi_B'"]))
 
     t = time.perf_counter()
     png = saliency_grid(out / "pi_A", out / "pi_B", data, cfg)
     timings["saliency"] = time.perf_counter() - t
     res = VATResult(
-        cfg, test, r_b, r_bp, success_rate(sum(r_b), len(r_b)), success_rate(sum(r_bp), len(r_bp)),
+        cfg, test, r_b, r_bp, success_rate(ks[0], len(r_b)), success_rate(ks[1], len(r_bp)),
         {"pi_A": str(pa.checkpoint), "pi_B": str(pb.checkpoint), "pi_B'": str(pbp.checkpoint)},
-        png, time.perf_counter() - t0, timings=timings)
+        png, time.perf_counter() - t0, timings=timings,
+        returns_b=tuple(o.ret for o in outcomes["pi_B"]),
+        returns_b_prime=tuple(o.ret for o in outcomes["pi_B'"]))
     return _write(res, out, outcomes, data)
 
 
@@ -224,7 +241,16 @@ def _write(res: VATResult, out: Path, outcomes: dict[str, list[Any]], data: Path
             scores.append(Score(label, "success_rate", r.rate, r.lo, r.hi, r.trials, "vat",
                                 {"successes": r.successes, "trials": r.trials,
                                  "task": res.config.task_b}))
-        extra = t.as_dict()
+        from scipy import stats
+
+        for label, oc in outcomes.items():
+            rets = np.array([o.ret for o in oc], dtype=np.float64)
+            lo, hi = (stats.t.interval(0.95, len(rets) - 1, loc=rets.mean(),
+                                       scale=stats.sem(rets)) if rets.std() > 0
+                      else (rets.mean(), rets.mean()))
+            scores.append(Score(label, "mean_return", float(rets.mean()), float(lo), float(hi),
+                                len(rets), "vat", {"interval": "95% t interval of the mean"}))
+        extra = {**t.as_dict(), "metric": res.config.metric}
         scores += [
             Score("vat", "t", t.t, None, None, t.n, "vat", extra),
             Score("vat", "critical", t.critical, None, None, t.n, "vat", {"df": t.n - 1}),

@@ -61,16 +61,20 @@ def _one(db: ResultsDB, run: pd.Series) -> str:
             continue
         row = r.iloc[0]
         ex = json.loads(row["extra"] or "{}")
+        ret = sc[(sc.subject == subj) & (sc.metric == "mean_return")]
+        ret_cell = fmt_ci(ret.iloc[0]["value"], ret.iloc[0]["lo"], ret.iloc[0]["hi"]) \
+            if not ret.empty else "—"
         rates.append({"policy": subj, "trained": what,
                       "k/n": f"{ex.get('successes', '?')}/{ex.get('trials', row['n'])}",
-                      "success rate [95% Wilson]": fmt_ci(row["value"], row["lo"], row["hi"])})
+                      "success rate [95% Wilson]": fmt_ci(row["value"], row["lo"], row["hi"]),
+                      "mean return [95% t]": ret_cell})
     parts = [head,
              table(stats, table_id=f"vat-test-{run['run_id']}", sortable=False,
                    caption="One-sided dependent t-test of H0: mean(D) <= eps, D_i = r_i(pi_B) - "
                            "r_i(pi_B') over paired initial states (visual-alignment-testing.txt "
-                           "III-C, eq. 4-7)."),
+                           f"III-C, eq. 4-7); r = {test.get('metric', 'success')} per rollout."),
              table(pd.DataFrame(rates), table_id=f"vat-rates-{run['run_id']}", sortable=False,
-                   raw_html_columns=("success rate [95% Wilson]",),
+                   raw_html_columns=("success rate [95% Wilson]", "mean return [95% t]"),
                    caption=f"head {cfg.get('head', '?')}, encoder {cfg.get('encoder', '?')}, "
                            f"{cfg.get('rollouts', '?')} rollouts x {cfg.get('checkpoints', '?')} "
                            "checkpoint(s) per policy")]
