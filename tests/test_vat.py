@@ -102,6 +102,7 @@ def test_vat_smoke_end_to_end(tmp_path: Path) -> None:
     (["--rollouts", "1"], "at least 2 pairs"),
     (["--alpha", "1.5"], "--alpha 1.5"),
     (["--head", "transformer"], "unknown head 'transformer'"),
+    (["--metric", "loss"], "--metric 'loss'"),
 ])
 def test_cli_vat_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                            args: list[str], needle: str) -> None:
@@ -121,12 +122,15 @@ def test_cli_vat_data_without_task_b(tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.slow
 def test_vat_small_settings_under_15_minutes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     t0 = time.perf_counter()
+    # "small settings": the CPU-sized e2e encoder (GN + spatial softmax on 4 conv layers),
+    # 10 demos per task, 10 epochs, 10 paired rollouts, the return as paired measure.
     assert main(["vat", "--task-a", "reach-mug", "--task-b", "reach-box", "--head", "bc",
-                 "--episodes", "20", "--epochs", "15", "--rollouts", "20", "--out", str(tmp_path),
+                 "--encoder", "small-e2e", "--episodes", "10", "--epochs", "10",
+                 "--rollouts", "10", "--metric", "return", "--out", str(tmp_path),
                  "--no-progress"]) == 0
     seconds = time.perf_counter() - t0
     out = capsys.readouterr().out
-    assert "decision:" in out and "critical t_(1-0.05, 19)" in out
+    assert "decision:" in out and "critical t_(1-0.05, 9) = 1.833" in out
     assert seconds < 15 * 60, f"VAT took {seconds:.0f} s"
     assert main(["report", str(tmp_path)]) == 0
     assert "Visual Alignment Testing" in (tmp_path / "report.html").read_text()
