@@ -21,6 +21,12 @@ little. What the intervals therefore cover:
   ``outside_fraction``, ``density``: real episodes resampled, sim support held fixed;
   ``naeem_coverage``: sim episodes resampled.
 
+Distance-type scores (centroid distance and DIS, MMD, FD) are biased away from zero
+(sampling noise adds distance) and resampling adds more of the same bias, so for a small
+gap their percentile interval lies on one side of the point (above it for distances,
+below it for DIS). That is reported as measured; compare encoders by overlapping intervals
+computed the same way, not by the interval's position around the point.
+
 Each value is an :class:`~realgap.metrics.bootstrap.Estimate` (``n`` = episodes,
 ``n_frames``, ``n_boot``); ``details`` holds the rest (k used, PCA method, MMD p-value
 and bandwidth, C2ST chance level, the coverage report, the worst-covered real frames).
