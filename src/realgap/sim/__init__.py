@@ -65,7 +65,9 @@ def make(
             (another seed gives unseen, Sim-OOD backgrounds), ``factor_ranges`` (factor
             name -> its range dataclass or a dict of its fields, e.g.
             ``{"CP": {"pos_offset": [0.08, 0.08, 0.08]}}``, see
-            :mod:`realgap.sim.factors`).
+            :mod:`realgap.sim.factors`), ``robot`` (a
+            :class:`realgap.sim.robot.MJCFRobot` to use a user's MJCF arm instead of the
+            gantry).
 
     Returns:
         a :class:`realgap.sim.env.TabletopEnv` (a ``gymnasium.Env``).

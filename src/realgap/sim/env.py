@@ -45,7 +45,13 @@ from realgap.sim.factors import (
     stream_seed,
 )
 from realgap.sim.fidelity import Fidelity, get_fidelity
-from realgap.sim.robot import FINGER_OPEN, GantryController
+from realgap.sim.robot import (
+    FINGER_OPEN,
+    GantryController,
+    MJCFRobot,
+    MocapController,
+    RobotConfig,
+)
 from realgap.sim.scene import CAMERAS, SceneConfig, build_scene
 from realgap.sim.tasks import REST_HEIGHT, STATE_DIM, TASKS, Layout, Task, TaskState
 
@@ -97,6 +103,7 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         n_bg_textures: int = N_BG_TEXTURES,
         bg_library_seed: int = BG_LIBRARY_SEED,
         factor_ranges: Mapping[str, Any] | None = None,
+        robot: RobotConfig | MJCFRobot | None = None,
         render_mode: str | None = "rgb_array",
     ) -> None:
         mj = require("mujoco")
@@ -132,11 +139,13 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         bg, photos = texture_bank(self.fidelity.texture_size, int(n_bg_textures),
                                   int(bg_library_seed))
         self.model, self.h = build_scene(
-            self.fidelity, SceneConfig(show_goal=self.task.show_goal), list(bg), dict(photos),
+            self.fidelity, SceneConfig(show_goal=self.task.show_goal, robot=robot or RobotConfig()), list(bg), dict(photos),
             image_size=max(self.image_size, 16))
         self.data = mj.MjData(self.model)
         mj.mj_forward(self.model, self.data)
-        self.robot = GantryController(self.model, self.data)
+        self.robot: GantryController | MocapController = (
+            MocapController(self.model, self.data, robot) if isinstance(robot, MJCFRobot)
+            else GantryController(self.model, self.data))
         self.factors: dict[str, Factor] = {}
         for name in FACTOR_NAMES:
             cls: Any = FACTOR_CLASSES[name]

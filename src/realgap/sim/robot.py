@@ -187,3 +187,137 @@ class GantryController:
     def opening(self) -> float:
         """Mean half opening of the fingers (m): 0 closed, FINGER_OPEN open."""
         return float(np.mean(self.data.qpos[self.qadr[3:]]))
+
+
+@dataclass(frozen=True)
+class MJCFRobot:
+    """A user-supplied arm (MJCF file) instead of the gantry, driven through its end effector.
+
+    The file is attached under the prefix ``robot/`` with its base at ``base_pos``; a
+    mocap body ``ee_target`` is welded (equality constraint, MuJoCo's standard way to
+    drive an arm in Cartesian space without inverse kinematics) to ``ee_site``, so the
+    action moves ``ee_target`` exactly as it moves the gantry's target and the
+    constraint solver moves the arm's joints. The site's orientation at ``qpos0`` is held
+    (``torquescale`` 1) or ignored (0). A ``wrist`` camera is added to the site's body.
+
+    ``obs["state"]`` reports the grip point as the site position and the "opening" as the
+    mean position of ``finger_joints`` (or, without them, the commanded opening mapped
+    onto [0, FINGER_OPEN]). The reach and push experts work with any arm that reaches the
+    table; the pick-place expert needs slide fingers like the gantry's (half opening in
+    metres, closing on the 4 cm box at about 2 cm).
+    """
+
+    #: path of the robot's MJCF file (meshes relative to it)
+    path: str
+    #: site at the grip point (name in the robot's file)
+    ee_site: str
+    #: position actuators of the gripper (names in the robot's file)
+    gripper_actuators: tuple[str, ...] = ()
+    #: actuator control values for a fully open and a fully closed gripper
+    gripper_open: float = 0.0
+    gripper_closed: float = 0.0
+    #: slide joints of the fingers (names in the robot's file): when given, the state's
+    #: opening is their mean position (m, the half opening, as for the gantry) instead of
+    #: the commanded opening
+    finger_joints: tuple[str, ...] = ()
+    #: where the robot's world origin goes in the scene (m)
+    base_pos: tuple[float, float, float] = (0.0, 0.45, 0.0)
+    #: weld torque scale: 1 holds the site's orientation, 0 controls position only
+    torquescale: float = 1.0
+
+
+def add_mjcf_robot(spec: Any, cfg: MJCFRobot) -> None:
+    """Attach the user's robot, the ``ee_target`` mocap body, the weld and the wrist camera."""
+    from pathlib import Path
+
+    from realgap.errors import ConfigError, MissingFileError
+
+    mj = require("mujoco")
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise MissingFileError(f"robot MJCF {str(path)!r} does not exist; pass the path of "
+                               "the robot's .xml file")
+    try:
+        child = mj.MjSpec.from_file(str(path))
+    except ValueError as exc:  # MuJoCo reports parse errors as a multi-line ValueError
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"robot MJCF {str(path)!r} does not load: {detail}") from None
+    site = child.site(cfg.ee_site)
+    if site is None:
+        raise ConfigError(f"robot MJCF {str(path)!r} has no site {cfg.ee_site!r} (ee_site); "
+                          "name the site at the grip point")
+    for act in cfg.gripper_actuators:
+        if child.actuator(act) is None:
+            raise ConfigError(f"robot MJCF {str(path)!r} has no actuator {act!r} "
+                              "(gripper_actuators)")
+    for jnt in cfg.finger_joints:
+        if child.joint(jnt) is None:
+            raise ConfigError(f"robot MJCF {str(path)!r} has no joint {jnt!r} (finger_joints)")
+    site.parent.add_camera(name="wrist_cam_tmp", pos=[0.0, -0.09, 0.03], quat=_look_quat(
+        np.array([0.0, -0.09, 0.03]), np.array([0.0, 0.04, -0.12])), fovy=75.0)
+    frame = spec.worldbody.add_frame(pos=list(cfg.base_pos))
+    spec.attach(child, frame=frame, prefix="robot/")
+    spec.camera("robot/wrist_cam_tmp").name = "wrist"
+    target = spec.worldbody.add_body(name="ee_target", mocap=True)
+    target.add_site(name="ee_target", size=[0.005, 0, 0], rgba=[0, 0, 0, 0])
+    spec.add_equality(type=mj.mjtEq.mjEQ_WELD, objtype=mj.mjtObj.mjOBJ_SITE,
+                      name1="ee_target", name2=f"robot/{cfg.ee_site}",
+                      data=[0, 0, 0, 0, 0, 0, 1, 0, 0, 0, float(cfg.torquescale), 0],
+                      solref=[0.02, 1.0])
+
+
+class MocapController:
+    """Drives an :class:`MJCFRobot` by moving its welded ``ee_target`` (same action
+    convention and step size as :class:`GantryController`)."""
+
+    SETTLE_STEPS = 400  # physics steps (0.8 s) to let the arm reach a teleported target
+
+    def __init__(self, model: Any, data: Any, cfg: MJCFRobot) -> None:
+        mj = require("mujoco")
+        self.mj, self.model, self.data, self.cfg = mj, model, data, cfg
+        body = mj.mj_name2id(model, mj.mjtObj.mjOBJ_BODY, "ee_target")
+        self.mocap = int(model.body_mocapid[body])
+        self.site = mj.mj_name2id(model, mj.mjtObj.mjOBJ_SITE, f"robot/{cfg.ee_site}")
+        self.act = np.array([mj.mj_name2id(model, mj.mjtObj.mjOBJ_ACTUATOR, f"robot/{a}")
+                             for a in cfg.gripper_actuators], dtype=int)
+        self.lo = np.array([X_RANGE[0], Y_RANGE[0], GRIP_Z0 + Z_RANGE[0]])
+        self.hi = np.array([X_RANGE[1], Y_RANGE[1], GRIP_Z0 + Z_RANGE[1]])
+        self.finger_qadr = np.array([model.jnt_qposadr[mj.mj_name2id(
+            model, mj.mjtObj.mjOBJ_JOINT, f"robot/{j}")] for j in cfg.finger_joints], dtype=int)
+        mj.mj_forward(model, data)
+        q = np.zeros(4)
+        mj.mju_mat2Quat(q, data.site_xmat[self.site])
+        self.quat0 = q
+        self.target = np.zeros(3)
+        self._g = -1.0
+
+    def _gripper(self, g: float) -> None:
+        self._g = float(np.clip(g, -1.0, 1.0))
+        if self.act.size:
+            c = self.cfg.gripper_open + (self.cfg.gripper_closed - self.cfg.gripper_open) * (
+                self._g + 1.0) / 2.0
+            self.data.ctrl[self.act] = c
+
+    def set_grip(self, pos: np.ndarray, opening: float) -> None:
+        """Move the target to ``pos`` and let the arm settle there (gripper open)."""
+        self.target = np.clip(np.asarray(pos, float), self.lo, self.hi)
+        self.data.mocap_pos[self.mocap] = self.target
+        self.data.mocap_quat[self.mocap] = self.quat0
+        self._gripper(1.0 - 2.0 * float(opening) / FINGER_OPEN)
+        self.mj.mj_step(self.model, self.data, nstep=self.SETTLE_STEPS)
+        self.data.time = 0.0
+
+    def apply(self, action: np.ndarray) -> None:
+        a = np.clip(np.asarray(action, float).reshape(-1), -1.0, 1.0)
+        self.target = np.clip(self.target + MAX_STEP * a[:3], self.lo, self.hi)
+        self.data.mocap_pos[self.mocap] = self.target
+        self._gripper(float(a[3]))
+
+    def grip_pos(self) -> np.ndarray:
+        return self.data.site_xpos[self.site].copy()
+
+    def opening(self) -> float:
+        """Mean finger joint position (m), or the commanded opening on [0, FINGER_OPEN]."""
+        if self.finger_qadr.size:
+            return float(np.mean(self.data.qpos[self.finger_qadr]))
+        return FINGER_OPEN * (1.0 - self._g) / 2.0

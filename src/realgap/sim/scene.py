@@ -17,7 +17,7 @@ Layout (world frame, metres; +x right, +y away from the head camera, +z up):
 - a flat ``goal`` marker (no collision) on the table, shown only for push / pick-place;
 - a pool of N_DISTRACTORS static distractor bodies (children of the table), parked out
   of sight (below the floor, behind the back wall) until the TD factor places them;
-- the gantry robot of :mod:`realgap.sim.robot`.
+- the gantry robot of :mod:`realgap.sim.robot` (or a user's MJCF arm, ``MJCFRobot``).
 
 Every texture any factor or domain may use (nominal, BG library, photographs for the
 proxy-real domain) is built into the model here, so the renderer uploads them once and a
@@ -33,7 +33,7 @@ import numpy as np
 
 from realgap._optional import require
 from realgap.sim.fidelity import Fidelity
-from realgap.sim.robot import RobotConfig, add_gantry, look_quat
+from realgap.sim.robot import MJCFRobot, RobotConfig, add_gantry, add_mjcf_robot, look_quat
 
 TABLE_TOP_Z = 0.75
 TABLE_HALF = (0.45, 0.35)
@@ -80,8 +80,8 @@ class SceneConfig:
 
     #: show the goal marker (push / pick-place)
     show_goal: bool = False
-    #: robot gains
-    robot: RobotConfig = field(default_factory=RobotConfig)
+    #: the gantry's gains, or a user-supplied MJCF robot
+    robot: RobotConfig | MJCFRobot = field(default_factory=RobotConfig)
 
 
 @dataclass
@@ -240,7 +240,10 @@ def build_scene(
                   quat=look_quat(np.array(HEAD_EYE), np.array(HEAD_TARGET)), fovy=55.0)
     wb.add_camera(name="side", pos=list(SIDE_EYE),
                   quat=look_quat(np.array(SIDE_EYE), np.array(SIDE_TARGET)), fovy=55.0)
-    add_gantry(spec, cfg.robot)
+    if isinstance(cfg.robot, MJCFRobot):
+        add_mjcf_robot(spec, cfg.robot)
+    else:
+        add_gantry(spec, cfg.robot)
 
     model = spec.compile()
     return model, _handles(model, len(bg_textures), list(photo_textures))
@@ -259,11 +262,11 @@ def _handles(model: Any, n_bg: int, photo_names: list[str]) -> SceneHandles:
             out[n] = int(i)
         return out
 
-    bodies = ["table", "goal", "mug", "box", "gantry_z"] + [
+    bodies = ["table", "goal", "mug", "box"] + [
         f"distractor_{i}" for i in range(N_DISTRACTORS)]
     body = ids(o.mjOBJ_BODY, bodies)
-    geom = ids(o.mjOBJ_GEOM, ["table_top", "goal", "mug", "mug_handle", "box", "finger_l",
-                              "finger_r", "floor"] + [f"distractor_{i}" for i in
+    geom = ids(o.mjOBJ_GEOM, ["table_top", "goal", "mug", "mug_handle", "box",
+                              "floor"] + [f"distractor_{i}" for i in
                                                       range(N_DISTRACTORS)])
     tex = ids(o.mjOBJ_TEXTURE, [f"nominal_{k}" for k in BG_MATERIALS]
               + [f"bg_{i}" for i in range(n_bg)] + [f"photo_{k}" for k in photo_names])
