@@ -49,6 +49,7 @@ def test_spaces_and_observation():
     assert obs["state"].shape == (STATE_DIM,) and obs["state"].dtype == np.float32
     assert obs["head"].shape == (SIZE, SIZE, 3) and obs["head"].dtype == np.uint8
     assert env.observation_space.contains(obs)
+    assert np.array_equal(env.render(), obs["head"])  # gymnasium's rgb_array render
     assert env.action_space.shape == (4,)
     assert sim.TASKS.names() == ["pick-place", "push", "reach-box", "reach-mug"]
     assert set(info["factors"]) == set(sim.FACTOR_NAMES)
