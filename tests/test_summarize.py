@@ -100,6 +100,7 @@ def test_correlate_cli_json_and_db(tmp_path: Path, capsys: pytest.CaptureFixture
     assert mug["mmrv"] == pytest.approx(0.1) and mug["n"] == 4
     assert mug["spearman_rho"] == pytest.approx(0.8)
     assert out["results"]["pooled"]["n"] == 7
+    assert out["results"]["box"]["pearson_lo"] is None  # n = 3: no Fisher interval, null
     with ResultsDB(out_dir, read_only=True) as db:
         sc = db.scores(db.latest_run("correlate"))
     row = sc[(sc.metric == "pearson_r") & (sc.grp == "mug")].iloc[0]

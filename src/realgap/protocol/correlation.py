@@ -86,7 +86,9 @@ class Correlation:
     convention: str = MMRV_CONVENTION
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready dict; undefined numbers (NaN) become None."""
+        return {k: (None if isinstance(v, float) and np.isnan(v) else v)
+                for k, v in asdict(self).items()}
 
 
 def pearson_fisher(sim: Any, real: Any, alpha: float = 0.05) -> tuple[float, float, float, float]:
