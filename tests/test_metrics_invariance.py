@@ -80,3 +80,14 @@ def test_deterministic_and_validated() -> None:
     bad[3, 2] = np.nan
     with pytest.raises(DataError, match="row 3"):
         domain_invariance(xs, bad)
+
+
+def test_imports_stay_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, realgap.metrics, realgap.protocol.stats, realgap.protocol.correlation, "
+            "realgap.protocol.summarize; "
+            "print(sorted(m for m in ('torch', 'mujoco', 'gymnasium', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
