@@ -179,3 +179,25 @@ def test_pixels_has_no_gradient_saliency_and_grid_shape() -> None:
         assert "action probe" in grid.caption and "no class" in grid.caption
         heights.append(Image.open(io.BytesIO(grid.png)).height)
     assert heights[1] > 2 * heights[0] * 0.9  # one row per pair
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "method", "layer"),
+    [
+        ("resnet18", "gradcam", "layer4"),
+        ("vit-b16", "gradcam-vit", "encoder.layers.encoder_layer_11.ln_1"),
+        ("clip-b16", "gradcam-vit", "transformer.resblocks.11.ln_1"),
+        ("dinov2-b", "gradcam-vit", "blocks.11.norm1"),
+        ("r3m-resnet18", "gradcam", "convnet.layer4"),
+    ],
+)
+def test_zoo_encoders_get_the_documented_cam_layer(name: str, method: str, layer: str) -> None:
+    from realgap.encoders import create_encoder
+
+    enc = create_encoder(f"{name}-random")
+    imgs = _images(4, size=64, seed=9)
+    probe = fit_action_probe(enc.embed(imgs), np.random.default_rng(0).normal(size=(4, 2)))
+    maps, setup = saliency_maps(enc, imgs[:2], probe)
+    assert (setup.method, setup.layer_names[0]) == (method, layer)
+    assert maps.shape == (2, 64, 64) and np.isfinite(maps).all() and maps.max() > 0.5

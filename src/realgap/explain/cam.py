@@ -6,7 +6,8 @@ Method (encoder-dis-as-framework.txt III-E uses Grad-CAM, Selvaraju et al. 2017)
   feature map ``(N, C, h, w)`` with ``h * w > 1`` (for a torchvision ResNet that is
   ``layer4``), found by running one forward pass with hooks.
 - Vision transformers: Grad-CAM on the token activations of the last block's first
-  LayerNorm (timm ``blocks[-1].norm1``, open_clip ``resblocks[-1].ln_1``), with a
+  LayerNorm (timm ``blocks[-1].norm1``, open_clip ``resblocks[-1].ln_1``, torchvision
+  ``encoder.layers[-1].ln_1``), with a
   ``reshape_transform`` that drops the class/register tokens and lays the patch tokens
   out on their grid: the ViT recipe of pytorch-grad-cam's documentation. (The final norm
   would not do: with class-token pooling only that token gets a gradient.)
@@ -96,6 +97,10 @@ def _vit_layer(module: Any) -> tuple[Any, Callable[[Any], Any]] | None:
             return vit_reshape(t, grid_t if grid_t and grid_t[0] * grid_t[1] <= t.shape[1] else None)
 
         return blocks[-1].norm1, reshape
+    enc = getattr(module, "encoder", None)
+    layers = getattr(enc, "layers", None)
+    if hasattr(module, "conv_proj") and layers is not None and hasattr(layers[-1], "ln_1"):
+        return layers[-1].ln_1, vit_reshape  # torchvision VisionTransformer: (N, 1 + g*g, C)
     for _, m in module.named_modules():
         res = getattr(m, "resblocks", None)
         if res is not None and hasattr(res[-1], "ln_1"):
