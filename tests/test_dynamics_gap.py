@@ -122,7 +122,8 @@ def test_prediction_gap_is_zero_for_same_dynamics_and_rises(domains: dict[float,
 
 
 def test_c2st_is_chance_for_same_dynamics_and_rises(domains: dict[float, Transitions]) -> None:
-    c = {s: transition_c2st(domains[0.0], domains[s], n_boot=200, rng=0) for s in SCALES}
+    c = {s: transition_c2st(domains[0.0], domains[s], n_folds=3, max_iter=40, n_boot=200, rng=0)
+         for s in SCALES}
     assert abs(c[1.0].value) < 0.1 and c[1.0].lo <= 0.0 <= c[1.0].hi
     assert c[1.0].value < c[1.5].value < c[2.0].value
     assert c[2.0].lo > c[1.0].hi

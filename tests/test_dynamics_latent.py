@@ -27,8 +27,8 @@ def _data(scale: float, n: int, seed: int) -> Transitions:
 
 
 def test_map_is_the_identity_before_joint_training() -> None:
-    src, tgt = _data(1.0, 400, 0), _data(2.0, 400, 1)
-    cfg = LatentConfig(pretrain_steps=20, joint_steps=0, hidden=16, batch_size=64)
+    src, tgt = _data(1.0, 300, 0), _data(2.0, 300, 1)
+    cfg = LatentConfig(pretrain_steps=5, joint_steps=0, hidden=16, batch_size=64)
     fit = fit_latent(src, tgt, cfg, rng=0)
     assert fit.map_identity_distance() == 0.0
     dz, spread = fit.map_distance_per_row(tgt.obs)
@@ -41,8 +41,8 @@ def test_map_is_the_identity_before_joint_training() -> None:
 
 
 def test_latent_training_is_deterministic() -> None:
-    src, tgt = _data(1.0, 400, 0), _data(1.5, 400, 1)
-    cfg = LatentConfig(pretrain_steps=30, joint_steps=30, hidden=16, batch_size=64)
+    src, tgt = _data(1.0, 300, 0), _data(1.5, 300, 1)
+    cfg = LatentConfig(pretrain_steps=20, joint_steps=20, hidden=16, batch_size=64)
     a = latent_gap(src, tgt, cfg, n_boot=20, rng=3)
     b = latent_gap(src, tgt, cfg, n_boot=20, rng=3)
     assert a.value == b.value and a.lo == b.lo and a.details == b.details

@@ -122,10 +122,13 @@ def transition_c2st(
     target: Transitions,
     *,
     n_folds: int = 5,
+    max_iter: int = 100,
     n_boot: int = 500,
     rng: RngLike = 0,
 ) -> Estimate:
     """Classifier two-sample test on ``[s, a, s' - s]``: gap = 2 * accuracy - 1.
+
+    ``max_iter`` is the number of boosting rounds of each fold's classifier.
 
     Rows of the larger set are subsampled (whole trajectories kept where possible) to equal
     counts; out-of-fold predictions come from ``GroupKFold`` over trajectories.
@@ -155,7 +158,7 @@ def transition_c2st(
     # instead of seconds); small data needs one.
     with threadpool_limits(limits=1):
         for tr_idx, te_idx in GroupKFold(n_splits=k).split(x, y, groups):
-            clf = HistGradientBoostingClassifier(max_iter=100, early_stopping=False,
+            clf = HistGradientBoostingClassifier(max_iter=max_iter, early_stopping=False,
                                                  random_state=seed)
             clf.fit(x[tr_idx], y[tr_idx])
             correct[te_idx] = clf.predict(x[te_idx]) == y[te_idx]

@@ -197,7 +197,7 @@ def _train(torch: Any, src: Any, tgt: Any, source: Transitions, config: LatentCo
         opt.zero_grad()
         loss.backward()
         opt.step()
-        hist["pretrain"].append(float(loss))
+        hist["pretrain"].append(float(loss.detach()))
     model.enc_real.load_state_dict(model.enc_sim.state_dict())
     model.dec_real.load_state_dict(model.dec_sim.state_dict())
     hist["seconds"].append(time.perf_counter() - t0)
@@ -216,7 +216,7 @@ def _train(torch: Any, src: Any, tgt: Any, source: Transitions, config: LatentCo
         opt.zero_grad()
         loss.backward()
         opt.step()
-        hist["joint"].append(float(loss))
+        hist["joint"].append(float(loss.detach()))
     hist["seconds"].append(time.perf_counter() - t0)  # [pretrain, joint] wall seconds
     return model
 
