@@ -36,10 +36,12 @@ def test_matches_scikit_learn_route() -> None:
     xs = rng.normal(size=(150, 20))
     xr = rng.normal(size=(100, 20)) * 1.3 + 0.4
     pooled = np.vstack([xs, xr])
-    z = MinMaxScaler().fit_transform(
-        PCA(n_components=8, svd_solver="full").fit_transform(StandardScaler().fit_transform(pooled)))
+    pca = PCA(n_components=8, svd_solver="full")
+    z = MinMaxScaler().fit_transform(pca.fit_transform(StandardScaler().fit_transform(pooled)))
     d = np.linalg.norm(z[:150].mean(0) - z[150:].mean(0))
     r = domain_invariance(xs, xr, k=8)
+    evr = fit_gap_space(xs, xr, k=8).explained_variance_ratio
+    assert evr == pytest.approx(pca.explained_variance_ratio_.sum(), rel=1e-9)
     assert r.centroid_distance == pytest.approx(d, rel=1e-9)
     assert r.dis == pytest.approx(1 - d / np.sqrt(8), rel=1e-9)
 

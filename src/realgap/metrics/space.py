@@ -97,11 +97,13 @@ def fit_gap_space(
     n, d = x.shape
     mean = x.mean(axis=0)
     std = x.std(axis=0)
-    std[std == 0] = 1.0
+    constant = std == 0
+    std[constant] = 1.0
     x -= mean
     x /= std
     k_used = int(min(k, n - 1, d))
-    total_var = float((x * x).sum() / (n - 1))
+    # each standardized non-constant feature has variance n / (n - 1) at ddof=1
+    total_var = float((~constant).sum() * n / (n - 1))
     if n > d and d <= EXACT_PCA_MAX_DIM:
         from threadpoolctl import threadpool_limits
 
