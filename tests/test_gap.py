@@ -193,6 +193,8 @@ def test_cli_gap_json_and_table(frames: Path, tmp_path: Path, capsys: pytest.Cap
         (["--encoders", "pixels", "--real-domain", "real"], "--real-domain 'real'"),
         (["--encoders", "resnet18"], "resnet18"),
         (["--encoders", "pixels", "--camera", "wrist"], "--camera 'wrist'"),
+        (["--encoders", "pixels,pixels"], "more than once"),
+        (["--encoders", "pixels", "--k", "0"], "--k"),
     ],
 )
 def test_cli_gap_bad_input_is_one_line(frames: Path, tmp_path: Path,
@@ -209,6 +211,15 @@ def test_cli_gap_missing_frames_path(tmp_path: Path, capsys: pytest.CaptureFixtu
                  "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "nope" in err and "no FrameSet" in err
+    (tmp_path / "empty").mkdir()
+    code = main(["gap", "--frames", str(tmp_path / "empty"), "--encoders", "pixels",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "empty" in err
+    code = main(["gap", "--sim", str(tmp_path / "empty"), "--encoders", "pixels",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--real" in err
 
 
 def test_cli_gap_missing_checkpoint_file(frames: Path, tmp_path: Path,

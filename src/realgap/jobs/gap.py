@@ -173,6 +173,9 @@ def check_encoder_names(names: tuple[str, ...]) -> None:
     if not names:
         raise ConfigError("--encoders is empty; pass names such as pixels,resnet18-random "
                           "(see `realgap encoders list`)")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"--encoders lists {', '.join(dup)} more than once; name each once")
     for name in names:
         if ":" in name or name in ENCODERS:
             continue
@@ -269,6 +272,8 @@ def factor_breakdown(name: str, by_factor: pd.DataFrame) -> list[Score]:
 
 
 def _nearest_sim(emb_sim: np.ndarray, emb_real_rows: np.ndarray) -> np.ndarray:
+    """Index of the nearest sim frame to each given real row, in the encoder's embedding
+    space standardized with the sim statistics (the thumbnail's right-hand frame)."""
     mu, sd = emb_sim.mean(0), emb_sim.std(0)
     sd[sd == 0] = 1.0
     a = (emb_sim - mu) / sd
@@ -395,6 +400,9 @@ def run_gap(cfg: GapConfig, *, on_encoder: Callable[[str, dict[str, Any]], None]
                     camera=camera, n_sim=len(sim), n_real=len(real),
                     **{k: v for k, v in getattr(enc, "extra", {}).items() if _jsonable(v)})
                 why = saliency_support(enc)
+                if why is None and cfg.saliency_pairs > 0 and not pair_ids:
+                    why = ("no saliency grid: no sim and real frames share a pair_id, so there "
+                           "is no same-state pair to show side by side")
 
                 worst = np.asarray(cov.worst, dtype=np.int64)[: cfg.n_worst]
                 if worst.size:
