@@ -146,6 +146,10 @@ def test_random_init_is_seeded_and_labelled() -> None:
     np.testing.assert_array_equal(a.embed(x), b.embed(x))
     assert not np.allclose(a.embed(x), c.embed(x))
     assert a.weights_hash == b.weights_hash != c.weights_hash
+    # the zoo's random variant keeps the zoo preprocessing and a distinct name
+    z = create_encoder("resnet18", random_init=True)
+    assert z.name == "resnet18-random-224px" and z.preprocess.input_size == (224, 224)
+    assert a.preprocess.input_size is None and z.weights_origin == "random-init (seed 0)"
     # the global torch RNG is untouched by seeded construction
     torch.manual_seed(123)
     expect = torch.rand(3)
@@ -415,3 +419,35 @@ def test_entry_point_plugin_is_created_by_name(monkeypatch: pytest.MonkeyPatch) 
     enc = create_encoder("my-plugin-enc")
     assert enc.embed_dim == 12 and enc.embed(np.full((1, 8, 8, 3), 255, np.uint8)).shape == (1, 12)
     assert weights_status("my-plugin-enc")[0] == "unknown (plugin)"
+
+
+def test_weights_found_in_hf_cache_and_original_repo_cache(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    snap = home / "hf" / "models--timm--vit_base_patch14_dinov2.lvd142m" / "snapshots" / "0123"
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").write_bytes(b"x")
+    assert weights_status("dinov2-b") == ("available", snap / "model.safetensors")
+    r3m = home / ".r3m" / "r3m_50" / "model.pt"  # where r3m.load_r3m caches it
+    r3m.parent.mkdir(parents=True)
+    r3m.write_bytes(b"x")
+    assert weights_status("r3m-resnet50") == ("available", r3m)
+    assert weights_status("r3m-resnet18")[0] == "missing"
+
+
+def test_torchscript_archive_is_read_as_state_dict(tmp_path: Path) -> None:
+    """OpenAI's CLIP ``.pt`` files are TorchScript archives."""
+    from realgap.encoders.weights import read_checkpoint
+
+    lin = torch.nn.Linear(3, 2)
+    torch.jit.save(torch.jit.script(lin), tmp_path / "ViT-B-16.pt")
+    sd = read_checkpoint(tmp_path / "ViT-B-16.pt")
+    assert set(sd) == {"weight", "bias"}
+    np.testing.assert_array_equal(sd["weight"].numpy(), lin.weight.detach().numpy())
+
+
+@pytest.mark.slow
+def test_dinov2_original_layout(_no_machine_weights: Path) -> None:
+    def original(sd: dict) -> dict:
+        return {**sd, "mask_token": torch.zeros(1, 768)}
+
+    _roundtrip("dinov2-b", original, _no_machine_weights)

@@ -47,7 +47,7 @@ class BCConfig:
     batch_size: int = 64
     #: Adam learning rate.
     lr: float = 1e-3
-    #: ``"small"`` (SmallConvGN, ~0.07 M params) or ``"resnet18"`` (visual-alignment-testing).
+    #: ``"small"`` (SmallConvGN, 67,872 params) or ``"resnet18"`` (visual-alignment-testing).
     arch: str = "small"
     #: Embedding dimension D.
     feature_dim: int = 64

@@ -4,8 +4,10 @@ Names (``realgap encoders list`` prints them all):
 
 * the 23 rows of Table I (:mod:`realgap.encoders.zoo`), e.g. ``clip-b16``, ``r3m-resnet50``;
   each needs its published checkpoint (``weights=PATH`` or a standard cache);
-* ``<zoo name>-random``: the same network with seeded random weights, labelled
-  ``random-init`` in every result;
+* ``<zoo name>-random``: the same network with seeded random weights and the zoo's
+  preprocessing, labelled ``random-init`` in every result (``random_init=True`` gives the
+  same; ``create_encoder("resnet18", random_init=True)`` is named ``resnet18-random-224px``
+  because ``resnet18-random`` is the native-resolution baseline below);
 * ``pixels``: the frame area-averaged to 16 x 16 RGB in [0, 1], flattened in
   ``(y, x, channel)`` order (768 values) -- the "no encoder" baseline;
 * ``resnet18-random``: torchvision ResNet18, seeded random init, run at the frame's
@@ -46,8 +48,13 @@ RANDOM_SUFFIX = "-random"
 def _zoo_factory(spec: ZooSpec) -> Callable[..., Encoder]:
     def factory(*, weights: Any = None, random_init: bool = False, device: str = "cpu",
                 seed: int = 0, **_: Any) -> Encoder:
+        name = spec.name
+        if random_init:
+            name = f"{spec.name}{RANDOM_SUFFIX}"
+            if name in ENCODERS._entries:  # e.g. resnet18-random, the native-size baseline
+                name = f"{name}-{spec.preprocess.input_size[0]}px"  # type: ignore[index]
         return build_encoder(spec, weights=weights, random_init=random_init, device=device,
-                             seed=seed, name=f"{spec.name}{RANDOM_SUFFIX}" if random_init else spec.name)
+                             seed=seed, name=name)
 
     factory.__name__ = spec.name.replace("-", "_")
     return factory
