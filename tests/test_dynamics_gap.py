@@ -130,3 +130,21 @@ def test_c2st_is_chance_for_same_dynamics_and_rises(domains: dict[float, Transit
     d = c[2.0].details
     assert d["accuracy"] == pytest.approx(d["k"] / d["n_rows"])
     assert c[2.0].value == pytest.approx(2 * d["accuracy"] - 1)
+
+
+def test_cli_gap_curve_writes_db_and_report(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from realgap.store import ResultsDB
+
+    assert main(["dynamics", "gap", "--env", ENV, "--scales", "1,2", "--steps", "600",
+                 "--n-boot", "50", "--no-latent", "--out", str(tmp_path)]) == 0
+    assert "gravity=2  prediction_gap=" in capsys.readouterr().out
+    with ResultsDB(tmp_path, read_only=True) as db:
+        sc = db.scores(db.latest_run("dynamics-gap"))
+    assert sorted(set(sc.grp)) == ["gravity=1", "gravity=2"]
+    assert sorted(set(sc.metric)) == ["c2st_gap", "prediction_gap"]
+    assert (sc.lo <= sc.value).all() and (sc.value <= sc.hi).all() and (sc.n > 1).all()
+    p = sc.set_index(["metric", "grp"]).value
+    assert p["prediction_gap", "gravity=2"] > p["prediction_gap", "gravity=1"]
+    html = (tmp_path / "report.html").read_text()
+    assert "Gap measures against perturbation size" in html and "dyn-gap-" in html

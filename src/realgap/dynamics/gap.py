@@ -56,7 +56,7 @@ def split_episodes(tr: Transitions, test_fraction: float, rng: RngLike) -> tuple
     """Boolean masks (train, test) over rows, splitting whole trajectories at random."""
     gen = as_rng(rng)
     eps = tr.episodes
-    n_test = max(1, int(round(test_fraction * eps.size)))
+    n_test = max(1, round(test_fraction * eps.size))
     if n_test >= eps.size:
         n_test = eps.size - 1
     test_eps = gen.choice(eps, size=n_test, replace=False)

@@ -158,8 +158,10 @@ def fit_latent(
     om, os_ = source.obs.mean(0), source.obs.std(0) + 1e-6
     am, as_ = source.action.mean(0), source.action.std(0) + 1e-6
 
+    def f(x: np.ndarray) -> Any:
+        return torch.as_tensor(x, dtype=torch.float32)
+
     def tens(t: Transitions) -> tuple[Any, Any, Any]:
-        f = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
         return f((t.obs - om) / os_), f((t.action - am) / as_), f((t.next_obs - om) / os_)
 
     src, tgt = tens(source), tens(target)

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -371,7 +371,7 @@ class AppliedPerturbation:
                 stack.remove(self)
         self.active = False
 
-    def __enter__(self) -> AppliedPerturbation:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -407,8 +407,8 @@ def perturb(
         UnknownNameError: a body name the model does not have (close matches listed).
     """
     p = perturbation or Perturbation()
-    kw = {k: v for k, v in dict(gravity=gravity, friction=friction,
-                                body_length=body_length, mass=mass).items() if v is not None}
+    given = {"gravity": gravity, "friction": friction, "body_length": body_length, "mass": mass}
+    kw = {k: v for k, v in given.items() if v is not None}
     if kw:
         p = Perturbation(**{**p.__dict__, **kw})
     model, data, env = _resolve(target)

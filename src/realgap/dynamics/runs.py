@@ -49,7 +49,7 @@ class GapCurveConfig:
 def gap_curve(
     config: GapCurveConfig,
     *,
-    latent_config: LatentConfig = LatentConfig(),
+    latent_config: LatentConfig | None = None,
     rng: RngLike = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[float, dict[str, Estimate]]:
@@ -69,7 +69,7 @@ def gap_curve(
                                 max_episode_steps=config.max_episode_steps, rng=seeds[2 + 2 * i])
         res = gap_measures(src, tgt, rng=seeds[3 + 2 * i], n_boot=config.n_boot)
         if config.latent:
-            res["latent_map_distance"] = latent_gap(src, tgt, latent_config,
+            res["latent_map_distance"] = latent_gap(src, tgt, latent_config or LatentConfig(),
                                                     n_boot=config.n_boot, rng=seeds[1])
         out[float(s)] = res
         say(f"{config.factor}={s:g}: " + ", ".join(f"{k} {v.value:.3f}" for k, v in res.items()))

@@ -96,10 +96,10 @@ def _degrade(db: ResultsDB) -> str:
     sc = _scores(db, "degrade")
     if sc.empty:
         return ""
-    parts = ["<h3>Degradation curves</h3><p class='note'>Policy trained in the nominal "
-             "environment, evaluated as one factor grows (mbrl-latent-gap.txt, section 5). "
-             "Mean episode return with a 95% two-level bootstrap interval (seeds, then "
-             "episodes); normalized drop = 1 - R(scale) / R(1). n = episodes.</p>"]
+    parts = [("<h3>Degradation curves</h3><p class='note'>Policy trained in the nominal "
+              "environment, evaluated as one factor grows (mbrl-latent-gap.txt, section 5). "
+              "Mean episode return with a 95% two-level bootstrap interval (seeds, then "
+              "episodes); normalized drop = 1 - R(scale) / R(1). n = episodes.</p>")]
     for name, d in sc.groupby("name"):
         factor = d["factor"].iloc[0]
         metrics = ["mean_return", "normalized_drop"]
