@@ -57,8 +57,9 @@ def _curve_png(df: pd.DataFrame, metrics: list[str], xlabel: str, title: str) ->
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         d = df[df.metric == metric].sort_values("scale")
-        if d.empty:
-            ax.set_visible(False)
+        if d.empty or d["value"].isna().all():
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"{metric}: undefined", ha="center", va="center", fontsize=9)
             continue
         y = d["value"].to_numpy(float)
         lo = d["lo"].to_numpy(float)
