@@ -83,3 +83,12 @@ def test_c2st_chance_for_same_distribution_and_high_for_separated() -> None:
 
 def test_median_heuristic_of_coincident_points_is_one() -> None:
     assert median_heuristic(np.zeros((5, 3))) == 1.0
+
+
+def test_frechet_with_a_constant_component_uses_the_fallback() -> None:
+    # A constant column makes C_x singular (no Cholesky); it adds only (0 - 1)^2 = 1.
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(300, 4)), rng.normal(size=(200, 4)) + 0.5
+    fd = frechet_distance(x, y)
+    fd_const = frechet_distance(np.c_[x, np.zeros(300)], np.c_[y, np.ones(200)])
+    assert fd_const == pytest.approx(fd + 1.0, rel=1e-10)
