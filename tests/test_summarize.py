@@ -78,6 +78,13 @@ def test_summarize_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.C
     assert needle in err and "bad.csv" in err
 
 
+def test_summarize_reads_a_spreadsheet_bom(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfsetting,condition,successes,trials\nA,base,1,2\n")
+    assert main(["protocol", "summarize", str(path)]) == 0
+    assert "1/2  0.500  [0.095, 0.905]" in capsys.readouterr().out
+
+
 def test_summarize_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["protocol", "summarize", str(tmp_path / "none.csv")]) == 2
     err = capsys.readouterr().err

@@ -192,7 +192,8 @@ def read_rates(path: str | Path) -> pd.DataFrame:
         raise MissingFileError(f"{p}: success-rate file not found; pass a CSV with columns "
                                "policy, success_rate and optionally task")
     try:
-        df = pd.read_csv(p, dtype={"policy": str, "task": str}, skipinitialspace=True)
+        df = pd.read_csv(p, dtype={"policy": str, "task": str}, skipinitialspace=True,
+                         encoding="utf-8-sig")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{p}: not a readable CSV ({str(exc).splitlines()[0]}); "
                         "expected columns policy, success_rate and optionally task") from None

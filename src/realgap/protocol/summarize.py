@@ -81,7 +81,8 @@ def read_counts(path: str | Path) -> pd.DataFrame:
         raise MissingFileError(f"{p}: counts file not found; pass a CSV with columns "
                                f"{', '.join(REQUIRED)}")
     try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True,
+                         encoding="utf-8-sig")  # spreadsheets often write a BOM
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{p}: not a readable CSV ({str(exc).splitlines()[0]}); "
                         f"expected columns {', '.join(REQUIRED)}") from None
