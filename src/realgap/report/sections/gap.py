@@ -135,6 +135,11 @@ def scatter_png(
     return fig_png(fig)
 
 
+def _left(html: str) -> str:
+    # Text cells read left-aligned; the page's CSS right-aligns every cell for numbers.
+    return f"<div style='text-align:left'>{html}</div>"
+
+
 def _cell(est: tuple[float, float, float, Any] | None) -> str:
     if est is None:
         return "—"
@@ -196,11 +201,11 @@ def render(db: ResultsDB) -> str | None:
         badge = BADGE if is_random_init(meta) else ""
         row: dict[str, Any] = {
             "#": i,
-            "encoder": f"{esc(name)}{badge}",
-            "family": esc(meta.get("family", "")),
-            "pre-training data": esc(meta.get("pretrain_data", "")),
+            "encoder": _left(f"{esc(name)}{badge}"),
+            "family": _left(esc(meta.get("family", ""))),
+            "pre-training data": _left(esc(meta.get("pretrain_data", ""))),
             "params (M)": fmt(_params(meta), 1),
-            "weights origin": esc(meta.get("weights_origin", "unknown")),
+            "weights origin": _left(esc(meta.get("weights_origin", "unknown"))),
         }
         for m in GAP_METRICS:
             row[m] = _cell(wide[name].get(m))
