@@ -210,3 +210,21 @@ def test_same_api_serves_the_tabletop_tasks() -> None:
         np.testing.assert_allclose(m.opt.gravity, 2 * g0)
     assert np.array_equal(states(), before)
     assert np.array_equal(m.opt.gravity, g0)
+
+
+def test_perturbation_dict_roundtrip_property() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    scale = st.floats(min_value=0.01, max_value=100, allow_nan=False)
+    bodies = st.dictionaries(st.sampled_from(["torso", "bthigh", "ffoot"]), scale, max_size=3)
+
+    @settings(max_examples=50, deadline=None)
+    @given(scale, scale, bodies, bodies)
+    def roundtrip(g: float, f: float, lengths: dict, masses: dict) -> None:
+        p = Perturbation(gravity=g, friction=f, body_length=lengths, mass=masses)
+        assert Perturbation.from_dict(json.loads(json.dumps(p.factors()))) == p
+        assert p.is_identity == (g == f == 1.0 and all(v == 1.0 for v in
+                                                        [*lengths.values(), *masses.values()]))
+
+    roundtrip()

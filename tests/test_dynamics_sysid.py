@@ -79,3 +79,20 @@ def test_cli_sysid_writes_db_and_report(tmp_path: Path, target: Transitions,
     html = (tmp_path / "report.html").read_text()
     assert "System identification" in html
     assert re.search(r"<td[^>]*>[+-]0\.0\d</td>", html)  # error % of the estimate vs truth
+
+
+@pytest.mark.slow
+def test_cli_recovers_gravity_and_torso_length_together(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = collect_perturbed(ENV, Perturbation(gravity=1.5, body_length={"torso": 1.3}), 200,
+                               max_episode_steps=40, rng=4)
+    path = save(tr, tmp_path / "real.npz")
+    assert main(["dynamics", "sysid", "--sim-env", ENV, "--real", str(path), "--params",
+                 "gravity,torso_length", "--n-boot", "2", "--out", str(tmp_path)]) == 0
+    with ResultsDB(tmp_path, read_only=True) as db:
+        sc = db.scores(db.latest_run("sysid")).set_index("metric")
+    assert abs(sc.value["gravity"] - 1.5) / 1.5 < 0.05
+    assert abs(sc.value["torso_length"] - 1.3) / 1.3 < 0.05
+    assert '"truth": 1.3' in sc.extra["torso_length"]
