@@ -32,7 +32,7 @@ def main() -> None:
 
     from realgap.data import FrameSet
     from realgap.data.synthetic import write_synthetic
-    from realgap.encoders import create_encoder, embed_frameset
+    from realgap.encoders import create_encoder
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_embed_"))
     per_ep = 32
@@ -43,37 +43,45 @@ def main() -> None:
     print(f"frames={n} size={args.size}x{args.size} batch={args.batch} reps={args.reps} "
           f"torch_threads={torch.get_num_threads()}")
     for name in args.encoders.split(","):
-        enc = create_encoder(name)
-        images = fs.images("head")
+        bench_one(create_encoder(name), fs, tmp / f"cache_{name}", args.batch, args.reps)
+
+
+def bench_one(enc: object, fs: object, cache: Path, batch: int, reps: int) -> None:
+    """Print bare-forward vs pipeline throughput of one encoder."""
+    import torch
+
+    from realgap.encoders import embed_frameset
+
+    n = len(fs)
+    images = fs.images("head")
+    with torch.inference_mode():
+        tensors = [enc.preprocess(images[s : s + batch]) for s in range(0, n, batch)]
+
+    def bare() -> None:
         with torch.inference_mode():
-            tensors = [enc.preprocess(images[s : s + args.batch]) for s in range(0, n, args.batch)]
+            for x in tensors:
+                enc.forward(x)
 
-        def bare() -> None:
-            with torch.inference_mode():
-                for x in tensors:
-                    enc.forward(x)
+    def pipeline(rep: int) -> np.ndarray:
+        return embed_frameset(enc, fs, "head", cache_dir=cache / str(rep), batch_size=batch,
+                              progress=False)
 
-        def pipeline(rep: int) -> np.ndarray:
-            return embed_frameset(enc, fs, "head", cache_dir=tmp / f"cache_{name}_{rep}",
-                                  batch_size=args.batch, progress=False)
-
-        bare()
-        pipeline(-1)  # warm-up
-        t_bare, t_pipe = [], []
-        for rep in range(args.reps):  # interleaved so machine load hits both alike
-            t0 = time.perf_counter()
-            bare()
-            t_bare.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            pipeline(rep)
-            t_pipe.append(time.perf_counter() - t0)
-        tb, tp = statistics.median(t_bare), statistics.median(t_pipe)
+    bare()
+    pipeline(-1)  # warm-up
+    t_bare, t_pipe = [], []
+    for rep in range(reps):  # interleaved so machine load hits both alike
         t0 = time.perf_counter()
-        pipeline(0)  # everything cached now
-        t_hit = time.perf_counter() - t0
-        print(f"{name:16s} bare forward {n / tb:8.1f} frames/s | pipeline {n / tp:8.1f} frames/s "
-              f"| ratio {tb / tp:.3f} (goal >= 0.9) | cached reload {n / t_hit:9.1f} frames/s")
-
+        bare()
+        t_bare.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        pipeline(rep)
+        t_pipe.append(time.perf_counter() - t0)
+    tb, tp = statistics.median(t_bare), statistics.median(t_pipe)
+    t0 = time.perf_counter()
+    pipeline(0)  # everything cached now
+    t_hit = time.perf_counter() - t0
+    print(f"{enc.name:16s} bare forward {n / tb:8.1f} frames/s | pipeline {n / tp:8.1f} frames/s "
+          f"| ratio {tb / tp:.3f} (goal >= 0.9) | cached reload {n / t_hit:9.1f} frames/s")
 
 if __name__ == "__main__":
     main()

@@ -13,8 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from realgap.cli import main  # noqa: E402
-from realgap.encoders import (  # noqa: E402
+from realgap.cli import main
+from realgap.encoders import (
     ENCODERS,
     ZOO,
     Preprocess,
@@ -22,7 +22,7 @@ from realgap.encoders import (  # noqa: E402
     find_weights,
     weights_status,
 )
-from realgap.errors import ConfigError, DataError, MissingFileError, UnknownNameError  # noqa: E402
+from realgap.errors import ConfigError, DataError, MissingFileError, UnknownNameError
 
 # Table I of encoder-dis-as-framework.txt: (no, embed dim, paper params M, training, data).
 TABLE_I = {

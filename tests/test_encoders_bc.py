@@ -9,12 +9,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import realgap.encoders.bc as bc  # noqa: E402
-from realgap.data import FrameSet  # noqa: E402
-from realgap.data.synthetic import write_synthetic  # noqa: E402
-from realgap.encoders import create_encoder, train_bc_encoder  # noqa: E402
-from realgap.encoders.e2e import ResNet18GNSpatial, SmallConvGN, SpatialSoftmax  # noqa: E402
-from realgap.errors import ConfigError  # noqa: E402
+from realgap.data import FrameSet
+from realgap.data.synthetic import write_synthetic
+from realgap.encoders import (
+    bc,
+    create_encoder,
+    train_bc_encoder,
+)
+from realgap.encoders.e2e import ResNet18GNSpatial, SmallConvGN, SpatialSoftmax
+from realgap.errors import ConfigError
 
 KW = {"epochs": 3, "image_size": 16, "batch_size": 16}
 

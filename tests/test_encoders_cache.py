@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from realgap.data import FrameSet  # noqa: E402
-from realgap.data.synthetic import write_synthetic  # noqa: E402
-from realgap.encoders import (  # noqa: E402
+from realgap.data import FrameSet
+from realgap.data.synthetic import write_synthetic
+from realgap.encoders import (
     Encoder,
     EncoderInfo,
     Preprocess,
@@ -20,7 +20,7 @@ from realgap.encoders import (  # noqa: E402
     create_encoder,
     embed_frameset,
 )
-from realgap.errors import ConfigError  # noqa: E402
+from realgap.errors import ConfigError
 
 
 @pytest.fixture(autouse=True, scope="module")

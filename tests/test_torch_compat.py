@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from realgap._torch_compat import ensure_torchvision, nms_reference  # noqa: E402
+from realgap._torch_compat import ensure_torchvision, nms_reference
 
 
 def test_ensure_torchvision_imports_and_nms_keeps_hand_worked_indices() -> None:

@@ -55,7 +55,7 @@ def _compiled_ops_load(torch: ModuleType) -> bool:
     spec = importlib.util.find_spec("torchvision")
     if spec is None or not spec.submodule_search_locations:
         return False
-    folder = list(spec.submodule_search_locations)[0]
+    folder = next(iter(spec.submodule_search_locations))
     for fname in os.listdir(folder):
         if fname.startswith("_C.") and fname.endswith((".so", ".pyd", ".dylib")):
             try:

@@ -67,7 +67,7 @@ def default_cache_dir() -> Path:
 
 def compact_ids(ids: list[int]) -> str:
     """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"``."""
-    ids = sorted(set(int(i) for i in ids))
+    ids = sorted({int(i) for i in ids})
     runs: list[str] = []
     i = 0
     while i < len(ids):
@@ -126,11 +126,11 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
         raise ConfigError(f"train_bc_encoder: camera {camera!r} not in the FrameSet; "
                           f"available: {frameset.cameras}")
     sub = frameset.select(domain=domain)
-    have = sorted(set(int(e) for e in sub.manifest["episode"]))
+    have = sorted({int(e) for e in sub.manifest["episode"]})
     if episodes is None:
         ep_ids = have
     else:
-        ep_ids = sorted(set(int(e) for e in episodes))
+        ep_ids = sorted({int(e) for e in episodes})
         missing = sorted(set(ep_ids) - set(have))
         if missing or not ep_ids:
             raise ConfigError(f"train_bc_encoder: episodes {compact_ids(missing) or '[]'} not in "
@@ -152,7 +152,7 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
             blob = torch.load(path, map_location="cpu", weights_only=True)
             module.load_state_dict(blob["state_dict"])
             meta = dict(blob["meta"])
-        except Exception:  # stale or truncated cache file: retrain and overwrite it
+        except Exception:  # noqa: BLE001 -- any unreadable/stale cache file: retrain, overwrite
             with seeded_torch(seed):
                 module = build_e2e(cfg.arch, cfg.feature_dim)
             meta = None

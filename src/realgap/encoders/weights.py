@@ -155,11 +155,11 @@ def read_checkpoint(path: Path) -> Any:
         return require("safetensors.torch").load_file(str(path), device="cpu")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # TorchScript archive, or a corrupt/truncated file
+    except Exception as exc:  # noqa: BLE001 -- TorchScript archive, or a corrupt/truncated file
         first = exc
     try:
         return torch.jit.load(str(path), map_location="cpu").state_dict()
-    except Exception:
+    except Exception:  # noqa: BLE001 -- neither format: report the first error
         msg = str(first).splitlines()[0][:200] if str(first) else type(first).__name__
         raise DataError(f"{path}: not a readable checkpoint ({msg}); re-download it") from first
 
