@@ -400,7 +400,8 @@ def perturb(
 
     Returns:
         An :class:`AppliedPerturbation`; call ``.undo()`` or use it as a context manager.
-        Its ``perturbation.factors()`` is the provenance record.
+        Its ``perturbation.factors()`` is the provenance record. Stacked perturbations must
+        be undone last-in, first-out (each restores the model as it found it).
 
     Raises:
         ConfigError: a non-positive or non-finite scale, no MJCF for a length change.
