@@ -72,20 +72,23 @@ def test_same_seed_same_weights_other_seed_differs(frames: Path, tmp_path: Path)
 
 
 def test_resume_equals_uninterrupted(frames: Path, tmp_path: Path) -> None:
-    full = train_policy(frames, tmp_path / "full", _cfg("dp-c"),
-                        TrainConfig(epochs=3, batch_size=8, checkpoint_every=1), progress=False)
-    train_policy(frames, tmp_path / "part", _cfg("dp-c"),
+    full = train_policy(frames, tmp_path / "full", _cfg(),
+                        TrainConfig(epochs=2, batch_size=8, checkpoint_every=1), progress=False)
+    train_policy(frames, tmp_path / "part", _cfg(),
                  TrainConfig(epochs=1, batch_size=8, checkpoint_every=1), progress=False)
-    res = train_policy(frames, tmp_path / "part", _cfg("dp-c"),
-                       TrainConfig(epochs=3, batch_size=8, checkpoint_every=1), progress=False)
-    assert res.epochs_done == 2
+    res = train_policy(frames, tmp_path / "part", _cfg(),
+                       TrainConfig(epochs=2, batch_size=8, checkpoint_every=1), progress=False)
+    assert res.epochs_done == 1
     assert [p.name for p in list_checkpoints(tmp_path / "part")] == [
-        "epoch-0001.pt", "epoch-0002.pt", "epoch-0003.pt"]
+        "epoch-0001.pt", "epoch-0002.pt"]
     wf, wp = _weights(full.checkpoint), _weights(res.checkpoint)
     assert all(np.array_equal(wf[k], wp[k]) for k in wf)
-    again = train_policy(frames, tmp_path / "part", _cfg("dp-c"),
-                         TrainConfig(epochs=3, batch_size=8), progress=False)
+    again = train_policy(frames, tmp_path / "part", _cfg(),
+                         TrainConfig(epochs=2, batch_size=8), progress=False)
     assert again.epochs_done == 0
+    with pytest.raises(ConfigError, match="another configuration or dataset"):
+        train_policy(frames, tmp_path / "part", _cfg("bc-rnn"), TrainConfig(epochs=3, batch_size=8),
+                     progress=False)
 
 
 def test_checkpoint_carries_config_hash_and_task(frames: Path, tmp_path: Path) -> None:

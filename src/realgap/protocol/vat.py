@@ -89,6 +89,13 @@ class VATConfig:
     metric: str = "success"
 
     def __post_init__(self) -> None:
+        from realgap.policy.config import E2E_ENCODERS, HEADS
+
+        if self.head not in HEADS:
+            raise ConfigError(f"--head: unknown head {self.head!r}; expected one of {', '.join(HEADS)}")
+        if self.encoder not in E2E_ENCODERS:
+            raise ConfigError(f"--encoder {self.encoder!r}: VAT trains end-to-end encoders; use "
+                              f"one of {', '.join(E2E_ENCODERS)}")
         if self.metric not in ("success", "return"):
             raise ConfigError(f"--metric {self.metric!r}: use 'success' or 'return'")
         if self.task_a == self.task_b:
