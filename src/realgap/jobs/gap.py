@@ -21,7 +21,7 @@ import io
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,8 @@ from realgap.jobs.records import (
     SALIENCY_ARTIFACT,
     WORST_ARTIFACT,
     encoder_meta,
+    estimate_dict,
+    load_scores,
 )
 from realgap.store import ResultsDB, Score
 
@@ -328,8 +330,7 @@ def _config_record(cfg: GapConfig, camera: str, sim: Any, real: Any) -> dict[str
     return d
 
 
-def run_gap(cfg: GapConfig, *, on_encoder: Callable[[str, dict[str, Any]], None] | None = None
-            ) -> GapResult:
+def run_gap(cfg: GapConfig) -> GapResult:
     """Run the whole job (see module docstring) and return where its results went."""
     from realgap.encoders import create_encoder, embed_frameset
     from realgap.explain import explain_encoder, fit_action_probe, saliency_support
@@ -440,8 +441,6 @@ def run_gap(cfg: GapConfig, *, on_encoder: Callable[[str, dict[str, Any]], None]
                 if why is not None:
                     meta["saliency"] = why
                 db.add_subject(run_id, enc.name, "encoder", meta)
-                if on_encoder is not None:
-                    on_encoder(enc.name, {s.metric: s for s in scores if not s.group})
             db.finish_run(run_id, "ok")
         except KeyboardInterrupt:
             db.finish_run(run_id, "interrupted")
@@ -449,8 +448,6 @@ def run_gap(cfg: GapConfig, *, on_encoder: Callable[[str, dict[str, Any]], None]
         except BaseException:
             db.finish_run(run_id, "failed")
             raise
-        from realgap.jobs.records import estimate_dict, load_scores
-
         table = load_scores(db, run_id)
         estimates = {enc.name: estimate_dict(table, enc.name) for enc in encoders}
     report = build_report(db_path)
