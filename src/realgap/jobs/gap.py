@@ -77,7 +77,7 @@ class GapConfig:
     seed: int = 0
     """Seed of splits, bootstraps, BC training, saliency pair choice: same seed, same numbers."""
     cache: str | None = None
-    """Embedding cache directory (default ``<out>/cache``)."""
+    """Cache directory for embeddings and trained BC weights (default ``<out>/cache``)."""
     weights: tuple[tuple[str, str], ...] = ()
     """``(encoder, checkpoint path)`` pairs for zoo encoders whose weights are not cached."""
     saliency_pairs: int = 3
