@@ -61,7 +61,7 @@ def test_protocol_validation(change: dict, exc: type, needle: str) -> None:
 def test_expert_through_the_protocol_gets_its_direct_success_rate(tmp_path: Path) -> None:
     """The protocol's base condition equals a direct expert run on the same seeds, and the
     pooled row is sum k / sum n."""
-    import realgap.sim as sim
+    from realgap import sim
     from realgap.protocol.runner import evaluate_policy
     from realgap.store import ResultsDB
 

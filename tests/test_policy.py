@@ -17,10 +17,10 @@ from realgap.errors import ConfigError
 
 torch = pytest.importorskip("torch")
 
-from realgap.data.synthetic import write_synthetic  # noqa: E402
-from realgap.policy import PolicyConfig, TrainConfig, load_policy, train_policy  # noqa: E402
-from realgap.policy.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
-from realgap.policy.train import make_windows  # noqa: E402
+from realgap.data.synthetic import write_synthetic
+from realgap.policy import PolicyConfig, TrainConfig, load_policy, train_policy
+from realgap.policy.checkpoint import list_checkpoints, load_checkpoint
+from realgap.policy.train import make_windows
 
 
 @pytest.fixture(scope="module")

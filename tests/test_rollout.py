@@ -13,8 +13,8 @@ from realgap.cli import main
 pytest.importorskip("mujoco")
 torch = pytest.importorskip("torch")
 
-from realgap.policy import EnvSpec, EpisodeSpec, rollout, run_episodes  # noqa: E402
-from realgap.policy.episodes import episode_specs, make_env  # noqa: E402
+from realgap.policy import EnvSpec, EpisodeSpec, rollout, run_episodes
+from realgap.policy.episodes import episode_specs, make_env
 
 SIZE = 32
 
@@ -58,7 +58,7 @@ def test_two_workers_give_the_same_outcomes_as_one() -> None:
 def test_conditions_change_one_thing_and_do_not_leak() -> None:
     env = make_env(EnvSpec("reach-mug", image_size=SIZE), {})
     try:
-        base_obs, base_info = env.reset(seed=5)
+        base_obs, _ = env.reset(seed=5)
         got = {}
         for name, st in {"POS": {"POS": [0.06, -0.04]}, "TH": {"TH": 0.03},
                          "LT": {"LT": "dim"}, "OBJ": {"OBJ": 1}, "TD": {"TD": 4}}.items():

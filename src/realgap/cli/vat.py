@@ -55,15 +55,15 @@ def format_result(res: object) -> str:
     b, bp = res.rate_b, res.rate_b_prime
     return "\n".join([
         f"VAT {c.task_a} -> {c.task_b}, head {c.head}, encoder {c.encoder}",
-        f"pi_B  (e2e on {c.task_b}):              {b.successes}/{b.trials} = {b.rate:.3f} "
-        f"[95% Wilson {b.lo:.3f}, {b.hi:.3f}]",
-        f"pi_B' ({c.task_b} on frozen pi_A encoder): {bp.successes}/{bp.trials} = {bp.rate:.3f} "
-        f"[95% Wilson {bp.lo:.3f}, {bp.hi:.3f}]",
+        (f"pi_B  (e2e on {c.task_b}):              {b.successes}/{b.trials} = {b.rate:.3f} "
+         f"[95% Wilson {b.lo:.3f}, {b.hi:.3f}]"),
+        (f"pi_B' ({c.task_b} on frozen pi_A encoder): {bp.successes}/{bp.trials} = {bp.rate:.3f} "
+         f"[95% Wilson {bp.lo:.3f}, {bp.hi:.3f}]"),
         f"mean return: pi_B {np.mean(res.returns_b):.3f}, pi_B' {np.mean(res.returns_b_prime):.3f}",
-        f"D = r(pi_B) - r(pi_B') with r = {c.metric}: mean {t.mean_diff:.3f}, sd {t.sd_diff:.3f}, "
-        f"n {t.n} pairs",
-        f"t = {t.t:.3f}, critical t_(1-{t.alpha:g}, {t.n - 1}) = {t.critical:.3f}, eps = {t.eps:g}, "
-        f"one-sided p = {t.p_value:.4f}",
+        (f"D = r(pi_B) - r(pi_B') with r = {c.metric}: mean {t.mean_diff:.3f}, "
+         f"sd {t.sd_diff:.3f}, n {t.n} pairs"),
+        (f"t = {t.t:.3f}, critical t_(1-{t.alpha:g}, {t.n - 1}) = {t.critical:.3f}, "
+         f"eps = {t.eps:g}, one-sided p = {t.p_value:.4f}"),
         f"decision: {t.decision}",
         f"took {res.seconds:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in res.timings.items()) + ")",
     ])

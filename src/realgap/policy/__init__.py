@@ -40,7 +40,24 @@ _EXPORTS = {
     "load_checkpoint": "realgap.policy.checkpoint",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
+    "PolicyConfig",
+    "TrainConfig",
+    "HEADS",
+    "train_policy",
+    "TrainResult",
+    "load_policy",
+    "PolicyPredictor",
+    "ExpertPolicy",
+    "LearnedPolicy",
+    "rollout",
+    "RolloutResult",
+    "run_episodes",
+    "EnvSpec",
+    "EpisodeSpec",
+    "EpisodeOutcome",
+    "load_checkpoint",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ Shapes: ``cond (B, 1, C)`` (observation horizon 1), ``actions (B, T_p, A)`` norm
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from realgap._optional import require
@@ -81,7 +82,7 @@ class ConditionalUnet1D(nn.Module):
         cdim = step_dim + cond_dim
         chans = (action_dim, *dims)
         self.down = nn.ModuleList()
-        for i, (ci, co) in enumerate(zip(chans[:-1], chans[1:], strict=True)):
+        for i, (ci, co) in enumerate(itertools.pairwise(chans)):
             last = i == len(dims) - 1
             self.down.append(nn.ModuleList([
                 _FiLMResBlock(ci, co, cdim), _FiLMResBlock(co, co, cdim),
@@ -91,7 +92,7 @@ class ConditionalUnet1D(nn.Module):
                                   _FiLMResBlock(dims[-1], dims[-1], cdim)])
         self.up = nn.ModuleList()
         rev = list(reversed(dims))
-        for i, (ci, co) in enumerate(zip(rev[:-1], rev[1:], strict=True)):
+        for i, (ci, co) in enumerate(itertools.pairwise(rev)):
             self.up.append(nn.ModuleList([
                 _FiLMResBlock(2 * ci, co, cdim), _FiLMResBlock(co, co, cdim),
                 nn.ConvTranspose1d(co, co, 4, stride=2, padding=1),
@@ -138,8 +139,8 @@ class DiffusionHead(nn.Module):
         self.infer_steps = infer_steps
         base = max(32, hidden // 2)
         self.unet = ConditionalUnet1D(action_dim, cond_dim, dims=(base, 2 * base))
-        kw = dict(num_train_timesteps=train_steps, beta_schedule="squaredcos_cap_v2",
-                  clip_sample=True, clip_sample_range=5.0, prediction_type="epsilon")
+        kw = {"num_train_timesteps": train_steps, "beta_schedule": "squaredcos_cap_v2",
+              "clip_sample": True, "clip_sample_range": 5.0, "prediction_type": "epsilon"}
         self.train_sched = diffusers.DDPMScheduler(**kw)
         self.infer_sched = diffusers.DDIMScheduler(**kw)
 

@@ -27,8 +27,12 @@ import numpy as np
 
 from realgap._optional import require
 from realgap.errors import ConfigError, DataError
-from realgap.policy.checkpoint import (checkpoint_path, list_checkpoints, load_checkpoint,
-                                       save_checkpoint)
+from realgap.policy.checkpoint import (
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from realgap.policy.config import PolicyConfig, TrainConfig
 
 
@@ -114,7 +118,7 @@ def train_policy(
     data: str | Path,
     out: str | Path,
     policy: PolicyConfig,
-    train: TrainConfig = TrainConfig(),
+    train: TrainConfig | None = None,
     *,
     resume: bool = True,
     encoder_from: str | Path | None = None,
@@ -126,7 +130,7 @@ def train_policy(
         data: FrameSet directory.
         out: output directory; checkpoints go to ``out/checkpoints/epoch-XXXX.pt``.
         policy: architecture; ``action_dim``/``state_dim`` are taken from the data.
-        train: optimisation settings.
+        train: optimisation settings (None: :class:`TrainConfig` defaults).
         resume: continue from the latest checkpoint in ``out`` when its configuration
             and FrameSet hash match (a mismatch is a :class:`ConfigError`).
         encoder_from: a checkpoint whose end-to-end encoder is copied in and frozen (VAT's
@@ -135,6 +139,8 @@ def train_policy(
     """
     torch = require("torch")
     from tqdm import tqdm
+
+    train = train or TrainConfig()
 
     from realgap.policy.model import PolicyNet, build_e2e_encoder, prepare_images
     from realgap.policy.predictor import load_weights

@@ -94,7 +94,7 @@ def _lighting(default: Mapping[str, Any], preset: str) -> dict[str, Any]:
     return out
 
 
-def ConditionedEnv(env: Any, settings: Mapping[str, Any]) -> Any:  # noqa: N802 - a class factory
+def ConditionedEnv(env: Any, settings: Mapping[str, Any]) -> Any:
     """Wrap ``env`` (a ``realgap.sim`` env) so every reset applies ``settings``.
 
     Returns a ``gymnasium.Wrapper``; see the module docstring for each factor.

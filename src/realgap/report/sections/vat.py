@@ -54,8 +54,8 @@ def _one(db: ResultsDB, run: pd.Series) -> str:
         "sd D": _num(test.get("sd_diff")), "H0 rejected": "yes" if reject else "no"}])
     rates = []
     for subj, what in (("pi_B", f"end to end on {cfg.get('task_b', 'B')}"),
-                       ("pi_B'", f"on {cfg.get('task_b', 'B')} with pi_A's frozen encoder "
-                                 f"(trained on {cfg.get('task_a', 'A')})")):
+                       ("pi_B'", (f"on {cfg.get('task_b', 'B')} with pi_A's frozen encoder "
+                                  f"(trained on {cfg.get('task_a', 'A')})"))):
         r = sc[(sc.subject == subj) & (sc.metric == "success_rate")]
         if r.empty:
             continue
