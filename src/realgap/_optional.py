@@ -26,6 +26,7 @@ EXTRA_OF: dict[str, str] = {
     "open_clip": "torch",
     "pytorch_grad_cam": "torch",
     "diffusers": "torch",
+    "safetensors": "torch",
     "stable_baselines3": "dynamics",
 }
 
