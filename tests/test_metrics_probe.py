@@ -81,3 +81,56 @@ def test_bad_inputs_name_the_argument() -> None:
         action_score(x, y, ep[:-1])
     with pytest.raises(DataError, match="action dims"):
         transfer_action_score(x, y, ep, x, y[:, :2], ep)
+
+
+def _wide_linear_problem(seed: int = 0, n_eps: int = 20, per_ep: int = 12, dim: int = 400):
+    """Fewer frames than dimensions, actions linear in 5 directions plus noise."""
+    rng = np.random.default_rng(seed)
+    n = n_eps * per_ep
+    x = rng.normal(size=(n, dim))
+    w = np.zeros((dim, 3))
+    w[:5] = rng.normal(size=(5, 3))
+    y = x @ w + 0.3 * rng.normal(size=(n, 3))
+    return x, y, np.repeat(np.arange(n_eps), per_ep)
+
+
+def test_cv_penalty_rescues_the_probe_when_dimensions_exceed_frames() -> None:
+    # Like image embeddings of a small demo set: 160 frames in 400 dims, saturated
+    # (bang-bang) actions of 3 latent directions, 80 nuisance directions of equal scale.
+    rng = np.random.default_rng(0)
+    z, u = rng.normal(size=(160, 3)), rng.normal(size=(160, 80))
+    x = np.hstack([z, u]) @ rng.normal(size=(83, 400)) + 0.5 * rng.normal(size=(160, 400))
+    y, ep = np.clip(2 * z, -1, 1), np.repeat(np.arange(16), 10)
+    fixed = action_score(x, y, ep, alpha=1.0, rng=0)
+    cv = action_score(x, y, ep, rng=0)  # alpha="cv" is the default
+    assert fixed.score < 0.3           # alpha = 1 fits the nuisance directions
+    assert cv.score > 0.45 and cv.alpha > 1.0
+
+
+def test_select_alpha_matches_sklearn_group_cv() -> None:
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GroupKFold
+
+    from realgap.metrics.probe import ALPHA_GRID, select_alpha
+
+    x, y, ep = _wide_linear_problem(seed=3, n_eps=10, per_ep=8, dim=50)
+    xs = (x - x.mean(0)) / x.std(0)
+    ys = (y - y.mean(0)) / y.std(0)
+    errs = []
+    for a in ALPHA_GRID:
+        e = 0.0
+        for tr, te in GroupKFold(n_splits=5).split(xs, ys, ep):
+            pred = Ridge(alpha=a, fit_intercept=False).fit(xs[tr], ys[tr]).predict(xs[te])
+            e += float(((ys[te] - pred) ** 2).sum())
+        errs.append(e)
+    assert select_alpha(xs, ys, ep) == pytest.approx(ALPHA_GRID[int(np.argmin(errs))])
+
+
+def test_constant_action_dimension_is_not_scored() -> None:
+    x, y, ep = _wide_linear_problem(seed=1, dim=30)
+    with_gripper = np.column_stack([y, -np.ones(len(y))])  # a gripper that never moves
+    a = action_score(x, y, ep, alpha=2.0, rng=4)
+    b = action_score(x, with_gripper, ep, alpha=2.0, rng=4)
+    assert b.score == pytest.approx(a.score, abs=1e-12)   # not inflated by a free 0 error
+    with pytest.raises(DataError, match="constant"):
+        action_score(x, np.ones((len(x), 2)), ep, rng=0)

@@ -79,7 +79,7 @@ def fit_action_probe(
     episodes: np.ndarray | None = None,
     *,
     val_fraction: float = 0.2,
-    alpha: float = 1.0,
+    alpha: float | str = "cv",
     rng: RngLike = 0,
 ) -> ActionProbe:
     """The Action Score's probe (DESIGN.md; ref. III-D) fit on embeddings (N, D) -> actions (N, A).
@@ -89,7 +89,8 @@ def fit_action_probe(
     as :func:`realgap.metrics.transfer_action_score`, so the saliency target is the very
     probe whose transfer AS the report shows. Without ``episodes`` all frames are used.
     The ridge itself is :class:`realgap.metrics.probe.RidgeProbe` (closed form on
-    train-standardized embeddings and actions).
+    train-standardized embeddings and actions; ``alpha="cv"`` picks the penalty by
+    leave-episodes-out cross-validation exactly as the Action Score does).
     """
     from realgap.metrics.probe import RidgeProbe, episode_split
 
@@ -102,10 +103,11 @@ def fit_action_probe(
         )
     if not (np.isfinite(z).all() and np.isfinite(y).all()):
         raise DataError("action probe: embeddings or actions contain NaN/inf; clean the frames")
+    groups = np.arange(len(z)) if episodes is None else np.asarray(episodes)
     if episodes is not None:
-        train, _ = episode_split(np.asarray(episodes), val_fraction, rng)
-        z, y = z[train], y[train]
-    return probe_from_ridge(RidgeProbe.fit(z, y, alpha))
+        train, _ = episode_split(groups, val_fraction, rng)
+        z, y, groups = z[train], y[train], groups[train]
+    return probe_from_ridge(RidgeProbe.fit(z, y, alpha, groups=groups))
 
 
 class ProbeTarget:

@@ -7,11 +7,19 @@ encoder-dis-as-framework.txt, section III-D, with the choices fixed in DESIGN.md
 2. standardize features and actions with the train statistics;
 3. fit a multi-output ridge probe in closed form,
    ``W = (X^T X + alpha I)^{-1} X^T Y`` on the standardized train data (no intercept is
-   needed: both sides are centred on train). ``alpha = 1.0`` by default, scikit-learn's
-   ``Ridge`` default, so the probe equals ``Ridge(alpha=1.0)`` on the same data;
+   needed: both sides are centred on train). ``alpha="cv"`` (the default) chooses the
+   penalty from :data:`ALPHA_GRID` by leave-episodes-out cross-validation *inside the train
+   split* (:func:`select_alpha`; validation episodes are never seen). A fixed penalty
+   fails where realgap is used most: with a few hundred frames and 512-4096 dimensions,
+   ``alpha = 1`` nearly interpolates the train frames and the validation MSE exceeds 1,
+   so every encoder scores AS = 0. A float ``alpha`` fixes the penalty (``alpha=1.0``
+   equals scikit-learn's ``Ridge(alpha=1.0)`` on the same data);
 4. on validation, ``AS = clip(1 - MSE_val, 0, 1)`` with the MSE averaged over frames and
-   standardized action dimensions. A probe that predicts the train mean scores about 0;
-   a perfect probe scores 1.
+   the standardized action dimensions that vary on train. A dimension that is constant
+   on train (a gripper never used in a reach task) has nothing to predict: counting it
+   as a perfectly predicted dimension would inflate every encoder's AS alike, so it is
+   left out (``n_action_dims`` records how many count). A probe that predicts the train
+   mean scores about 0; a perfect probe scores 1.
 
 :func:`transfer_action_score` is AS(sim -> real): the probe fitted on the sim train
 episodes, scored on every real frame (actions standardized with the *sim* train
@@ -50,6 +58,53 @@ def episode_split(
     return ~val, val
 
 
+#: Ridge penalties tried by ``alpha="cv"`` (standardized features, so the scale is shared).
+ALPHA_GRID: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 5, 15))
+
+
+def _ridge_path(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenbasis ``V``, eigenvalues ``s2`` of ``xs^T xs`` and ``b = V^T xs^T ys``, so that
+    the ridge weights for any penalty are ``V @ (b / (s2 + alpha)[:, None])``.
+    Uses the thin SVD of ``xs`` when it has fewer rows than columns (cheaper)."""
+    if xs.shape[0] < xs.shape[1]:
+        u, s, vt = np.linalg.svd(xs, full_matrices=False)
+        return vt.T, s * s, (s[:, None] * (u.T @ ys))
+    s2, v = np.linalg.eigh(xs.T @ xs)
+    s2 = np.clip(s2, 0.0, None)
+    return v, s2, v.T @ (xs.T @ ys)
+
+
+def select_alpha(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    groups: np.ndarray,
+    alphas: tuple[float, ...] = ALPHA_GRID,
+    n_folds: int = 5,
+) -> float:
+    """The penalty with the lowest leave-episodes-out MSE on standardized ``(xs, ys)``.
+
+    ``groups`` are episode ids; folds hold out whole episodes (``GroupKFold`` with
+    ``min(n_folds, n_episodes)`` folds). Features and actions are standardized once with
+    the statistics of the whole train split (a small, documented leak inside the train
+    split; the validation episodes are untouched). With fewer than 2 episodes there is
+    nothing to cross-validate and the geometric middle of ``alphas`` is returned.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    uniq = np.unique(groups)
+    if uniq.size < 2:
+        return float(alphas[len(alphas) // 2])
+    a = np.asarray(alphas, dtype=np.float64)
+    err = np.zeros(a.size)
+    for tr, te in GroupKFold(n_splits=int(min(n_folds, uniq.size))).split(xs, ys, groups):
+        v, s2, b = _ridge_path(xs[tr], ys[tr])
+        xv = xs[te] @ v                                   # (n_te, r)
+        for i, alpha in enumerate(a):
+            pred = xv @ (b / (s2 + alpha)[:, None])
+            err[i] += float(((ys[te] - pred) ** 2).sum())
+    return float(a[int(np.argmin(err))])
+
+
 @dataclass(frozen=True, eq=False)
 class RidgeProbe:
     """A fitted multi-output ridge probe on train-standardized features and actions.
@@ -58,7 +113,8 @@ class RidgeProbe:
         x_mean, x_std: ``(D,)`` train feature statistics.
         y_mean, y_std: ``(A,)`` train action statistics.
         coef: ``(D, A)`` weights in standardized units.
-        alpha: ridge penalty.
+        alpha: ridge penalty (chosen by cross-validation when fitted with ``"cv"``).
+        active: ``(A,)`` bool, the action dims that vary on train (the ones scored).
     """
 
     x_mean: np.ndarray
@@ -67,28 +123,50 @@ class RidgeProbe:
     y_std: np.ndarray
     coef: np.ndarray
     alpha: float
+    active: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> RidgeProbe:
-        """Closed-form ridge on standardized ``x (n, D)`` and ``y (n, A)``."""
-        if alpha < 0:
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        alpha: float | str = "cv",
+        groups: np.ndarray | None = None,
+    ) -> RidgeProbe:
+        """Closed-form ridge on standardized ``x (n, D)`` and ``y (n, A)``.
+
+        ``alpha="cv"`` picks the penalty by leave-episodes-out CV over ``groups``
+        (episode ids of the rows; required then) with :func:`select_alpha`.
+        """
+        if isinstance(alpha, str):
+            if alpha != "cv":
+                raise DataError(f"alpha: expected a ridge penalty >= 0 or 'cv', got {alpha!r}")
+            if groups is None:
+                raise DataError("alpha='cv' needs the episode id of each train frame (groups)")
+        elif alpha < 0:
             raise DataError(f"alpha: expected a ridge penalty >= 0, got {alpha}")
         x_mean, x_std = x.mean(axis=0), x.std(axis=0)
         y_mean, y_std = y.mean(axis=0), y.std(axis=0)
+        active = y_std > 1e-12
+        if not active.any():
+            raise DataError("actions: every action dimension is constant on the train episodes; "
+                            "the Action Score needs actions that vary")
         x_std = np.where(x_std > 0, x_std, 1.0)
-        y_std = np.where(y_std > 0, y_std, 1.0)
+        y_std = np.where(active, y_std, 1.0)
         xs = (x - x_mean) / x_std
         ys = (y - y_mean) / y_std
+        if isinstance(alpha, str):
+            alpha = select_alpha(xs, ys[:, active], np.asarray(groups))
         gram = xs.T @ xs
         gram[np.diag_indices_from(gram)] += alpha
         coef = np.linalg.lstsq(gram, xs.T @ ys, rcond=None)[0] if alpha == 0 else \
             np.linalg.solve(gram, xs.T @ ys)
-        return cls(x_mean, x_std, y_mean, y_std, coef, float(alpha))
+        return cls(x_mean, x_std, y_mean, y_std, coef, float(alpha), active)
 
     def frame_errors(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``(n,)`` squared error per frame, averaged over standardized action dims."""
         pred = ((x - self.x_mean) / self.x_std) @ self.coef
-        resid = (y - self.y_mean) / self.y_std - pred
+        resid = ((y - self.y_mean) / self.y_std - pred)[:, self.active]
         return (resid * resid).mean(axis=1)
 
 
@@ -156,7 +234,7 @@ def action_score(
     episodes: np.ndarray,
     *,
     val_fraction: float = 0.2,
-    alpha: float = 1.0,
+    alpha: float | str = "cv",
     rng: RngLike = 0,
 ) -> ASResult:
     """Action Score within one domain.
@@ -166,12 +244,13 @@ def action_score(
         actions: ``(n, A)`` actions (any units; they are standardized with train stats).
         episodes: ``(n,)`` episode id of each frame.
         val_fraction: share of episodes held out.
-        alpha: ridge penalty on standardized features.
+        alpha: ridge penalty on standardized features, or ``"cv"`` (leave-episodes-out
+            cross-validation inside the train split).
         rng: seed of the episode split.
     """
     x, y, ep = _inputs(emb, actions, episodes, "")
     train, val = episode_split(ep, val_fraction, rng)
-    probe = RidgeProbe.fit(x[train], y[train], alpha)
+    probe = RidgeProbe.fit(x[train], y[train], alpha, groups=ep[train])
     return _result(probe, x[val], y[val], ep[val], int(train.sum()), int(np.unique(ep[train]).size))
 
 
@@ -184,7 +263,7 @@ def transfer_action_score(
     ep_real: np.ndarray,
     *,
     val_fraction: float = 0.2,
-    alpha: float = 1.0,
+    alpha: float | str = "cv",
     rng: RngLike = 0,
 ) -> ASResult:
     """AS(sim -> real): the probe fitted on the sim train episodes (the same split as
@@ -196,5 +275,5 @@ def transfer_action_score(
         raise DataError(f"act_real has {yr.shape[1]} action dims but act_sim has {ys.shape[1]}; "
                         "sim and real must share the action space")
     train, _ = episode_split(es, val_fraction, rng)
-    probe = RidgeProbe.fit(xs[train], ys[train], alpha)
+    probe = RidgeProbe.fit(xs[train], ys[train], alpha, groups=es[train])
     return _result(probe, xr, yr, er, int(train.sum()), int(np.unique(es[train]).size))

@@ -124,7 +124,7 @@ def gap_suite(
     rng: RngLike = 0,
     factors_real: Any = None,
     val_fraction: float = 0.2,
-    ridge_alpha: float = 1.0,
+    ridge_alpha: float | str = "cv",
     mmd_max_samples: int = 1500,
     n_perm: int = 200,
     c2st_max_samples: int = 3000,
@@ -150,6 +150,8 @@ def gap_suite(
             cost is linear in it); ``coverage_max_sim``: sim support subsample size.
         mmd_max_samples, c2st_max_samples: per-side subsample caps.
         fd_boot: cap on the Fréchet replicates.
+        ridge_alpha: the action probes' penalty, or ``"cv"`` (default): chosen by
+            leave-episodes-out CV inside each train split (:mod:`realgap.metrics.probe`).
 
     Returns:
         ``{metric: Estimate for metric in METRICS} | {"details": dict}``.
@@ -191,8 +193,8 @@ def gap_suite(
     # Action probes: fitted once, validation episodes resampled.
     tr_s, va_s = episode_split(es, val_fraction, s_split)
     tr_r, va_r = episode_split(er, val_fraction, s_split_r)
-    probe_s = RidgeProbe.fit(xs[tr_s], ys[tr_s], ridge_alpha)
-    probe_r = RidgeProbe.fit(xr[tr_r], yr[tr_r], ridge_alpha)
+    probe_s = RidgeProbe.fit(xs[tr_s], ys[tr_s], ridge_alpha, groups=es[tr_s])
+    probe_r = RidgeProbe.fit(xr[tr_r], yr[tr_r], ridge_alpha, groups=er[tr_r])
     if ys.shape[1] != yr.shape[1]:
         raise DataError(f"act_real has {yr.shape[1]} action dims but act_sim has {ys.shape[1]}; "
                         "sim and real must share the action space")
