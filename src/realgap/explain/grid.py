@@ -41,8 +41,9 @@ def caption_for(encoder_name: str, method: str, layer: str) -> str:
             else "Grad-CAM")
     return (f"{encoder_name}: {what} at layer '{layer}'. An embedding has no class, so the "
             f"explained scalar is the action probe's prediction: {TARGET_DESCRIPTION}. "
-            "Red = regions that raise it most. Each row: the same simulator state in sim "
-            "(left pair) and real (right pair).")
+            "Red = regions that raise it most; a panel marked 'zero map' has no region that "
+            "raises it (Grad-CAM keeps positive evidence only). Each row: the same simulator "
+            "state in sim (left pair) and real (right pair).")
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -90,6 +91,13 @@ def grid_png(
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(heads[c].replace("$", r"\$"), fontsize=9)
+            cam = (sim_maps, real_maps)[c // 2][r] if c % 2 else None
+            if cam is not None and not np.any(cam > 1e-6):
+                # Grad-CAM's ReLU leaves nothing when no region raises the target: say so,
+                # rather than show a flat overlay that reads as a rendering bug.
+                ax.text(0.5, 0.5, "zero map:\nno region raises\nthe target", color="white",
+                        ha="center", va="center", fontsize=7, transform=ax.transAxes,
+                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 2})
         axes[r][0].set_ylabel(str(pair_ids[r]).replace("$", r"\$")[:18], fontsize=7)
     fig.suptitle(title.replace("$", r"\$"), fontsize=10)
     fig.tight_layout()
