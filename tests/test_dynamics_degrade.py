@@ -44,6 +44,9 @@ def test_degrade_run_records_returns_drops_and_episodes(run_dir: Path) -> None:
     drop = sc[(sc.metric == "normalized_drop") & (sc.grp == "gravity=2")].iloc[0]
     assert drop.value == pytest.approx(1 - r["gravity=2"].value / r["gravity=1"].value)
     assert drop.lo <= drop.value <= drop.hi
+    absdrop = sc[(sc.metric == "return_drop") & (sc.grp == "gravity=2")].iloc[0]
+    assert absdrop.value == pytest.approx(r["gravity=1"].value - r["gravity=2"].value)
+    assert absdrop.lo <= absdrop.value <= absdrop.hi
     base = sc[(sc.metric == "normalized_drop") & (sc.grp == "gravity=1")].iloc[0]
     assert base.value == 0.0
     assert json.loads(drop.extra)["perturbation"]["gravity"] == 2.0

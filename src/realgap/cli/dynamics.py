@@ -168,9 +168,11 @@ def run_degrade(args: argparse.Namespace) -> int:
     res = degradation_curve(cfg, out_dir=args.out, progress=print)
     with ResultsDB(args.out) as db:
         run = write_degrade(db, res)
-    print(f"{'scale':>6}  {'mean return [95% CI]':>34}  {'normalized drop [95% CI]':>30}  n")
+    print(f"{'scale':>6}  {'mean return [95% CI]':>30}  {'normalized drop [95% CI]':>28}  "
+          f"{'R(1) - R(s) [95% CI]':>28}  n")
     for s in cfg.all_scales:
-        print(f"{s:>6g}  {_ci(res.returns[s]):>34}  {_ci(res.drops[s]):>30}  {res.returns[s].n}")
+        print(f"{s:>6g}  {_ci(res.returns[s]):>30}  {_ci(res.drops[s]):>28}  "
+              f"{_ci(res.return_drops[s]):>28}  {res.returns[s].n}")
     print(f"run {run} -> {Path(args.out)}")
     _report(Path(args.out))
     return 0

@@ -6,7 +6,8 @@ section 5: HalfCheetah policies evaluated under gravity / torso / thigh 1x-2x): 
 
     drop(s) = 1 - R(s) / R(1)
 
-(0: no loss; 1: all return lost; negative: the perturbed env is easier). ``R(1)`` is the
+(0: no loss; 1: all return lost; negative: the perturbed env is easier), and the absolute
+loss ``R(1) - R(s)`` (defined whatever the sign of ``R(1)``). ``R(1)`` is the
 nominal scale, always evaluated. Policies: Stable-Baselines3 SAC trained in the nominal env
 (one per seed), or a given SB3 ``.zip`` (then the seeds only vary the evaluation episodes).
 
@@ -85,6 +86,8 @@ class DegradeResult:
     config: DegradeConfig
     returns: dict[float, Estimate]
     drops: dict[float, Estimate]
+    return_drops: dict[float, Estimate] = field(default_factory=dict)
+    """Absolute loss ``R(1) - R(s)`` (defined even when ``R(1) <= 0``)."""
     episodes: list[dict[str, Any]] = field(default_factory=list)
     policies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -202,6 +205,13 @@ def degradation_curve(
                                   details={"n_seeds": n_seeds})
         reps[scale] = r
     base = returns[1.0].value
+    abs_drops = {}
+    for scale in config.all_scales:
+        lo, hi = percentile_interval(reps[1.0] - reps[scale])
+        if scale == 1.0:
+            lo = hi = 0.0
+        abs_drops[scale] = Estimate(base - returns[scale].value, lo, hi, returns[scale].n,
+                                    unit="episodes", details={"n_seeds": n_seeds})
     drops = {}
     for scale in config.all_scales:
         if base <= 0:
@@ -217,7 +227,7 @@ def degradation_curve(
             lo = hi = 0.0
         drops[scale] = Estimate(value, lo, hi, returns[scale].n, unit="episodes",
                                 details={"n_seeds": n_seeds})
-    return DegradeResult(config, returns, drops, episodes, infos)
+    return DegradeResult(config, returns, drops, abs_drops, episodes, infos)
 
 
 def write_degrade(db: Any, result: DegradeResult) -> str:
@@ -239,6 +249,8 @@ def write_degrade(db: Any, result: DegradeResult) -> str:
         scores.append(Score(subject, "mean_return", r.value, r.lo, r.hi, r.n, grp, extra))
         scores.append(Score(subject, "normalized_drop", d.value, d.lo, d.hi, d.n, grp,
                             {**extra, **d.details}))
+        a = result.return_drops[scale]
+        scores.append(Score(subject, "return_drop", a.value, a.lo, a.hi, a.n, grp, extra))
     db.add_scores(run, scores)
     db.add_outcomes(run, subject, result.episodes)
     db.finish_run(run)

@@ -100,10 +100,12 @@ def _degrade(db: ResultsDB) -> str:
     parts = [("<h3>Degradation curves</h3><p class='note'>Policy trained in the nominal "
               "environment, evaluated as one factor grows (mbrl-latent-gap.txt, section 5). "
               "Mean episode return with a 95% two-level bootstrap interval (seeds, then "
-              "episodes); normalized drop = 1 - R(scale) / R(1). n = episodes.</p>")]
+              "episodes); normalized drop = 1 - R(scale) / R(1); return drop = R(1) - R(scale). "
+              "n = episodes.</p>")]
     for name, d in sc.groupby("name"):
         factor = d["factor"].iloc[0]
-        metrics = ["mean_return", "normalized_drop"]
+        metrics = [m for m in ("mean_return", "normalized_drop", "return_drop")
+                   if m in set(d.metric)]
         parts.append(f"<h4>{esc(name)} ({esc(d['subject'].iloc[0])})</h4>")
         parts.append(png_img(_curve_png(d, metrics, f"{factor} scale", str(name)),
                              alt=f"degradation curve {name}", width=760))
