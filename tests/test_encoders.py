@@ -57,14 +57,7 @@ LIGHT = ("efficientnet-b0", "hrp-resnet18", "mobilenet-v3", "r3m-resnet18", "res
          "clip-b32")  # one per builder; same-builder siblings (resnet34/50, mcr, ...) are slow
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> object:
-    """One intra-op thread: on the shared 2-core machine, 2 threads spin against each
-    other (measured 30x slower per small step under load); results do not depend on it."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -22,14 +22,7 @@ from realgap.errors import ConfigError
 KW = {"epochs": 3, "image_size": 16, "batch_size": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> object:
-    """One intra-op thread: on the shared 2-core machine, 2 threads spin against each
-    other (measured 30x slower per small step under load); results do not depend on it."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

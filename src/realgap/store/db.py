@@ -23,10 +23,11 @@ Tables (all keyed by ``run_id``):
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def _nullable(x: float | None) -> float | None:
     if x is None:
         return None
     x = float(x)
-    return None if x != x else x  # NaN -> NULL
+    return None if math.isnan(x) else x  # NaN -> NULL
 
 
 class ResultsDB:
@@ -164,10 +165,10 @@ class ResultsDB:
         """Open a run of ``kind`` ("gap", "evaluate", "vat", "degrade", ...); return its id."""
         from realgap import __version__
 
-        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, kind, name, datetime.now(timezone.utc).replace(tzinfo=None),
+            [run_id, kind, name, datetime.now(UTC).replace(tzinfo=None),
              _json(dict(config)), frameset_hash, __version__, "running"],
         )
         return run_id
