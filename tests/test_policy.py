@@ -196,3 +196,33 @@ def test_frozen_registry_encoder_policy(frames: Path, tmp_path: Path) -> None:
     pol.reset()
     a = pol.act({"head": np.zeros((24, 24, 3), np.uint8), "state": np.zeros(5, np.float32)})
     assert a.shape == (3,) and np.isfinite(a).all()
+
+
+def test_frozen_pretrained_encoder_travels_with_the_policy(frames: Path, tmp_path: Path) -> None:
+    """A registry encoder loaded from a weights file is rebuilt from that file on load, and
+    a policy refuses weights other than those it was trained on (one-line DataError)."""
+    import torch
+
+    from realgap.encoders import create_encoder
+    from realgap.errors import DataError, MissingFileError
+
+    weights = tmp_path / "resnet18-mine.pth"
+    torch.save(create_encoder("resnet18", random_init=True, seed=1).module.state_dict(), weights)
+    cfg = PolicyConfig("reach-mug", encoder="resnet18", encoder_weights=str(weights),
+                       head="bc", hidden=16)
+    res = train_policy(frames, tmp_path / "r18", cfg, TrainConfig(epochs=1, batch_size=8),
+                       progress=False)
+    ck = load_checkpoint(res.checkpoint)
+    assert f"file:{weights}" in ck["encoder_origin"]
+    obs = {"head": np.full((24, 24, 3), 90, np.uint8), "state": np.zeros(5, np.float32)}
+    pol = load_policy(res.checkpoint)
+    pol.reset()
+    a = pol.act(obs)
+    assert a.shape == (3,) and np.isfinite(a).all()
+
+    torch.save(create_encoder("resnet18", random_init=True, seed=2).module.state_dict(), weights)
+    with pytest.raises(DataError, match="trained on encoder 'resnet18' with weights"):
+        load_policy(res.checkpoint)
+    weights.unlink()
+    with pytest.raises(MissingFileError):
+        load_policy(res.checkpoint)

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--encoder-weights", default=None, metavar="PATH",
+                   help="checkpoint file of a frozen registry encoder (default: the standard caches)")
     p.add_argument("--image-size", type=int, default=64, help="encoder input side in px (default 64)")
     p.add_argument("--camera", default="head", help="camera the policy sees (default head)")
     p.add_argument("--domain", default="sim", help="FrameSet domain to train on; 'all' for every domain")
@@ -54,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and list_checkpoints(args.out):
         raise ConfigError(f"--out {args.out}: already holds checkpoints and --no-resume was given; "
                           "choose a new --out")
-    policy = PolicyConfig(task=args.task, encoder=args.encoder, head=args.head,
+    policy = PolicyConfig(task=args.task, encoder=args.encoder,
+                          encoder_weights=(str(Path(args.encoder_weights).resolve())
+                                           if args.encoder_weights else None),
+                          head=args.head,
                           camera=args.camera, image_size=args.image_size,
                           history=args.history, horizon=args.horizon)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

@@ -36,6 +36,9 @@ class PolicyConfig:
         encoder: ``"resnet18-e2e"`` (ResNet18, group norm, spatial softmax, trained with
             the head), ``"small-e2e"`` (the same recipe on a 4-layer CNN) or a registry
             encoder name, used frozen.
+        encoder_weights: checkpoint file of a frozen registry encoder (None: the standard
+            places of :func:`realgap.encoders.create_encoder`). Stored with the policy so a
+            rollout rebuilds the same encoder; its hash is checked on load.
         feature_dim: output width of an end-to-end encoder.
         head: ``"bc"`` (two-layer MLP), ``"bc-rnn"`` (LSTM over ``history`` steps) or
             ``"dp-c"`` (1-D convolutional U-Net diffusion over ``horizon`` actions).
@@ -62,6 +65,7 @@ class PolicyConfig:
 
     task: str
     encoder: str = E2E_ENCODER
+    encoder_weights: str | None = None
     head: str = "bc"
     feature_dim: int = 64
     camera: str = "head"

@@ -163,7 +163,15 @@ def load_policy(path: str | Path, task: str | None = None, name: str | None = No
     else:
         from realgap.encoders import create_encoder
 
-        registry_encoder = create_encoder(cfg.encoder, device="cpu")
+        registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights, device="cpu")
+        trained_with = ckpt.get("encoder_weights_hash")
+        if trained_with and trained_with != registry_encoder.weights_hash:
+            raise DataError(
+                f"{ckpt.get('path', 'checkpoint')}: the policy was trained on encoder "
+                f"{cfg.encoder!r} with weights {trained_with[:12]}, but "
+                f"{registry_encoder.weights_origin} has {registry_encoder.weights_hash[:12]}; "
+                "restore the original weights file or retrain the policy"
+            )
     net = PolicyNet(cfg, int(ckpt["feat_dim"]), encoder)
     load_weights(net, ckpt)
     meta = {k: ckpt.get(k) for k in ("task", "frameset_hash", "epoch", "encoder_origin", "path")}

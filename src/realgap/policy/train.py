@@ -189,7 +189,7 @@ def train_policy(
     else:
         from realgap.encoders import create_encoder, embed_frameset
 
-        registry_encoder = create_encoder(cfg.encoder, device="cpu")
+        registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights, device="cpu")
         encoder_origin = f"frozen registry encoder ({registry_encoder.weights_origin})"
         emb = embed_frameset(registry_encoder, view, camera=cfg.camera,
                              cache_dir=out / "embedding-cache", progress=progress)
@@ -257,7 +257,9 @@ def train_policy(
             ck = save_checkpoint(checkpoint_path(out, epoch + 1), {
                 "policy_config": cfg.to_dict(), "train_config": train.to_dict(),
                 "task": cfg.task, "frameset_hash": fs.content_hash, "data": str(data),
-                "encoder_origin": encoder_origin, "epoch": epoch + 1, "feat_dim": feat_dim,
+                "encoder_origin": encoder_origin,
+                "encoder_weights_hash": None if registry_encoder is None
+                else registry_encoder.weights_hash, "epoch": epoch + 1, "feat_dim": feat_dim,
                 "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
                 "losses": [float(x) for x in losses], "n_frames": n,
             })
