@@ -5,7 +5,9 @@ plain dict (loadable with ``weights_only=True``):
 
 - ``format``: ``"realgap-policy"``, ``format_version``: :data:`FORMAT_VERSION`;
 - ``policy_config`` (:class:`PolicyConfig` as a dict), ``train_config`` (dict);
-- ``task``, ``frameset_hash`` (the training FrameSet's content hash), ``encoder_origin``;
+- ``task``, ``frameset_hash`` (the training FrameSet's content hash), ``encoder_origin``,
+  ``encoder_weights_hash`` (a frozen registry encoder's weights, checked on load; None for
+  end-to-end encoders);
 - ``epoch``, ``feat_dim``, ``state_dict``, and for resuming ``optimizer`` and ``rng``.
 
 Files are written atomically (temporary file, then rename), so an interrupted save never
