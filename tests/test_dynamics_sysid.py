@@ -62,6 +62,8 @@ def test_bad_parameters() -> None:
                               next_obs=np.zeros((4, 17)), episode=np.array([0, 0, 1, 1]))
     with pytest.raises(ConfigError, match="bounds"):
         identify(ENV, t, ["gravity"], bounds=(1.5, 4.0))
+    with pytest.raises(ConfigError, match="n_boot"):
+        identify(ENV, t, ["gravity"], n_boot=-1)
     with pytest.raises(UnknownNameError, match="did you mean torso"):
         identify(ENV, t, ["length:torsoo"])
 

@@ -189,6 +189,8 @@ def identify(
     params = list(dict.fromkeys(params))
     if not params:
         raise ConfigError("params: give at least one parameter, e.g. --params gravity")
+    if n_boot < 0:
+        raise ConfigError(f"n_boot: bootstrap replicates must be >= 0 (0: no interval), got {n_boot}")
     lo_b, hi_b = bounds
     if not (0 < lo_b < 1.0 < hi_b):
         raise ConfigError(f"bounds: need 0 < low < 1 < high, got {bounds}")
