@@ -23,7 +23,8 @@ from realgap.dynamics import (
     transition_c2st,
 )
 from realgap.dynamics._stats import cluster_bootstrap, hierarchical_mean_ci
-from realgap.errors import DataError, FormatVersionError, MissingFileError
+from realgap.dynamics.runs import GapCurveConfig
+from realgap.errors import ConfigError, DataError, FormatVersionError, MissingFileError
 
 pytest.importorskip("mujoco")
 ENV = "InvertedPendulum-v5"
@@ -108,6 +109,24 @@ def test_cluster_bootstrap_and_hierarchical_mean_hand_values() -> None:
     assert v == 3.0 and lo == 1.0 and hi == 5.0  # replicate means are 1, 3 or 5
     m, lo, hi, _ = hierarchical_mean_ci([np.array([1.0, 3.0]), np.array([5.0, 7.0])], rng=0)
     assert m == 4.0 and 1.0 <= lo <= m <= hi <= 7.0
+    with pytest.raises(ConfigError, match="n_boot"):
+        cluster_bootstrap([np.array([0, 1])], lambda i: 0.0, n_boot=-1)
+
+
+@pytest.mark.parametrize("kw, needle", [({"factor": "gravty"}, "did you mean gravity"),
+                                        ({"scales": ()}, "scales"), ({"scales": (0.0,)}, "positive"),
+                                        ({"steps": 0}, "steps"), ({"n_boot": -1}, "n_boot")])
+def test_bad_gap_curve_config_fails_before_any_collection(kw: dict, needle: str) -> None:
+    with pytest.raises((ConfigError, KeyError), match=needle):
+        GapCurveConfig(env_id=ENV, **kw)
+
+
+def test_cli_gap_unknown_body_fails_before_collecting(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dynamics", "gap", "--env", ENV, "--factor", "length:polee", "--steps", "100000",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown body 'polee'; did you mean pole" in err[0], err
 
 
 def test_prediction_gap_is_zero_for_same_dynamics_and_rises(domains: dict[float, Transitions]) -> None:

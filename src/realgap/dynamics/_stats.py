@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from realgap._rng import RngLike, as_rng
+from realgap.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class Estimate:
     def as_dict(self) -> dict[str, Any]:
         return {"value": self.value, "lo": self.lo, "hi": self.hi, "n": self.n,
                 "unit": self.unit, "level": self.level, **self.details}
+
+
+def _check_n_boot(n_boot: int) -> None:
+    if n_boot < 0:
+        raise ConfigError(f"n_boot: bootstrap replicates must be >= 0 (0: no interval), got {n_boot}")
 
 
 def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -59,6 +65,7 @@ def cluster_bootstrap(
 
     Returns ``(value, lo, hi)``; ``value`` is ``stat`` on the original rows.
     """
+    _check_n_boot(n_boot)
     gen = as_rng(rng)
     members = []
     for g in groups:
@@ -93,6 +100,7 @@ def hierarchical_mean_ci(
         ``(mean, lo, hi, replicates)``; the replicates let a caller bootstrap a ratio of two
         conditions with the same random draws.
     """
+    _check_n_boot(n_boot)
     gen = as_rng(rng)
     arrays = [np.asarray(v, dtype=float) for v in values_by_seed]
     mean = float(np.mean(np.concatenate(arrays)))

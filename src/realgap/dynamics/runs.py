@@ -20,8 +20,9 @@ from realgap._rng import RngLike, child_seeds
 from realgap.dynamics._stats import Estimate
 from realgap.dynamics.gap import gap_measures
 from realgap.dynamics.latent import LatentConfig, latent_gap
-from realgap.dynamics.perturb import factor_perturbation
+from realgap.dynamics.perturb import factor_perturbation, make_env
 from realgap.dynamics.transitions import Transitions, collect_perturbed
+from realgap.errors import ConfigError
 
 GAP_METRICS = ("prediction_gap", "c2st_gap", "latent_map_distance")
 
@@ -45,6 +46,17 @@ class GapCurveConfig:
     n_boot: int = 500
     """Bootstrap replicates."""
 
+    def __post_init__(self) -> None:
+        if not self.scales:
+            raise ConfigError("scales: give at least one scale, e.g. --scales 1,1.5,2")
+        for s in self.scales:
+            factor_perturbation(self.factor, s)  # validates factor and scale
+        for name in ("steps", "max_episode_steps"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if self.n_boot < 0:
+            raise ConfigError(f"n_boot: must be >= 0 (0: no interval), got {self.n_boot}")
+
 
 def gap_curve(
     config: GapCurveConfig,
@@ -59,6 +71,8 @@ def gap_curve(
     noise only.
     """
     say = progress or (lambda _m: None)
+    # Unknown env ids and body names fail now, before the source collection.
+    make_env(config.env_id, factor_perturbation(config.factor, max(config.scales))).close()
     seeds = child_seeds(rng, 2 + 2 * len(config.scales))
     src = collect_perturbed(config.env_id, None, config.steps,
                             max_episode_steps=config.max_episode_steps, rng=seeds[0])
