@@ -121,9 +121,15 @@ def test_bad_gap_curve_config_fails_before_any_collection(kw: dict, needle: str)
         GapCurveConfig(env_id=ENV, **kw)
 
 
-def test_cli_gap_unknown_body_fails_before_collecting(tmp_path: Path,
+def test_cli_gap_unknown_body_fails_before_collecting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["dynamics", "gap", "--env", ENV, "--factor", "length:polee", "--steps", "100000",
+    from realgap.dynamics import runs
+
+    def no_collection(*a: object, **k: object) -> None:
+        raise AssertionError("collected transitions before checking the body name")
+
+    monkeypatch.setattr(runs, "collect_perturbed", no_collection)
+    assert main(["dynamics", "gap", "--env", ENV, "--factor", "length:polee", "--steps", "100",
                  "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown body 'polee'; did you mean pole" in err[0], err
