@@ -76,3 +76,37 @@ def test_bad_degrade_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown body 'torsoo'; did you mean torso?" in err[0], err
     assert not (tmp_path / "policies").exists()  # failed before any training
+
+
+def test_report_drops_the_undefined_drop_panel_and_keeps_the_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+
+    from realgap.dynamics._stats import Estimate
+    from realgap.dynamics.degrade import DegradeResult, write_degrade
+    from realgap.report.sections import dynamics as section
+
+    nan = float("nan")
+    note = "nominal return <= 0: the drop is undefined"
+    cfg = DegradeConfig(env_id=ENV, scales=(1.0, 2.0), seeds=(0,))
+    ret = {1.0: Estimate(-5.0, -6.0, -4.0, 2), 2.0: Estimate(-9.0, -10.0, -8.0, 2)}
+    result = DegradeResult(
+        cfg, ret, {s: Estimate(nan, nan, nan, 2, details={"note": note}) for s in ret},
+        {1.0: Estimate(0.0, 0.0, 0.0, 2), 2.0: Estimate(4.0, 3.0, 5.0, 2)},
+        policies=[{"algo": "SAC"}])
+    with ResultsDB(tmp_path) as db:
+        write_degrade(db, result)
+    panels = []
+    real_subplots = plt.subplots
+
+    def spy(*a: object, **k: object) -> object:
+        panels.append(a[1])
+        return real_subplots(*a, **k)
+
+    monkeypatch.setattr(plt, "subplots", spy)
+    with ResultsDB(tmp_path, read_only=True) as db:
+        html = section.render(db)
+    assert panels == [2]  # mean_return and return_drop; no empty normalized_drop panel
+    assert html is not None and "data:image/png;base64" in html
+    assert "<p class='warn'>nominal return &lt;= 0: the drop is undefined</p>" in html

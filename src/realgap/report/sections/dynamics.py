@@ -48,7 +48,12 @@ def _nan(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def _curve_png(df: pd.DataFrame, metrics: list[str], xlabel: str, title: str) -> bytes:
+def _curve_png(df: pd.DataFrame, metrics: list[str], xlabel: str, title: str) -> bytes | None:
+    """One panel per metric that has a value; None when none has (the table and its notes
+    say why, e.g. a normalized drop undefined because the nominal return is <= 0)."""
+    metrics = [m for m in metrics if df.loc[df.metric == m, "value"].notna().any()]
+    if not metrics:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,10 +62,6 @@ def _curve_png(df: pd.DataFrame, metrics: list[str], xlabel: str, title: str) ->
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         d = df[df.metric == metric].sort_values("scale")
-        if d.empty or d["value"].isna().all():
-            ax.axis("off")
-            ax.text(0.5, 0.5, f"{metric}: undefined", ha="center", va="center", fontsize=9)
-            continue
         y = d["value"].to_numpy(float)
         lo = d["lo"].to_numpy(float)
         hi = d["hi"].to_numpy(float)
@@ -107,8 +108,9 @@ def _degrade(db: ResultsDB) -> str:
         metrics = [m for m in ("mean_return", "normalized_drop", "return_drop")
                    if m in set(d.metric)]
         parts.append(f"<h4>{esc(name)} ({esc(d['subject'].iloc[0])})</h4>")
-        parts.append(png_img(_curve_png(d, metrics, f"{factor} scale", str(name)),
-                             alt=f"degradation curve {name}", width=760))
+        png = _curve_png(d, metrics, f"{factor} scale", str(name))
+        if png:
+            parts.append(png_img(png, alt=f"degradation curve {name}", width=760))
         view = _view(d, metrics)
         parts.append(table(view, table_id=f"dyn-degrade-{esc(name)}",
                            raw_html_columns=metrics, caption=f"{name}: return and drop per scale"))
@@ -131,9 +133,10 @@ def _gap(db: ResultsDB) -> str:
         factor = d["factor"].iloc[0]
         metrics = [m for m in _METRIC_LABEL if m in set(d.metric)]
         parts.append(f"<h4>{esc(name)}</h4>")
-        if d["scale"].notna().all() and d["scale"].nunique() > 1:
-            parts.append(png_img(_curve_png(d, metrics, f"{factor} scale", str(name)),
-                                 alt=f"gap measures {name}", width=900))
+        png = (_curve_png(d, metrics, f"{factor} scale", str(name))
+               if d["scale"].notna().all() and d["scale"].nunique() > 1 else None)
+        if png:
+            parts.append(png_img(png, alt=f"gap measures {name}", width=900))
         parts.append(table(_view(d, metrics), table_id=f"dyn-gap-{esc(name)}",
                            raw_html_columns=metrics, caption=f"{name}: gap measures per scale"))
     return "".join(parts)
