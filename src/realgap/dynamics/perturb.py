@@ -293,22 +293,21 @@ def _copy_model_into(dst: Any, src: Any) -> None:
             f"perturb: the recompiled model changed structure ({', '.join(diff)}); "
             "only numeric changes can be applied in place"
         )
-    for a in dir(dst):
-        if a.startswith("_"):
-            continue
-        v = getattr(dst, a)
-        if isinstance(v, np.ndarray):
-            np.copyto(v, getattr(src, a))
+    _copy_fields(dst, src, scalars=False)  # the model's sizes are checked equal above
     for s in _STRUCTS:
-        d_struct, s_struct = getattr(dst, s), getattr(src, s)
-        for f in dir(d_struct):
-            if f.startswith("_"):
-                continue
-            v = getattr(d_struct, f)
-            if isinstance(v, np.ndarray):
-                np.copyto(v, getattr(s_struct, f))
-            elif isinstance(v, (int, float)):
-                setattr(d_struct, f, getattr(s_struct, f))
+        _copy_fields(getattr(dst, s), getattr(src, s), scalars=True)
+
+
+def _copy_fields(dst: Any, src: Any, *, scalars: bool) -> None:
+    """Copy the public array attributes of ``src`` into ``dst`` (and int/float ones if ``scalars``)."""
+    for name in dir(dst):
+        if name.startswith("_"):
+            continue
+        v = getattr(dst, name)
+        if isinstance(v, np.ndarray):
+            np.copyto(v, getattr(src, name))
+        elif scalars and isinstance(v, (int, float)):
+            setattr(dst, name, getattr(src, name))
 
 
 def _apply(model: Any, env: Any, p: Perturbation, spec: Any) -> None:
