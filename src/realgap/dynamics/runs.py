@@ -24,8 +24,6 @@ from realgap.dynamics.perturb import factor_perturbation, make_env
 from realgap.dynamics.transitions import Transitions, collect_perturbed
 from realgap.errors import ConfigError
 
-GAP_METRICS = ("prediction_gap", "c2st_gap", "latent_map_distance")
-
 
 @dataclass(frozen=True)
 class GapCurveConfig:
@@ -161,4 +159,4 @@ def write_sysid(
     return run
 
 
-__all__ = ["GAP_METRICS", "GapCurveConfig", "gap_curve", "write_gap", "write_sysid"]
+__all__ = ["GapCurveConfig", "gap_curve", "write_gap", "write_sysid"]

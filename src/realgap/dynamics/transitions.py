@@ -136,17 +136,6 @@ class Transitions:
                 for k in (*_REQUIRED, *_STATE)}
         return Transitions(**pick, meta=dict(self.meta))
 
-    def select_episodes(self, episodes: np.ndarray) -> Transitions:
-        """Transitions of the given trajectories, repeats allowed (for the bootstrap); repeated
-        trajectories get fresh ids so they stay distinct."""
-        rows, new_ep = [], []
-        for j, e in enumerate(np.asarray(episodes)):
-            idx = np.flatnonzero(self.episode == e)
-            rows.append(idx)
-            new_ep.append(np.full(idx.size, j, dtype=np.int64))
-        out = self.subset(np.concatenate(rows))
-        return Transitions(**{**out.__dict__, "episode": np.concatenate(new_ep)})
-
     def features(self) -> tuple[np.ndarray, np.ndarray]:
         """``(X, Y)``: X = [s, a] (N, S+A), Y = s' - s (N, S): the one-step regression pair."""
         return np.hstack([self.obs, self.action]), self.next_obs - self.obs
@@ -184,23 +173,6 @@ def load(path: str | Path) -> Transitions:
         )
     meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
     return Transitions.validated(source=str(p), meta=meta, **arrays)
-
-
-def concat(parts: list[Transitions]) -> Transitions:
-    """Stack transitions; trajectory ids are offset so they stay distinct."""
-    if not parts:
-        raise DataError("transitions: nothing to concatenate")
-    out: dict[str, Any] = {}
-    offset = 0
-    eps = []
-    for t in parts:
-        eps.append(t.episode - t.episode.min() + offset)
-        offset = int(eps[-1].max()) + 1
-    for k in (*_REQUIRED, *_STATE):
-        vals = [getattr(t, k) for t in parts]
-        out[k] = None if any(v is None for v in vals) else np.concatenate(vals)
-    out["episode"] = np.concatenate(eps)
-    return Transitions.validated(meta=dict(parts[0].meta), **out)
 
 
 def collect(
