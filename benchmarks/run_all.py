@@ -7,6 +7,7 @@ Each script compares realgap against a baseline in the same run; copy the number
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -16,8 +17,14 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
-    wanted = {a.removeprefix("bench_").removesuffix(".py") for a in argv}
     scripts = sorted(HERE.glob("bench_*.py"))
+    known = [s.stem.removeprefix("bench_") for s in scripts]
+    parser = argparse.ArgumentParser(description="Run the realgap benchmarks one after the other.")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run (default: all): {', '.join(known)}")
+    wanted = {a.removeprefix("bench_").removesuffix(".py") for a in parser.parse_args(argv).names}
+    if unknown := sorted(wanted - set(known)):
+        parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(known)}")
     if wanted:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in wanted]
     failed = []
