@@ -15,6 +15,7 @@ from realgap._rng import as_rng, child_seeds
 from realgap.cli import main
 from realgap.errors import (
     ConfigError,
+    DataError,
     FormatVersionError,
     MissingDependencyError,
     MissingFileError,
@@ -105,6 +106,10 @@ def test_results_db_rejects_other_versions(tmp_path) -> None:
         ResultsDB(tmp_path)
     with pytest.raises(MissingFileError, match="no results database here"):
         ResultsDB(tmp_path / "nowhere", read_only=True)
+    (tmp_path / "text.duckdb").write_text("not a database")
+    for read_only in (True, False):
+        with pytest.raises(DataError, match="cannot open the results database"):
+            ResultsDB(tmp_path / "text.duckdb", read_only=read_only)
 
 
 def test_cli_turns_errors_into_one_line_and_exit_2(tmp_path, capsys) -> None:
@@ -112,6 +117,10 @@ def test_cli_turns_errors_into_one_line_and_exit_2(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("realgap: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    (tmp_path / "text.duckdb").write_text("not a database")
+    assert main(["report", str(tmp_path / "text.duckdb")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("realgap: error: ") and err.count("\n") == 1, err
 
 
 def test_report_builds_from_db_alone(tmp_path, capsys) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Self
 
 import pandas as pd
 
-from realgap.errors import FormatVersionError, MissingFileError
+from realgap.errors import DataError, FormatVersionError, MissingFileError
 
 FORMAT_VERSION = 1
 DEFAULT_DB_NAME = "results.duckdb"
@@ -129,7 +129,13 @@ class ResultsDB:
             )
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:  # not a DuckDB file, or locked by another process
+            raise DataError(
+                f"{self.path}: cannot open the results database ({exc}); point --out or the "
+                "database argument at a realgap results directory or .duckdb file"
+            ) from None
         if not read_only:
             self.con.execute(_SCHEMA)
             self.con.execute(
