@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -207,8 +206,9 @@ _WORKER_ARGS: tuple[Any, EnvSpec, int | None] | None = None
 
 def _init_worker(policy_ref: Any, env_spec: EnvSpec, threads: int | None) -> None:
     global _WORKER_ARGS
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    from realgap.sim.generate import headless_gl
+
+    headless_gl()
     _WORKER_ARGS = (policy_ref, env_spec, threads)
 
 
@@ -249,6 +249,9 @@ def run_episodes(
                           "object; save it with train_policy() or use workers=1")
     bar = tqdm(total=len(episodes), desc=desc, disable=not progress)
     if workers == 1:
+        from realgap.sim.generate import headless_gl
+
+        headless_gl()  # as the spawned workers do; without it a headless run fails in GLFW
         worker = _Worker(ref, env_spec, None)
         try:
             out = []
