@@ -51,15 +51,14 @@ class _Store:
         self.meta = meta
         self.records = records
         self.content_hash = combine_hashes((r["key"], r["hash"]) for r in records)
-        self.table = _read_manifest(root, records)
+        self.table = _read_manifest(root, records, self.content_hash)
         counts = np.array([int(r["n_frames"]) for r in records], dtype=np.int64)
         self.ep_of_row = np.repeat(np.arange(len(records), dtype=np.int64), counts)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
         self.offset_in_ep = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
         self._manifest: pd.DataFrame | None = None
-        self._actions: np.ndarray | None = None
-        self._states: np.ndarray | None = None
+        self._matrices: dict[str, np.ndarray] = {}
         self._factors: pd.DataFrame | None = None
 
     def array(self, ep: int, camera: str) -> np.ndarray:
@@ -84,18 +83,13 @@ class _Store:
         return self._manifest
 
     def matrix(self, column: str) -> np.ndarray:
-        cached = self._actions if column == "action" else self._states
-        if cached is None:
-            dim_key = "action_dim" if column == "action" else "state_dim"
-            dim = int(self.records[0][dim_key]) if self.records else 0
+        """``float32 (N, dim)`` of the list column ``action`` or ``state`` (cached)."""
+        if column not in self._matrices:
+            dim = int(self.records[0][f"{column}_dim"]) if self.records else 0
             col = self.table.column(column).combine_chunks()
             flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-            cached = flat.reshape(len(self.table), dim)
-            if column == "action":
-                self._actions = cached
-            else:
-                self._states = cached
-        return cached
+            self._matrices[column] = flat.reshape(len(self.table), dim)
+        return self._matrices[column]
 
     def factors(self) -> pd.DataFrame:
         if self._factors is None:
@@ -340,8 +334,7 @@ def load_image_array(path: Path, n_frames: int, shape: Sequence[int]) -> np.ndar
     return arr
 
 
-def _read_manifest(root: Path, records: list[dict[str, Any]]) -> pa.Table:
-    content_hash = combine_hashes((r["key"], r["hash"]) for r in records)
+def _read_manifest(root: Path, records: list[dict[str, Any]], content_hash: str) -> pa.Table:
     table = read_consolidated(root, content_hash)
     if table is not None and table.num_rows == sum(int(r["n_frames"]) for r in records):
         return table
