@@ -173,3 +173,14 @@ def test_cli_gap_curve_writes_db_and_report(tmp_path: Path,
     assert p["prediction_gap", "gravity=2"] > p["prediction_gap", "gravity=1"]
     html = (tmp_path / "report.html").read_text()
     assert "Gap measures against perturbation size" in html and "dyn-gap-" in html
+
+
+@pytest.mark.parametrize("out, needle", [("dir", "is a directory"), ("file/x.npz", "File exists")])
+def test_cli_collect_bad_out_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             out: str, needle: str) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("")
+    assert main(["dynamics", "collect", "--env", ENV, "--steps", "5",
+                 "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("realgap: error: ") and needle in err[0], err

@@ -34,6 +34,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                PermissionError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="realgap",
@@ -62,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.func(args)
     except RealgapError as exc:
         return fail(str(exc))
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+    except OSError as exc:
+        # A file-system error about a path the user gave (exists, is a directory, no
+        # permission, disk full, ...) is input, not a bug; one without a path is a bug.
+        if exc.filename is None and not isinstance(exc, _PATH_ERRORS):
+            raise
         return fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     except KeyboardInterrupt:
         print("realgap: interrupted; completed work was kept and the run can be resumed",

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from realgap._rng import RngLike, as_rng
-from realgap.errors import DataError, FormatVersionError, MissingFileError
+from realgap.errors import ConfigError, DataError, FormatVersionError, MissingFileError
 
 FORMAT_VERSION = 1
 _REQUIRED = ("obs", "action", "next_obs", "episode")
@@ -144,6 +144,8 @@ class Transitions:
 def save(tr: Transitions, path: str | Path) -> Path:
     """Write ``tr`` as a compressed ``.npz`` (format above); returns the path."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory; give the transitions file to write, e.g. {p / 'transitions.npz'}")
     p.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: getattr(tr, k) for k in (*_REQUIRED, *_STATE) if getattr(tr, k) is not None}
     tmp = p.with_name(p.name + ".tmp.npz")
