@@ -40,10 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from realgap import __version__
-from realgap._optional import require
 from realgap.errors import ConfigError
+from realgap.sim.domains import DOMAINS
+from realgap.sim.factor_config import GRANULARITIES
+from realgap.sim.factors import FACTOR_NAMES
+from realgap.sim.fidelity import FIDELITY
+from realgap.sim.scene import CAMERAS
+from realgap.sim.tasks import TASKS
 
 __all__ = [
     "DEFAULT_DEMO_OUT",
@@ -58,13 +64,11 @@ __all__ = [
 
 #: Generator name recorded in every frame's ``source``.
 GENERATOR = "realgap.sim.generate"
-#: Domains this generator can render; the first is the environment's own.
-RENDER_DOMAINS: tuple[str, ...] = ("sim", "sim-nominal", "real-proxy")
-#: Randomization factors of :mod:`realgap.sim.factors` (reference names, section 3.2.3).
-KNOWN_FACTORS: tuple[str, ...] = ("BG", "LT", "TD", "CP", "TH", "PHYS")
+#: Domains this generator can render (:data:`realgap.sim.domains.DOMAINS`); the first is
+#: the environment's own.
+RENDER_DOMAINS: tuple[str, ...] = DOMAINS
 #: Factors that change only how a state looks (the rest change the state itself).
 APPEARANCE_FACTORS: tuple[str, ...] = ("BG", "LT", "CP")
-GRANULARITIES: tuple[str, ...] = ("episode", "frame")
 
 
 @dataclass(frozen=True)
@@ -141,11 +145,10 @@ def _check_writable(out: str) -> Path:
 
 def validate_config(cfg: GenerateConfig) -> None:
     """Check every field; raise :class:`ConfigError`/``UnknownNameError`` naming it."""
-    sim = require("realgap.sim")
     if not cfg.tasks:
         raise ConfigError("--task: no task given; pass e.g. --task reach-mug")
     for task in cfg.tasks:
-        sim.TASKS.get(task)  # UnknownNameError with close matches
+        TASKS.get(task)  # UnknownNameError with close matches
     if not _int_like(cfg.episodes) or cfg.episodes < 1:
         raise ConfigError(f"--episodes: got {cfg.episodes!r}, expected an integer >= 1")
     if not cfg.domains:
@@ -158,23 +161,19 @@ def validate_config(cfg: GenerateConfig) -> None:
             )
     if len(set(cfg.domains)) != len(cfg.domains):
         raise ConfigError(f"--domains: repeated domain in {','.join(cfg.domains)}")
-    known = tuple(getattr(sim, "FACTOR_NAMES", KNOWN_FACTORS))
     for f in cfg.randomize:
-        if f not in known:
+        if f not in FACTOR_NAMES:
             raise ConfigError(
-                f"--randomize: unknown factor {f!r}; choose from {', '.join(known)}"
+                f"--randomize: unknown factor {f!r}; choose from {', '.join(FACTOR_NAMES)}"
             )
     if cfg.granularity not in GRANULARITIES:
         raise ConfigError(
             f"--granularity: got {cfg.granularity!r}, expected one of {', '.join(GRANULARITIES)}"
         )
-    fidelities = tuple(getattr(sim, "FIDELITY", ("low", "medium", "high")))
-    if cfg.fidelity not in fidelities:
+    if cfg.fidelity not in FIDELITY:
         raise ConfigError(
-            f"--fidelity: got {cfg.fidelity!r}, expected one of {', '.join(fidelities)}"
+            f"--fidelity: got {cfg.fidelity!r}, expected one of {', '.join(FIDELITY)}"
         )
-    from realgap.sim.scene import CAMERAS
-
     for cam in cfg.cameras:
         if cam not in CAMERAS:
             raise ConfigError(f"--cameras: unknown camera {cam!r}; choose from "
@@ -358,9 +357,8 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
     headless_gl()
     validate_config(cfg)
     out = _check_writable(cfg.out)
-    sim = require("realgap.sim")
-    data = require("realgap.data")
-    tqdm = require("tqdm").tqdm
+    from realgap.data import FrameSet, FrameSetWriter
+    from realgap.sim import expert_for, make
     labels = {d: cfg.label(d) for d in cfg.domains}
     version_source = f"{GENERATOR} {__version__}"
     t0 = time.perf_counter()
@@ -368,7 +366,7 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
     # Check the settings before the writer touches anything in ``out``.
     record = _load_record(out, cfg, (out / "meta.json").is_file())
     record["config"] = _merged_config(record, cfg)
-    with data.FrameSetWriter(out, source=version_source, resume=True,
+    with FrameSetWriter(out, source=version_source, resume=True,
                              domains=tuple(labels.values())) as writer:
         done = writer.completed_episodes()
         _write_record(out, record)
@@ -385,12 +383,12 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
                 env = envs.get(task)
                 if env is None:
                     extra = {} if cfg.max_steps is None else {"max_steps": cfg.max_steps}
-                    env = envs[task] = sim.make(
+                    env = envs[task] = make(
                         task, randomize=cfg.randomize, granularity=cfg.granularity,
                         fidelity=cfg.fidelity, image_size=cfg.image_size,
                         cameras=cfg.cameras, domain="sim", seed=cfg.seed, **extra,
                     )
-                expert = sim.expert_for(env)  # fresh per episode: experts may keep state
+                expert = expert_for(env)  # fresh per episode: experts may keep state
                 frames, facs, acts, sts, ok = _run_episode(env, expert, cfg, task, ep)
                 src = f"{version_source} task={task} seed={cfg.seed}"
                 pids = [pair_id(task, cfg.seed, ep, t) for t in range(len(acts))]
@@ -414,7 +412,7 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
             record["last_run"] = {"seconds": round(time.perf_counter() - t0, 2),
                                   "episodes": len(todo), "frames_written": n_frames}
             _write_record(out, record)
-    return data.FrameSet.open(out)
+    return FrameSet.open(out)
 
 
 def _write_record(out: Path, record: dict[str, Any]) -> None:
