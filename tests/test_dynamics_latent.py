@@ -7,12 +7,14 @@ Environment: InvertedPendulum-v5, random policy, gravity 1.0 / 1.5 / 2.0.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from realgap.dynamics import Transitions, collect_perturbed, factor_perturbation
 from realgap.dynamics.latent import LatentConfig, fit_latent, latent_gap
+from realgap.errors import ConfigError
 
 pytest.importorskip("torch")
 pytest.importorskip("mujoco")
@@ -38,6 +40,23 @@ def test_map_is_the_identity_before_joint_training() -> None:
         assert np.array_equal(a.detach().numpy(), b.detach().numpy())
     est = latent_gap(src, tgt, cfg, n_boot=20, rng=0)
     assert est.value == 0.0 and est.lo == 0.0 and est.hi == 0.0
+
+
+@pytest.mark.parametrize("kw", [{"joint_steps": -1}, {"hidden": 0}, {"batch_size": 0},
+                                {"latent_dim": 0}, {"lr": 0.0}])
+def test_bad_latent_config(kw: dict) -> None:
+    with pytest.raises(ConfigError, match=next(iter(kw))):
+        LatentConfig(**kw)
+
+
+def test_cli_refuses_a_latent_model_without_training(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from realgap.cli import main
+
+    assert main(["dynamics", "gap", "--env", ENV, "--latent-steps", "0",
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--latent-steps" in err[0] and "--no-latent" in err[0], err
 
 
 def test_latent_training_is_deterministic() -> None:

@@ -128,6 +128,10 @@ def run_gap(args: argparse.Namespace) -> int:
     from realgap.dynamics.runs import GapCurveConfig, gap_curve, write_gap
     from realgap.store import ResultsDB
 
+    if args.latent_steps <= 0 and not args.no_latent:
+        # Without joint training the map stays the identity: a latent gap of exactly 0.
+        raise ConfigError(f"--latent-steps: must be > 0, got {args.latent_steps}; "
+                          "use --no-latent to skip the latent model")
     lcfg = LatentConfig(pretrain_steps=args.latent_steps, joint_steps=args.latent_steps)
     if (args.source is None) != (args.target is None):
         raise ConfigError("--source/--target: give both transitions files, or neither "

@@ -52,6 +52,7 @@ from realgap._rng import RngLike, as_rng
 from realgap.dynamics._stats import Estimate, cluster_bootstrap
 from realgap.dynamics.gap import check_compatible
 from realgap.dynamics.transitions import Transitions
+from realgap.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,19 @@ class LatentConfig:
     """Weight of the auto-encoding losses."""
     w_corr: float = 1.0
     """Weight of the correspondence losses."""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "batch_size"):
+            if int(getattr(self, name)) <= 0:
+                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        # 0 steps is allowed (tests inspect the untrained model); negative ones are typos.
+        for name in ("pretrain_steps", "joint_steps"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.latent_dim is not None and self.latent_dim <= 0:
+            raise ConfigError(f"latent_dim: must be > 0 or None, got {self.latent_dim}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
 
 
 def _mlp(nn: Any, i: int, h: int, o: int) -> Any:
