@@ -65,7 +65,8 @@ def test_require_names_the_extra() -> None:
 
 def test_import_realgap_stays_light() -> None:
     code = (
-        "import sys, realgap, realgap.store, realgap.report, realgap.cli;"
+        "import sys, realgap, realgap.store, realgap.report, realgap.cli, realgap.dynamics;"
+        "import realgap.dynamics.runs, realgap.dynamics.degrade, realgap.dynamics.sysid;"
         "heavy = [m for m in ('torch', 'mujoco', 'gymnasium', 'timm') if m in sys.modules];"
         "print(heavy)"
     )
