@@ -186,11 +186,12 @@ def contact_sheet(
     Returns:
         ``out`` as a :class:`~pathlib.Path`.
     """
-    data = require("realgap.data")
+    from realgap.data import open_frames
+
     mpl = require("matplotlib", extra="report")
     mpl.use("Agg", force=False)
     plt = require("matplotlib.pyplot", extra="report")
-    fs = data.open_frames(frames)
+    fs = open_frames(frames)
     if len(fs) == 0:
         raise DataError(f"{fs.root}: FrameSet is empty; nothing to put on a contact sheet")
     if not 1 <= int(n_pairs) <= 64:
@@ -208,11 +209,11 @@ def contact_sheet(
         for pid in pids:
             cells.append((pid, [index.get((d, pid)) for d in domains]))
     else:  # no pairing: one cell per domain position, frames spread over the set
+        dom_col = man["domain"].to_numpy()
+        positions = [np.flatnonzero(dom_col == d) for d in domains]
         for k in range(int(n_pairs)):
-            rows: list[int | None] = []
-            for d in domains:
-                pos = np.flatnonzero(man["domain"].to_numpy() == d)
-                rows.append(int(pos[round(k * (len(pos) - 1) / max(n_pairs - 1, 1))]))
+            rows: list[int | None] = [
+                int(pos[round(k * (len(pos) - 1) / max(n_pairs - 1, 1))]) for pos in positions]
             cells.append((f"sample {k}", rows))
 
     shown = varying_factors(fs.select(domain=domains[0]))
