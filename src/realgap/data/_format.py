@@ -67,6 +67,8 @@ FORMAT_VERSION = 2
 META_NAME = "meta.json"
 EPISODES_DIR = "episodes"
 TMP_DIR = ".tmp"
+#: the writer's lock file, holding its pid (see :mod:`realgap.data.writer`)
+LOCK_NAME = ".lock"
 EPISODE_MANIFEST = "manifest.parquet"
 EPISODE_RECORD = "episode.json"
 CONSOLIDATED_MANIFEST = "manifest.parquet"
@@ -172,6 +174,23 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def lock_holder(root: Path) -> int | None:
+    """Pid of the live process holding ``root``'s writer lock, or None (no lock, stale lock)."""
+    try:
+        pid = int((root / LOCK_NAME).read_text().strip() or "0")
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, owned by another user
+        return pid
+    return pid
 
 
 def read_json(path: Path, what: str) -> Any:

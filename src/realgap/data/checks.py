@@ -41,6 +41,7 @@ from realgap.data._format import (
     combine_hashes,
     hash_episode,
     list_episode_dirs,
+    lock_holder,
     read_consolidated,
     read_json,
     read_meta,
@@ -107,7 +108,7 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
                         "duplicated ids); give every frame a unique id")
     total = combine_hashes(hashes)
     if meta.get("content_hash") != total:
-        writer = _live_writer(root)
+        writer = lock_holder(root)
         if writer:
             raise DataError(f"{root}: a FrameSetWriter (pid {writer}) is still writing this set; "
                             "validate it after the writer finishes")
@@ -130,21 +131,6 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
         "n_episodes": len(hashes), "domains": sorted(declared),
         "cameras": ref["cameras"] if ref else {},
     }
-
-
-def _live_writer(root: Path) -> int | None:
-    """Pid of a live process holding the set's writer lock, if any."""
-    try:
-        pid = int((root / ".lock").read_text().strip() or "0")
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid if pid > 0 else None
 
 
 def _check_manifest(

@@ -37,6 +37,7 @@ from realgap.data._format import (
     EPISODE_RECORD,
     EPISODES_DIR,
     FORMAT_VERSION,
+    LOCK_NAME,
     MANIFEST_SCHEMA,
     META_NAME,
     TMP_DIR,
@@ -47,6 +48,7 @@ from realgap.data._format import (
     frame_id,
     hash_episode,
     load_records,
+    lock_holder,
     read_consolidated,
     read_meta,
     sort_key,
@@ -94,7 +96,7 @@ class FrameSetWriter:
         self._records: dict[str, dict[str, Any]] = {}
         self._new_tables: dict[str, pa.Table] = {}
         self._last_meta_write = 0.0
-        self._lock_path = self.root / ".lock"
+        self._lock_path = self.root / LOCK_NAME
         self._open()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -153,11 +155,8 @@ class FrameSetWriter:
         try:
             fd = os.open(self._lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                pid = int(self._lock_path.read_text().strip() or "0")
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _pid_alive(pid):
+            pid = lock_holder(self.root)
+            if pid and pid != os.getpid():
                 raise ConfigError(
                     f"{self._lock_path}: another writer (pid {pid}) is writing this FrameSet; "
                     "wait for it to finish or write to another directory"
@@ -480,12 +479,3 @@ def _sync(f: Any) -> None:
     f.flush()
     os.fsync(f.fileno())
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
