@@ -88,6 +88,12 @@ def test_contact_sheet_without_pairs(tmp_path: Path) -> None:
                     paired=False)
     out = contact_sheet(path, tmp_path / "sheet.png", n_pairs=3, dpi=40)
     assert out.is_file() and out.stat().st_size > 1000
+    import imageio.v3 as iio
+
+    img = iio.imread(out)
+    # 2 cells per row x 2 domains (sim | real), as for paired sets: 6.85 in -> 274 px at 40 dpi
+    assert img.shape[1] == pytest.approx(274, abs=1)
+    assert img[..., :3].std() > 30  # the frames are drawn, not "missing" placeholders
 
 
 def test_contact_sheet_bad_arguments(paired_set: Path, tmp_path: Path) -> None:
