@@ -122,6 +122,8 @@ def test_cli_rollout_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
     (["--episodes", "2", "--set", "LT=disco"], "LT 'disco' is not a preset"),
     (["--episodes", "2", "--workers", "0"], "--workers 0"),
     (["--seeds", "1,x"], "--seeds '1,x'"),
+    (["--episodes", "2", "--max-steps", "0"], "--max-steps 0: must be a positive integer"),
+    (["--episodes", "2", "--image-size", "0"], "--image-size 0: must be a positive integer"),
 ])
 def test_cli_rollout_bad_input(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
     assert main(["rollout", "--policy", "expert", "--task", "reach-mug", "--no-progress",

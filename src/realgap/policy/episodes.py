@@ -59,6 +59,15 @@ class EnvSpec:
     randomize: tuple[str, ...] = ()
     domain: str = "sim"
 
+    def __post_init__(self) -> None:
+        # A 0 here used to mean "the default" through `or` fallbacks; refuse it instead.
+        if isinstance(self.image_size, bool) or int(self.image_size) < 1:
+            raise ConfigError(f"--image-size {self.image_size!r}: must be a positive integer")
+        if self.max_steps is not None and (isinstance(self.max_steps, bool)
+                                           or int(self.max_steps) < 1):
+            raise ConfigError(f"--max-steps {self.max_steps!r}: must be a positive integer "
+                              "(leave it out for the task's own limit)")
+
 
 @dataclass(frozen=True)
 class EpisodeSpec:

@@ -71,7 +71,7 @@ def rollout(
 
     ref, task, pcfg = resolve_policy(policy, task)
     eps = episode_specs(n, seeds, settings)
-    spec = EnvSpec(task=task, image_size=int(pcfg.get("image_size") or image_size or 64),
+    spec = EnvSpec(task=task, image_size=int(pcfg.get("image_size") or (64 if image_size is None else image_size)),
                    cameras=(str(pcfg.get("camera", "head")),), fidelity=fidelity,
                    max_steps=max_steps, randomize=tuple(randomize))
     outcomes = run_episodes(ref, spec, eps, workers=workers, progress=progress)

@@ -120,7 +120,7 @@ def evaluate_policy(
     if spec.tasks and task not in spec.tasks:
         raise ConfigError(f"--protocol {spec.name}: written for tasks {', '.join(spec.tasks)}, "
                           f"not {task!r}; pass a protocol file that lists {task!r}")
-    size = int(pcfg.get("image_size") or image_size or 64)
+    size = int(pcfg.get("image_size") or (64 if image_size is None else image_size))
     camera = str(pcfg.get("camera", "head"))
     env_spec = EnvSpec(task=task, image_size=size, cameras=(camera,), max_steps=max_steps)
     episodes = [
