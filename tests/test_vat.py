@@ -103,6 +103,8 @@ def test_vat_smoke_end_to_end(tmp_path: Path) -> None:
     (["--alpha", "1.5"], "--alpha 1.5"),
     (["--head", "transformer"], "unknown head 'transformer'"),
     (["--metric", "loss"], "--metric 'loss'"),
+    (["--workers", "0"], "--workers 0: must be a positive integer"),
+    (["--eps", "nan"], "--eps nan: must be a finite number"),
 ])
 def test_cli_vat_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                            args: list[str], needle: str) -> None:

@@ -24,6 +24,7 @@ saliency grid as a PNG artifact, and the ``vat`` report section shows both.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,7 +101,9 @@ class VATConfig:
             raise ConfigError(f"--metric {self.metric!r}: use 'success' or 'return'")
         if self.task_a == self.task_b:
             raise ConfigError(f"--task-a and --task-b are both {self.task_a!r}; VAT needs two tasks")
-        for name in ("episodes", "epochs", "rollouts", "checkpoints", "saliency_frames"):
+        # workers too: a bad value would otherwise surface only after the training.
+        for name in ("episodes", "epochs", "rollouts", "checkpoints", "saliency_frames",
+                     "workers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"--{name} {v!r}: must be a positive integer")
@@ -111,6 +114,9 @@ class VATConfig:
             raise ConfigError(f"--checkpoints {self.checkpoints} exceeds --epochs {self.epochs}")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"--alpha {self.alpha}: must be in (0, 1)")
+        if not math.isfinite(self.eps):
+            raise ConfigError(f"--eps {self.eps}: must be a finite number (the H0 threshold on "
+                              "mean(D))")
 
 
 @dataclass(frozen=True)
