@@ -180,6 +180,10 @@ def test_robomimic_round_trip_and_bad_file(tmp_path: Path, capsys) -> None:
     err = _one_line_error(capsys, ["data", "convert", str(tmp_path / "cut.hdf5"), "--out",
                                    str(tmp_path / "o")])
     assert f"{tmp_path / 'cut.hdf5'}: HDF5 file is truncated or corrupt" in err
+    # a directory named as a robomimic source: one line, not h5py's multi-line dump
+    err = _one_line_error(capsys, ["data", "convert", str(tmp_path / "fs"), "--format",
+                                   "robomimic", "--out", str(tmp_path / "o2")])
+    assert f"{tmp_path / 'fs'}: not a file; --format robomimic expects one .hdf5 file" in err
 
 
 # -- diffusion-policy zarr replay buffer --------------------------------------------------

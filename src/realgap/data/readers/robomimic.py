@@ -48,12 +48,16 @@ def _detect(src: Path) -> bool:
 
 
 def _open_file(src: Path) -> Any:
+    if not src.is_file():
+        raise DataError(f"{src}: not a file; --format robomimic expects one .hdf5 file "
+                        "(data/demo_N/...)")
     h5py = require("h5py")
     try:
         return h5py.File(src, "r")
     except OSError as exc:
-        raise DataError(f"{src}: HDF5 file is truncated or corrupt ({exc}); re-export or "
-                        "re-download it") from exc
+        # h5py's messages span lines (a dump of its read state); keep the first one
+        raise DataError(f"{src}: HDF5 file is truncated or corrupt "
+                        f"({str(exc).splitlines()[0]}); re-export or re-download it") from exc
 
 
 def open_robomimic(
