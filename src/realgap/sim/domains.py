@@ -29,6 +29,7 @@ import numpy as np
 
 from realgap._optional import require
 from realgap.errors import ConfigError, MissingDependencyError
+from realgap.sim.camera_model import REAL_PROXY_CAMERA
 from realgap.sim.factors import small_rotation_quat
 from realgap.sim.fidelity import Fidelity
 from realgap.sim.scene import BG_MATERIALS, CAMERAS, SceneHandles
@@ -84,7 +85,6 @@ class DomainRenderer:
         flags[mj.mjtRndFlag.mjRND_REFLECTION] = int(fidelity.reflections)
         flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
         self.nominal = self.snapshot()
-        self._camera_model: Any = None
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """Copies of the appearance arrays."""
@@ -165,20 +165,9 @@ class DomainRenderer:
             imgs = self.render(cameras)
         finally:
             flags[mj.mjtRndFlag.mjRND_SHADOW] = shadow
-        sensor = self._sensor()
-        return {c: sensor.apply(img, np.random.default_rng(
+        return {c: REAL_PROXY_CAMERA.apply(img, np.random.default_rng(
             [*(int(k) & (2**63 - 1) for k in noise_key), CAMERAS.index(c)]))
             for c, img in imgs.items()}
-
-    def _sensor(self) -> Any:
-        if self._camera_model is None:
-            try:
-                from realgap.sim.camera_model import REAL_PROXY_CAMERA
-            except ImportError as exc:
-                raise MissingDependencyError(
-                    f"the real-proxy domain needs realgap.sim.camera_model ({exc})") from exc
-            self._camera_model = REAL_PROXY_CAMERA
-        return self._camera_model
 
     def close(self) -> None:
         self.renderer.close()
