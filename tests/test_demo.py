@@ -22,6 +22,12 @@ def test_demo_encoders_are_registered_and_offline() -> None:
     assert all(weights_status(n)[0] != "missing" for n in DEMO_ENCODERS)
 
 
+def test_demo_refuses_bad_n_boot_before_generating(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--out", str(tmp_path / "d"), "--n-boot", "-1", "--quiet"]) == 2
+    assert "--n-boot must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "frames").exists()
+
+
 def test_frames_ready_is_false_for_missing_or_partial(tmp_path: Path) -> None:
     assert not _frames_ready(tmp_path / "absent")
     (tmp_path / "frames").mkdir()

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from realgap.jobs.gap import GapConfig, GapResult, run_gap
+from realgap.jobs.gap import GapConfig, GapResult, check_config, run_gap
 
 #: Encoders of the demo: all run offline. ``bc-*`` train on the sim train episodes only.
 DEMO_ENCODERS: tuple[str, ...] = ("pixels", "resnet18-random", "bc-sim", "bc-sim-nominal")
@@ -69,6 +69,10 @@ def run_demo(out: str | Path = DEFAULT_OUT, config: DemoConfig | None = None) ->
 
     cfg = replace(config or DemoConfig(), out=str(out))
     frames = Path(cfg.out) / "frames"
+    gap = GapConfig(encoders=cfg.encoders, out=cfg.out, frames=str(frames), sim_domain="sim",
+                    real_domain="real-proxy", n_boot=cfg.n_boot, seed=cfg.seed,
+                    progress=cfg.progress)
+    check_config(gap)  # a bad --n-boot fails now, not after generating the dataset
     t0 = time.perf_counter()
     if not _frames_ready(frames):
         if cfg.progress:
@@ -76,9 +80,6 @@ def run_demo(out: str | Path = DEFAULT_OUT, config: DemoConfig | None = None) ->
                   file=sys.stderr, flush=True)
         generate_demo(frames, progress=cfg.progress)
     t_gen = time.perf_counter() - t0
-    gap = GapConfig(encoders=cfg.encoders, out=cfg.out, frames=str(frames), sim_domain="sim",
-                    real_domain="real-proxy", n_boot=cfg.n_boot, seed=cfg.seed,
-                    progress=cfg.progress)
     result = run_gap(gap)
     timings = dict(result.timings, generate=t_gen)
     return replace(result, timings=timings, seconds=time.perf_counter() - t0)

@@ -320,6 +320,14 @@ def saliency_pairs(sim: Any, real: Any, n: int, seed: int) -> tuple[np.ndarray, 
 
 
 # -- the job --------------------------------------------------------------------------
+def check_config(cfg: GapConfig) -> None:
+    """The checks that need no frames (sizes, encoder names): callers that do heavy work
+    before :func:`run_gap` (the demo generates its dataset) run them first."""
+    if cfg.n_boot < 0 or cfg.k < 1:
+        raise ConfigError(f"--n-boot must be >= 0 and --k >= 1, got {cfg.n_boot} and {cfg.k}")
+    check_encoder_names(cfg.encoders)
+
+
 def _config_record(cfg: GapConfig, camera: str, sim: Any, real: Any) -> dict[str, Any]:
     d = asdict(cfg)
     d["weights"] = dict(cfg.weights)
@@ -337,9 +345,7 @@ def run_gap(cfg: GapConfig) -> GapResult:
     from realgap.report import build_report
 
     t0 = time.perf_counter()
-    if cfg.n_boot < 0 or cfg.k < 1:
-        raise ConfigError(f"--n-boot must be >= 0 and --k >= 1, got {cfg.n_boot} and {cfg.k}")
-    check_encoder_names(cfg.encoders)
+    check_config(cfg)
     sim, real, fs_hash, bc_source = load_frames(cfg)
     for view, flag in ((sim, "--sim-domain"), (real, "--real-domain")):
         if len(view) < 4 or np.unique(view.episodes()).size < 2:
