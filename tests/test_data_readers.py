@@ -105,6 +105,17 @@ def test_folder_round_trip(tmp_path: Path, capsys, kind: str) -> None:
     assert fs.manifest["source"].iloc[0].startswith("folder:") and "#episode=0" in fs.manifest["source"].iloc[0]
 
 
+def test_folder_episode_mixing_tasks_fails_before_writing(tmp_path: Path, capsys) -> None:
+    src = _write_folder(tmp_path / "src", _episodes([2, 2], cams=("head",)), "parquet")
+    df = pd.read_parquet(src / "manifest.parquet")
+    df.loc[(df["episode"] == 1) & (df["step"] == 1), "task"] = "other"
+    df.to_parquet(src / "manifest.parquet")
+    err = _one_line_error(capsys, ["data", "convert", str(src), "--out", str(tmp_path / "o")])
+    assert f"{src / 'manifest.parquet'}: episode 1 mixes tasks ['other', 't1']" in err
+    # checked with the rest of the source: episode 0 was not written first
+    assert not (tmp_path / "o" / "episodes").exists() or not any((tmp_path / "o" / "episodes").iterdir())
+
+
 def test_folder_bad_inputs(tmp_path: Path, capsys) -> None:
     eps = _episodes([2, 2], cams=("head",))
     src = _write_folder(tmp_path / "src", eps)

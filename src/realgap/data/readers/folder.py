@@ -133,8 +133,7 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
                         "give each frame a unique step")
     actions = _matrix(manifest, df, "action", required=True)
     states = _matrix(manifest, df, "state", required=False)
-    tasks = df["task"].astype(str).tolist() if "task" in df.columns else None
-    if tasks is None and task is None:
+    if task is None and "task" not in df.columns:
         task = manifest.parent.name or "task"
     factors = None
     if "factors" in df.columns:
@@ -171,6 +170,17 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
     groups = [(int(ep), idx.to_numpy()) for ep, idx in df.groupby("episode", sort=True).groups.items()]
     if any(ep < 0 for ep, _ in groups):
         raise DataError(f"{manifest}: episode numbers must be >= 0; renumber the episodes")
+    # The manifest's task column, when present, wins over ``task``; one task per episode,
+    # checked before anything is written.
+    ep_task: dict[int, str] = {ep: str(task) for ep, _ in groups}
+    if "task" in df.columns:
+        col = df["task"].astype(str)
+        for ep, rows in groups:
+            names = sorted(set(col.iloc[rows]))
+            if len(names) != 1:
+                raise DataError(f"{manifest}: episode {ep} mixes tasks {names}; one task per "
+                                "episode")
+            ep_task[ep] = names[0]
 
     def episodes() -> Iterator[ReadEpisode]:
         for ep, rows in groups:
@@ -186,12 +196,8 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
                         raise DataError(f"{p}: image is truncated or corrupt ({exc}); re-export "
                                         "it") from exc
                 imgs[cam] = np.stack(frames)
-            ep_tasks = sorted({tasks[i] for i in rows}) if tasks is not None else [task]
-            if len(ep_tasks) != 1:
-                raise DataError(f"{manifest}: episode {ep} mixes tasks {ep_tasks}; one task per "
-                                "episode")
             yield ReadEpisode(
-                task=str(ep_tasks[0]), episode=ep, images=imgs, actions=actions[rows],
+                task=ep_task[ep], episode=ep, images=imgs, actions=actions[rows],
                 states=states[rows], source=f"folder:{manifest.resolve()}#episode={ep}",
                 factors=[factors[i] for i in rows] if factors is not None else None,
             )
