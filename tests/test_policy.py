@@ -166,6 +166,8 @@ def test_cli_train_then_resume(frames: Path, tmp_path: Path, capsys: pytest.Capt
     (["--head", "mlp"], "unknown head 'mlp'"),
     (["--task", "push"], "no frames of task 'push'"),
     (["--camera", "wrist"], "--camera 'wrist'"),
+    (["--encoder-weights", "w.pt"], "a weights file would be ignored"),
+    (["--encoder-from", "nope.pt"], "--encoder-from nope.pt: no such checkpoint"),
 ])
 def test_cli_train_bad_input(frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                              extra: list[str], needle: str) -> None:

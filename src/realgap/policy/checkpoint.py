@@ -44,8 +44,9 @@ def list_checkpoints(out_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file as given, or the latest one in a training output directory."""
+def find_checkpoint(path: str | Path, flag: str = "--policy") -> Path:
+    """A checkpoint file as given, or the latest one in a training output directory
+    (``flag``: the option that named it, for the error message)."""
     p = Path(path)
     if p.is_file():
         return p
@@ -54,10 +55,10 @@ def find_checkpoint(path: str | Path) -> Path:
         if cks:
             return cks[-1]
         raise MissingFileError(
-            f"--policy {p}: no checkpoints/epoch-*.pt in this directory; "
+            f"{flag} {p}: no checkpoints/epoch-*.pt in this directory; "
             "train one with `realgap train --out DIR` or pass a .pt file"
         )
-    raise MissingFileError(f"--policy {p}: no such checkpoint file or training directory")
+    raise MissingFileError(f"{flag} {p}: no such checkpoint file or training directory")
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -72,10 +73,10 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return p
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, flag: str = "--policy") -> dict[str, Any]:
     """Read and check a checkpoint (file or training directory) into its dict."""
     torch = require("torch")
-    p = find_checkpoint(path)
+    p = find_checkpoint(path, flag)
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types on corrupt files

@@ -93,6 +93,10 @@ class PolicyConfig:
                 raise ConfigError(f"policy config {name}={getattr(self, name)!r}; must be >= 1")
         if self.image_size < 16:
             raise ConfigError(f"--image-size {self.image_size}: must be >= 16 pixels")
+        if self.encoder_weights is not None and self.is_e2e:
+            raise ConfigError(f"--encoder-weights {self.encoder_weights}: the end-to-end encoder "
+                              f"{self.encoder!r} is trained here, a weights file would be ignored; "
+                              "drop --encoder-weights or pass a registry encoder")
         if self.n_action_steps > self.horizon:
             raise ConfigError(
                 f"n_action_steps={self.n_action_steps} exceeds horizon={self.horizon}; "

@@ -161,7 +161,7 @@ def train_policy(
     encoder_origin = "random-init (trained end-to-end)" if cfg.is_e2e else ""
     enc_ckpt = None
     if encoder_from is not None:
-        enc_ckpt = load_checkpoint(encoder_from)
+        enc_ckpt = load_checkpoint(encoder_from, "--encoder-from")
         src_cfg = PolicyConfig.from_dict(dict(enc_ckpt["policy_config"]))
         if not src_cfg.is_e2e:
             raise ConfigError(f"--encoder-from {encoder_from}: its encoder {src_cfg.encoder!r} "
