@@ -450,6 +450,18 @@ def test_lerobot_bad_inputs(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "o" / "episodes").exists() or not any((tmp_path / "o" / "episodes").iterdir())
 
 
+def test_lerobot_nan_state_fails_before_writing(tmp_path: Path, capsys) -> None:
+    eps = _lerobot_eps([3, 3])
+    eps[1]["states"][2, 4] = np.nan
+    src = _write_lerobot_v21(tmp_path / "ds", eps)
+    err = _one_line_error(capsys, ["data", "convert", str(src), "--out", str(tmp_path / "o")])
+    part = src / "data/chunk-000/episode_000001.parquet"
+    assert (f"{part}: observation.state of episode 1 has 1 NaN/inf values (first at step 2, "
+            "dim 4)") in err
+    # found by the up-front pass: episode 0 was not written first
+    assert not (tmp_path / "o" / "episodes").exists() or not any((tmp_path / "o" / "episodes").iterdir())
+
+
 def test_convert_is_deterministic_and_resumable(tmp_path: Path) -> None:
     eps = _episodes([3, 2, 2], cams=("head",))
     src = _write_zarr(tmp_path / "buf.zarr", eps, 3)

@@ -234,7 +234,8 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
     has_state = "observation.state" in feats
     cols = ["episode_index", "frame_index", "timestamp", "action"]
     cols += ["observation.state"] * has_state + ["task_index"] * ("task_index" in feats)
-    # Up-front pass over the low-dim columns: files present and readable, no NaN actions.
+    # Up-front pass over the low-dim columns: files present and readable, no NaN actions
+    # or states.
     tables: dict[Path, pd.DataFrame] = {}
     for ep in eps:
         if ep["data"] not in tables:
@@ -246,6 +247,10 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
                             "and episode metadata disagree")
         check_finite(ep["data"], "action", np.stack(rows["action"].to_numpy()),
                      f" of episode {ep['episode_index']}")
+        if has_state:
+            check_finite(ep["data"], "observation.state",
+                         np.stack(rows["observation.state"].to_numpy()),
+                         f" of episode {ep['episode_index']}")
         for c in cams:
             if feats[visual[c]]["dtype"] == "video" and not ep["video"](visual[c])[0].is_file():
                 raise MissingFileError(f"{ep['video'](visual[c])[0]}: video file not found; the "
