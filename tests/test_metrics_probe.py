@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realgap.errors import DataError
+from realgap.errors import ConfigError, DataError
 from realgap.metrics import action_score, episode_split, transfer_action_score
 
 
@@ -134,3 +134,10 @@ def test_constant_action_dimension_is_not_scored() -> None:
     assert b.score == pytest.approx(a.score, abs=1e-12)   # not inflated by a free 0 error
     with pytest.raises(DataError, match="constant"):
         action_score(x, np.ones((len(x), 2)), ep, rng=0)
+
+
+@pytest.mark.parametrize("alpha", ["loo", -1.0, float("nan"), float("inf")])
+def test_bad_ridge_penalty_is_a_config_error(alpha: object) -> None:
+    x, y, ep = _wide_linear_problem(seed=2, dim=10)
+    with pytest.raises(ConfigError, match="alpha"):
+        action_score(x, y, ep, alpha=alpha, rng=0)  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from realgap._rng import RngLike, as_rng
-from realgap.errors import DataError
+from realgap.errors import ConfigError, DataError
 from realgap.metrics._validate import as_groups, as_matrix, check_prob, same_dim
 
 
@@ -140,11 +140,11 @@ class RidgeProbe:
         """
         if isinstance(alpha, str):
             if alpha != "cv":
-                raise DataError(f"alpha: expected a ridge penalty >= 0 or 'cv', got {alpha!r}")
+                raise ConfigError(f"alpha: expected a ridge penalty >= 0 or 'cv', got {alpha!r}")
             if groups is None:
-                raise DataError("alpha='cv' needs the episode id of each train frame (groups)")
-        elif alpha < 0:
-            raise DataError(f"alpha: expected a ridge penalty >= 0, got {alpha}")
+                raise ConfigError("alpha='cv' needs the episode id of each train frame (groups)")
+        elif not (np.isfinite(alpha) and alpha >= 0):  # NaN slipped through as a NaN score
+            raise ConfigError(f"alpha: expected a finite ridge penalty >= 0 or 'cv', got {alpha}")
         x_mean, x_std = x.mean(axis=0), x.std(axis=0)
         y_mean, y_std = y.mean(axis=0), y.std(axis=0)
         active = y_std > 1e-12
