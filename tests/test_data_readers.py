@@ -197,6 +197,21 @@ def test_robomimic_round_trip_and_bad_file(tmp_path: Path, capsys) -> None:
     assert f"{tmp_path / 'fs'}: not a file; --format robomimic expects one .hdf5 file" in err
 
 
+def test_robomimic_bad_states_fail_before_writing(tmp_path: Path, capsys) -> None:
+    eps = _episodes([3, 3])
+    eps[1]["states"][1, 0] = np.inf  # robot0_eef_pos of demo_1, step 1
+    src = _write_robomimic(tmp_path / "nan.hdf5", eps, [0, 1])
+    err = _one_line_error(capsys, ["data", "convert", str(src), "--out", str(tmp_path / "o")])
+    assert (f"{src}: obs/robot0_eef_pos of data/demo_1 has 1 NaN/inf values (first at step 1, "
+            "dim 0)") in err
+    assert not (tmp_path / "o" / "episodes").exists() or not any((tmp_path / "o" / "episodes").iterdir())
+    eps = _episodes([3, 3])
+    eps[1]["states"] = eps[1]["states"][:2]  # 2 state rows for 3 actions
+    src = _write_robomimic(tmp_path / "short.hdf5", eps, [0, 1])
+    err = _one_line_error(capsys, ["data", "convert", str(src), "--out", str(tmp_path / "o2")])
+    assert f"{src}: data/demo_1/obs/robot0_eef_pos has 2 rows, its actions 3" in err
+
+
 # -- diffusion-policy zarr replay buffer --------------------------------------------------
 
 

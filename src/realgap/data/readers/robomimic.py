@@ -114,6 +114,18 @@ def open_robomimic(
                     raise DataError(f"{src}: data/{name}/obs/{c}_image frames are {shp}, "
                                     f"data/{demos[0][1]}'s are {shapes[c]}; images of mixed "
                                     "shapes: resize them to one size per camera")
+            # states, like actions, are checked before anything is written
+            n_steps = len(data[name]["actions"])
+            for k in keys:
+                try:
+                    x = np.atleast_1d(np.asarray(data[name]["obs"][k][()]))
+                except OSError as exc:
+                    raise DataError(f"{src}: data/{name}/obs/{k} cannot be read ({exc}); the "
+                                    "file is truncated or corrupt") from exc
+                if len(x) != n_steps:
+                    raise DataError(f"{src}: data/{name}/obs/{k} has {len(x)} rows, its actions "
+                                    f"{n_steps}; one low-dim row per step is needed")
+                check_finite(src, f"obs/{k}", x.reshape(n_steps, -1), f" of data/{name}")
     task_name = task or env_name or src.stem
     layout = ",".join(keys) if keys else "none"
 
