@@ -132,6 +132,7 @@ def test_constant_action_dimension_is_not_scored() -> None:
     a = action_score(x, y, ep, alpha=2.0, rng=4)
     b = action_score(x, with_gripper, ep, alpha=2.0, rng=4)
     assert b.score == pytest.approx(a.score, abs=1e-12)   # not inflated by a free 0 error
+    assert a.n_action_dims == b.n_action_dims == y.shape[1]
     with pytest.raises(DataError, match="constant"):
         action_score(x, np.ones((len(x), 2)), ep, rng=0)
 

@@ -180,6 +180,7 @@ class ASResult:
         n_train_frames, n_eval_frames: frames used to fit / score the probe.
         n_train_episodes, n_eval_episodes: the same in episodes.
         alpha: ridge penalty.
+        n_action_dims: action dimensions scored (those that vary on the train frames).
         frame_errors: ``(n_eval_frames,)`` per-frame errors (for episode bootstraps).
         eval_episodes: ``(n_eval_frames,)`` episode of each scored frame.
     """
@@ -191,6 +192,7 @@ class ASResult:
     n_train_episodes: int
     n_eval_episodes: int
     alpha: float
+    n_action_dims: int
     frame_errors: np.ndarray = field(repr=False)
     eval_episodes: np.ndarray = field(repr=False)
 
@@ -224,7 +226,8 @@ def _result(probe: RidgeProbe, x: np.ndarray, y: np.ndarray, ep: np.ndarray,
     return ASResult(
         score=float(score_from_mse(mse)), mse=mse, n_train_frames=n_train, n_eval_frames=len(err),
         n_train_episodes=n_train_eps, n_eval_episodes=int(np.unique(ep).size),
-        alpha=probe.alpha, frame_errors=err, eval_episodes=ep,
+        alpha=probe.alpha, n_action_dims=int(probe.active.sum()), frame_errors=err,
+        eval_episodes=ep,
     )
 
 
