@@ -195,6 +195,8 @@ def test_cli_gap_json_and_table(frames: Path, tmp_path: Path, capsys: pytest.Cap
         (["--encoders", "pixels", "--camera", "wrist"], "--camera 'wrist'"),
         (["--encoders", "pixels,pixels"], "more than once"),
         (["--encoders", "pixels", "--k", "0"], "--k"),
+        (["--encoders", "pixels", "--device", "bogus"], "--device 'bogus'"),
+        (["--encoders", "pixels", "--device", "cuda:99"], "no such CUDA device"),
     ],
 )
 def test_cli_gap_bad_input_is_one_line(frames: Path, tmp_path: Path,

@@ -326,6 +326,24 @@ def check_config(cfg: GapConfig) -> None:
     if cfg.n_boot < 0 or cfg.k < 1:
         raise ConfigError(f"--n-boot must be >= 0 and --k >= 1, got {cfg.n_boot} and {cfg.k}")
     check_encoder_names(cfg.encoders)
+    _check_device(cfg.device)
+
+
+def _check_device(device: str) -> None:
+    """A device torch cannot parse or this machine lacks is a one-line ConfigError, not a
+    torch traceback in the middle of the first embedding."""
+    from realgap._optional import require
+
+    torch = require("torch")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {device!r}: not a torch device (e.g. cpu, cuda, "
+                          "cuda:0)") from exc
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"--device {device!r}: no such CUDA device on this machine "
+                          f"({torch.cuda.device_count()} visible); use --device cpu")
 
 
 def _config_record(cfg: GapConfig, camera: str, sim: Any, real: Any) -> dict[str, Any]:
