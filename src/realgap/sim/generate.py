@@ -46,7 +46,7 @@ from realgap import __version__
 from realgap.errors import ConfigError
 from realgap.sim.domains import DOMAINS
 from realgap.sim.factor_config import GRANULARITIES
-from realgap.sim.factors import FACTOR_NAMES
+from realgap.sim.factors import FACTOR_CLASSES, FACTOR_NAMES
 from realgap.sim.fidelity import FIDELITY
 from realgap.sim.scene import CAMERAS
 from realgap.sim.tasks import TASKS
@@ -67,8 +67,9 @@ GENERATOR = "realgap.sim.generate"
 #: Domains this generator can render (:data:`realgap.sim.domains.DOMAINS`); the first is
 #: the environment's own.
 RENDER_DOMAINS: tuple[str, ...] = DOMAINS
-#: Factors that change only how a state looks (the rest change the state itself).
-APPEARANCE_FACTORS: tuple[str, ...] = ("BG", "LT", "CP")
+#: Factors that change only how a state looks (``Factor.visual``: BG, LT, CP); the rest
+#: change the state itself.
+APPEARANCE_FACTORS: tuple[str, ...] = tuple(n for n in FACTOR_NAMES if FACTOR_CLASSES[n].visual)
 
 
 @dataclass(frozen=True)
