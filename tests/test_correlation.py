@@ -69,5 +69,7 @@ def test_tables_bad_input() -> None:
         correlate_tables(sim, sim.rename(columns={"success_rate": "rate"}), real_name="real.csv")
     with pytest.raises(DataError, match=r"row 3, column 'success_rate': 45.0 is not a rate"):
         correlate_tables(sim, sim.assign(success_rate=[0.1, 45, 0.3]))
-    with pytest.raises(DataError, match="no success rate for policy"):
+    with pytest.raises(DataError, match="^real: no success rate for policy 'c', which"):
         correlate_tables(sim, sim.iloc[:2])
+    with pytest.raises(DataError, match="^sim: row 5 repeats policy 'a'; give one rate per policy$"):
+        correlate_tables(pd.concat([sim, sim.iloc[:1]]), sim)

@@ -126,6 +126,11 @@ def correlation(*, sim: Any, real: Any, alpha: float = 0.05) -> Correlation:
     return Correlation(int(s.size), pr, lo, hi, p, rho, mmrv(sim=s, real=r), float(alpha))
 
 
+def _key_text(keys: list[str], row: Any) -> str:
+    """``policy 'a', task 'push'`` for error messages."""
+    return ", ".join(f"{k} {row[k]!r}" for k in keys)
+
+
 def correlate_tables(
     sim: pd.DataFrame, real: pd.DataFrame, *, alpha: float = 0.05,
     sim_name: str = "sim", real_name: str = "real",
@@ -158,8 +163,8 @@ def correlate_tables(
         dup = df.duplicated(keys)
         if dup.any():
             i = int(np.flatnonzero(dup.to_numpy())[0])
-            raise DataError(f"{name}: row {i + 2} repeats {', '.join(keys)} "
-                            f"{tuple(df.iloc[i][keys])}; give one rate per policy"
+            raise DataError(f"{name}: row {i + 2} repeats {_key_text(keys, df.iloc[i])}; "
+                            "give one rate per policy"
                             + (" and task" if "task" in keys else ""))
         frames.append(df[keys].astype(str).assign(rate=rates.to_numpy()))
     points = frames[0].merge(frames[1], on=keys, how="outer", suffixes=("_sim", "_real"),
@@ -168,8 +173,8 @@ def correlate_tables(
     if len(missing):
         row = missing.iloc[0]
         where = sim_name if row["_merge"] == "right_only" else real_name
-        raise DataError(f"{where}: no success rate for {', '.join(keys)} "
-                        f"{tuple(row[k] for k in keys)}, which the other file has; "
+        raise DataError(f"{where}: no success rate for {_key_text(keys, row)}, "
+                        "which the other file has; "
                         "sim and real must list the same policies")
     points = points.drop(columns="_merge").rename(columns={"rate_sim": "sim", "rate_real": "real"})
     if "task" not in points.columns:
