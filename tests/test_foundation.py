@@ -132,3 +132,11 @@ def test_report_builds_from_db_alone(tmp_path, capsys) -> None:
     html = (tmp_path / "report.html").read_text()
     assert "Provenance" in html and run in html
     assert "<b>user</b>" not in html and "&lt;b&gt;user&lt;/b&gt;" in html
+
+
+def test_cli_folds_multiline_messages_onto_one_line(capsys) -> None:
+    from realgap.cli import fail
+
+    assert fail("x.h5: unable to open\n  file state: closed\n\n  hint") == 2
+    err = capsys.readouterr().err
+    assert err == "realgap: error: x.h5: unable to open file state: closed hint\n"

@@ -51,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str) -> int:
-    """Print one error line and return exit code 2."""
-    print(f"realgap: error: {message}", file=sys.stderr)
+    """Print one error line and return exit code 2.
+
+    Messages that carry a library's multi-line text (h5py, duckdb) are folded onto one
+    line here, once, rather than trimmed at each place that raises.
+    """
+    one_line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    print(f"realgap: error: {one_line}", file=sys.stderr)
     return 2
 
 
