@@ -131,6 +131,19 @@ def test_cli_negative_trials(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--trials: trials must be a positive integer, got -5" in _one_line(capsys)
 
 
+def test_cli_bad_out_fails_before_any_rollout(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from realgap.protocol import runner
+
+    def no_rollouts(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rollouts ran before --out was checked")
+
+    monkeypatch.setattr(runner, "run_episodes", no_rollouts)
+    assert main(["evaluate", "--policy", "expert", "--task", "reach-mug", "--trials", "1",
+                 "--out", "/proc/realgap-not-writable", "--no-progress"]) == 2
+    assert "/proc/realgap-not-writable" in _one_line(capsys)
+
+
 def test_cli_unknown_protocol_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--policy", "expert", "--task", "reach-mug",
                  "--protocol", "tabletop-v2"]) == 2

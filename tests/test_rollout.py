@@ -124,6 +124,7 @@ def test_cli_rollout_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
     (["--seeds", "1,x"], "--seeds '1,x'"),
     (["--episodes", "2", "--max-steps", "0"], "--max-steps 0: must be a positive integer"),
     (["--episodes", "2", "--image-size", "0"], "--image-size 0: must be a positive integer"),
+    (["--episodes", "2", "--out", "/proc/realgap-not-writable"], "/proc/realgap-not-writable"),
 ])
 def test_cli_rollout_bad_input(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
     assert main(["rollout", "--policy", "expert", "--task", "reach-mug", "--no-progress",

@@ -67,13 +67,15 @@ def rollout(
         image_size: rendered image side; learned policies use their training size.
         randomize, fidelity, max_steps: environment options (see :class:`EnvSpec`).
     """
-    from realgap.protocol.runner import rate_row, resolve_policy
+    from realgap.protocol.runner import check_out, rate_row, resolve_policy
 
     ref, task, pcfg = resolve_policy(policy, task)
     eps = episode_specs(n, seeds, settings)
     spec = EnvSpec(task=task, image_size=int(pcfg.get("image_size") or (64 if image_size is None else image_size)),
                    cameras=(str(pcfg.get("camera", "head")),), fidelity=fidelity,
                    max_steps=max_steps, randomize=tuple(randomize))
+    if db is not None:
+        check_out(db)
     outcomes = run_episodes(ref, spec, eps, workers=workers, progress=progress)
     k = sum(o.success for o in outcomes)
     row = rate_row("all", "", None, k, len(outcomes))

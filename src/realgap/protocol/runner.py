@@ -127,6 +127,8 @@ def evaluate_policy(
         EpisodeSpec(seed, spec.settings(c), c.name, i)
         for c in spec.conditions for i, seed in enumerate(spec.seeds)
     ]
+    if out is not None:
+        check_out(out)
     outcomes = run_episodes(ref, env_spec, episodes, workers=workers, progress=progress,
                             desc=f"evaluate {spec.name}")
     rows = []
@@ -141,6 +143,15 @@ def evaluate_policy(
     if out is not None:
         result = _write(result, spec, out, pcfg, workers)
     return result
+
+
+def check_out(out: str | Path) -> None:
+    """Open (creating) the results database before the rollouts: a bad ``--out`` then
+    fails at once instead of after the whole protocol has been played."""
+    from realgap.store import ResultsDB
+
+    with ResultsDB(out):
+        pass
 
 
 def _write(res: EvaluationResult, spec: ProtocolSpec, out: str | Path,
