@@ -167,6 +167,8 @@ def test_cli_train_then_resume(frames: Path, tmp_path: Path, capsys: pytest.Capt
     (["--task", "push"], "no frames of task 'push'"),
     (["--camera", "wrist"], "--camera 'wrist'"),
     (["--encoder-weights", "w.pt"], "a weights file would be ignored"),
+    (["--lr", "inf"], "--lr inf: must be a finite number > 0"),
+    (["--lr", "nan"], "--lr nan: must be a finite number > 0"),
     (["--encoder-from", "nope.pt"], "--encoder-from nope.pt: no such checkpoint"),
 ])
 def test_cli_train_bad_input(frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],

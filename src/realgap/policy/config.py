@@ -11,6 +11,7 @@ reference trains for 600 epochs at batch size 128 with Adam (section IV-A2).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -150,8 +151,8 @@ class TrainConfig:
             raise ConfigError(f"--epochs {self.epochs}: must be >= 1")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size {self.batch_size}: must be >= 1")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr {self.lr}: must be > 0")
+        if not 0 < self.lr < math.inf:  # inf trains to NaN weights without a word
+            raise ConfigError(f"--lr {self.lr}: must be a finite number > 0")
         if self.checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every {self.checkpoint_every}: must be >= 1")
         if self.augment_shift < 0:
