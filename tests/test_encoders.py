@@ -151,6 +151,13 @@ def test_random_init_is_seeded_and_labelled() -> None:
     np.testing.assert_array_equal(torch.rand(3).numpy(), expect.numpy())
 
 
+@pytest.mark.parametrize("name", ["pixels", "resnet18-random", "bc-sim", "resnet34-random"])
+def test_checkpoint_for_an_encoder_without_one_is_refused(name: str, tmp_path: Path) -> None:
+    # silently ignoring it would report numbers the user believes came from their file
+    with pytest.raises(ConfigError, match="drop weights="):
+        create_encoder(name, weights=tmp_path / "mine.pth")
+
+
 def test_pixels_encoder_hand_worked() -> None:
     img = np.zeros((1, 32, 32, 3), dtype=np.uint8)
     img[0, :, :16, 0] = 255  # left half red

@@ -200,6 +200,9 @@ def create_encoder(name: str, weights: str | os.PathLike[str] | None = None, dev
         out = _call_filtered(_import_factory(name), args)
     else:
         entry = ENCODERS.get(name)
+        if weights is not None and entry.meta.get("source") in ("offline", "trained"):
+            raise ConfigError(f"encoder {name!r} takes no checkpoint (realgap builds or trains "
+                              f"its weights itself); drop weights={str(weights)!r}")
         out = _call_filtered(entry.factory, args)
     if isinstance(out, Encoder):
         return out
