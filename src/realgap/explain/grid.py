@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from realgap._plot import literal_text, png_bytes, subplots
 from realgap.errors import DataError
 from realgap.explain.probe import TARGET_DESCRIPTION
 
@@ -57,6 +58,7 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarr
     return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+@literal_text
 def grid_png(
     title: str,
     sim_images: np.ndarray,
@@ -67,18 +69,11 @@ def grid_png(
     domains: tuple[str, str] = ("sim", "real"),
 ) -> bytes:
     """PNG of the grid; all arrays have one row per pair (images uint8 (P, H, W, 3), maps (P, H, W))."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from realgap.report._html import fig_png
-
     p = len(pair_ids)
     if not (len(sim_images) == len(sim_maps) == len(real_images) == len(real_maps) == p) or p == 0:
         raise DataError(f"saliency grid: need the same number (>0) of sim/real frames and maps "
                         f"as pair_ids, got {len(sim_images)}, {len(real_images)}, {p}")
-    fig, axes = plt.subplots(p, 4, figsize=(8.0, 2.05 * p + 0.4), squeeze=False)
+    fig, axes = subplots(p, 4, figsize=(8.0, 2.05 * p + 0.4), squeeze=False)
     heads = (f"{domains[0]}", f"{domains[0]} + saliency", f"{domains[1]}",
              f"{domains[1]} + saliency")
     for r in range(p):
@@ -90,7 +85,7 @@ def grid_png(
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(heads[c].replace("$", r"\$"), fontsize=9)
+                ax.set_title(heads[c], fontsize=9)
             cam = (sim_maps, real_maps)[c // 2][r] if c % 2 else None
             if cam is not None and not np.any(cam > 1e-6):
                 # Grad-CAM's ReLU leaves nothing when no region raises the target: say so,
@@ -98,7 +93,7 @@ def grid_png(
                 ax.text(0.5, 0.5, "zero map:\nno region raises\nthe target", color="white",
                         ha="center", va="center", fontsize=7, transform=ax.transAxes,
                         bbox={"facecolor": "black", "alpha": 0.6, "pad": 2})
-        axes[r][0].set_ylabel(str(pair_ids[r]).replace("$", r"\$")[:18], fontsize=7)
-    fig.suptitle(title.replace("$", r"\$"), fontsize=10)
+        axes[r][0].set_ylabel(str(pair_ids[r])[:18], fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return fig_png(fig, dpi=90)
+    return png_bytes(fig, dpi=90)

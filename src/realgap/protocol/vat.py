@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from realgap._plot import literal_text, png_bytes, subplots
 from realgap.errors import ConfigError, DataError
 
 
@@ -288,13 +289,13 @@ SALIENCY_CAPTION = (
     "middle: pi_A's encoder (trained on task A); right: pi_B's encoder (trained on task B).")
 
 
+@literal_text
 def saliency_grid(dir_a: Path, dir_b: Path, data: Path, cfg: VATConfig) -> bytes:
     """The FullGrad grid PNG: rows = task-B frames, columns = frame, pi_A's encoder, pi_B's."""
     from realgap.data import FrameSet
     from realgap.explain.grid import overlay
     from realgap.policy.model import prepare_images
     from realgap.policy.predictor import load_policy
-    from realgap.report._html import fig_png
 
     fs = FrameSet.open(data).select(domain="sim", task=cfg.task_b)
     man = fs.manifest.reset_index(drop=True)
@@ -310,13 +311,8 @@ def saliency_grid(dir_a: Path, dir_b: Path, data: Path, cfg: VATConfig) -> bytes
         pol = load_policy(d)
         maps.append(fullgrad_maps(pol, prepare_images(imgs, pol.cfg.image_size), states))
     small = prepare_images(imgs, maps[0].shape[-1]).permute(0, 2, 3, 1).numpy()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n = len(rows)
-    fig, axes = plt.subplots(n, 3, figsize=(6.0, 2.0 * n), squeeze=False)
+    fig, axes = subplots(n, 3, figsize=(6.0, 2.0 * n), squeeze=False)
     titles = ("frame", f"pi_A encoder ({cfg.task_a})", f"pi_B encoder ({cfg.task_b})")
     for i in range(n):
         panels = (small[i], overlay(small[i], maps[0][i]), overlay(small[i], maps[1][i]))
@@ -327,7 +323,7 @@ def saliency_grid(dir_a: Path, dir_b: Path, data: Path, cfg: VATConfig) -> bytes
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(titles[j], fontsize=8)
-    return fig_png(fig)
+    return png_bytes(fig)
 
 
 def fullgrad_maps(policy: Any, images_u8: Any, states: np.ndarray) -> np.ndarray:

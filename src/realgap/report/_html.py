@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -27,16 +26,6 @@ def png_img(data: bytes, alt: str = "", width: int | None = None, cls: str = "")
     w = f' width="{int(width)}"' if width else ""
     c = f' class="{esc(cls)}"' if cls else ""
     return f'<img src="data:image/png;base64,{b64}" alt="{esc(alt)}"{w}{c}>'
-
-
-def fig_png(fig: Any, dpi: int = 110) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def fmt(x: Any, digits: int = 3) -> str:

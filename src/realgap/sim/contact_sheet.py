@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from realgap._optional import require
+from realgap._plot import figure, literal_text, save_png
 from realgap.errors import ConfigError, DataError
 
 __all__ = ["contact_sheet", "format_factors", "pick_pairs", "varying_factors"]
@@ -165,6 +165,7 @@ def pick_pairs(manifest: Any, n: int) -> list[str]:
     return picked
 
 
+@literal_text
 def contact_sheet(
     frames: Any,
     out: str | os.PathLike[str],
@@ -188,9 +189,6 @@ def contact_sheet(
     """
     from realgap.data import open_frames
 
-    mpl = require("matplotlib", extra="report")
-    mpl.use("Agg", force=False)
-    plt = require("matplotlib.pyplot", extra="report")
     fs = open_frames(frames)
     if len(fs) == 0:
         raise DataError(f"{fs.root}: FrameSet is empty; nothing to put on a contact sheet")
@@ -227,7 +225,7 @@ def contact_sheet(
     fig_w = per_row * nd * img_in + (per_row - 1) * 0.35 + 0.3
     row_h = 0.32 + img_in + cap_in
     fig_h = n_rows * row_h + 0.55
-    fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi, facecolor="white")
+    fig = figure(figsize=(fig_w, fig_h), dpi=dpi, facecolor="white")
     title = (f"{fs.root.name}: {len(fs)} frames, {len(fs.tasks)} task(s), "
              f"domains {' | '.join(domains)}, camera '{cam}'")
     fig.text(0.5, 1 - 0.18 / fig_h, title, ha="center", va="top", fontsize=10, weight="bold")
@@ -257,8 +255,7 @@ def contact_sheet(
                  va="top", fontsize=6.5, family="monospace", linespacing=1.25)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, facecolor="white")
-    plt.close(fig)
+    save_png(fig, path, dpi=dpi, facecolor="white")
     return path
 
 

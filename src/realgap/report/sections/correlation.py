@@ -9,11 +9,11 @@ docs/interfaces.md, "Protocol results layout": ``subject = "sim-vs-real"`` rows 
 
 from __future__ import annotations
 
-import io
 import json
 
 import pandas as pd
 
+from realgap._plot import figure, literal_text, png_bytes
 from realgap.report._html import esc, fmt, fmt_ci, png_img, table
 from realgap.store import ResultsDB
 
@@ -21,10 +21,9 @@ ANCHOR = "correlation"
 TITLE = "Sim-real correlation"
 
 
+@literal_text
 def _scatter(points: pd.DataFrame, title: str) -> bytes:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4.2, 4.0))
+    fig = figure(figsize=(4.2, 4.0))
     ax = fig.add_subplot()
     for task, grp in points.groupby("task", sort=True):
         ax.scatter(grp["sim"], grp["real"], s=28, label=str(task) or "all", alpha=0.85)
@@ -39,9 +38,7 @@ def _scatter(points: pd.DataFrame, title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     if points["task"].nunique() > 1 or (points["task"] != "").any():
         ax.legend(fontsize=7, title="task", title_fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)
 
 
 def render(db: ResultsDB) -> str | None:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from realgap.report._html import esc, fig_png, fmt_ci, png_img, table
+from realgap._plot import literal_text, png_bytes, subplots
+from realgap.report._html import esc, fmt_ci, png_img, table
 from realgap.store import ResultsDB
 
 ANCHOR = "dynamics"
@@ -48,18 +49,14 @@ def _nan(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
+@literal_text
 def _curve_png(df: pd.DataFrame, metrics: list[str], xlabel: str, title: str) -> bytes | None:
     """One panel per metric that has a value; None when none has (the table and its notes
     say why, e.g. a normalized drop undefined because the nominal return is <= 0)."""
     metrics = [m for m in metrics if df.loc[df.metric == m, "value"].notna().any()]
     if not metrics:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    fig, axes = subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         d = df[df.metric == metric].sort_values("scale")
         y = d["value"].to_numpy(float)
@@ -73,7 +70,7 @@ def _curve_png(df: pd.DataFrame, metrics: list[str], xlabel: str, title: str) ->
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return fig_png(fig)
+    return png_bytes(fig)
 
 
 def _view(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:

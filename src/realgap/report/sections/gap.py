@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from realgap._plot import literal_text, png_bytes, subplots
 from realgap.jobs.records import (
     BADGE,
     GAP_METRICS,
@@ -25,7 +26,7 @@ from realgap.jobs.records import (
     load_encoders,
     load_scores,
 )
-from realgap.report._html import esc, fig_png, fmt, fmt_ci, png_img, table
+from realgap.report._html import esc, fmt, fmt_ci, png_img, table
 from realgap.store import ResultsDB
 
 ANCHOR = "gap"
@@ -63,11 +64,6 @@ def display_name(name: str, meta: dict[str, Any]) -> str:
     return f"{name} [random-init]" if is_random_init(meta) else name
 
 
-def _mpl_text(s: str) -> str:
-    # matplotlib parses $...$ as mathtext; a user's encoder name must stay literal.
-    return s.replace("$", r"\$")
-
-
 def _params(meta: dict[str, Any]) -> float:
     try:
         return max(float(meta.get("params_m") or 0.0), 0.0)
@@ -82,19 +78,16 @@ def _wide(scores: pd.DataFrame) -> dict[str, dict[str, tuple[float, float, float
     return out
 
 
+@literal_text
 def scatter_png(
     names: list[str],
     metas: dict[str, dict[str, Any]],
     wide: dict[str, dict[str, tuple[float, float, float, Any]]],
 ) -> bytes:
     """Two-panel PNG: DIS vs AS(real) and DIS vs AS(sim -> real), with interval error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.2), sharex=True)
+    fig, axes = subplots(1, 2, figsize=(12.5, 5.2), sharex=True)
     panels = (("as_real", "AS on real frames (probe fit and scored on real episodes)"),
               ("as_transfer", "transfer AS(sim → real) (probe fit on sim, scored on real)"))
     for ax, (ymetric, ylabel) in zip(axes, panels):
@@ -132,7 +125,7 @@ def scatter_png(
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8.5, frameon=False,
                bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
-    return fig_png(fig)
+    return png_bytes(fig)
 
 
 def _left(html: str) -> str:

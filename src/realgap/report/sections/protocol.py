@@ -13,13 +13,13 @@ interval against the base condition's rate (dashed line, its interval shaded).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from typing import Any
 
 import pandas as pd
 
+from realgap._plot import figure, literal_text, png_bytes
 from realgap.report._html import esc, fmt_ci, png_img, table
 from realgap.store import ResultsDB
 
@@ -58,9 +58,8 @@ def _num(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
+@literal_text
 def _chart(grp: pd.DataFrame, title: str) -> bytes | None:
-    from matplotlib.figure import Figure
-
     conds = grp[grp["grp"] != "pooled"]
     if conds.empty:
         return None
@@ -71,7 +70,7 @@ def _chart(grp: pd.DataFrame, title: str) -> bytes | None:
               for v, lo in zip(vals, conds["lo"])]
     err_hi = [max(0.0, _num(hi) - v) if not math.isnan(_num(hi)) else 0.0
               for v, hi in zip(vals, conds["hi"])]
-    fig = Figure(figsize=(max(4.0, 0.6 * len(labels) + 2), 3.2))
+    fig = figure(figsize=(max(4.0, 0.6 * len(labels) + 2), 3.2))
     ax = fig.add_subplot()
     colours = ["#6b7280" if b else "#2a6fb0" for b in conds["base"]]
     ax.bar(range(len(labels)), vals, yerr=[err_lo, err_hi], color=colours, capsize=3)
@@ -87,9 +86,7 @@ def _chart(grp: pd.DataFrame, title: str) -> bytes | None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate")
     ax.set_title(title, fontsize=9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
+    return png_bytes(fig, dpi=100)
 
 
 def render(db: ResultsDB) -> str | None:
