@@ -29,12 +29,19 @@ path relative to the dataset root); ``dtype: "video"`` frames are decoded with P
 matched to timestamps within half a frame period. Cameras are the feature keys with the
 ``observation.images.`` prefix removed; actions are ``action``; states are
 ``observation.state`` when present.
+
+The dataset is untrusted: every path it names (``data_path``/``video_path`` templates,
+image ``path`` fields, symlinks) must stay inside its root, templates may use only the
+fields above, and every value is checked before use (``fps`` a positive number,
+``chunks_size`` a positive integer, indices integers >= 0, timestamps finite, action and
+state lists numeric and of one length). Each fault is one :class:`DataError` naming the
+file.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -49,13 +56,26 @@ from realgap.data.readers._base import (
     READERS,
     ReadEpisode,
     SourceReader,
+    check_episodes,
     check_finite,
     check_images,
+    decode_image,
+    format_path,
+    inside_root,
     pick_cameras,
+    read_json,
 )
 from realgap.errors import DataError, MissingFileError
 
 IMAGE_PREFIX = "observation.images."
+V2_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+V3_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+#: Indices are stored as int64 in a FrameSet manifest.
+MAX_INDEX = 2**63 - 1
+_ARROW_ERRORS = (pa.ArrowException, OSError, KeyError, ValueError, TypeError)
+
+#: One episode before decoding: its data file, episode index and video lookup.
+Episode = dict[str, Any]
 
 
 def _detect(src: Path) -> bool:
@@ -67,88 +87,233 @@ def camera_name(feature_key: str) -> str:
     return feature_key.removeprefix(IMAGE_PREFIX)
 
 
+def _json_kind(x: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             type(None): "null", int: "a number", float: "a number"}
+    return kinds.get(type(x), type(x).__name__)
+
+
 def _read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     if not path.is_file():
         raise MissingFileError(f"{path}: LeRobot data file not found; the dataset copy is "
                                "incomplete, download or copy it again")
     try:
         return pq.read_table(path, columns=columns).to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError, KeyError) as exc:
+    except _ARROW_ERRORS as exc:
         raise DataError(f"{path}: Parquet file is truncated, corrupt or lacks columns "
-                        f"({str(exc).splitlines()[0]}); download or copy it again") from exc
+                        f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
+                        "download or copy it again") from exc
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _parquet_columns(path: Path) -> list[str]:
+    if not path.is_file():
+        raise MissingFileError(f"{path}: LeRobot data file not found; the dataset copy is "
+                               "incomplete, download or copy it again")
     try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON lines ({exc}); restore the file") from exc
+        return list(pq.read_schema(path).names)
+    except _ARROW_ERRORS as exc:
+        raise DataError(f"{path}: Parquet file is truncated or corrupt "
+                        f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
+                        "download or copy it again") from exc
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON-lines file."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: is not UTF-8 text ({exc}); restore the file") from exc
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise DataError(f"{path}: line {n} is not valid JSON ({str(exc)[:120]}); restore "
+                            "the file") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {n} is not a JSON object (it is {_json_kind(row)}); "
+                            "restore the file")
+        rows.append((n, row))
+    return rows
+
+
+def _field(path: Path, row: dict[str, Any], key: str, line: int) -> Any:
+    if key not in row:
+        raise DataError(f"{path}: line {line} lacks {key!r}; every line needs it, restore the file")
+    return row[key]
+
+
+def _index(value: Any, file: Path, what: str, where: str = "") -> int:
+    """``value`` as an int in [0, 2^63); integral floats (Parquet may store them) pass."""
+    v: int | None = None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        v = int(value)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        v = int(value)
+    if v is None or not 0 <= v <= MAX_INDEX:
+        raise DataError(f"{file}: {what} {value!r}{where} must be an integer >= 0; restore the "
+                        "dataset's metadata")
+    return v
+
+
+def _time(value: Any, file: Path, what: str, where: str = "") -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)):
+        raise DataError(f"{file}: {what} {value!r}{where} must be a finite time in seconds; "
+                        "restore the dataset's metadata")
+    return float(value)
+
+
+def _vectors(path: Path, what: str, values: Sequence[Any], where: str) -> np.ndarray:
+    """One numeric vector per frame (Parquet lists or scalars) as float64 ``(T, D)``."""
+    rows = []
+    for i, v in enumerate(values):
+        if v is None:
+            raise DataError(f"{path}: {what}{where} has an empty value at row {i}; every frame "
+                            "needs one")
+        try:
+            rows.append(np.asarray(v, dtype=np.float64).reshape(-1))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise DataError(f"{path}: {what}{where} is not numeric (row {i}: {str(v)[:40]!r}); "
+                            "store lists of numbers") from exc
+    lengths = sorted({len(r) for r in rows})
+    if len(lengths) > 1:
+        raise DataError(f"{path}: {what}{where} has vectors of lengths {lengths}; every frame "
+                        "needs the same size")
+    return check_finite(path, what, np.stack(rows) if rows else np.zeros((0, 0)), where)
 
 
 def _tasks(root: Path, v3: bool) -> dict[int, str]:
+    rel = "meta/tasks.parquet" if v3 else "meta/tasks.jsonl"
+    path = root / rel
+    if not path.is_file():
+        return {}
+    inside_root(root, rel, path, "file")
     if v3:
-        path = root / "meta" / "tasks.parquet"
-        if not path.is_file():
-            return {}
         df = _read_parquet(path)
         if "task" not in df.columns:
             df = df.reset_index()
             df = df.rename(columns={df.columns[0]: "task"})
-        return {int(i): str(t) for i, t in zip(df["task_index"], df["task"], strict=True)}
-    path = root / "meta" / "tasks.jsonl"
-    return {int(r["task_index"]): str(r["task"]) for r in _read_jsonl(path)} if path.is_file() else {}
+        if "task_index" not in df.columns:
+            raise DataError(f"{path}: lacks 'task_index'; restore the file")
+        return {_index(i, path, "task_index"): str(t)
+                for i, t in zip(df["task_index"], df["task"], strict=True)}
+    return {_index(_field(path, r, "task_index", n), path, "task_index", f" on line {n}"):
+            str(_field(path, r, "task", n)) for n, r in _read_jsonl(path)}
 
 
-def _episodes_v2(root: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
-    chunks = int(info.get("chunks_size", 1000))
+def _no_repeats(path: Path, idx: list[int]) -> None:
+    seen: set[int] = set()
+    for e in idx:
+        if e in seen:
+            raise DataError(f"{path}: episode {e} is listed twice; restore the episode metadata")
+        seen.add(e)
+
+
+def _episodes_v2(root: Path, info_path: Path, info: dict[str, Any]) -> list[Episode]:
+    chunks = info.get("chunks_size", 1000)
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks <= 0:
+        raise DataError(f"{info_path}: chunks_size {chunks!r} must be a positive integer (episodes "
+                        "per chunk folder, 1000 in LeRobot); restore it")
     path = root / "meta" / "episodes.jsonl"
     if path.is_file():
-        idx = sorted(int(r["episode_index"]) for r in _read_jsonl(path))
+        inside_root(root, "meta/episodes.jsonl", path, "file")
+        idx = [_index(_field(path, r, "episode_index", n), path, "episode_index", f" on line {n}")
+               for n, r in _read_jsonl(path)]
     else:
-        idx = sorted(int(p.stem.split("_")[-1]) for p in root.glob("data/chunk-*/episode_*.parquet"))
-    tmpl = info.get("data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet")
-    vtmpl = info.get("video_path") or ""
+        idx = []
+        for p in root.glob("data/chunk-*/episode_*.parquet"):
+            digits = p.stem.rpartition("_")[2]
+            if not digits.isdigit():
+                raise DataError(f"{p}: file name does not end in an episode number; rename it "
+                                "episode_NNNNNN.parquet or add meta/episodes.jsonl")
+            idx.append(int(digits))
+    _no_repeats(path, idx)
+    tmpl = info.get("data_path", V2_DATA_PATH)
     eps = []
-    for e in idx:
-        fmt = {"episode_chunk": e // chunks, "episode_index": e}
-        eps.append({"episode_index": e, "data": root / tmpl.format(**fmt),
-                    "video": lambda key, fmt=fmt: (root / vtmpl.format(video_key=key, **fmt), 0.0)})
+    for e in sorted(idx):
+        fields = {"episode_chunk": e // chunks, "episode_index": e}
+        data = inside_root(root, format_path(tmpl, fields, info_path, "data_path"), info_path,
+                           "data_path gives")
+
+        def video(key: str, fields: dict[str, int] = fields) -> tuple[Path, float]:
+            rel = format_path(info["video_path"], {**fields, "video_key": key}, info_path,
+                              "video_path")
+            return inside_root(root, rel, info_path, "video_path gives"), 0.0
+
+        eps.append({"episode_index": e, "data": data, "video": video})
     return eps
 
 
-def _episodes_v3(root: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
-    files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+def _episodes_v3(root: Path, info_path: Path, info: dict[str, Any]) -> list[Episode]:
+    meta_dir = root / "meta" / "episodes"
+    files = sorted(meta_dir.glob("chunk-*/file-*.parquet"))
     if not files:
-        raise DataError(f"{root / 'meta' / 'episodes'}: no episode metadata files "
-                        "(chunk-*/file-*.parquet); the v3.0 dataset copy is incomplete")
-    meta = pd.concat([_read_parquet(p) for p in files], ignore_index=True)
+        raise DataError(f"{meta_dir}: no episode metadata files (chunk-*/file-*.parquet); the "
+                        "v3.0 dataset copy is incomplete")
     need = ["episode_index", "data/chunk_index", "data/file_index"]
-    missing = [c for c in need if c not in meta.columns]
-    if missing:
-        raise DataError(f"{files[0]}: episode metadata lacks columns {missing}; expected the "
-                        "LeRobot v3.0 layout")
-    tmpl = info.get("data_path", "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet")
-    vtmpl = info.get("video_path") or ""
+    records: list[tuple[int, Path, dict[str, Any]]] = []
+    for p in files:
+        inside_root(root, p.relative_to(root), p, "file")
+        meta = _read_parquet(p)
+        missing = [c for c in need if c not in meta.columns]
+        if missing:
+            raise DataError(f"{p}: episode metadata lacks columns {missing}; expected the "
+                            "LeRobot v3.0 layout")
+        records += [(_index(r["episode_index"], p, "episode_index"), p, r)
+                    for r in meta.to_dict("records")]
+    _no_repeats(meta_dir, [e for e, _, _ in records])
+    tmpl = info.get("data_path", V3_DATA_PATH)
     eps = []
-    for r in meta.sort_values("episode_index").to_dict("records"):
-        def video(key: str, r: dict[str, Any] = r) -> tuple[Path, float]:
-            try:
-                fmt = {"chunk_index": int(r[f"videos/{key}/chunk_index"]),
-                       "file_index": int(r[f"videos/{key}/file_index"])}
-                t0 = float(r[f"videos/{key}/from_timestamp"])
-            except KeyError as exc:
-                raise DataError(f"{root / 'meta' / 'episodes'}: episode {r['episode_index']} lacks "
-                                f"{exc} for video {key!r}; the metadata is incomplete") from exc
-            return root / vtmpl.format(video_key=key, **fmt), t0
+    for e, p, r in sorted(records, key=lambda x: x[0]):
+        where = f" of episode {e}"
+        fields = {"chunk_index": _index(r["data/chunk_index"], p, "data/chunk_index", where),
+                  "file_index": _index(r["data/file_index"], p, "data/file_index", where)}
+        data = inside_root(root, format_path(tmpl, fields, info_path, "data_path"), info_path,
+                           "data_path gives")
 
-        data = root / tmpl.format(chunk_index=int(r["data/chunk_index"]),
-                                  file_index=int(r["data/file_index"]))
-        eps.append({"episode_index": int(r["episode_index"]), "data": data, "video": video})
+        def video(key: str, r: dict[str, Any] = r, p: Path = p, where: str = where) -> tuple[Path, float]:
+            cols = [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp")]
+            absent = [c for c in cols if c not in r]
+            if absent:
+                raise DataError(f"{p}: lacks {absent}{where}; the metadata is incomplete")
+            fields = {"chunk_index": _index(r[cols[0]], p, cols[0], where),
+                      "file_index": _index(r[cols[1]], p, cols[1], where), "video_key": key}
+            rel = format_path(info["video_path"], fields, info_path, "video_path")
+            return (inside_root(root, rel, info_path, "video_path gives"),
+                    _time(r[cols[2]], p, cols[2], where))
+
+        eps.append({"episode_index": e, "data": data, "video": video})
     return eps
+
+
+_VIDEO_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError, OverflowError)
+
+
+def _av_errors() -> tuple[type[BaseException], ...]:
+    av = require("av")
+    return (av.error.FFmpegError, *_VIDEO_ERRORS)
+
+
+def probe_video(path: Path) -> None:
+    """Check that ``path`` opens and its first video frame decodes (a cheap up-front check)."""
+    av = require("av")
+    if not path.is_file():
+        raise MissingFileError(f"{path}: video file not found; the dataset copy is incomplete")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{path}: video cannot be decoded (no video stream); copy it again")
+            next(iter(container.decode(container.streams.video[0])), None)
+    except _av_errors() as exc:
+        raise DataError(f"{path}: video cannot be decoded ({str(exc)[:160]}); the file is "
+                        "truncated or corrupt, copy it again") from exc
 
 
 def decode_video(path: Path, times: np.ndarray, fps: float) -> np.ndarray:
-    """Frames of ``path`` at ``times`` (seconds): uint8 ``(len(times), H, W, 3)``.
+    """Frames of ``path`` at ``times`` (seconds, finite): uint8 ``(len(times), H, W, 3)``.
 
     Seeks to the first time and decodes forward; each requested time takes the decoded
     frame nearest to it, which must lie within half a frame period (``0.5 / fps`` s).
@@ -156,11 +321,15 @@ def decode_video(path: Path, times: np.ndarray, fps: float) -> np.ndarray:
     av = require("av")
     if not path.is_file():
         raise MissingFileError(f"{path}: video file not found; the dataset copy is incomplete")
+    if not np.isfinite(times).all():  # NaN compares false everywhere: every frame would match
+        raise DataError(f"{path}: frame times include NaN/inf; check the episode's timestamps")
     tol = 0.5 / fps + 1e-4
     frames: list[np.ndarray] = []
     stamps: list[float] = []
     try:
         with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{path}: video cannot be decoded (no video stream); copy it again")
             stream = container.streams.video[0]
             t0, t1 = float(times.min()), float(times.max())
             if t0 > tol and stream.time_base is not None:
@@ -173,123 +342,191 @@ def decode_video(path: Path, times: np.ndarray, fps: float) -> np.ndarray:
                     break
                 frames.append(frame.to_ndarray(format="rgb24"))
                 stamps.append(t)
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: video cannot be decoded ({exc}); the file is truncated or "
-                        "corrupt, copy it again") from exc
+    except _av_errors() as exc:
+        raise DataError(f"{path}: video cannot be decoded ({str(exc)[:160]}); the file is "
+                        "truncated or corrupt, copy it again") from exc
     if not frames:
         raise DataError(f"{path}: no video frames between {times.min():.3f}s and "
                         f"{times.max():.3f}s; check the episode's timestamps")
+    if len({f.shape for f in frames}) > 1:
+        raise DataError(f"{path}: the video changes frame size mid-stream "
+                        f"({sorted({f.shape[:2] for f in frames})}); re-encode it at one size")
     st = np.asarray(stamps)
     nearest = np.abs(st[None, :] - times[:, None]).argmin(axis=1)
     err = np.abs(st[nearest] - times)
-    if err.max() > tol:
-        k = int(err.argmax())
+    if not err.max() <= tol:
+        k = int(np.nanargmax(err)) if np.isfinite(err).any() else 0
         raise DataError(f"{path}: no frame within {tol:.4f}s of t={times[k]:.4f}s (nearest "
                         f"{st[nearest[k]]:.4f}s); timestamps and video disagree")
     return np.stack([frames[i] for i in nearest])
 
 
 def _decode_image_column(root: Path, path: Path, values: Sequence[Any], key: str) -> np.ndarray:
-    from PIL import Image
-
     out = []
     for i, v in enumerate(values):
-        try:
-            if isinstance(v, dict) and v.get("bytes") is not None:
-                im = Image.open(io.BytesIO(v["bytes"]))
-            elif isinstance(v, dict) and v.get("path"):
-                im = Image.open(root / v["path"])
-            else:
-                raise OSError(f"row {i} holds no image bytes or path")
-            out.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-        except OSError as exc:
-            raise DataError(f"{path}: image {key!r} of row {i} cannot be decoded ({exc}); "
-                            "copy the dataset again") from exc
+        what = f"image {key!r} of row {i}"
+        if isinstance(v, dict) and isinstance(v.get("bytes"), bytes) and v["bytes"]:
+            out.append(decode_image(v["bytes"], path, what))
+        elif isinstance(v, dict) and isinstance(v.get("path"), str) and v["path"]:
+            p = inside_root(root, v["path"], path, "image path")
+            if not p.is_file():
+                raise MissingFileError(f"{path}: {what} names {v['path']!r}, which is not a file "
+                                       "in the dataset; copy the dataset again")
+            out.append(decode_image(p, path, what))
+        else:
+            raise DataError(f"{path}: {what} holds no image bytes or path; copy the dataset again")
+        if out[-1].shape != out[0].shape:
+            raise DataError(f"{path}: {what} is {out[-1].shape[:2]}, row 0 is {out[0].shape[:2]}; "
+                            "images of mixed shapes: resize them to one size per camera")
+    if not out:
+        return np.zeros((0, 1, 1, 3), np.uint8)
     return check_images(path, key, np.stack(out))
+
+
+def _check_image_paths(root: Path, path: Path, key: str) -> None:
+    """Every ``path`` field of the image column ``key`` names a file inside ``root``.
+
+    Reads only that leaf of the struct column (not the image bytes), so the up-front pass
+    stays cheap.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    try:
+        field = pq.read_schema(path).field(key).type
+        if not (pa.types.is_struct(field) and field.get_field_index("path") >= 0):
+            return
+        names = pads.dataset(path, format="parquet").to_table(
+            columns={"p": pc.field(key, "path")}).column("p").to_pylist()
+    except _ARROW_ERRORS as exc:
+        raise DataError(f"{path}: image column {key!r} cannot be read "
+                        f"({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}); "
+                        "download or copy it again") from exc
+    for i, rel in enumerate(names):
+        if rel:
+            p = inside_root(root, rel, path, "image path")
+            if not p.is_file():
+                raise MissingFileError(f"{path}: image {key!r} of row {i} names {rel!r}, which is "
+                                       "not a file in the dataset; copy the dataset again")
+
+
+def _read_info(src: Path) -> tuple[Path, dict[str, Any]]:
+    info_path = src / "meta" / "info.json"
+    if not info_path.is_file():
+        raise MissingFileError(f"{info_path}: not found; a LeRobot dataset needs meta/info.json")
+    inside_root(src, "meta/info.json", info_path, "file")
+    info = read_json(info_path)
+    if not isinstance(info, dict):
+        raise DataError(f"{info_path}: holds {_json_kind(info)}, expected a JSON object "
+                        "with codebase_version, fps and features; restore the file")
+    version = info.get("codebase_version")
+    if not isinstance(version, str) or not version.startswith(("v2", "v3")):
+        raise DataError(f"{info_path}: codebase_version {version!r} is not supported (v2.x or "
+                        "v3.0); convert it with LeRobot's conversion script first")
+    feats = info.get("features")
+    if not isinstance(feats, dict):
+        raise DataError(f"{info_path}: features is not an object (it is {_json_kind(feats)}); "
+                        "restore the file")
+    for k, f in feats.items():
+        if not isinstance(f, dict):
+            raise DataError(f"{info_path}: feature {k!r} is not an object ({_json_kind(f)}); "
+                            "each feature needs {\"dtype\": ..., \"shape\": [...]}")
+    if "action" not in feats:
+        raise DataError(f"{info_path}: features lack 'action' (got {sorted(feats)}); realgap "
+                        "needs actions")
+    fps = info.get("fps")
+    if (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps)
+            or fps <= 0):
+        raise DataError(f"{info_path}: fps {fps!r} must be a positive number of frames per "
+                        "second; restore it")
+    return info_path, info
 
 
 def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) -> SourceReader:
     """Check a LeRobot dataset folder (see the module docstring) and return its reader."""
-    info_path = src / "meta" / "info.json"
-    try:
-        info = json.loads(info_path.read_text())
-    except FileNotFoundError as exc:
-        raise MissingFileError(f"{info_path}: not found; a LeRobot dataset needs meta/info.json") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{info_path}: not valid JSON ({exc}); restore the file") from exc
-    version = str(info.get("codebase_version", ""))
-    if not version.startswith(("v2", "v3")):
-        raise DataError(f"{info_path}: codebase_version {version!r} is not supported (v2.x or "
-                        "v3.0); convert it with LeRobot's conversion script first")
+    info_path, info = _read_info(src)
+    version: str = info["codebase_version"]
     v3 = version.startswith("v3")
-    feats: dict[str, Any] = info.get("features") or {}
-    if "action" not in feats:
-        raise DataError(f"{info_path}: features lack 'action' (got {sorted(feats)}); realgap "
-                        "needs actions")
+    feats: dict[str, dict[str, Any]] = info["features"]
+    fps = float(info["fps"])
     visual = {camera_name(k): k for k, f in feats.items() if f.get("dtype") in ("video", "image")}
     cams = pick_cameras(info_path, list(visual), cameras)
-    fps = float(info.get("fps") or 0) or 30.0
+    is_video = {c: feats[visual[c]]["dtype"] == "video" for c in cams}
+    if any(is_video.values()) and "video_path" not in info:
+        raise DataError(f"{info_path}: lacks video_path, needed for the video features; restore it")
     tasks = _tasks(src, v3)
-    eps = _episodes_v3(src, info) if v3 else _episodes_v2(src, info)
+    eps = _episodes_v3(src, info_path, info) if v3 else _episodes_v2(src, info_path, info)
     has_state = "observation.state" in feats
     cols = ["episode_index", "frame_index", "timestamp", "action"]
     cols += ["observation.state"] * has_state + ["task_index"] * ("task_index" in feats)
-    # Up-front pass over the low-dim columns: files present and readable, no NaN actions
-    # or states.
+    # Up-front pass over the low-dim columns, image columns present, videos open: a bad
+    # source fails before the first episode is written.
     tables: dict[Path, pd.DataFrame] = {}
+    probed: set[Path] = set()
     for ep in eps:
-        if ep["data"] not in tables:
-            tables[ep["data"]] = _read_parquet(ep["data"], cols)
-        df = tables[ep["data"]]
-        rows = df[df["episode_index"] == ep["episode_index"]]
+        e, path = ep["episode_index"], ep["data"]
+        where = f" of episode {e}"
+        if path not in tables:
+            tables[path] = _read_parquet(path, cols)
+            absent = [visual[c] for c in cams if not is_video[c]
+                      and visual[c] not in _parquet_columns(path)]
+            if absent:
+                raise DataError(f"{path}: lacks the image columns {absent}; the data and "
+                                "info.json disagree")
+            for c in cams:
+                if not is_video[c]:
+                    _check_image_paths(src, path, visual[c])
+        df = tables[path]
+        rows = df[df["episode_index"] == e]
         if rows.empty:
-            raise DataError(f"{ep['data']}: no rows of episode {ep['episode_index']}; the data "
-                            "and episode metadata disagree")
-        check_finite(ep["data"], "action", np.stack(rows["action"].to_numpy()),
-                     f" of episode {ep['episode_index']}")
-        if has_state:
-            check_finite(ep["data"], "observation.state",
-                         np.stack(rows["observation.state"].to_numpy()),
-                         f" of episode {ep['episode_index']}")
+            raise DataError(f"{path}: no rows of episode {e}; the data and episode metadata "
+                            "disagree")
+        order = np.argsort(_vectors(path, "frame_index", rows["frame_index"], where)[:, 0],
+                           kind="stable")
+        rows = rows.iloc[order]
+        ep["actions"] = _vectors(path, "action", rows["action"], where)
+        ep["states"] = (_vectors(path, "observation.state", rows["observation.state"], where)
+                        if has_state else np.zeros((len(rows), 0)))
+        ts = _vectors(path, "timestamp", rows["timestamp"], where)
+        if ts.shape[1] != 1:
+            raise DataError(f"{path}: timestamp{where} holds {ts.shape[1]} numbers per frame, "
+                            "expected one")
+        ep["timestamps"] = ts[:, 0]
+        ep["frame_order"] = order
+        ep["task"] = task
+        if task is None and "task_index" in rows.columns:
+            ep["task"] = tasks.get(_index(rows["task_index"].iloc[0], path, "task_index", where))
         for c in cams:
-            if feats[visual[c]]["dtype"] == "video" and not ep["video"](visual[c])[0].is_file():
-                raise MissingFileError(f"{ep['video'](visual[c])[0]}: video file not found; the "
-                                       "dataset copy is incomplete")
+            if is_video[c]:
+                vpath, _ = ep["video"](visual[c])
+                if vpath not in probed:
+                    probe_video(vpath)
+                    probed.add(vpath)
 
     def episodes() -> Iterator[ReadEpisode]:
         image_tables: dict[str, tuple[Path, pd.DataFrame]] = {}
         for ep in eps:
             e = ep["episode_index"]
-            df = tables[ep["data"]]
-            rows = df[df["episode_index"] == e].sort_values("frame_index")
             imgs: dict[str, np.ndarray] = {}
             for c in cams:
                 key = visual[c]
-                if feats[key]["dtype"] == "video":
+                if is_video[c]:
                     vpath, t0 = ep["video"](key)
-                    ts = rows["timestamp"].to_numpy(dtype=float) + t0
-                    imgs[c] = check_images(vpath, key, decode_video(vpath, ts, fps))
+                    imgs[c] = check_images(vpath, key, decode_video(vpath, ep["timestamps"] + t0, fps))
                 else:
                     if image_tables.get(key, (None,))[0] != ep["data"]:  # one file at a time
                         image_tables[key] = (ep["data"], _read_parquet(
-                            ep["data"], ["episode_index", "frame_index", key]))
+                            ep["data"], ["episode_index", key]))
                     full = image_tables[key][1]
-                    sel = full[full["episode_index"] == e].sort_values("frame_index")
+                    sel = full[full["episode_index"] == e].iloc[ep["frame_order"]]
                     imgs[c] = _decode_image_column(src, ep["data"], sel[key].tolist(), key)
-            acts = np.stack(rows["action"].to_numpy()).astype(np.float64)
-            states = (np.stack(rows["observation.state"].to_numpy()).astype(np.float64)
-                      if has_state else np.zeros((len(rows), 0)))
-            tname = task
-            if tname is None and "task_index" in rows.columns:
-                tname = tasks.get(int(rows["task_index"].iloc[0]))
             yield ReadEpisode(
-                task=tname or src.name, episode=e, images=imgs, actions=acts,
-                states=check_finite(ep["data"], "observation.state", states, f" of episode {e}"),
-                source=f"lerobot-{version}:{src.resolve()}#episode_index={e}",
+                task=ep["task"] or src.name, episode=e, images=imgs, actions=ep["actions"],
+                states=ep["states"], source=f"lerobot-{version}:{src.resolve()}#episode_index={e}",
             )
 
     return SourceReader(source=f"lerobot-{version}:{src.resolve()}", n_episodes=len(eps),
-                        episodes=episodes, cameras=cams)
+                        episodes=lambda: check_episodes(src, episodes()), cameras=cams)
 
 
 READERS.add("lerobot", open_lerobot, detect=_detect)
