@@ -16,6 +16,12 @@ The state vector is the concatenation, in the order given by ``state_keys`` (def
 the low-dim ``obs`` keys present in every demo, sorted by name), of the per-frame vectors;
 the layout is recorded in ``source``. Demos are episodes, numbered by ``N`` of
 ``demo_N`` and read in that order. The task defaults to ``env_args["env_name"]``.
+
+The file is untrusted: links to other files (``ExternalLink``), datasets whose bytes are
+stored in other files (external storage, virtual datasets) are refused, as is any
+member of the wrong kind (a dataset where a group belongs, text where numbers belong).
+Everything except the pixels of 8-bit images is checked before the first episode is
+yielded; each fault is one :class:`DataError` naming this file and the member.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +40,12 @@ from realgap.data.readers._base import (
     READERS,
     ReadEpisode,
     SourceReader,
+    check_episodes,
     check_finite,
     check_images,
     pick_cameras,
 )
-from realgap.errors import DataError
+from realgap.errors import DataError, RealgapError
 
 _DEMO = re.compile(r"^demo_(\d+)$")
 HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
@@ -47,17 +55,74 @@ def _detect(src: Path) -> bool:
     return src.is_file() and src.suffix.lower() in HDF5_SUFFIXES
 
 
+def _first_line(exc: BaseException) -> str:
+    # h5py's messages span lines (a dump of its read state); keep the first one
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+@contextmanager
+def _h5_errors(src: Path) -> Iterator[None]:
+    """Turn h5py's errors for a damaged file into one DataError naming ``src``.
+
+    h5py maps HDF5's C errors to OSError, RuntimeError and KeyError (a bad object
+    header, a broken B-tree, a checksum mismatch), raised at whatever access first
+    touches the damage.
+    """
+    try:
+        yield
+    except RealgapError:
+        raise
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise DataError(f"{src}: HDF5 file is truncated or corrupt ({_first_line(exc)}); "
+                        "re-export or re-download it") from exc
+
+
 def _open_file(src: Path) -> Any:
     if not src.is_file():
         raise DataError(f"{src}: not a file; --format robomimic expects one .hdf5 file "
                         "(data/demo_N/...)")
     h5py = require("h5py")
-    try:
+    with _h5_errors(src):
         return h5py.File(src, "r")
-    except OSError as exc:
-        # h5py's messages span lines (a dump of its read state); keep the first one
-        raise DataError(f"{src}: HDF5 file is truncated or corrupt "
-                        f"({str(exc).splitlines()[0]}); re-export or re-download it") from exc
+
+
+def _member(src: Path, group: Any, key: str, kind: str) -> Any:
+    """``group[key]``, which must be a ``kind`` ("group" or "dataset") held in this file."""
+    h5py = require("h5py")
+    name = f"{group.name.lstrip('/')}/{key}".lstrip("/")
+    link = group.get(key, getlink=True)
+    if link is None:
+        raise DataError(f"{src}: {name} is missing; expected robomimic layout data/demo_N/"
+                        "{actions, obs/<camera>_image}")
+    if isinstance(link, h5py.ExternalLink):
+        raise DataError(f"{src}: {name} is a link to another file ({link.filename}); realgap reads "
+                        "only this file, copy the data in")
+    obj = group[key]
+    want = h5py.Group if kind == "group" else h5py.Dataset
+    if not isinstance(obj, want):
+        got = "group" if isinstance(obj, h5py.Group) else "dataset"
+        raise DataError(f"{src}: {name} is a {got}, expected a {kind}; restore the robomimic "
+                        "layout")
+    if kind == "dataset" and (obj.external or obj.is_virtual):
+        raise DataError(f"{src}: {name} has its bytes stored outside this file (external or "
+                        "virtual dataset); realgap reads only this file, copy the data in")
+    if kind == "dataset" and obj.dtype.kind not in "biuf":
+        raise DataError(f"{src}: {name} is {obj.dtype}, not numbers; store numeric arrays")
+    return obj
+
+
+def _read(src: Path, ds: Any) -> np.ndarray:
+    with _h5_errors(src):
+        return np.asarray(ds[()])
+
+
+def _env_name(data: Any) -> str | None:
+    try:
+        name = json.loads(data.attrs["env_args"]).get("env_name")
+    except (KeyError, OSError, json.JSONDecodeError, TypeError, AttributeError, ValueError):
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def open_robomimic(
@@ -68,36 +133,32 @@ def open_robomimic(
     state_keys: Sequence[str] | None = None,
 ) -> SourceReader:
     """Check a robomimic HDF5 file (see the module docstring) and return its reader."""
-    with _open_file(src) as f:
+    with _open_file(src) as f, _h5_errors(src):
         if "data" not in f:
             raise DataError(f"{src}: no 'data' group; expected robomimic layout data/demo_N/...")
-        data = f["data"]
+        data = _member(src, f, "data", "group")
         demos = sorted((int(m.group(1)), k) for k in data if (m := _DEMO.match(k)))
         if not demos:
             raise DataError(f"{src}: 'data' holds no demo_N groups; expected data/demo_0, ...")
-        env_name = None
-        if "env_args" in data.attrs:
-            try:
-                env_name = json.loads(data.attrs["env_args"]).get("env_name")
-            except (json.JSONDecodeError, TypeError, AttributeError):
-                env_name = None
-        image_sets, lowdim_sets = [], []
+        env_name = _env_name(data)
+        image_sets, lowdim_sets, n_steps, a_dims = [], [], {}, {}
         for _, name in demos:
-            g = data[name]
-            for key in ("actions", "obs"):
-                if key not in g:
-                    raise DataError(f"{src}: data/{name} lacks '{key}'; every demo needs actions "
-                                    "and obs/<camera>_image")
-            obs = g["obs"]
-            image_sets.append({k[: -len("_image")] for k in obs if k.endswith("_image")})
-            lowdim_sets.append({k for k in obs if not k.endswith("_image")
-                                and obs[k].ndim <= 2 and obs[k].dtype.kind == "f"})
-            try:
-                acts = g["actions"][()]
-            except OSError as exc:
-                raise DataError(f"{src}: data/{name}/actions cannot be read ({exc}); the file "
-                                "is truncated or corrupt") from exc
-            check_finite(src, "actions", acts, f" of data/{name}")
+            g = _member(src, data, name, "group")
+            obs = _member(src, g, "obs", "group")
+            acts = check_finite(src, "actions", _read(src, _member(src, g, "actions", "dataset")),
+                                f" of data/{name}")
+            if len(acts) == 0:
+                raise DataError(f"{src}: data/{name} has no frames (0 actions); drop the empty "
+                                "demo")
+            n_steps[name], a_dims[name] = len(acts), acts.shape[1]
+            first = demos[0][1]
+            if a_dims[name] != a_dims[first]:
+                raise DataError(f"{src}: data/{name}/actions has {a_dims[name]} dims, data/"
+                                f"{first}'s {a_dims[first]}; one action layout per file")
+            members = {k: _member(src, obs, k, "dataset") for k in obs}
+            image_sets.append({k[: -len("_image")] for k in members if k.endswith("_image")})
+            lowdim_sets.append({k for k, d in members.items() if not k.endswith("_image")
+                                and d.ndim <= 2 and d.dtype.kind == "f"})
         cams_all = sorted(set.intersection(*image_sets))
         cams = pick_cameras(src, cams_all, cameras)
         common = set.intersection(*lowdim_sets)
@@ -106,26 +167,30 @@ def open_robomimic(
         if missing:
             raise DataError(f"{src}: state keys {missing} are not low-dim obs of every demo; "
                             f"available: {sorted(common)}")
-        shapes = {c: data[demos[0][1]]["obs"][f"{c}_image"].shape[1:] for c in cams}
+        shapes: dict[str, tuple[int, ...]] = {}
         for _, name in demos:
+            obs, n = data[name]["obs"], n_steps[name]
             for c in cams:
-                shp = data[name]["obs"][f"{c}_image"].shape[1:]
-                if shp != shapes[c]:
-                    raise DataError(f"{src}: data/{name}/obs/{c}_image frames are {shp}, "
-                                    f"data/{demos[0][1]}'s are {shapes[c]}; images of mixed "
-                                    "shapes: resize them to one size per camera")
+                ds, what = obs[f"{c}_image"], f"data/{name}/obs/{c}_image"
+                if ds.shape[:1] != (n,):
+                    raise DataError(f"{src}: {what} has {ds.shape[0] if ds.shape else 0} frames, "
+                                    f"its actions {n}; one image per step is needed")
+                shp = shapes.setdefault(c, ds.shape[1:])
+                if ds.shape[1:] != shp:
+                    raise DataError(f"{src}: {what} frames are {ds.shape[1:]}, data/{demos[0][1]}'s "
+                                    f"are {shp}; images of mixed shapes: resize them to one size "
+                                    "per camera")
+                if ds.dtype.kind == "f":  # float pixels: NaN/range need the values, check now
+                    check_images(src, what, _read(src, ds))
+                else:
+                    check_images(src, what, np.zeros((1, *ds.shape[1:]), ds.dtype))  # shape only
             # states, like actions, are checked before anything is written
-            n_steps = len(data[name]["actions"])
             for k in keys:
-                try:
-                    x = np.atleast_1d(np.asarray(data[name]["obs"][k][()]))
-                except OSError as exc:
-                    raise DataError(f"{src}: data/{name}/obs/{k} cannot be read ({exc}); the "
-                                    "file is truncated or corrupt") from exc
-                if len(x) != n_steps:
+                x = np.atleast_1d(_read(src, obs[k]))
+                if len(x) != n:
                     raise DataError(f"{src}: data/{name}/obs/{k} has {len(x)} rows, its actions "
-                                    f"{n_steps}; one low-dim row per step is needed")
-                check_finite(src, f"obs/{k}", x.reshape(n_steps, -1), f" of data/{name}")
+                                    f"{n}; one low-dim row per step is needed")
+                check_finite(src, f"obs/{k}", x.reshape(n, -1), f" of data/{name}")
     task_name = task or env_name or src.stem
     layout = ",".join(keys) if keys else "none"
 
@@ -134,24 +199,20 @@ def open_robomimic(
             data = f["data"]
             for n, name in demos:
                 g = data[name]
-                try:
-                    imgs = {c: check_images(src, f"data/{name}/obs/{c}_image",
-                                            g["obs"][f"{c}_image"][()]) for c in cams}
-                    acts = g["actions"][()]
-                    parts = [np.asarray(g["obs"][k][()], dtype=np.float64).reshape(len(acts), -1)
-                             for k in keys]
-                except OSError as exc:
-                    raise DataError(f"{src}: data/{name} cannot be read ({exc}); the file is "
-                                    "truncated or corrupt") from exc
+                imgs = {c: check_images(src, f"data/{name}/obs/{c}_image",
+                                        _read(src, g["obs"][f"{c}_image"])) for c in cams}
+                acts = check_finite(src, "actions", _read(src, g["actions"]), f" of data/{name}")
+                parts = [np.asarray(_read(src, g["obs"][k]), dtype=np.float64).reshape(len(acts), -1)
+                         for k in keys]
                 states = np.concatenate(parts, axis=1) if parts else np.zeros((len(acts), 0))
                 yield ReadEpisode(
-                    task=task_name, episode=n, images=imgs, actions=np.asarray(acts),
+                    task=task_name, episode=n, images=imgs, actions=acts,
                     states=check_finite(src, "states", states, f" of data/{name}"),
                     source=f"robomimic:{src.resolve()}#data/{name} state=[{layout}]",
                 )
 
     return SourceReader(source=f"robomimic:{src.resolve()}", n_episodes=len(demos),
-                        episodes=episodes, cameras=cams)
+                        episodes=lambda: check_episodes(src, episodes()), cameras=cams)
 
 
 READERS.add("robomimic", open_robomimic, detect=_detect)
