@@ -8,9 +8,11 @@ encoder-dis-as-framework.txt section III; each module docstring cites its source
 - :mod:`~realgap.metrics.space`: the shared DIS space (standardize, PCA, min-max).
 - :mod:`~realgap.metrics.invariance`: DIS and centroid distance.
 - :mod:`~realgap.metrics.probe`: Action Score and transfer AS (ridge probe).
-- :mod:`~realgap.metrics.distribution`: MMD, Fréchet distance, C2ST.
+- :mod:`~realgap.metrics.distribution`: MMD, Fréchet distance, C2ST (plain functions).
+- :mod:`~realgap.metrics.twosample`: the two-sample scores with permutation nulls over
+  episodes and bootstrap replicates from one per-episode design (what ``gap_suite`` uses).
 - :mod:`~realgap.metrics.coverage`: sim support, outside fraction, density/coverage.
-- :mod:`~realgap.metrics.bootstrap`: :class:`Estimate` and the episode bootstrap.
+- :mod:`~realgap.metrics.bootstrap`: re-export of :mod:`realgap.stats` (intervals live there).
 - :mod:`~realgap.metrics.suite`: :func:`gap_suite`, all of the above for one encoder.
 """
 
@@ -26,10 +28,23 @@ from realgap.metrics.distribution import (
 from realgap.metrics.invariance import DISResult, domain_invariance
 from realgap.metrics.probe import ASResult, action_score, episode_split, transfer_action_score
 from realgap.metrics.space import GapSpace, fit_gap_space
-from realgap.metrics.suite import METRICS, gap_suite, harmonic_mean
+from realgap.metrics.suite import (
+    METRICS,
+    NULL_METRICS,
+    RANK_METRIC,
+    ResamplePlan,
+    gap_suite,
+    harmonic_mean,
+    resample_plan,
+)
+from realgap.metrics.twosample import TWO_SAMPLE_SCORES, two_sample_scores
 
 __all__ = [
     "METRICS",
+    "NULL_METRICS",
+    "RANK_METRIC",
+    "TWO_SAMPLE_SCORES",
+    "ResamplePlan",
     "ASResult",
     "C2STResult",
     "CoverageReport",
@@ -48,5 +63,7 @@ __all__ = [
     "gap_suite",
     "harmonic_mean",
     "mmd_rbf",
+    "resample_plan",
+    "two_sample_scores",
     "transfer_action_score",
 ]

@@ -217,17 +217,24 @@ def _sqrt_psd(c: np.ndarray) -> np.ndarray:
 def frechet_from_moments(mu_x: np.ndarray, cov_x: np.ndarray,
                          mu_y: np.ndarray, cov_y: np.ndarray) -> float:
     """Fréchet distance between ``N(mu_x, cov_x)`` and ``N(mu_y, cov_y)``."""
+    with _single_thread():
+        return frechet_from_moments_unlimited(mu_x, cov_x, mu_y, cov_y)
+
+
+def frechet_from_moments_unlimited(mu_x: np.ndarray, cov_x: np.ndarray,
+                                   mu_y: np.ndarray, cov_y: np.ndarray) -> float:
+    """:func:`frechet_from_moments` without limiting BLAS threads (for callers that limit
+    them once around many calls: threadpoolctl costs milliseconds per entry)."""
     # tr (C_x^{1/2} C_y C_x^{1/2})^{1/2} = sum sqrt(eig(C_x C_y)); with C_x = L L^T the
     # symmetric L^T C_y L has those eigenvalues, so one Cholesky and one eigvalsh suffice.
     # A singular C_x (constant component, n <= k) falls back to the eigh square root.
-    with _single_thread():
-        try:
-            low = np.linalg.cholesky(cov_x)
-            m = low.T @ cov_y @ low
-        except np.linalg.LinAlgError:
-            sx = _sqrt_psd(cov_x)
-            m = sx @ cov_y @ sx
-        tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None)).sum())
+    try:
+        low = np.linalg.cholesky(cov_x)
+        m = low.T @ cov_y @ low
+    except np.linalg.LinAlgError:
+        sx = _sqrt_psd(cov_x)
+        m = sx @ cov_y @ sx
+    tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0.0, None)).sum())
     diff = mu_x - mu_y
     return float(diff @ diff + np.trace(cov_x) + np.trace(cov_y) - 2.0 * tr_sqrt)
 

@@ -46,6 +46,8 @@ class GapSpace:
         method: ``"covariance-eigh"`` or ``"randomized-svd"``.
         explained_variance_ratio: share of the standardized variance the ``k``
             components keep (in [0, 1]).
+        component_variance_ratio: ``(k,)`` share kept by each component, leading first
+            (so the leading ``m`` components keep ``component_variance_ratio[:m].sum()``).
     """
 
     z_sim: np.ndarray
@@ -55,7 +57,18 @@ class GapSpace:
     dim: int
     method: str
     explained_variance_ratio: float
+    component_variance_ratio: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     info: dict[str, Any] = field(default_factory=dict)
+
+    def leading(self, m: int) -> GapSpace:
+        """The same space cut to its leading ``m`` components (``m <= k``). Min-max scaling
+        is per component, so the cut equals a fit with ``k = m`` (up to the PCA solver)."""
+        m = int(min(m, self.k))
+        cvr = self.component_variance_ratio[:m]
+        return GapSpace(z_sim=self.z_sim[:, :m], z_real=self.z_real[:, :m], k=m,
+                        k_requested=self.k_requested, dim=self.dim, method=self.method,
+                        explained_variance_ratio=float(min(cvr.sum(), 1.0)),
+                        component_variance_ratio=cvr, info=dict(self.info))
 
     @property
     def z(self) -> np.ndarray:
@@ -112,7 +125,8 @@ def fit_gap_space(
             evals, evecs = np.linalg.eigh(cov)
         top = np.argsort(evals)[::-1][:k_used]
         comps = _svd_flip(evecs[:, top].T)
-        kept = float(np.clip(evals[top], 0, None).sum())
+        per = np.clip(evals[top], 0, None)
+        kept = float(per.sum())
         method = "covariance-eigh"
     else:
         from sklearn.decomposition import PCA
@@ -120,7 +134,8 @@ def fit_gap_space(
         seed = int(as_rng(rng).integers(0, 2**31 - 1))
         pca = PCA(n_components=k_used, svd_solver="randomized", random_state=seed).fit(x)
         comps = _svd_flip(pca.components_)
-        kept = float(pca.explained_variance_.sum())
+        per = np.asarray(pca.explained_variance_, dtype=np.float64)
+        kept = float(per.sum())
         method = "randomized-svd"
     z = x @ comps.T
     del x
@@ -132,4 +147,5 @@ def fit_gap_space(
     return GapSpace(
         z_sim=z[:n_sim], z_real=z[n_sim:], k=k_used, k_requested=k, dim=d, method=method,
         explained_variance_ratio=float(min(evr, 1.0)),
+        component_variance_ratio=per / total_var if total_var > 0 else np.zeros(k_used),
     )

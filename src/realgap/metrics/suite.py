@@ -1,74 +1,83 @@
-"""``gap_suite``: every gap metric of one encoder, each with an episode-bootstrap interval.
+"""``gap_suite``: every gap score of one encoder, with intervals, permutation nulls and the
+replicates a ranking pairs across encoders.
 
-The shared DIS space (:func:`realgap.metrics.space.fit_gap_space`) is fitted once and
-reused by DIS, MMD, Fréchet, C2ST and coverage; the action probes work on the raw
-embeddings (encoder-dis-as-framework.txt III-D). Every probe and classifier is fitted
-once; the bootstrap then resamples EPISODES (within each domain) and recomputes each
-score from per-episode sums of per-frame quantities, so thousands of replicates cost
-little. What the intervals therefore cover:
+Spaces (each stated in the result's ``space``):
 
-- ``dis``, ``centroid_distance``: resampled sim and real episodes, PCA space held fixed;
-- ``as_sim``, ``as_real``: resampled validation episodes, probe held fixed (the interval
-  does not include the probe-fitting variance or the choice of split);
-- ``as_transfer``: resampled real episodes, sim probe held fixed;
-- ``combined``: harmonic mean of paired ``dis`` and ``as_transfer`` replicates (the same
-  draws of real episodes);
-- ``mmd``: unbiased MMD^2 on the kernel subsample, frames weighted by their episode's
-  multiplicity; ``fd``: Gaussian moments from per-episode sums (``min(n_boot, fd_boot)``
-  replicates: each needs two eigendecompositions);
-- ``c2st_acc``: out-of-fold correctness held fixed, episodes resampled;
-- ``coverage`` (share of real frames inside sim support, ``1 - outside_fraction``),
-  ``outside_fraction``, ``density``: real episodes resampled, sim support held fixed;
-  ``naeem_coverage``: sim episodes resampled.
+- the **paper's DIS space** (``dis_paper``): pooled, standardized, PCA to
+  ``k_paper = min(k, N - 1, D)`` (default ``k = 384``), min-max to [0, 1]
+  (encoder-dis-as-framework.txt III-C, DESIGN.md), exactly as the reference defines it. Its
+  ``k`` differs between encoders of different dimension, so ``dis_paper`` is shown, never
+  ranked;
+- the run's **common space**: the leading ``space_k`` components of the same fit (default
+  32; min-max is per component, so the leading components are a fit with ``k = space_k``).
+  The job passes the same ``space_k`` for every encoder (cut once to the smallest
+  ``min(N - 1, D)`` of the run), so centroid distance, DIS, calibrated DIS, MMD, Fréchet
+  distance and C2ST are comparable across encoders. The pooled fit is label-free, so the
+  permutation null only relabels episodes (:mod:`realgap.metrics.twosample`);
+- **coverage** is fitted on sim frames only (:mod:`realgap.metrics.coverage`, its own
+  stated space): a real outlier never stretches the space it is judged in;
+- the **action probes** read the raw embeddings (III-D), cross-fitted over episodes
+  (:mod:`realgap.metrics.probe`): every episode scored once by a probe that never saw it.
 
-Distance-type scores (centroid distance and DIS, MMD, FD) are biased away from zero
-(sampling noise adds distance) and resampling adds more of the same bias, so for a small
-gap their percentile interval lies on one side of the point (above it for distances,
-below it for DIS). That is reported as measured; compare encoders by overlapping intervals
-computed the same way, not by the interval's position around the point.
+Intervals resample whole episodes within strata (sim, real; and, for an encoder trained by
+realgap, its held-out sim episodes apart from the rest) through one counts matrix
+(:class:`ResamplePlan`) that the job builds once per run, so every encoder's replicates come
+from the same draws and paired differences between encoders are meaningful
+(:func:`realgap.stats.rank_with_ties`). What each interval holds fixed: the PCA space, the
+kernel subsample and bandwidth, the C2ST's out-of-fold correctness, the probes and the
+coverage flags; episodes are what varies. Intervals are never widened; a point outside its
+interval is flagged (``Estimate.bias``): distance-type scores are biased upward, and a
+bootstrap adds more of the same bias.
 
-Each value is an :class:`~realgap.metrics.bootstrap.Estimate` (``n`` = episodes,
-``n_frames``, ``n_boot``); ``details`` holds the rest (k used, PCA method, MMD p-value
-and bandwidth, C2ST chance level, the coverage report, the worst-covered real frames).
+The ranking score is ``combined``: the harmonic mean of the null-calibrated DIS
+(``dis_cal``) and the transfer AS(sim -> real) (DESIGN.md "Combined score", with the
+calibrated DIS the design asks rankings to use).
 """
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from realgap._rng import RngLike, as_rng, child_seeds
 from realgap.errors import DataError
 from realgap.metrics._validate import as_groups, as_matrix, check_positive_int, check_prob
-from realgap.metrics.bootstrap import (
+from realgap.metrics.space import fit_gap_space
+from realgap.metrics.twosample import (
+    ALTERNATIVE,
+    Design,
+    centroid_distances,
+    two_sample_scores,
+)
+from realgap.stats import (
     Estimate,
+    NullResult,
     bootstrap_counts,
     episode_codes,
-    percentile_interval,
-    ratio_replicates,
+    estimate_from_replicates,
+    null_from_replicates,
+    permuted_labels,
 )
-from realgap.metrics.coverage import coverage_report
-from realgap.metrics.distribution import (
-    c2st_accuracy,
-    frechet_from_moments,
-    mmd2_weighted,
-    mmd_setup,
-    mmd_test_from_kernel,
-)
-from realgap.metrics.invariance import dis_from_space
-from realgap.metrics.probe import RidgeProbe, episode_split, score_from_mse
-from realgap.metrics.space import fit_gap_space
 
-#: Above this many floats (float32, 4 bytes each), per-episode second moments are not
-#: stored and the FD interval is skipped (NaN, ``n_boot = 0``).
-_FD_MOMENT_LIMIT = 128 * 2**20
-
+#: Every Estimate ``gap_suite`` returns, in table order.
 METRICS: tuple[str, ...] = (
-    "dis", "centroid_distance", "as_sim", "as_real", "as_transfer", "combined", "mmd", "fd",
-    "c2st_acc", "coverage", "outside_fraction", "density", "naeem_coverage",
+    "combined", "dis_cal", "dis", "dis_paper", "centroid_distance",
+    "as_sim", "as_real", "as_transfer",
+    "as_sim_floor", "as_real_floor", "as_sim_ceiling", "as_real_ceiling",
+    "mmd", "fd", "c2st_acc", "coverage", "outside_fraction", "density", "naeem_coverage",
 )
+#: Scores read against a permutation null over episodes.
+NULL_METRICS: tuple[str, ...] = ("centroid_distance", "dis", "dis_cal", "dis_paper", "mmd", "fd",
+                                 "c2st_acc")
+#: The score rankings use (higher is better).
+RANK_METRIC = "combined"
+#: Default number of leading components of the common space.
+SPACE_K = 32
+#: Default PCA components of the paper's DIS (DESIGN.md).
+PAPER_K = 384
 
 
 def harmonic_mean(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
@@ -76,40 +85,128 @@ def harmonic_mean(a: float | np.ndarray, b: float | np.ndarray) -> float | np.nd
     a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(a_ + b_ > 0, 2 * a_ * b_ / (a_ + b_), 0.0)
+    out = np.where(np.isnan(a_) | np.isnan(b_), np.nan, out)
     return float(out) if out.ndim == 0 else out
 
 
-def _onehot(codes: np.ndarray, n_eps: int) -> sp.csr_matrix:
-    return sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),
-                         shape=(n_eps, len(codes)))
+# -- one resampling plan per run --------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ResamplePlan:
+    """The run's episode design and bootstrap draws, shared by every encoder.
+
+    Built exactly as :func:`realgap.stats.bootstrap_ci` builds its draws (``episode_codes``
+    of the pooled episode ids with strata, then ``bootstrap_counts``), so the fast
+    per-episode-sums route and the plain resample see the same episodes.
+
+    Attributes:
+        codes_sim, codes_real: ``(n_sim,)``, ``(n_real,)`` episode code of each frame.
+        ep_real: ``(E,)`` bool, True for a real episode.
+        counts: ``(n_boot, E)`` how often each episode is drawn in each replicate.
+        strata: ``(n_sim + n_real,)`` the stratum label of each pooled frame.
+    """
+
+    codes_sim: np.ndarray
+    codes_real: np.ndarray
+    ep_real: np.ndarray
+    counts: np.ndarray
+    strata: np.ndarray
+
+    @property
+    def n_boot(self) -> int:
+        return int(self.counts.shape[0])
 
 
-def _ep_sums(values: np.ndarray, codes: np.ndarray, n_eps: int) -> np.ndarray:
-    """Per-episode sums ``(E,)`` or ``(E, d)`` of per-frame ``values``."""
-    return np.asarray(_onehot(codes, n_eps) @ values)
+def pooled_strata(n_sim: int, n_real: int, sim_strata: Any = None) -> np.ndarray:
+    """Stratum of each pooled frame (sim rows first): ``"sim"`` or ``"sim:<label>"`` for sim
+    frames, ``"~real"`` for real ones (sorted last, so real episodes get the last codes)."""
+    sim = (np.full(n_sim, "sim", dtype=object) if sim_strata is None else
+           np.array([f"sim:{s}" for s in np.asarray(sim_strata)], dtype=object))
+    return np.r_[sim, np.full(n_real, "~real", dtype=object)].astype(str)
 
 
-def _est(point: float, reps: np.ndarray | None, alpha: float, n: int, n_frames: int) -> Estimate:
-    if reps is None or len(reps) == 0:
-        return Estimate(float(point), float("nan"), float("nan"), n, n_frames, 0)
-    lo, hi = percentile_interval(reps, alpha, float(point))
-    return Estimate(float(point), lo, hi, n, n_frames, len(reps))
+def resample_plan(ep_sim: Any, ep_real: Any, n_boot: int, rng: RngLike,
+                  sim_strata: Any = None) -> ResamplePlan:
+    """The run's :class:`ResamplePlan`: sim and real episodes resampled separately (and sim
+    episodes within ``sim_strata``, e.g. trained-on vs held-out)."""
+    es, er = np.asarray(ep_sim), np.asarray(ep_real)
+    if sim_strata is not None and np.shape(sim_strata) != es.shape:
+        raise DataError(f"sim_strata: expected one label per sim frame {es.shape}, got "
+                        f"{np.shape(sim_strata)}")
+    strata = pooled_strata(es.size, er.size, sim_strata)
+    groups = np.r_[es.astype(str), er.astype(str)]
+    codes, ep_stratum = episode_codes(groups, strata)
+    real_code = int(np.unique(strata).size) - 1
+    counts = bootstrap_counts(ep_stratum, n_boot, rng)
+    return ResamplePlan(codes[:es.size], codes[es.size:], ep_stratum == real_code, counts, strata)
 
 
-def _frame_mean_est(per_frame: np.ndarray, codes: np.ndarray, counts: np.ndarray,
-                    alpha: float, transform: Any = None) -> Estimate:
-    n_eps = counts.shape[1]
-    sums = _ep_sums(per_frame.astype(np.float64), codes, n_eps)
-    sizes = np.bincount(codes, minlength=n_eps)
-    point = float(per_frame.mean())
-    reps = ratio_replicates(counts, sums, sizes) if len(counts) else None
-    if transform is not None:
-        point = float(transform(point))
-        reps = None if reps is None else transform(reps)
-    used = int(np.count_nonzero(sizes))
-    return _est(point, reps, alpha, used, len(per_frame))
+# -- pieces -------------------------------------------------------------------------------
+def _as_estimate(cf: Any, code_of: dict[Any, int], counts: np.ndarray, *, alpha: float,
+                 method: str) -> tuple[Estimate, np.ndarray | None]:
+    """A cross-fitted AS (``realgap.metrics.probe.CrossFitAS``) with replicates on the plan's
+    columns."""
+    cols = np.array([code_of[e] for e in cf.episode_ids.tolist()], dtype=np.int64)
+    reps = cf.replicates(counts[:, cols]) if len(counts) else None
+    est = estimate_from_replicates(cf.value, reps, n=cf.n_episodes,
+                                   n_frames=int(np.sum(cf.n_frames)), alpha=alpha, method=method)
+    return est, reps
 
 
+def _code_map(ids: np.ndarray, codes: np.ndarray) -> dict[Any, int]:
+    return {k: int(v) for k, v in zip(ids.tolist(), codes.tolist(), strict=True)}
+
+
+@dataclass(frozen=True, eq=False)
+class CoverageView:
+    """What the suite reads from the coverage report: per-real-frame arrays and scalars."""
+
+    flagged: np.ndarray
+    knn_distance: np.ndarray
+    p_value: np.ndarray
+    outside_fraction: float
+    density: float
+    naeem_coverage: float
+    space: dict[str, Any]
+    by_factor: Any
+    report: Any
+
+
+def _coverage(emb_sim: np.ndarray, ep_sim: np.ndarray, emb_real: np.ndarray, ep_real: np.ndarray,
+              *, k: int, alpha: float, factors: Any, rng: int) -> CoverageView:
+    """Coverage fitted on sim only (A2's ``coverage_report``)."""
+    from realgap.metrics import coverage as cov_mod
+
+    params = inspect.signature(cov_mod.coverage_report).parameters
+    if "z_sim" in params:  # TODO(A1): remove once the sim-fitted coverage_report has landed
+        mu, sd = emb_sim.mean(0), emb_sim.std(0)
+        sd[sd == 0] = 1.0
+        rep = cov_mod.coverage_report((emb_sim - mu) / sd, (emb_real - mu) / sd, ep_sim=ep_sim,
+                                      k=k, factors_real=factors, rng=rng)
+        return CoverageView(rep.outside, rep.real_distance, np.full(len(emb_real), np.nan),
+                            rep.outside_fraction, rep.density, rep.coverage,
+                            {"name": "standardized on sim (interim)"}, rep.by_factor, rep)
+    rep = cov_mod.coverage_report(emb_sim, ep_sim, emb_real, ep_real, k=k, alpha=alpha,
+                                  factors=factors, rng=rng)
+    return CoverageView(np.asarray(rep.flagged, dtype=bool), np.asarray(rep.knn_distance, float),
+                        np.asarray(rep.p_value, float), float(rep.outside_fraction),
+                        float(rep.density), float(rep.naeem_coverage), dict(rep.space),
+                        getattr(rep, "by_factor", None), rep)
+
+
+def _frame_mean(values: np.ndarray, codes: np.ndarray, counts: np.ndarray, n_eps_total: int,
+                *, alpha: float, method: str) -> tuple[Estimate, np.ndarray | None]:
+    sums = np.bincount(codes, weights=values.astype(np.float64), minlength=n_eps_total)
+    sizes = np.bincount(codes, minlength=n_eps_total).astype(np.float64)
+    reps = None
+    if len(counts):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reps = (counts @ sums) / (counts @ sizes)
+    est = estimate_from_replicates(float(values.mean()), reps, n=int(np.count_nonzero(sizes)),
+                                   n_frames=len(values), alpha=alpha, method=method)
+    return est, reps
+
+
+# -- the suite ---------------------------------------------------------------------------------
 def gap_suite(
     emb_sim: np.ndarray,
     emb_real: np.ndarray,
@@ -118,190 +215,205 @@ def gap_suite(
     ep_sim: np.ndarray,
     ep_real: np.ndarray,
     *,
-    k: int = 384,
+    state_sim: np.ndarray | None = None,
+    state_real: np.ndarray | None = None,
+    space_k: int = SPACE_K,
+    k: int = PAPER_K,
     n_boot: int = 200,
-    alpha: float = 0.05,
-    rng: RngLike = 0,
-    factors_real: Any = None,
-    val_fraction: float = 0.2,
-    ridge_alpha: float | str = "cv",
-    mmd_max_samples: int = 1500,
     n_perm: int = 200,
-    c2st_max_samples: int = 3000,
+    alpha: float = 0.05,
+    interval_method: str = "percentile",
+    rng: RngLike = 0,
+    plan: ResamplePlan | None = None,
+    sim_rows: np.ndarray | None = None,
+    n_folds: int = 5,
+    factors_real: Any = None,
+    mmd_max_samples: int = 1500,
     coverage_k: int = 5,
-    coverage_quantile: float = 0.95,
-    coverage_dims: int = 64,
-    coverage_max_sim: int | None = 10000,
-    n_worst: int = 16,
-    fd_boot: int = 50,
+    coverage_alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """All gap metrics of one encoder with episode-bootstrap intervals (module docstring).
+    """Every gap score of one encoder (module docstring).
 
     Args:
         emb_sim, emb_real: ``(n_sim, D)``, ``(n_real, D)`` embeddings, same encoder.
         act_sim, act_real: ``(n_sim, A)``, ``(n_real, A)`` actions.
         ep_sim, ep_real: ``(n_sim,)``, ``(n_real,)`` episode ids (separate id spaces).
-        k: PCA components of the shared space (reduced to ``min(k, N-1, D)``).
-        n_boot: episode-bootstrap replicates (0: no intervals); ``alpha``: 1 - coverage.
-        rng: one seed for everything (split, PCA, subsamples, permutations, bootstrap).
-        factors_real: optional per-real-frame factor table for the coverage breakdown.
-        coverage_dims: coverage uses the leading this-many components of the shared
-            space (k-NN distances in hundreds of min-max dimensions concentrate, and the
-            cost is linear in it); ``coverage_max_sim``: sim support subsample size.
-        mmd_max_samples, c2st_max_samples: per-side subsample caps.
-        fd_boot: cap on the Fréchet replicates.
-        ridge_alpha: the action probes' penalty, or ``"cv"`` (default): chosen by
-            leave-episodes-out CV inside each train split (:mod:`realgap.metrics.probe`).
+        state_sim, state_real: optional recorded states ``(n, S)`` for the AS ceilings.
+        space_k: leading components of the common space (cut to ``min(N - 1, D)``; a cut
+            is reported in ``warnings``). Pass the same value for every encoder of a run.
+        k: PCA components of the paper's DIS (``dis_paper``; cut to ``min(k, N - 1, D)``).
+        n_boot: bootstrap replicates when no ``plan`` is given (0: no intervals).
+        n_perm: permutations of the null (0: no nulls, no ``dis_cal``).
+        alpha, interval_method: ``1 - alpha`` intervals, ``"percentile"`` or ``"bc"``.
+        rng: one int seed for everything; the same seed gives the same bytes.
+        plan: the run's :class:`ResamplePlan` over ALL sim and real frames given here
+            (default: :func:`resample_plan` from ``rng``).
+        sim_rows: optional ``(n_sim,)`` bool, the sim frames this encoder is scored on
+            (an encoder trained by realgap: the episodes it never trained on); the plan
+            keeps the run's episode codes, so replicates stay paired with other encoders.
+        n_folds: episode-grouped folds of the cross-fitted probes.
+        factors_real: per-real-frame factor table for the coverage breakdown.
+        mmd_max_samples: kernel subsample per side.
+        coverage_k, coverage_alpha: k-NN size and flag level of coverage.
 
     Returns:
-        ``{metric: Estimate for metric in METRICS} | {"details": dict}``.
+        ``{metric: Estimate}`` for :data:`METRICS` (AS ceilings only when states are given),
+        plus ``"nulls"`` (metric -> :class:`~realgap.stats.NullResult`), ``"replicates"``
+        (metric -> ``(n_boot,)``), ``"space"`` (the spaces used), ``"warnings"`` (list of
+        str), ``"flagged"`` (real rows flagged by coverage with ``knn_distance`` and
+        ``p_value``), ``"coverage_report"`` and ``"details"``.
     """
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=0)
     check_prob(alpha, "alpha")
-    xs, xr = as_matrix(emb_sim, "emb_sim"), as_matrix(emb_real, "emb_real")
-    ys, yr = as_matrix(act_sim, "act_sim"), as_matrix(act_real, "act_real")
-    for y, x, tag in ((ys, xs, "sim"), (yr, xr, "real")):
+    n_perm = check_positive_int(n_perm, "n_perm", minimum=0)
+    space_k = check_positive_int(space_k, "space_k")
+    xs_all, xr = as_matrix(emb_sim, "emb_sim"), as_matrix(emb_real, "emb_real")
+    ys_all, yr = as_matrix(act_sim, "act_sim"), as_matrix(act_real, "act_real")
+    for y, x, tag in ((ys_all, xs_all, "sim"), (yr, xr, "real")):
         if len(y) != len(x):
             raise DataError(f"act_{tag}: {len(y)} rows but emb_{tag} has {len(x)}; "
                             "pass one action per frame")
-    es = as_groups(ep_sim, len(xs), "ep_sim")
+    if ys_all.shape[1] != yr.shape[1]:
+        raise DataError(f"act_real has {yr.shape[1]} action dims but act_sim has "
+                        f"{ys_all.shape[1]}; sim and real must share the action space")
+    es_all = as_groups(ep_sim, len(xs_all), "ep_sim")
     er = as_groups(ep_real, len(xr), "ep_real")
     seeds = child_seeds(rng, 8)
-    s_split, s_pca, s_mmd, s_c2st, s_cov, s_boot, s_split_r, _ = seeds
+    s_boot, s_perm, s_pca, s_two, s_as, s_cov, _, _ = seeds
+    if plan is None:
+        plan = resample_plan(es_all, er, check_positive_int(n_boot, "n_boot", minimum=0), s_boot)
+    if plan.codes_sim.shape[0] != len(xs_all) or plan.codes_real.shape[0] != len(xr):
+        raise DataError("plan: built for other frames; build it from these ep_sim/ep_real")
+    rows = np.ones(len(xs_all), bool) if sim_rows is None else np.asarray(sim_rows, bool)
+    if rows.shape != (len(xs_all),) or rows.sum() < 2:
+        raise DataError("sim_rows: expected a bool mask over the sim frames keeping at least "
+                        "2 frames")
+    xs, ys, es, cs = xs_all[rows], ys_all[rows], es_all[rows], plan.codes_sim[rows]
+    counts = plan.counts
+    n_eps = plan.ep_real.shape[0]
+    warnings: list[str] = []
 
-    space = fit_gap_space(xs, xr, k=k, rng=s_pca)
-    cs, _ = episode_codes(es)
-    cr, _ = episode_codes(er)
-    n_es, n_er = int(cs.max()) + 1, int(cr.max()) + 1
-    boot = as_rng(s_boot)
-    cnt_s = bootstrap_counts(np.zeros(n_es), n_boot, boot)
-    cnt_r = bootstrap_counts(np.zeros(n_er), n_boot, boot)
-    out: dict[str, Any] = {}
+    # spaces: one pooled fit; the common space is its leading components
+    n, d = len(xs) + len(xr), xs.shape[1]
+    paper = fit_gap_space(xs, xr, k=k, rng=s_pca)
+    if paper.k < k:
+        warnings.append(f"dis_paper: k cut from {k} to {paper.k} = min(k, N-1, D) with N={n}, "
+                        f"D={d}; DIS of encoders with different k are not comparable")
+    common = paper.leading(space_k)
+    if common.k < space_k:
+        warnings.append(f"common space: {space_k} components requested, {common.k} used "
+                        f"(N-1={n - 1}, D={d}); pass a smaller --space-k for every encoder")
+    codes = np.r_[cs, plan.codes_real]
+    used = np.zeros(n_eps, bool)
+    used[codes] = True
+    design = Design(codes, plan.ep_real, used)
+    perms = None
+    if n_perm:
+        lab = permuted_labels(plan.ep_real[used], n_perm, s_perm)
+        perms = np.zeros((n_perm, n_eps), bool)
+        perms[:, used] = lab
+    two = two_sample_scores(common.z, design, counts=counts, perms=perms, alpha=alpha,
+                            method=interval_method, mmd_max_samples=mmd_max_samples,
+                            rng=as_rng(s_two))
+    out: dict[str, Any] = dict(two.estimates)
+    nulls: dict[str, NullResult] = dict(two.nulls)
+    reps: dict[str, np.ndarray | None] = dict(two.replicates)
 
-    # DIS and centroid distance from per-episode sums of the shared space.
-    dres = dis_from_space(space)
-    d_reps = None
-    if n_boot:
-        c_sim = ratio_replicates(cnt_s, _ep_sums(space.z_sim, cs, n_es), np.bincount(cs))
-        c_real = ratio_replicates(cnt_r, _ep_sums(space.z_real, cr, n_er), np.bincount(cr))
-        d_reps = np.linalg.norm(c_sim - c_real, axis=1)
-    n_all, f_all = n_es + n_er, len(xs) + len(xr)
-    out["centroid_distance"] = _est(dres.centroid_distance, d_reps, alpha, n_all, f_all)
-    dis_reps = None if d_reps is None else 1.0 - d_reps / np.sqrt(space.k)
-    out["dis"] = _est(dres.dis, dis_reps, alpha, n_all, f_all)
+    # the paper's DIS in its own k
+    s1p = design.ep_sums(paper.z)
+    sizes = design.sizes
+    sqk = np.sqrt(paper.k)
 
-    # Action probes: fitted once, validation episodes resampled.
-    tr_s, va_s = episode_split(es, val_fraction, s_split)
-    tr_r, va_r = episode_split(er, val_fraction, s_split_r)
-    probe_s = RidgeProbe.fit(xs[tr_s], ys[tr_s], ridge_alpha, groups=es[tr_s])
-    probe_r = RidgeProbe.fit(xr[tr_r], yr[tr_r], ridge_alpha, groups=er[tr_r])
-    if ys.shape[1] != yr.shape[1]:
-        raise DataError(f"act_real has {yr.shape[1]} action dims but act_sim has {ys.shape[1]}; "
-                        "sim and real must share the action space")
-    err_s = probe_s.frame_errors(xs[va_s], ys[va_s])
-    err_r = probe_r.frame_errors(xr[va_r], yr[va_r])
-    err_t = probe_s.frame_errors(xr, yr)
-    # Validation episodes are resampled among themselves (each replicate keeps their number).
-    cnt_vs = _restrict(n_boot, n_es, np.unique(cs[va_s]), boot)
-    cnt_vr = _restrict(n_boot, n_er, np.unique(cr[va_r]), boot)
-    out["as_sim"] = _frame_mean_est(err_s, cs[va_s], cnt_vs, alpha, score_from_mse)
-    out["as_real"] = _frame_mean_est(err_r, cr[va_r], cnt_vr, alpha, score_from_mse)
-    out["as_transfer"] = _frame_mean_est(err_t, cr, cnt_r, alpha, score_from_mse)
-    t_reps = ratio_replicates(cnt_r, _ep_sums(err_t, cr, n_er), np.bincount(cr)) if n_boot else None
-    comb_point = harmonic_mean(out["dis"].value, out["as_transfer"].value)
-    comb_reps = None if t_reps is None else harmonic_mean(dis_reps, score_from_mse(t_reps))
-    out["combined"] = _est(float(comb_point), comb_reps, alpha, n_all, f_all)
+    def dis_p(ws: np.ndarray, wr: np.ndarray) -> np.ndarray:
+        return 1.0 - centroid_distances(s1p, sizes, ws, wr) / sqk
 
-    # MMD on the kernel subsample.
-    # Same draws as mmd_rbf(..., rng=s_mmd): the kernel matrix is built once for both.
-    gen_mmd = as_rng(s_mmd)
-    ix, iy, sigma, kmat = mmd_setup(space.z_sim, space.z_real, max_samples=mmd_max_samples,
-                                    bandwidth=None, rng=gen_mmd)
-    mres = mmd_test_from_kernel(kmat, ix, iy, sigma, es, er, n_perm, gen_mmd)
-    m_reps = None
-    if n_boot:
-        wx = np.r_[cnt_s[:, cs[ix]].T, np.zeros((len(iy), n_boot))]
-        wy = np.r_[np.zeros((len(ix), n_boot)), cnt_r[:, cr[iy]].T]
-        m_reps = mmd2_weighted(kmat, wx, wy)
-    out["mmd"] = _est(mres.mmd2, m_reps, alpha, n_all, len(ix) + len(iy))
+    pt = float(dis_p(*design.observed_weights())[0])
+    reps["dis_paper"] = dis_p(*design.boot_weights(counts)) if len(counts) else None
+    out["dis_paper"] = estimate_from_replicates(pt, reps["dis_paper"], n=int(used.sum()),
+                                                n_frames=n, alpha=alpha, method=interval_method)
+    if perms is not None:
+        nulls["dis_paper"] = null_from_replicates(pt, dis_p(*design.perm_weights(perms)),
+                                                  ALTERNATIVE["dis"])
 
-    # Fréchet distance from per-episode moments.
-    out["fd"] = _fd_estimate(space.z_sim, space.z_real, cs, cr, cnt_s[:fd_boot], cnt_r[:fd_boot],
-                             alpha, n_all)
+    # action probes, cross-fitted over episodes (A2's probe module)
+    from realgap.metrics.probe import (
+        action_score_ceiling,
+        action_score_crossfit,
+        action_score_floor,
+        transfer_action_score_all,
+    )
 
-    # C2ST: out-of-fold correctness held fixed.
-    cres = c2st_accuracy(space.z_sim, space.z_real, es, er, max_samples=c2st_max_samples,
-                         rng=s_c2st)
-    codes_c = np.r_[cs[cres.index_x], n_es + cr[cres.index_y]]
-    cnt_c = np.hstack([cnt_s, cnt_r])
-    out["c2st_acc"] = _frame_mean_est(cres.correct.astype(float), codes_c, cnt_c, alpha)
+    code_s, code_r = _code_map(es, cs), _code_map(er, plan.codes_real)
+    ests = {}
+    ests["as_sim"] = action_score_crossfit(xs, ys, es, n_folds=n_folds, rng=s_as)
+    ests["as_real"] = action_score_crossfit(xr, yr, er, n_folds=n_folds, rng=s_as)
+    ests["as_transfer"] = transfer_action_score_all(xs, ys, es, xr, yr, er, n_folds=n_folds,
+                                                    rng=s_as)
+    ests["as_sim_floor"] = action_score_floor(xs, ys, es, n_folds=n_folds, rng=s_as)
+    ests["as_real_floor"] = action_score_floor(xr, yr, er, n_folds=n_folds, rng=s_as)
+    if state_sim is not None:
+        ests["as_sim_ceiling"] = action_score_ceiling(np.asarray(state_sim)[rows], ys, es,
+                                                      n_folds=n_folds, rng=s_as)
+    if state_real is not None:
+        ests["as_real_ceiling"] = action_score_ceiling(state_real, yr, er, n_folds=n_folds,
+                                                       rng=s_as)
+    for name, cf in ests.items():
+        if cf is None:
+            continue
+        cmap = code_r if name in ("as_real", "as_transfer", "as_real_floor",
+                                  "as_real_ceiling") else code_s
+        out[name], reps[name] = _as_estimate(cf, cmap, counts, alpha=alpha,
+                                             method=interval_method)
 
-    # Coverage in the leading components.
-    dims = min(int(coverage_dims), space.k)
-    cov = coverage_report(space.z_sim[:, :dims], space.z_real[:, :dims], ep_sim=es,
-                          k=coverage_k, quantile=coverage_quantile, n_worst=n_worst,
-                          factors_real=factors_real, max_sim=coverage_max_sim, rng=s_cov)
-    outside = cov.outside.astype(float)
-    out["outside_fraction"] = _frame_mean_est(outside, cr, cnt_r, alpha)
-    out["coverage"] = _frame_mean_est(1.0 - outside, cr, cnt_r, alpha)
-    out["density"] = _frame_mean_est(cov.density_count / cov.k, cr, cnt_r, alpha)
-    out["naeem_coverage"] = _frame_mean_est(cov.sim_reached.astype(float), cs[cov.sim_index],
-                                            cnt_s, alpha)
+    # the ranking score
+    dis_key = "dis_cal" if "dis_cal" in out else "dis"
+    if dis_key == "dis":
+        warnings.append("combined: no permutation null (n_perm=0), so it uses the uncalibrated DIS")
+    comb_pt = float(harmonic_mean(out[dis_key].value, out["as_transfer"].value))
+    comb_reps = (None if reps.get(dis_key) is None or reps.get("as_transfer") is None
+                 else harmonic_mean(reps[dis_key], reps["as_transfer"]))
+    reps["combined"] = comb_reps
+    out["combined"] = estimate_from_replicates(comb_pt, comb_reps, n=int(used.sum()), n_frames=n,
+                                               alpha=alpha, method=interval_method)
 
-    out["details"] = {
-        "k": space.k, "k_requested": space.k_requested, "dim": space.dim,
-        "pca_method": space.method, "explained_variance_ratio": space.explained_variance_ratio,
-        "n_sim_frames": len(xs), "n_real_frames": len(xr),
-        "n_sim_episodes": n_es, "n_real_episodes": n_er,
-        "n_boot": n_boot, "alpha": alpha, "ridge_alpha": ridge_alpha,
-        "val_fraction": val_fraction, "mmd": mres.as_dict(), "c2st": cres.as_dict(),
-        "coverage": cov.as_dict() | {"dims": dims}, "coverage_report": cov,
+    # coverage, fitted on sim only
+    cov = _coverage(xs, es, xr, er, k=coverage_k, alpha=coverage_alpha, factors=factors_real,
+                    rng=s_cov)
+    flagged = cov.flagged.astype(np.float64)
+    out["outside_fraction"], reps["outside_fraction"] = _frame_mean(
+        flagged, plan.codes_real, counts, n_eps, alpha=alpha, method=interval_method)
+    out["coverage"], reps["coverage"] = _frame_mean(
+        1.0 - flagged, plan.codes_real, counts, n_eps, alpha=alpha, method=interval_method)
+    for name, val in (("density", cov.density), ("naeem_coverage", cov.naeem_coverage)):
+        out[name] = estimate_from_replicates(val, None, n=int(np.unique(er).size),
+                                             n_frames=len(xr), method=interval_method)
+    flagged_rows = np.flatnonzero(cov.flagged)
+
+    space = {
+        "common": {"name": "pooled PCA, leading components, min-max", "k": common.k,
+                   "k_requested": space_k, "retained_variance": common.explained_variance_ratio,
+                   "dim": d, "pca_method": paper.method,
+                   "used_by": ["centroid_distance", "dis", "dis_cal", "mmd", "fd", "c2st_acc"]},
+        "paper": {"name": "pooled PCA, min-max (ref. III-C)", "k": paper.k, "k_requested": k,
+                  "retained_variance": paper.explained_variance_ratio, "used_by": ["dis_paper"]},
+        "coverage": dict(cov.space) | {"used_by": ["coverage", "outside_fraction", "density",
+                                                   "naeem_coverage"]},
+        "probe": {"name": "raw embeddings, ridge probe cross-fitted over episodes",
+                  "dim": d, "n_folds": n_folds, "used_by": [m for m in ests]},
     }
+    out.update({
+        "nulls": nulls,
+        "replicates": reps,
+        "space": space,
+        "warnings": warnings,
+        "flagged": {"row": flagged_rows, "knn_distance": cov.knn_distance[flagged_rows],
+                    "p_value": cov.p_value[flagged_rows]},
+        "coverage_report": cov,
+        "details": {
+            **two.details, "n_sim_frames": len(xs), "n_real_frames": len(xr),
+            "n_sim_episodes": int(np.unique(es).size), "n_real_episodes": int(np.unique(er).size),
+            "n_boot": plan.n_boot, "n_perm": n_perm, "alpha": alpha,
+            "interval_method": interval_method, "combined_uses": dis_key,
+            "as": {m: cf.as_dict() for m, cf in ests.items() if cf is not None},
+        },
+    })
     return out
-
-
-def _restrict(n_boot: int, n_eps: int, keep: np.ndarray, gen: np.random.Generator) -> np.ndarray:
-    """Bootstrap counts ``(n_boot, n_eps)`` that draw only among the episodes ``keep``."""
-    out = np.zeros((n_boot, n_eps), dtype=np.int64)
-    if n_boot:
-        out[:, keep] = gen.multinomial(keep.size, np.full(keep.size, 1.0 / keep.size), size=n_boot)
-    return out
-
-
-def _fd_estimate(zs: np.ndarray, zr: np.ndarray, cs: np.ndarray, cr: np.ndarray,
-                 cnt_s: np.ndarray, cnt_r: np.ndarray, alpha: float, n_all: int) -> Estimate:
-    def moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return z.mean(0), np.atleast_2d(np.cov(z, rowvar=False))
-
-    mu_s, c_s = moments(zs)
-    mu_r, c_r = moments(zr)
-    point = frechet_from_moments(mu_s, c_s, mu_r, c_r)
-    k = zs.shape[1]
-    n_es, n_er = cnt_s.shape[1], cnt_r.shape[1]
-    if len(cnt_s) == 0 or (n_es + n_er) * k * k > _FD_MOMENT_LIMIT:
-        return _est(point, None, alpha, n_all, len(zs) + len(zr))
-
-    def ep_moments(z: np.ndarray, codes: np.ndarray, n_eps: int) -> tuple[np.ndarray, ...]:
-        s1 = _ep_sums(z, codes, n_eps)
-        s2 = np.empty((n_eps, k, k), dtype=np.float32)  # halves memory; sums stay ~1e-7 relative
-        order = np.argsort(codes, kind="stable")
-        bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=n_eps))]
-        for e in range(n_eps):
-            ze = z[order[bounds[e]:bounds[e + 1]]]
-            s2[e] = ze.T @ ze
-        return s1, s2, np.bincount(codes, minlength=n_eps).astype(np.float64)
-
-    s1s, s2s, ns = ep_moments(zs, cs, n_es)
-    s1r, s2r, nr = ep_moments(zr, cr, n_er)
-    reps = np.empty(len(cnt_s))
-    for b in range(len(cnt_s)):
-        moms = []
-        for cnt, s1, s2, n in ((cnt_s[b], s1s, s2s, ns), (cnt_r[b], s1r, s2r, nr)):
-            w = cnt.astype(np.float64)
-            tot = w @ n
-            mu = (w @ s1) / tot
-            second = np.tensordot(w.astype(np.float32), s2, axes=1).astype(np.float64)
-            cov = (second - tot * np.outer(mu, mu)) / (tot - 1)
-            moms.append((mu, cov))
-        reps[b] = frechet_from_moments(moms[0][0], moms[0][1], moms[1][0], moms[1][1])
-    return _est(point, reps, alpha, n_all, len(zs) + len(zr))
