@@ -96,6 +96,11 @@ figure{margin:10px 0} figcaption{color:#5b6472;font-size:12px;max-width:900px}
 img{max-width:100%} .thumbs img{margin:2px;border:1px solid #ccd}
 .verdict-pass{color:#166534;font-weight:600} .verdict-fail{color:#9a3412;font-weight:600}
 pre{background:#f0f2f5;padding:8px;font-size:12px;overflow-x:auto}
+.emap-row{display:flex;flex-wrap:wrap;gap:10px} .emap-legend{font-size:13px}
+.emap-key{margin-right:14px;white-space:nowrap} svg.emap [data-f]{cursor:crosshair}
+.emap-tip{position:fixed;z-index:10;background:#fff;border:1px solid #9aa3b1;border-radius:4px;
+ padding:6px;font-size:12px;box-shadow:0 2px 8px rgba(0,0,0,.2);pointer-events:none;max-width:260px}
+.emap-tip img{display:block;width:128px;image-rendering:pixelated;margin-bottom:4px}
 """
 
 SORT_JS = """
@@ -116,6 +121,30 @@ document.querySelectorAll('table.sortable').forEach(function(t){
 });
 """
 
+MAP_JS = """
+(function(){
+  var blob = document.getElementById('emap-data'), tip = document.getElementById('emap-tip');
+  if (!blob || !tip) return;
+  var data = JSON.parse(blob.textContent);
+  function show(ev){
+    var i = ev.target.getAttribute('data-f'); if (i === null) return;
+    var f = data.frames[+i]; tip.textContent = '';
+    var img = document.createElement('img'); img.alt = 'frame ' + f.id;
+    img.src = 'data:image/jpeg;base64,' + data.thumbs[+i]; tip.appendChild(img);
+    var lines = [f.d + ' \u00b7 episode ' + f.e + ' \u00b7 step ' + f.s, 'frame ' + f.id];
+    Object.keys(f.f).forEach(function(k){ lines.push(k + ': ' + JSON.stringify(f.f[k])); });
+    lines.forEach(function(t){ var d = document.createElement('div'); d.textContent = t; tip.appendChild(d); });
+    tip.hidden = false;
+    tip.style.left = Math.min(ev.clientX + 14, window.innerWidth - 280) + 'px';
+    tip.style.top = Math.min(ev.clientY + 14, window.innerHeight - 240) + 'px';
+  }
+  document.querySelectorAll('svg.emap').forEach(function(svg){
+    svg.addEventListener('mouseover', show);
+    svg.addEventListener('mouseleave', function(){ tip.hidden = true; });
+  });
+})();
+"""
+
 
 def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) -> str:
     """The whole page; ``sections`` are ``(anchor, heading, body_html)``."""
@@ -127,5 +156,5 @@ def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) ->
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(title)}</h1><p>{esc(subtitle)}</p></header>"
-        f"<nav>{nav}</nav><main>{body}</main><script>{SORT_JS}</script></body></html>"
+        f"<nav>{nav}</nav><main>{body}</main><script>{SORT_JS}{MAP_JS}</script></body></html>"
     )

@@ -17,6 +17,7 @@ from realgap.store import ResultsDB, resolve_db_path
 SECTIONS: tuple[str, ...] = (
     "gap",
     "coverage",
+    "embedding_map",
     "saliency",
     "protocol",
     "vat",
@@ -45,6 +46,13 @@ def build_report(db_or_dir: str | Path, out: str | Path | None = None) -> Path:
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out_path)
+    try:
+        # written whole, then renamed: a failed write (disk full) keeps the previous report
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out_path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # write() names no file
+            raise OSError(exc.errno, exc.strerror, str(out_path)) from exc
+        raise
     return out_path
