@@ -16,12 +16,22 @@ Layout (diffusion_policy ``ReplayBuffer``: all episodes concatenated along axis 
 Episode ``i`` is rows ``[episode_ends[i-1], episode_ends[i])`` (``episode_ends[-1] = 0``).
 Both zarr v2 (``.zgroup``/``.zarray``) and v3 (``zarr.json``) stores are read by zarr 3,
 which detects the format itself; a ``.zip`` file is read through ``zarr.storage.ZipStore``.
+
+The store is untrusted: zip member names with ``..`` or absolute paths, and symlinks that
+leave a directory store, are refused before zarr opens it; every metadata document and
+chunk that zarr cannot parse or decode (bad JSON, an unknown codec, a CRC mismatch)
+becomes one :class:`DataError` naming the store and the member; ``episode_ends`` must be
+integers; a single read is capped at :data:`MAX_READ_BYTES`.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -31,13 +41,18 @@ from realgap.data.readers._base import (
     READERS,
     ReadEpisode,
     SourceReader,
+    check_episodes,
     check_finite,
     check_images,
+    inside_root,
     pick_cameras,
 )
-from realgap.errors import DataError
+from realgap.errors import DataError, RealgapError
 
 _ZARR_MARKERS = (".zgroup", "zarr.json")
+#: Largest single read (declared shape x item size): a metadata document may declare any
+#: shape, and missing chunks read as fill values, so a few bytes could ask for terabytes.
+MAX_READ_BYTES = 4 * 2**30
 
 
 def _detect(src: Path) -> bool:
@@ -46,24 +61,86 @@ def _detect(src: Path) -> bool:
     return src.is_dir() and (src.suffix == ".zarr" or any((src / m).is_file() for m in _ZARR_MARKERS))
 
 
-def _open_root(src: Path) -> Any:
+@contextmanager
+def _zarr_errors(src: Path, what: str) -> Iterator[None]:
+    """Any failure of zarr on ``what`` becomes one DataError naming the store.
+
+    zarr raises format- and codec-specific types for a broken store (JSONDecodeError,
+    KeyError, ValueError, codec and CRC errors, zipfile.BadZipFile) and only warns, then
+    skips, a member whose metadata it cannot parse: that warning is an error here, so a
+    damaged camera is not silently left out.
+    """
     zarr = require("zarr")
     try:
-        if src.is_file():
-            store = zarr.storage.ZipStore(src, mode="r")
-            return zarr.open_group(store, mode="r")
-        return zarr.open_group(str(src), mode="r")
-    except Exception as exc:  # zarr raises format-specific errors for a broken store
-        raise DataError(f"{src}: not a readable zarr group ({exc.__class__.__name__}: {exc}); "
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", zarr.errors.ZarrUserWarning)
+            yield
+    except (RealgapError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001  untrusted store: see the docstring
+        msg = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise DataError(f"{src}: {what} cannot be read ({exc.__class__.__name__}: {msg}); the "
+                        "store is truncated or corrupt, re-export the replay buffer") from exc
+
+
+def _check_members(src: Path) -> None:
+    """Zip member names and directory symlinks stay inside the store."""
+    if src.is_file():
+        try:
+            with zipfile.ZipFile(src) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{src}: not a readable zip file ({exc}); re-export the replay "
+                            "buffer") from exc
+        for name in names:
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                raise DataError(f"{src}: member {name!r} points outside the store; re-export the "
+                                "replay buffer")
+        return
+    for folder, dirs, files in os.walk(src):  # does not follow symlinked folders
+        for name in dirs + files:
+            p = Path(folder) / name
+            if p.is_symlink():
+                inside_root(src, p.relative_to(src), p, "symlink")
+
+
+def _open_root(src: Path) -> Any:
+    zarr = require("zarr")
+    _check_members(src)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", zarr.errors.ZarrUserWarning)
+            if src.is_file():
+                store = zarr.storage.ZipStore(src, mode="r")
+                return zarr.open_group(store, mode="r")
+            return zarr.open_group(str(src), mode="r")
+    except Exception as exc:  # noqa: BLE001  zarr raises format-specific errors for a broken store
+        msg = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise DataError(f"{src}: not a readable zarr group ({exc.__class__.__name__}: {msg}); "
                         "check that it is a replay buffer with data/ and meta/") from exc
 
 
+def _node(src: Path, group: Any, key: str, path: str, kind: str) -> Any:
+    """``group[key]`` (at ``path``), which must be a zarr ``kind`` ("group" or "array")."""
+    zarr = require("zarr")
+    with _zarr_errors(src, path):
+        node = group[key]
+    want = zarr.Group if kind == "group" else zarr.Array
+    if not isinstance(node, want):
+        raise DataError(f"{src}: {path} is not a zarr {kind}; expected data/{{img,action}} and "
+                        "meta/episode_ends")
+    return node
+
+
 def _read(src: Path, arr: Any, name: str, sl: slice = slice(None)) -> np.ndarray:
-    try:
+    rows = len(range(*sl.indices(arr.shape[0]))) if arr.ndim else 1
+    nbytes = rows * int(np.prod(arr.shape[1:], dtype=np.float64)) * arr.dtype.itemsize
+    if nbytes > MAX_READ_BYTES:
+        raise DataError(f"{src}: {name} declares shape {arr.shape} ({nbytes / 2**30:.1f} GiB in one "
+                        "read); the metadata is damaged or the buffer needs splitting")
+    with _zarr_errors(src, name):
         return np.asarray(arr[sl])
-    except Exception as exc:  # truncated/corrupt chunks surface as codec or JSON errors
-        raise DataError(f"{src}: {name} cannot be read ({exc.__class__.__name__}: {exc}); a chunk "
-                        "file is truncated or corrupt, re-export the replay buffer") from exc
 
 
 def open_zarr_buffer(
@@ -71,44 +148,71 @@ def open_zarr_buffer(
 ) -> SourceReader:
     """Check a replay buffer (see the module docstring) and return its reader."""
     root = _open_root(src)
-    for grp in ("data", "meta"):
-        if grp not in root:
+    with _zarr_errors(src, "the root group"):
+        present = {g: g in root for g in ("data", "meta")}
+    for grp, ok in present.items():
+        if not ok:
             raise DataError(f"{src}: no '{grp}' group; expected data/{{img,action}} and "
                             "meta/episode_ends")
-    data, meta = root["data"], root["meta"]
-    if "action" not in data or "episode_ends" not in meta:
-        raise DataError(f"{src}: expected data/action and meta/episode_ends, found data/"
-                        f"{sorted(data.array_keys())} and meta/{sorted(meta.array_keys())}")
-    image_keys = [k for k in data.array_keys()
-                  if data[k].ndim == 4 and data[k].shape[-1] == 3 and data[k].dtype == np.uint8]
+    data = _node(src, root, "data", "data/", "group")
+    meta = _node(src, root, "meta", "meta/", "group")
+    has = {}
+    for grp, key, node in (("data", "action", data), ("meta", "episode_ends", meta),
+                           ("data", "state", data)):
+        with _zarr_errors(src, f"{grp}/{key}"):
+            has[key] = key in node
+    if not (has["action"] and has["episode_ends"]):
+        raise DataError(f"{src}: expected data/action and meta/episode_ends; fix the replay "
+                        "buffer's layout")
+    # the arrays realgap needs first, so a damaged one is named; then the cameras
+    arrays = {k: _node(src, data, k, f"data/{k}", "array") for k in ("action", "state") if has[k]}
+    with _zarr_errors(src, "a member of data/"):
+        data_keys = sorted(data.keys())
+    zarr = require("zarr")
+    for k in data_keys:
+        if k not in arrays:
+            with _zarr_errors(src, f"data/{k}"):
+                node = data[k]
+            if isinstance(node, zarr.Array):
+                arrays[k] = node
+    image_keys = [k for k, a in arrays.items()
+                  if a.ndim == 4 and a.shape[-1] == 3 and a.dtype == np.uint8]
     cams = pick_cameras(src, image_keys, cameras)
-    n = int(data["action"].shape[0])
-    ends = _read(src, meta["episode_ends"], "meta/episode_ends").astype(np.int64).reshape(-1)
+    action = arrays["action"]
+    if action.ndim not in (1, 2) or action.shape[0] == 0:
+        raise DataError(f"{src}: data/action has shape {action.shape}, expected (N, A) with N > 0; "
+                        "one action vector per frame")
+    n = int(action.shape[0])
+    ends_arr = _node(src, meta, "episode_ends", "meta/episode_ends", "array")
+    if ends_arr.dtype.kind not in "iu":
+        raise DataError(f"{src}: meta/episode_ends is {ends_arr.dtype}, expected integers "
+                        "(exclusive end row of each episode); fix the episode boundaries")
+    ends = _read(src, ends_arr, "meta/episode_ends").astype(np.int64).reshape(-1)
     if len(ends) == 0 or np.any(np.diff(np.r_[0, ends]) <= 0) or ends[-1] != n:
         raise DataError(f"{src}: meta/episode_ends {ends[:5].tolist()}... must increase strictly "
                         f"and end at the {n} rows of data/action; fix the episode boundaries")
     for k in [*cams, "state"]:
-        if k in data and int(data[k].shape[0]) != n:
-            raise DataError(f"{src}: data/{k} has {data[k].shape[0]} rows, data/action has {n}; "
-                            "every array needs one row per frame")
-    actions = check_finite(src, "data/action", _read(src, data["action"], "data/action"))
-    states = (check_finite(src, "data/state", _read(src, data["state"], "data/state"))
-              if "state" in data else np.zeros((n, 0)))
+        if k in arrays and (arrays[k].ndim == 0 or int(arrays[k].shape[0]) != n):
+            raise DataError(f"{src}: data/{k} has shape {arrays[k].shape}, data/action has {n} "
+                            "rows; every array needs one row per frame")
+    actions = check_finite(src, "data/action", _read(src, action, "data/action"))
+    states = (check_finite(src, "data/state", _read(src, arrays["state"], "data/state"))
+              if "state" in arrays else np.zeros((n, 0)))
     starts = np.r_[0, ends[:-1]]
     task_name = task or src.name.removesuffix(".zip").removesuffix(".zarr") or "task"
     fmt = getattr(getattr(root, "metadata", None), "zarr_format", "?")
 
     def episodes() -> Iterator[ReadEpisode]:
         for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-            imgs = {c: check_images(src, f"data/{c}", _read(src, data[c], f"data/{c}", slice(a, b)))
+            imgs = {c: check_images(src, f"data/{c}", _read(src, arrays[c], f"data/{c}", slice(a, b)))
                     for c in cams}
             yield ReadEpisode(
                 task=task_name, episode=i, images=imgs, actions=actions[a:b], states=states[a:b],
                 source=f"zarr-v{fmt}:{src.resolve()}#rows={a}:{b}",
             )
 
-    return SourceReader(source=f"zarr:{src.resolve()}", n_episodes=len(ends), episodes=episodes,
-                        cameras=cams)
+    return SourceReader(source=f"zarr:{src.resolve()}", n_episodes=len(ends),
+                        episodes=lambda: check_episodes(src, episodes()), cameras=cams)
 
 
 READERS.add("zarr", open_zarr_buffer, detect=_detect)
