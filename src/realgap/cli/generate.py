@@ -18,6 +18,8 @@ import argparse
 import time
 from pathlib import Path
 
+from realgap.cli._args import seed
+
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
@@ -38,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="task name(s): reach-mug, reach-box, push, pick-place (repeatable)")
     p.add_argument("--episodes", type=int, default=20, help="episodes per task (default 20)")
     p.add_argument("--domains", default="sim,real-proxy",
-                   help="comma list of sim, sim-nominal, real-proxy (default sim,real-proxy)")
+                   help="comma list of sim, sim-nominal, real-proxy (= real-proxy-strong), "
+                        "real-proxy-mild, real-proxy-strong (default sim,real-proxy)")
     p.add_argument("--randomize", default="BG,LT,CP",
                    help="comma list of factors BG, LT, TD, CP, TH, PHYS, or 'none' "
                         "(default BG,LT,CP)")
@@ -46,8 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fidelity", default="low", help="low, medium or high (default low)")
     p.add_argument("--image-size", type=int, default=128, help="image side in px (default 128)")
     p.add_argument("--cameras", default="head", help="comma list: head, wrist (default head)")
-    p.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="master seed (default 0)")
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
+    p.add_argument("--proxy-shadows", default="high",
+                   help="shadow quality of the real-proxy domains: off, low (256-texel map, "
+                        "~5x cheaper than high in software rendering) or high (default)")
     p.add_argument("--domain-label", action="append", default=[], metavar="DOMAIN=LABEL",
                    help="store DOMAIN's frames under LABEL, e.g. real-proxy=real (repeatable)")
     p.add_argument("--out", default=None,
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
             randomize=randomize, granularity=args.granularity, fidelity=args.fidelity,
             image_size=args.image_size, cameras=_csv(args.cameras), seed=args.seed,
             domain_labels=_labels(args.domain_label), max_steps=args.max_steps,
+            proxy_shadows=args.proxy_shadows,
         )
         fs = generate(cfg, progress=progress)
         sheet = None if args.no_contact_sheet else contact_sheet(

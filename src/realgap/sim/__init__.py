@@ -67,7 +67,8 @@ def make(
             ``{"CP": {"pos_offset": [0.08, 0.08, 0.08]}}``, see
             :mod:`realgap.sim.factors`), ``robot`` (a
             :class:`realgap.sim.robot.MJCFRobot` to use a user's MJCF arm instead of the
-            gantry).
+            gantry), ``proxy_shadows`` (``off``, ``low`` or ``high``: shadow quality of
+            the proxy-real domains, see :mod:`realgap.sim.domains`).
 
     Returns:
         a :class:`realgap.sim.env.TabletopEnv` (a ``gymnasium.Env``).

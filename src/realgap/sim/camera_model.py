@@ -52,7 +52,8 @@ from realgap._optional import require
 from realgap._rng import RngLike, as_rng
 from realgap.errors import ConfigError
 
-__all__ = ["IDENTITY_CAMERA", "REAL_PROXY_CAMERA", "CameraModel", "distort_points"]
+__all__ = ["IDENTITY_CAMERA", "MILD_PROXY_CAMERA", "REAL_PROXY_CAMERA", "CameraModel",
+           "distort_points"]
 
 _IDENTITY_MATRIX: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -298,4 +299,20 @@ REAL_PROXY_CAMERA = CameraModel(
     white_balance=(1.08, 1.0, 0.86),
     color_matrix=(0.86, 0.10, 0.04, 0.06, 0.88, 0.06, 0.03, 0.12, 0.85),
     gamma=0.9,
+)
+
+#: The sensor of the mild proxy-real domain (``real-proxy-mild``): every stage of
+#: :data:`REAL_PROXY_CAMERA` at about half its departure from the identity (half the
+#: distortion, vignetting, blur and noise; white balance, colour matrix and tone curve
+#: half-way to neutral), i.e. a well-calibrated camera close to the simulator's.
+MILD_PROXY_CAMERA = CameraModel(
+    k1=-0.03,
+    k2=0.005,
+    vignetting=0.15,
+    blur_sigma=0.3,
+    shot_gain=0.25,
+    read_std=1.0,
+    white_balance=(1.04, 1.0, 0.93),
+    color_matrix=(0.93, 0.05, 0.02, 0.03, 0.94, 0.03, 0.015, 0.06, 0.925),
+    gamma=0.95,
 )

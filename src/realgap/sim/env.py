@@ -105,6 +105,7 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         factor_ranges: Mapping[str, Any] | None = None,
         robot: RobotConfig | MJCFRobot | None = None,
         render_mode: str | None = "rgb_array",
+        proxy_shadows: str = "high",
     ) -> None:
         mj = require("mujoco")
         self.mj = mj
@@ -158,7 +159,7 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         self._renderer: DomainRenderer | None = None
         if self.image_size > 0:
             self._renderer = DomainRenderer(self.model, self.data, self.h, self.fidelity,
-                                            self.image_size)
+                                            self.image_size, proxy_shadows=proxy_shadows)
 
         s = self.image_size
         spaces: dict[str, Any] = {"state": gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,),
@@ -256,7 +257,7 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
     def render_domain(self, domain: str,
                       cameras: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Images of the current state in ``domain`` (``sim``, ``sim-nominal``,
-        ``real-proxy``), uint8 (H, W, 3) per camera; the sim appearance is left exactly
+        ``real-proxy``, ``real-proxy-mild``, ``real-proxy-strong``), uint8 (H, W, 3) per camera; the sim appearance is left exactly
         as it was. ``cameras`` defaults to the env's cameras."""
         if self._renderer is None:
             raise ConfigError("this env was built with image_size=0 (no rendering); build "

@@ -8,9 +8,10 @@ same simulator state in every other requested domain through
 - ``sim``: the environment's own frames, with the requested randomization factors;
 - ``sim-nominal``: the same state with the default (nominal) appearance, so a factor's
   effect can be measured against an unrandomized reference;
-- ``real-proxy``: photographic textures, other lighting, an offset camera and the sensor
-  model :data:`realgap.sim.camera_model.REAL_PROXY_CAMERA`. It is a *proxy* for real
-  camera frames, not real data, and it is labelled so by default. Relabel it (for a
+- ``real-proxy`` (= ``real-proxy-strong``) and ``real-proxy-mild``: photographic
+  textures (strong only), other lighting, an offset camera and a sensor model
+  (:mod:`realgap.sim.domains` says exactly what differs between the two severities).
+  They are *proxies* for real camera frames, not real data, and labelled so by default. Relabel it (for a
   pipeline that expects ``real``) with ``domain_labels={"real-proxy": "real"}`` (CLI:
   ``--domain-label real-proxy=real``); the frames' ``factors`` keep the rendering domain
   under ``"render_domain"`` and ``source`` names the generator, so the provenance stays
@@ -26,6 +27,11 @@ is what makes generation resumable: rerunning the same command skips the episode
 on disk (:meth:`FrameSetWriter.completed_episodes`) and regenerates any whose write was
 interrupted, producing the same bytes it would have produced in one go. Each domain's
 episode is written atomically, so an interrupt leaves complete episodes only.
+
+Expert outcomes (success, steps) are written per episode, atomically, to
+``<out>/expert_outcomes/<task>--<episode>.json`` *before* the episode's frames, so every
+complete episode on disk has its outcome whatever kills the process (kill -9 included);
+``generate.json`` gathers them (:func:`load_outcomes`) whenever it is written.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from tqdm import tqdm
 
 from realgap import __version__
 from realgap.errors import ConfigError
-from realgap.sim.domains import DOMAINS
+from realgap.sim.domains import DOMAINS, PROXY_LOOKS, PROXY_SHADOWS
 from realgap.sim.factor_config import GRANULARITIES
 from realgap.sim.factors import FACTOR_CLASSES, FACTOR_NAMES
 from realgap.sim.fidelity import FIDELITY
@@ -60,6 +66,7 @@ __all__ = [
     "episode_seed",
     "generate",
     "generate_demo",
+    "load_outcomes",
 ]
 
 #: Generator name recorded in every frame's ``source``.
@@ -101,6 +108,9 @@ class GenerateConfig:
     """``(render domain, stored label)`` pairs, e.g. ``(("real-proxy", "real"),)``."""
     max_steps: int | None = None
     """Cap on steps per episode (None: the task's own limit)."""
+    proxy_shadows: str = "high"
+    """Shadow quality of the proxy-real domains: ``off``, ``low`` (256-texel map) or
+    ``high`` (the fidelity's map, 1024 texels at ``low``); see :mod:`realgap.sim.domains`."""
 
     def __post_init__(self) -> None:
         for name in ("tasks", "domains", "randomize", "cameras"):
@@ -187,6 +197,9 @@ def validate_config(cfg: GenerateConfig) -> None:
         raise ConfigError(f"--seed: got {cfg.seed!r}, expected an integer >= 0")
     if cfg.max_steps is not None and (not _int_like(cfg.max_steps) or cfg.max_steps < 1):
         raise ConfigError(f"--max-steps: got {cfg.max_steps!r}, expected an integer >= 1")
+    if cfg.proxy_shadows not in PROXY_SHADOWS:
+        raise ConfigError(f"--proxy-shadows: got {cfg.proxy_shadows!r}, expected one of "
+                          f"{', '.join(PROXY_SHADOWS)}")
     for src, dst in cfg.domain_labels:
         if src not in cfg.domains:
             raise ConfigError(
@@ -278,8 +291,46 @@ def headless_gl() -> None:
 #: Config fields that must match to resume into an existing generated FrameSet (tasks,
 #: episodes and domains may grow; every frame depends only on these and its episode).
 RESUME_KEYS: tuple[str, ...] = ("randomize", "granularity", "fidelity", "image_size",
-                                "cameras", "seed", "max_steps")
+                                "cameras", "seed", "max_steps", "proxy_shadows")
+#: Values a record written before a setting existed implies (the behaviour back then).
+RESUME_DEFAULTS: dict[str, Any] = {"proxy_shadows": "high"}
 RECORD_NAME = "generate.json"
+#: Directory of the per-episode expert outcomes (one JSON file per task and episode).
+OUTCOMES_DIR = "expert_outcomes"
+
+
+def _outcome_path(out: Path, task: str, episode: int) -> Path:
+    from urllib.parse import quote
+
+    return out / OUTCOMES_DIR / f"{quote(task, safe='_.')}--{int(episode):09d}.json"
+
+
+def _write_outcome(out: Path, task: str, episode: int, outcome: dict[str, Any]) -> None:
+    from realgap.data._format import write_json_atomic
+
+    path = _outcome_path(out, task, episode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"task": task, "episode": int(episode), **outcome})
+
+
+def load_outcomes(out: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Every per-episode expert outcome under ``out``: ``{"task/episode": {"success",
+    "steps"}}``. Unreadable files (a write cut short cannot leave one: each is renamed
+    into place) are skipped, so the episode they belong to counts as unrecorded."""
+    import json
+
+    res: dict[str, dict[str, Any]] = {}
+    folder = Path(out) / OUTCOMES_DIR
+    if not folder.is_dir():
+        return res
+    for path in sorted(folder.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            key = f"{rec['task']}/{int(rec['episode'])}"
+            res[key] = {"success": bool(rec["success"]), "steps": int(rec["steps"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return res
 
 
 def _load_record(out: Path, cfg: GenerateConfig, has_frameset: bool) -> dict[str, Any]:
@@ -302,7 +353,7 @@ def _load_record(out: Path, cfg: GenerateConfig, has_frameset: bool) -> dict[str
                           "directory and generate again") from None
     new = cfg.to_dict()
     for key in RESUME_KEYS:
-        a, b = old.get(key), new[key]
+        a, b = old.get(key, RESUME_DEFAULTS.get(key)), new[key]
         if (list(a) if isinstance(a, (list, tuple)) else a) != (
                 list(b) if isinstance(b, (list, tuple)) else b):
             raise ConfigError(
@@ -351,9 +402,10 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
 
     Returns:
         :class:`realgap.data.FrameSet` at ``cfg.out``. ``generate.json`` beside it holds
-        the merged config, the realgap version, the proxy-real look and sensor, every
+        the merged config, the realgap version, the proxy-real looks and sensors, every
         episode's expert outcome (``success``, ``steps``) and per-task counts
-        ``expert_success`` (k successes of n episodes).
+        ``expert_success`` (k successes of n episodes). The outcomes are also kept one
+        file per episode under ``expert_outcomes/`` (see the module docstring).
     """
     headless_gl()
     validate_config(cfg)
@@ -387,10 +439,15 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
                     env = envs[task] = make(
                         task, randomize=cfg.randomize, granularity=cfg.granularity,
                         fidelity=cfg.fidelity, image_size=cfg.image_size,
-                        cameras=cfg.cameras, domain="sim", seed=cfg.seed, **extra,
+                        cameras=cfg.cameras, domain="sim", seed=cfg.seed,
+                        proxy_shadows=cfg.proxy_shadows, **extra,
                     )
                 expert = expert_for(env)  # fresh per episode: experts may keep state
                 frames, facs, acts, sts, ok = _run_episode(env, expert, cfg, task, ep)
+                outcome = {"success": ok, "steps": len(acts)}
+                # Outcome first, frames second: a complete episode always has its outcome
+                # (an outcome without frames is rewritten, identically, on resume).
+                _write_outcome(out, task, ep, outcome)
                 src = f"{version_source} task={task} seed={cfg.seed}"
                 pids = [pair_id(task, cfg.seed, ep, t) for t in range(len(acts))]
                 for d in cfg.domains:
@@ -403,7 +460,7 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
                         factors=facs[d], pair_ids=pids, source=src,
                     )
                     n_frames += len(acts)
-                record["episodes"][f"{task}/{ep}"] = {"success": ok, "steps": len(acts)}
+                record["episodes"][f"{task}/{ep}"] = outcome
                 bar.update(1)
                 bar.set_postfix(task=task, frames=n_frames)
         finally:
@@ -419,36 +476,50 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
 def _write_record(out: Path, record: dict[str, Any]) -> None:
     from realgap.data._format import write_json_atomic
 
+    record["episodes"] = {**record.get("episodes", {}), **load_outcomes(out)}
     record.update({"generator": GENERATOR, "realgap_version": __version__,
                    "expert_success": expert_success(record)})
-    if "real-proxy" in record["config"]["domains"]:
-        from realgap.sim.camera_model import REAL_PROXY_CAMERA
-        from realgap.sim.domains import PHOTO_PREFERENCE, ProxyLook
+    proxies = [d for d in record["config"]["domains"] if d in PROXY_LOOKS]
+    if proxies:
+        from realgap.sim.domains import PHOTO_PREFERENCE
 
+        shadows = record["config"].get("proxy_shadows", RESUME_DEFAULTS["proxy_shadows"])
         record["real_proxy"] = {
-            "stored_as": record["config"]["domain_labels"].get("real-proxy", "real-proxy"),
-            "note": "rendered proxy for real camera frames, not real data",
-            "look": asdict(ProxyLook()), "photographs": PHOTO_PREFERENCE,
-            "camera_model": REAL_PROXY_CAMERA.to_dict(),
-        }
+            d: {"stored_as": record["config"]["domain_labels"].get(d, d),
+                "note": "rendered proxy for real camera frames, not real data",
+                "look": asdict(PROXY_LOOKS[d]), "photographs": PHOTO_PREFERENCE,
+                "camera_model": PROXY_LOOKS[d].camera.to_dict(),
+                "shadows": shadows, "shadow_map": PROXY_SHADOWS[shadows]}
+            for d in proxies}
     write_json_atomic(out / RECORD_NAME, record)
 
 
-#: The embedded default dataset of ``realgap generate --demo`` (the main job's input):
-#: both reach tasks (the Visual Alignment Testing pair), the randomized sim domain, the
-#: nominal sim domain of the same states and the proxy-real domain, head camera, 96 px.
+#: The embedded default dataset of ``realgap generate --demo`` (the main job's input),
+#: designed so that the answer can be read (issue 9; numbers in README "Choices we made"):
+#:
+#: - one task, ``reach-mug``, whose expert is proportional and rarely saturates
+#:   (:data:`realgap.sim.experts.REACH_GAIN`), so the action is a linear function of where
+#:   the mug and the gripper are: a ridge probe on the recorded state reaches AS ~0.98;
+#: - ``sim`` randomizes background and lights per episode (BG, LT); the camera pose is not
+#:   randomized, so within one domain a pixel position always means the same place;
+#: - ``sim-nominal``: the same states unrandomized (the ``bc-sim-nominal`` encoder's data);
+#: - ``real-proxy-mild`` and ``real-proxy-strong``: the two gap severities
+#:   (:mod:`realgap.sim.domains`), with the cheap 256-texel shadow map;
+#: - 64 px head camera (the BC encoders train at 64 px; the zoo encoders keep the frame
+#:   size), enough episodes that the AS intervals are narrow.
 DEFAULT_DEMO_OUT = "realgap-demo/frames"
 DEMO_CONFIG = GenerateConfig(
     out=DEFAULT_DEMO_OUT,
-    tasks=("reach-mug", "reach-box"),
-    episodes=20,
-    domains=("sim", "sim-nominal", "real-proxy"),
-    randomize=("BG", "LT", "CP"),
-    granularity="frame",
+    tasks=("reach-mug",),
+    episodes=100,
+    domains=("sim", "sim-nominal", "real-proxy-mild", "real-proxy-strong"),
+    randomize=("BG", "LT"),
+    granularity="episode",
     fidelity="low",
-    image_size=96,
+    image_size=64,
     cameras=("head",),
     seed=0,
+    proxy_shadows="low",
 )
 
 
