@@ -373,27 +373,37 @@ def test_custom_factory_by_import_path(tmp_path: Path, monkeypatch: pytest.Monke
     (pkg / "encs.py").write_text(textwrap.dedent(
         """
         import torch
+        from realgap.encoders import encoder_factory
 
-        def tiny():
+        def tiny() -> torch.nn.Module:
             torch.manual_seed(0)
             return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
                                        torch.nn.Flatten())
 
+        @encoder_factory
         def not_a_model():
             return 3
+
+        def undeclared():
+            return tiny()
         """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    enc = create_encoder("mypkg_rg.encs:tiny")
+    with pytest.raises(ConfigError, match="--allow-plugin"):  # plugins need permission
+        create_encoder("mypkg_rg.encs:tiny")
+    assert "mypkg_rg.encs" not in sys.modules  # refused before importing anything
+    enc = create_encoder("mypkg_rg.encs:tiny", allow_plugins=True)
     assert enc.embed_dim == 4 and enc.info.family == "custom"
     assert enc.weights_origin == "custom:mypkg_rg.encs:tiny"
     emb = enc.embed(np.zeros((2, 30, 30, 3), np.uint8))
     assert emb.shape == (2, 4) and np.isfinite(emb).all()
     with pytest.raises(ConfigError, match="returned int"):
-        create_encoder("mypkg_rg.encs:not_a_model")
+        create_encoder("mypkg_rg.encs:not_a_model", allow_plugins=True)
+    with pytest.raises(ConfigError, match="not an encoder factory"):
+        create_encoder("mypkg_rg.encs:undeclared", allow_plugins=True)
     with pytest.raises(UnknownNameError, match="has no attribute"):
-        create_encoder("mypkg_rg.encs:missing")
+        create_encoder("mypkg_rg.encs:missing", allow_plugins=True)
     with pytest.raises(UnknownNameError, match="cannot import"):
-        create_encoder("no_such_pkg_rg.x:f")
+        create_encoder("no_such_pkg_rg.x:f", allow_plugins=True)
 
 
 def test_import_stays_light() -> None:

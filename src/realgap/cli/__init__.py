@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"realgap.cli.{name}").register(sub)
+    from realgap.encoders.registry import add_plugin_flag
+
+    add_plugin_flag(sub)  # --allow-plugin on every command that builds encoders
     return parser
 
 
@@ -68,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        code = args.func(args)
+        from realgap.encoders.registry import plugins_allowed
+
+        # module:factory plugins run only when this command line says so (issue 10)
+        with plugins_allowed(bool(getattr(args, "allow_plugin", False))):
+            code = args.func(args)
     except RealgapError as exc:
         return fail(str(exc))
     except OSError as exc:

@@ -22,9 +22,12 @@ from realgap.encoders.bc import BCConfig, train_bc_encoder
 from realgap.encoders.cache import CACHE_VERSION, cache_path, embed_frameset
 from realgap.encoders.registry import (
     ENCODERS,
+    PLUGIN_FLAG,
     RANDOM_SUFFIX,
     create_encoder,
+    encoder_factory,
     encoder_info,
+    plugins_allowed,
     weights_status,
 )
 from realgap.encoders.weights import find_weights, search_places
@@ -33,6 +36,7 @@ from realgap.encoders.zoo import ZOO
 __all__ = [
     "CACHE_VERSION",
     "ENCODERS",
+    "PLUGIN_FLAG",
     "RANDOM_SUFFIX",
     "ZOO",
     "BCConfig",
@@ -42,8 +46,10 @@ __all__ = [
     "cache_path",
     "create_encoder",
     "embed_frameset",
+    "encoder_factory",
     "encoder_info",
     "find_weights",
+    "plugins_allowed",
     "search_places",
     "train_bc_encoder",
     "weights_status",

@@ -16,33 +16,99 @@ Names (``realgap encoders list`` prints them all):
 * ``bc-sim`` / ``bc-sim-nominal``: end-to-end behaviour-cloning encoders that realgap
   trains on the ``sim`` (randomized) / ``sim-nominal`` (unrandomized) frames of a
   FrameSet (:func:`realgap.encoders.bc.train_bc_encoder`); pass ``frameset=``;
-* ``package.module:factory``: any importable callable returning an :class:`Encoder`
-  or a ``torch.nn.Module`` (wrapped with ImageNet preprocessing at 224 x 224);
-* plugins from the entry-point group ``realgap.encoders``.
+* ``package.module:factory``: a plugin factory returning an :class:`Encoder` or a
+  ``torch.nn.Module`` (wrapped with ImageNet preprocessing at 224 x 224). Importing a
+  module runs its code, so this needs explicit permission that no file can give:
+  ``allow_plugins=True``, ``with plugins_allowed():``, or ``--allow-plugin`` on the
+  command line. Even then the callable must declare itself an encoder factory
+  (:func:`encoder_factory`, or a return annotation of :class:`Encoder` or a
+  ``torch.nn.Module`` subclass, or be an ``nn.Module`` class), so ``os:system`` or
+  ``code:interact`` is refused before it is called;
+* plugins from the entry-point group ``realgap.encoders`` (installed packages, trusted
+  like any installed dependency).
+
+Names read from files (a policy checkpoint's ``policy_config.encoder``) go through the
+same :func:`create_encoder`: they resolve against the registry unless the user allowed
+plugins for this run on the command line (``docs/security.md``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from realgap._optional import require
 from realgap._registry import Registry
 from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
 from realgap.encoders.weights import find_weights, random_state_hash
 from realgap.encoders.zoo import ZOO, ZooSpec, build_encoder, seeded_torch
-from realgap.errors import ConfigError, UnknownNameError
+from realgap.errors import ConfigError, DataError, UnknownNameError
 
 #: Every named encoder. Factories take keyword arguments ``weights``, ``random_init``,
 #: ``device``, ``seed`` (and, for trained encoders, ``frameset``, ``camera``, ...).
 ENCODERS: Registry[Encoder] = Registry("encoder", entry_point_group="realgap.encoders")
 
 RANDOM_SUFFIX = "-random"
+
+#: The command-line flag that allows ``module:factory`` plugins (named in every refusal).
+PLUGIN_FLAG = "--allow-plugin"
+
+#: Whether ``module:factory`` names may be imported in the current context. Set only by
+#: code acting for the user (the CLI's ``--allow-plugin``), never from a file's contents.
+_ALLOW_PLUGINS: ContextVar[bool] = ContextVar("realgap_allow_plugins", default=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def plugins_allowed(allow: bool = True) -> Iterator[None]:
+    """Allow (or forbid) ``module:factory`` encoder plugins inside the block."""
+    token = _ALLOW_PLUGINS.set(bool(allow))
+    try:
+        yield
+    finally:
+        _ALLOW_PLUGINS.reset(token)
+
+
+#: CLI commands that build encoders or load policy checkpoints (which name encoders).
+PLUGIN_COMMANDS = ("gap", "train", "rollout", "evaluate", "protocol", "vat", "encoders")
+
+
+def add_plugin_flag(subparsers: Any, commands: tuple[str, ...] = PLUGIN_COMMANDS) -> None:
+    """Add :data:`PLUGIN_FLAG` to every (sub)command parser under ``commands``.
+
+    ``subparsers`` is the top-level ``add_subparsers()`` action; the flag stores
+    ``args.allow_plugin``, which the CLI turns into :func:`plugins_allowed` for the run.
+    """
+    import argparse
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not nested:
+            parser.add_argument(
+                PLUGIN_FLAG, dest="allow_plugin", action="store_true",
+                help="allow module:factory encoder plugins (imports and runs that Python code; "
+                     "names inside checkpoints and other files never enable this)")
+        for action in nested:
+            for child in {id(c): c for c in action.choices.values()}.values():
+                walk(child)
+
+    for name in commands:
+        if name in subparsers.choices:
+            walk(subparsers.choices[name])
+
+
+def encoder_factory(fn: F) -> F:
+    """Mark ``fn`` as an encoder factory that ``create_encoder("pkg.mod:fn")`` may call."""
+    fn.realgap_encoder_factory = True  # type: ignore[attr-defined]
+    return fn
 
 
 def _zoo_factory(spec: ZooSpec) -> Callable[..., Encoder]:
@@ -131,6 +197,8 @@ for _dom in ("sim", "sim-nominal"):
 
 def _import_factory(path: str) -> Callable[..., Any]:
     mod_name, _, attr = path.partition(":")
+    if not mod_name or not attr:
+        raise UnknownNameError(f"encoder {path!r}: expected package.module:factory")
     try:
         obj: Any = importlib.import_module(mod_name)
     except ImportError as exc:
@@ -144,7 +212,31 @@ def _import_factory(path: str) -> Callable[..., Any]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise ConfigError(f"encoder {path!r} is not callable; point it at a factory function")
+    if not _declares_encoder(obj):
+        raise ConfigError(
+            f"encoder {path!r} is not an encoder factory, so realgap does not call it; decorate "
+            "the factory with @realgap.encoders.encoder_factory or annotate it to return "
+            "realgap.encoders.Encoder or a torch.nn.Module"
+        )
     return obj
+
+
+def _declares_encoder(obj: Any) -> bool:
+    """Whether a plugin callable says it makes encoders (marker, nn.Module class, or a
+    return annotation naming :class:`Encoder` or an ``nn.Module`` subclass). Stdlib and
+    builtin callables (``os:system``, ``code:interact``) declare nothing and are refused."""
+    if getattr(obj, "realgap_encoder_factory", False) is True:
+        return True
+    nn = require("torch").nn
+    if inspect.isclass(obj):
+        return issubclass(obj, nn.Module)
+    if not (inspect.isfunction(obj) or inspect.ismethod(obj)):
+        return False
+    ret = inspect.signature(obj).return_annotation
+    if isinstance(ret, str):  # ``from __future__ import annotations``: match the name only
+        last = ret.replace("'", "").replace('"', "").split("[")[0].split(".")[-1].strip()
+        return last == "Encoder" or last.endswith("Module") or last in ("Sequential", "nn.Module")
+    return inspect.isclass(ret) and (ret is Encoder or issubclass(ret, nn.Module))
 
 
 def _call_filtered(factory: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
@@ -176,18 +268,24 @@ def _wrap_module(name: str, module: Any, device: str) -> Encoder:
 
 
 def create_encoder(name: str, weights: str | os.PathLike[str] | None = None, device: str = "cpu",
-                   random_init: bool = False, seed: int = 0, **kwargs: Any) -> Encoder:
+                   random_init: bool = False, seed: int = 0, allow_plugins: bool | None = None,
+                   **kwargs: Any) -> Encoder:
     """Build the encoder registered as ``name`` (see the module docstring for the names).
 
     Args:
-        name: a registered name, ``<zoo name>-random``, or ``package.module:factory``.
+        name: a registered name, ``<zoo name>-random``, or ``package.module:factory``
+            (imported only when plugins are allowed).
         weights: path of a published checkpoint (zoo encoders); None searches the caches.
         device: torch device string.
         random_init: seeded random weights instead of the published ones (labelled).
         seed: seed of random initialisations and of training.
+        allow_plugins: import ``module:factory`` names; None follows
+            :func:`plugins_allowed` (False unless the CLI got ``--allow-plugin``).
         **kwargs: passed to the factory (``frameset=``, ``camera=`` for ``bc-*``).
 
     Raises:
+        ConfigError: a ``module:factory`` name while plugins are not allowed, or a
+            callable that does not declare itself an encoder factory.
         UnknownNameError: unknown name (with close matches) or unimportable factory.
         MissingFileError: a zoo encoder's checkpoint is absent (the message says how to get it).
     """
@@ -197,6 +295,13 @@ def create_encoder(name: str, weights: str | os.PathLike[str] | None = None, dev
         name, random_init = name[: -len(RANDOM_SUFFIX)], True
     args = {"weights": weights, "device": device, "random_init": random_init, "seed": seed, **kwargs}
     if name not in ENCODERS and ":" in name:
+        allowed = _ALLOW_PLUGINS.get() if allow_plugins is None else bool(allow_plugins)
+        if not allowed:
+            raise ConfigError(
+                f"encoder {name!r} names Python code to import (module:factory), which realgap "
+                f"runs only when you allow it: add {PLUGIN_FLAG} to the command "
+                "(allow_plugins=True in Python), or use a registered name (realgap encoders list)"
+            )
         out = _call_filtered(_import_factory(name), args)
     else:
         entry = ENCODERS.get(name)
@@ -221,7 +326,8 @@ def encoder_info(name: str) -> EncoderInfo | None:
 
 
 def weights_status(name: str) -> tuple[str, Path | None]:
-    """``(status, path)``: ``"available"``, ``"missing"``, ``"not needed"`` or ``"trained on demand"``.
+    """``(status, path)``: ``"available"``, ``"missing"``, ``"corrupt"``, ``"not needed"`` or
+    ``"trained on demand"``.
 
     Checks exactly the places :func:`create_encoder` loads from.
     """
@@ -232,6 +338,9 @@ def weights_status(name: str) -> tuple[str, Path | None]:
     if source == "trained":
         return "trained on demand", None
     if name in ZOO:
-        hit = find_weights(name, ZOO[name].info)
+        try:
+            hit = find_weights(name, ZOO[name].info)
+        except DataError:  # a packaged file that differs from its pinned release
+            return "corrupt", None
         return ("available", hit) if hit is not None else ("missing", None)
     return "unknown (plugin)", None

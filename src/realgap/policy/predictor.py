@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from realgap._optional import require
-from realgap.errors import DataError
+from realgap.errors import ConfigError, DataError
 from realgap.policy.checkpoint import check_task, load_checkpoint, policy_config_of
 from realgap.policy.config import PolicyConfig
 
@@ -144,11 +144,18 @@ def load_weights(net: Any, ckpt: dict[str, Any]) -> None:
                         f"network ({detail}); retrain the policy") from None
 
 
-def load_policy(path: str | Path, task: str | None = None, name: str | None = None) -> LearnedPolicy:
+def load_policy(path: str | Path, task: str | None = None, name: str | None = None,
+                allow_plugins: bool | None = None) -> LearnedPolicy:
     """Load a checkpoint (file or training directory) as a :class:`LearnedPolicy`.
 
     ``task``, when given, must equal the checkpoint's task (else a one-line
     :class:`~realgap.errors.ConfigError`).
+
+    A checkpoint is data: its weights are read with ``torch.load(weights_only=True)`` and
+    its ``policy_config.encoder`` is a *name* resolved against the encoder registry. A
+    ``module:factory`` name there is imported only when the user allowed plugins for this
+    run (``allow_plugins=True``, or ``--allow-plugin`` on the command line, read by
+    :func:`realgap.encoders.plugins_allowed`), never because the file asks for it.
     """
     from realgap.policy.model import PolicyNet, build_e2e_encoder
 
@@ -163,7 +170,12 @@ def load_policy(path: str | Path, task: str | None = None, name: str | None = No
     else:
         from realgap.encoders import create_encoder
 
-        registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights, device="cpu")
+        try:
+            registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights,
+                                              device="cpu", allow_plugins=allow_plugins)
+        except ConfigError as exc:  # name the file that asked for this encoder
+            raise ConfigError(f"{ckpt.get('path', 'checkpoint')}: policy_config.encoder: "
+                              f"{exc}") from None
         trained_with = ckpt.get("encoder_weights_hash")
         if trained_with and trained_with != registry_encoder.weights_hash:
             raise DataError(
