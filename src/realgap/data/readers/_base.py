@@ -22,6 +22,19 @@ CAMERA_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 
 
 @dataclass(frozen=True)
+class VideoFrames:
+    """Where a camera's frames were decoded from: a video file and each frame's time in it.
+
+    A reader that decodes video sets :attr:`ReadEpisode.videos`; the writer then keeps
+    the video itself instead of re-storing the frames, after checking that decoding the
+    file at these times reproduces the frames exactly (:mod:`realgap.data._images`).
+    """
+
+    path: Path
+    times: np.ndarray  # float64 (T,), seconds from the start of the file
+
+
+@dataclass(frozen=True)
 class ReadEpisode:
     """One episode read from a source, ready for :meth:`FrameSetWriter.add_episode`.
 
@@ -33,6 +46,7 @@ class ReadEpisode:
         states: ``(T, S)`` float (``S`` may be 0).
         source: provenance of this episode (file and location inside it).
         factors: ``T`` dicts of known per-frame conditions, or None.
+        videos: camera -> :class:`VideoFrames` for cameras decoded from a video, or None.
     """
 
     task: str
@@ -42,6 +56,7 @@ class ReadEpisode:
     states: np.ndarray
     source: str
     factors: list[dict[str, Any]] | None = None
+    videos: dict[str, VideoFrames] | None = None
 
 
 @dataclass
@@ -235,6 +250,8 @@ def check_episodes(path: Path | str, episodes: Iterator[ReadEpisode]) -> Iterato
     for ep in episodes:
         at = f"{path}: episode {ep.episode} ({ep.source.rpartition('#')[2]})"
         n = len(ep.actions)
+        if not isinstance(ep.task, str) or not ep.task.strip():
+            raise DataError(f"{at}: the task name is empty; name it in the source or pass --task")
         if n == 0:
             raise DataError(f"{at} has no frames; drop the empty episode from the source")
         for cam, img in ep.images.items():

@@ -17,6 +17,10 @@ Manifest columns, one row per frame:
   space-separated numbers) or numbered columns ``action_0, action_1, ...``; required.
 - states: ``state`` or ``state_0, ...`` in the same forms; optional.
 - optional ``task`` (str; overrides ``--task`` per row) and ``factors`` (JSON object).
+
+The manifest is untrusted: an image path must stay inside the manifest's folder (no
+absolute paths, no ``..`` out of it, no symlink leading out), and each fault is one
+:class:`DataError` naming the manifest or the image file.
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ from realgap.data.readers._base import (
     READERS,
     ReadEpisode,
     SourceReader,
+    check_episodes,
     check_finite,
+    decode_image,
+    inside_root,
     pick_cameras,
 )
 from realgap.errors import DataError, MissingFileError
@@ -77,7 +84,7 @@ def _matrix(path: Path, df: pd.DataFrame, prefix: str, required: bool) -> np.nda
     if prefix in df.columns:
         try:
             rows = [_parse_vector(v) for v in df[prefix]]
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise DataError(f"{path}: column {prefix!r} holds a value that is not a list of "
                             f"numbers ({exc}); write e.g. \"[0.1, -0.2]\"") from exc
         lengths = {len(r) for r in rows}
@@ -96,10 +103,26 @@ def _matrix(path: Path, df: pd.DataFrame, prefix: str, required: bool) -> np.nda
     return np.zeros((len(df), 0))
 
 
+def _image_size(p: Path) -> tuple[int, int]:
+    """(W, H) of an image from its header, without decoding the pixels."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                return im.size
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001  Pillow raises many types on bad input
+        raise DataError(f"{p}: image cannot be read ({exc.__class__.__name__}: {str(exc)[:120]}); "
+                        "re-export it as PNG/JPEG") from exc
+
+
 def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -> SourceReader:
     """Check a manifest folder (see the module docstring) and return its reader."""
-    from PIL import Image, UnidentifiedImageError
-
     manifest = find_manifest(src)
     if manifest is None:
         raise MissingFileError(f"{src}: no manifest found (looked for {', '.join(MANIFEST_NAMES)}); "
@@ -141,24 +164,22 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
         for i, txt in enumerate(df["factors"]):
             try:
                 f = json.loads(txt) if isinstance(txt, str) and txt else {}
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{manifest}: factors of row {i} is not JSON ({exc}); "
-                                "write a JSON object or leave it empty") from exc
-            factors.append(f if isinstance(f, dict) else {"value": f})
+                f = f if isinstance(f, dict) else {"value": f}
+                json.dumps(f, allow_nan=False)  # the FrameSet stores strict JSON
+            except (ValueError, RecursionError) as exc:
+                raise DataError(f"{manifest}: factors of row {i} is not a finite JSON object "
+                                f"({str(exc)[:120]}); write a JSON object or leave it empty") from exc
+            factors.append(f)
     # Header-only pass: every image exists, decodes and has its camera's size, before any
     # episode is written.
     sizes: dict[str, tuple[tuple[int, int], Path]] = {}
     for cam in cams:
         for rel in df[image_cols[cam]]:
-            p = base / str(rel)
+            p = inside_root(base, str(rel), manifest, "image path")
             if not p.is_file():
                 raise MissingFileError(f"{p}: image listed in {manifest.name} not found; fix the "
                                        "path (relative to the manifest) or drop the row")
-            try:
-                with Image.open(p) as im:
-                    size = im.size
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"{p}: image cannot be read ({exc}); re-export it as PNG/JPEG") from exc
+            size = _image_size(p)
             ref = sizes.setdefault(cam, (size, p))
             if size != ref[0]:
                 raise DataError(
@@ -168,8 +189,8 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
                 )
 
     groups = [(int(ep), idx.to_numpy()) for ep, idx in df.groupby("episode", sort=True).groups.items()]
-    if any(ep < 0 for ep, _ in groups):
-        raise DataError(f"{manifest}: episode numbers must be >= 0; renumber the episodes")
+    if any(not 0 <= ep < 2**63 for ep, _ in groups):
+        raise DataError(f"{manifest}: episode numbers must be in [0, 2^63); renumber the episodes")
     # The manifest's task column, when present, wins over ``task``; one task per episode,
     # checked before anything is written.
     ep_task: dict[int, str] = {ep: str(task) for ep, _ in groups}
@@ -188,13 +209,11 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
             for cam in cams:
                 frames = []
                 for rel in df[image_cols[cam]].iloc[rows]:
-                    p = base / str(rel)
-                    try:
-                        with Image.open(p) as im:
-                            frames.append(np.asarray(im.convert("RGB"), dtype=np.uint8))
-                    except OSError as exc:
-                        raise DataError(f"{p}: image is truncated or corrupt ({exc}); re-export "
-                                        "it") from exc
+                    p = inside_root(base, str(rel), manifest, "image path")
+                    frames.append(decode_image(p, p, "image"))
+                    if frames[-1].shape != frames[0].shape:  # the header pass saw another size
+                        raise DataError(f"{p}: image changed size while converting; convert "
+                                        "again from a source nobody is writing to")
                 imgs[cam] = np.stack(frames)
             yield ReadEpisode(
                 task=ep_task[ep], episode=ep, images=imgs, actions=actions[rows],
@@ -203,7 +222,7 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
             )
 
     return SourceReader(source=f"folder:{manifest.resolve()}", n_episodes=len(groups),
-                        episodes=episodes, cameras=cams)
+                        episodes=lambda: check_episodes(manifest, episodes()), cameras=cams)
 
 
 READERS.add("folder", open_folder, detect=_detect)
