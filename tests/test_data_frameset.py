@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from realgap.data import FrameSet, FrameSetWriter, open_frames
-from realgap.data._format import combine_hashes, episode_key
+from realgap.data._format import combine_hashes, episode_hash, episode_key
 from realgap.data.synthetic import synthetic_episode, write_synthetic
 from realgap.errors import ConfigError, DataError, FormatVersionError, MissingFileError
 
@@ -54,7 +54,7 @@ def test_round_trip_arrays_factors_and_manifest(tmp_path: Path) -> None:
     assert json.loads(m["factors"].iloc[3]) == eps[1]["factors"][0]
     assert fs.meta["cameras"] == {"head": [8, 8, 3], "wrist": [8, 8, 3]}
     assert fs.meta["n_frames"] == 12 and fs.meta["n_episodes"] == 3
-    assert fs.meta["format_version"] == 2
+    assert fs.meta["format_version"] == 3
     assert open_frames(tmp_path / "fs").content_hash == fs.content_hash
     assert open_frames(fs) is fs
 
@@ -120,9 +120,12 @@ def test_content_hash_is_order_free_deterministic_and_content_sensitive(tmp_path
     # the set hash is recomputable by hand from the per-episode hashes in meta.json
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
     lines = sorted(f"{k} {r['hash']}\n" for k, r in meta["episodes"].items())
-    by_hand = hashlib.sha256(("realgap-frameset-v2\n" + "".join(lines)).encode()).hexdigest()
+    by_hand = hashlib.sha256(("realgap-frameset-v3\n" + "".join(lines)).encode()).hexdigest()
     assert by_hand == h1 == meta["content_hash"]
-    assert combine_hashes([]) == hashlib.sha256(b"realgap-frameset-v2\n").hexdigest()
+    assert combine_hashes([]) == hashlib.sha256(b"realgap-frameset-v3\n").hexdigest()
+    # each episode hash is recomputable from its manifest hash and its image entries
+    rec = next(iter(meta["episodes"].values()))
+    assert episode_hash(rec["manifest_hash"], rec["images"]) == rec["hash"]
     # same seed, same bytes
     write_synthetic(tmp_path / "s1", rng=7)
     write_synthetic(tmp_path / "s2", rng=7)
@@ -130,8 +133,8 @@ def test_content_hash_is_order_free_deterministic_and_content_sensitive(tmp_path
     h = [FrameSet.open(tmp_path / f"s{i}").content_hash for i in (1, 2, 3)]
     assert h[0] == h[1] != h[2]
     key = episode_key("sim", "reach-mug", 0)
-    assert (tmp_path / "s1/episodes" / key / "head.npy").read_bytes() == \
-        (tmp_path / "s2/episodes" / key / "head.npy").read_bytes()
+    assert (tmp_path / "s1/episodes" / key / "head.zst").read_bytes() == \
+        (tmp_path / "s2/episodes" / key / "head.zst").read_bytes()
 
 
 _CRASHING_WRITER = textwrap.dedent(
@@ -140,17 +143,17 @@ _CRASHING_WRITER = textwrap.dedent(
     import numpy as np
     from realgap.data import FrameSetWriter
     from realgap.data.synthetic import synthetic_episode
-    import realgap.data.writer as wmod
+    import realgap.data._images as images
 
     w = FrameSetWriter(sys.argv[1], source="s")
     for k in range(2):
         w.add_episode(domain="sim", task="t", episode=k,
                       **synthetic_episode(k, n_frames=4, cameras=("head", "wrist"), size=8))
-    real_save = np.save
-    def dying_save(f, arr, **kw):  # the machine dies half-way through episode 2
-        real_save(f, arr, **kw)
+    real_write = images.write_zstd
+    def dying_write(path, arr, sync):  # the machine dies half-way through episode 2
+        real_write(path, arr, sync)
         os._exit(3)
-    wmod.np.save = dying_save
+    images.write_zstd = dying_write
     w.add_episode(domain="sim", task="t", episode=2,
                   **synthetic_episode(2, n_frames=4, cameras=("head", "wrist"), size=8))
     """
@@ -230,7 +233,7 @@ def test_open_errors(tmp_path: Path) -> None:
     write_synthetic(tmp_path / "fs", n_episodes=1, n_frames=2, size=4)
     meta = json.loads((tmp_path / "fs/meta.json").read_text())
     (tmp_path / "fs/meta.json").write_text(json.dumps({**meta, "format_version": 1}))
-    with pytest.raises(FormatVersionError, match=r"format_version 1 is not supported \(this realgap reads version 2\)"):
+    with pytest.raises(FormatVersionError, match=r"format_version 1 is not supported \(this realgap reads versions 2, 3\)"):
         FrameSet.open(tmp_path / "fs")
 
 
@@ -266,12 +269,14 @@ def test_hash_and_rows_do_not_depend_on_write_order(tmp_path_factory, order, len
     assert first == ["real/a/0/0", "sim/a/0/0", "sim/a/2/0", "sim/b/5/0"]
 
 
-def test_images_across_more_episodes_than_open_maps(tmp_path: Path, monkeypatch) -> None:
+def test_images_across_more_episodes_than_the_chunk_cache_holds(tmp_path: Path, monkeypatch) -> None:
     import realgap.data.frameset as fsmod
 
-    monkeypatch.setattr(fsmod, "MAX_OPEN_ARRAYS", 2)
+    # room for 2 decoded chunks of 2 frames of 4x4x3 bytes each
+    monkeypatch.setattr(fsmod, "CHUNK_CACHE_BYTES", 2 * 2 * 4 * 4 * 3)
     write_synthetic(tmp_path / "fs", domains=("sim",), n_episodes=5, n_frames=2, size=4, rng=2)
     fs = FrameSet.open(tmp_path / "fs")
     ref = np.stack([fs.select(episode=e).images("head") for e in range(5)]).reshape(10, 4, 4, 3)
     np.testing.assert_array_equal(fs.images("head", [9, 0, 5, 1, 8]), ref[[9, 0, 5, 1, 8]])
-    assert len(fs._store._arrays) == 2
+    cache = fs._store._chunks
+    assert len(cache._items) == 2 and cache._bytes <= 2 * 2 * 4 * 4 * 3

@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from realgap.cli import main
-from realgap.data import FrameSetWriter
+from realgap.data import FrameSet, FrameSetWriter, _images
 from realgap.data._format import episode_key
 from realgap.data.checks import info, validate
 from realgap.data.synthetic import synthetic_episode, write_synthetic
+from realgap.errors import DataError
 
 
 def _fs(tmp_path: Path) -> Path:
@@ -80,26 +81,36 @@ def test_nan_actions(tmp_path: Path, capsys) -> None:
     assert f"{part}: action has 1 NaN/inf values (first at step 2, dim 1)" in err
 
 
+def _rewrite_images(ep: Path, cam: str, frames: np.ndarray, record: bool = False) -> None:
+    """Replace a camera's stored frames; with ``record``, also rewrite its record consistently."""
+    entry = _images.write_zstd(ep / f"{cam}.zst", frames, lambda f: None)
+    if record:
+        rec = json.loads((ep / "episode.json").read_text())
+        rec["images"][cam] = entry
+        rec["cameras"][cam] = list(frames.shape[1:])
+        (ep / "episode.json").write_text(json.dumps(rec))
+
+
 def test_images_of_mixed_shapes(tmp_path: Path, capsys) -> None:
     root = _fs(tmp_path)
     ep = _ep(root, "sim", 1)
-    np.save(ep / "head.npy", np.zeros((4, 12, 12, 3), np.uint8))
-    rec = json.loads((ep / "episode.json").read_text())
-    rec["cameras"]["head"] = [12, 12, 3]
-    (ep / "episode.json").write_text(json.dumps(rec))
+    _rewrite_images(ep, "head", np.zeros((4, 12, 12, 3), np.uint8), record=True)
     meta = json.loads((root / "meta.json").read_text())
     del meta["episodes"][ep.name]  # as if written by a crashed writer: record from episode.json
     (root / "meta.json").write_text(json.dumps(meta))
     err = _error_line(capsys, ["data", "validate", str(root)])
-    assert f"{ep / 'head.npy'}: images are (12, 12, 3), other episodes' are (8, 8, 3)" in err
+    assert f"{ep / 'head.zst'}: images are (12, 12, 3), other episodes' are (8, 8, 3)" in err
 
 
-def test_image_array_not_matching_its_record(tmp_path: Path, capsys) -> None:
+def test_image_file_not_matching_its_record(tmp_path: Path, capsys) -> None:
     root = _fs(tmp_path)
     ep = _ep(root, "real", 1)
-    np.save(ep / "head.npy", np.zeros((4, 12, 12, 3), np.uint8))
+    _rewrite_images(ep, "head", np.zeros((4, 12, 12, 3), np.uint8))
     err = _error_line(capsys, ["data", "validate", str(root)])
-    assert f"{ep / 'head.npy'}: image array is uint8 (4, 12, 12, 3), expected uint8 (4, 8, 8, 3)" in err
+    assert f"{ep / 'head.zst'}: file content hash" in err and "differs from its record" in err
+    # the reader refuses it too, naming the file and `realgap data validate`
+    with pytest.raises(DataError, match=r"head\.zst: file content hash .*realgap data validate"):
+        FrameSet.open(root).select(domain="real").images("head")
 
 
 def test_unknown_domain_label(tmp_path: Path, capsys) -> None:
@@ -129,25 +140,25 @@ def test_truncated_parquet(tmp_path: Path, capsys) -> None:
     assert f"{part}: Parquet file is truncated or corrupt" in err
 
 
-def test_truncated_image_array(tmp_path: Path, capsys) -> None:
+def test_truncated_image_file(tmp_path: Path, capsys) -> None:
     root = _fs(tmp_path)
-    arr = _ep(root) / "head.npy"
+    arr = _ep(root) / "head.zst"
     data = arr.read_bytes()
-    arr.write_bytes(data[: len(data) - 100])
+    arr.write_bytes(data[: len(data) - 10])
     err = _error_line(capsys, ["data", "validate", str(root)])
-    assert f"{arr}: image array is truncated or corrupt" in err
+    assert f"{arr}: file content hash" in err and "changed after writing" in err
 
 
 def test_changed_pixels_fail_the_hash_and_stale_meta(tmp_path: Path, capsys, monkeypatch) -> None:
     root = _fs(tmp_path)
-    arr = _ep(root) / "head.npy"
-    img = np.load(arr)
+    fs = FrameSet.open(root)
+    img = fs.select(domain="sim", episode=1).images("head")
+    original = (_ep(root) / "head.zst").read_bytes()
     img[0, 0, 0, 0] ^= 0xFF
-    np.save(arr, img)
+    _rewrite_images(_ep(root), "head", img)
     err = _error_line(capsys, ["data", "validate", str(root)])
-    assert f"{_ep(root)}: episode content hash" in err and "files were changed after writing" in err
-    img[0, 0, 0, 0] ^= 0xFF
-    np.save(arr, img)
+    assert f"{_ep(root) / 'head.zst'}: file content hash" in err and "changed after writing" in err
+    (_ep(root) / "head.zst").write_bytes(original)
     assert main(["data", "validate", str(root)]) == 0  # restored bytes validate again
     capsys.readouterr()
     meta = json.loads((root / "meta.json").read_text())

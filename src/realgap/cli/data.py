@@ -1,4 +1,4 @@
-"""``realgap data {info,validate,convert}``: inspect, check and import FrameSets."""
+"""``realgap data {info,validate,convert,upgrade}``: inspect, check, import and upgrade FrameSets."""
 
 from __future__ import annotations
 
@@ -51,8 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="camera/image key to import (repeatable; default: all)")
     pc.add_argument("--append", action="store_true",
                     help="add to an existing FrameSet at --out instead of refusing")
+    pc.add_argument("--video-storage", default="copy", choices=("copy", "lossless"),
+                    help="frames decoded from videos: keep the source video, checked to decode "
+                         "to the same frames (copy, default), or store them losslessly")
     pc.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only on a terminal)")
     pc.set_defaults(func=run_convert)
+
+    pu = dsub.add_parser("upgrade", help="copy a FrameSet of an older format into a new one")
+    pu.add_argument("path", metavar="PATH", help="FrameSet directory (left unchanged)")
+    pu.add_argument("--out", required=True, help="new FrameSet directory to write")
+    pu.set_defaults(func=run_upgrade)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -77,6 +85,16 @@ def run_convert(args: argparse.Namespace) -> int:
 
     fs = convert(args.src, args.out, fmt=args.format, domain=args.domain, task=args.task,
                  cameras=args.camera, append=args.append,
-                 progress=not args.no_progress and sys.stderr.isatty())
+                 progress=not args.no_progress and sys.stderr.isatty(),
+                 video_storage=args.video_storage)
     print(f"wrote {fs.root}: {len(fs)} frames, cameras {fs.cameras}, hash {fs.content_hash[:12]}")
+    return 0
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    from realgap.data.conversion import upgrade
+
+    fs = upgrade(args.path, args.out, progress=sys.stderr.isatty())
+    print(f"wrote {fs.root}: {len(fs)} frames, format {fs.meta['format_version']}, "
+          f"hash {fs.content_hash[:12]}")
     return 0

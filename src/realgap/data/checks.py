@@ -4,20 +4,25 @@
 one-line message ``<file>: <problem>; <fix>``. Checks, in order (structure first, so a
 tampered file is reported by what is wrong with it rather than by a hash mismatch):
 
-1. ``meta.json`` exists, parses, and has the supported ``format_version``;
-2. per episode: ``episode.json`` parses; ``manifest.parquet`` reads (not truncated), has
-   every manifest column with the schema's types, one row per frame, domain/task/episode
-   equal to the record's, steps ``0..T-1``, a domain among ``meta.json``'s declared
-   ``domains``, finite actions and states of one dimension per set, factors that parse
-   as JSON objects;
-3. per episode and camera: the ``.npy`` array loads (not truncated) as uint8
-   ``(T, H, W, 3)``, with the same cameras and ``(H, W)`` in every episode;
+1. ``meta.json`` exists, parses, has a readable ``format_version`` (3, or the read-only
+   2) and fields of the right JSON types;
+2. per episode: ``episode.json`` parses and its fields have the right types and ranges
+   (and equal ``meta.json``'s cached copy); ``manifest.parquet`` reads (not truncated),
+   has every manifest column with the schema's types, one row per frame,
+   domain/task/episode equal to the record's, steps ``0..T-1``, a domain among
+   ``meta.json``'s declared ``domains``, finite actions and states of one dimension per
+   set, factors that parse as JSON objects, and rows that hash to the recorded
+   ``manifest_hash``;
+3. per episode and camera: the image file hashes to its record, and every frame decodes
+   to uint8 ``(T, H, W, 3)`` (version 2: the ``.npy`` array loads), with the same
+   cameras and ``(H, W)`` in every episode;
 4. frame ids are unique across the set;
 5. the consolidated ``manifest.parquet``, when tagged with the set's hash (so readers
    would use it), equals the concatenated episode parts;
-6. every episode's recomputed hash equals its record, and ``meta.json``'s
-   ``content_hash`` equals the set's (a stale ``meta.json`` is refreshed by opening the
-   set with ``FrameSetWriter(path, resume=True)`` and closing it).
+6. the episode hashes (version 2: recomputed over manifest and pixels) combine to the
+   set's hash, and ``meta.json``'s ``content_hash`` equals it (a stale ``meta.json`` is
+   refreshed by opening the set with ``FrameSetWriter(path, resume=True)`` and closing
+   it).
 """
 
 from __future__ import annotations
@@ -32,14 +37,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from realgap.data import _images
 from realgap.data._format import (
     CONSOLIDATED_MANIFEST,
     EPISODE_MANIFEST,
     EPISODE_RECORD,
     EPISODES_DIR,
     META_NAME,
+    check_record,
     combine_hashes,
+    episode_hash,
+    episode_key,
     hash_episode,
+    hash_manifest,
     list_episode_dirs,
     lock_holder,
     read_consolidated,
@@ -48,7 +58,7 @@ from realgap.data._format import (
     sort_key,
 )
 from realgap.data.frameset import FrameSet, load_image_array, read_manifest_part
-from realgap.errors import DataError
+from realgap.errors import DataError, MissingFileError
 
 _REGEN = "delete that episode directory and regenerate or reconvert it"
 
@@ -66,6 +76,8 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     root = Path(path)
     meta = read_meta(root)
+    version = int(meta["format_version"])
+    cached = meta.get("episodes") or {}
     declared = set(meta.get("domains") or []) | set(meta.get("declared_domains") or [])
     ref: dict[str, Any] | None = None
     hashes: list[tuple[str, str]] = []
@@ -74,30 +86,47 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
     n_frames = 0
     for key in list_episode_dirs(root):
         ep_dir = root / EPISODES_DIR / key
-        rec = read_json(ep_dir / EPISODE_RECORD, "episode.json")
-        try:
-            n = int(rec["n_frames"])
-            cams = {str(c): [int(s) for s in shp] for c, shp in rec["cameras"].items()}
-            rec_hash = str(rec["hash"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DataError(f"{ep_dir / EPISODE_RECORD}: episode record lacks or mangles "
-                            f"{exc}; {_REGEN}") from exc
+        rec = check_record(read_json(ep_dir / EPISODE_RECORD, "episode.json"),
+                           ep_dir / EPISODE_RECORD, version)
+        if episode_key(rec["domain"], rec["task"], rec["episode"]) != key:
+            raise DataError(f"{ep_dir / EPISODE_RECORD}: record names {rec['domain']!r}/"
+                            f"{rec['task']!r}/{rec['episode']}, not the directory's episode; "
+                            f"{_REGEN}")
+        if key in cached and cached[key] != rec:
+            raise DataError(f"{root / META_NAME}: cached record of episode {key} differs from "
+                            f"{ep_dir / EPISODE_RECORD}; refresh meta.json by opening the set with "
+                            "FrameSetWriter(path, source=..., resume=True) and closing it")
+        n = int(rec["n_frames"])
+        cams = {str(c): [int(v) for v in shp] for c, shp in rec["cameras"].items()}
         table = read_manifest_part(ep_dir / EPISODE_MANIFEST, n)
         _check_manifest(ep_dir / EPISODE_MANIFEST, table, rec, declared, root)
         a_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "action")
         s_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "state")
-        images: dict[str, np.ndarray] = {}
-        for cam, shape in sorted(cams.items()):
-            images[cam] = load_image_array(ep_dir / f"{cam}.npy", n, shape)
-        current = {"cameras": cams, "action_dim": a_dim, "state_dim": s_dim, "where": ep_dir}
+        files = {c: (root / e["file"] if e["codec"] == _images.VIDEO_CODEC else ep_dir / e["file"])
+                 for c, e in rec["images"].items()} if version >= 3 else {
+                     c: ep_dir / f"{c}.npy" for c in cams}
+        current = {"cameras": cams, "action_dim": a_dim, "state_dim": s_dim, "where": ep_dir,
+                   "files": files}
         if ref is None:
             ref = current
         else:
             _check_same_layout(ref, current)
-        got = hash_episode(table, images)
-        if got != rec_hash:
-            raise DataError(f"{ep_dir}: episode content hash {got[:12]} differs from its "
-                            f"record {rec_hash[:12]}: files were changed after writing; {_REGEN}")
+        if version >= 3:
+            if hash_manifest(table) != rec["manifest_hash"]:
+                raise DataError(f"{ep_dir / EPISODE_MANIFEST}: manifest rows differ from the "
+                                "record's manifest_hash: the file was changed after writing; "
+                                f"{_REGEN}")
+            for cam, shape in sorted(cams.items()):
+                _check_images_v3(root, ep_dir, rec, cam, shape)
+            got = episode_hash(rec["manifest_hash"], rec["images"])
+        else:
+            images = {cam: load_image_array(ep_dir / f"{cam}.npy", n, shape)
+                      for cam, shape in sorted(cams.items())}
+            got = hash_episode(table, images)
+            if got != rec["hash"]:
+                raise DataError(f"{ep_dir}: episode content hash {got[:12]} differs from its "
+                                f"record {rec['hash'][:12]}: files were changed after writing; "
+                                f"{_REGEN}")
         hashes.append((key, got))
         parts[key] = (rec, table)
         frame_ids.extend(table.column("frame_id").to_pylist())
@@ -106,7 +135,7 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
     if dup:
         raise DataError(f"{root}: frame_id {dup[0]!r} occurs more than once ({len(dup)} "
                         "duplicated ids); give every frame a unique id")
-    total = combine_hashes(hashes)
+    total = combine_hashes(hashes, version)
     if meta.get("content_hash") != total:
         writer = lock_holder(root)
         if writer:
@@ -131,6 +160,30 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
         "n_episodes": len(hashes), "domains": sorted(declared),
         "cameras": ref["cameras"] if ref else {},
     }
+
+
+def _check_images_v3(root: Path, ep_dir: Path, rec: dict[str, Any], cam: str,
+                     shape: list[int]) -> None:
+    """The camera's file matches its hash and every frame decodes to the record's shape."""
+    entry = rec["images"][cam]
+    video = entry["codec"] == _images.VIDEO_CODEC
+    path = root / entry["file"] if video else ep_dir / entry["file"]
+    if not path.is_file():
+        raise MissingFileError(f"{path}: image file missing; {_REGEN}")
+    got = _images.file_hash(path)
+    if got != entry["blake2b"]:
+        raise DataError(f"{path}: file content hash {got[:12]} differs from its record "
+                        f"{entry['blake2b'][:12]}: the file was changed after writing; {_REGEN}")
+    n = int(rec["n_frames"])
+    k = int(entry.get("chunk_frames", _images.CHUNK_FRAMES))
+    for i in range(-(-n // k)):
+        if video:
+            arr = _images.decode_video(path, entry["pts"][i * k : (i + 1) * k])
+        else:
+            arr = _images.read_zstd_chunk(path, entry, i, n, shape)
+        if arr.shape != (min(k, n - i * k), *shape):
+            raise DataError(f"{path}: frames of chunk {i} are {arr.shape}, expected "
+                            f"{(min(k, n - i * k), *shape)}; images of mixed shapes: {_REGEN}")
 
 
 def _check_manifest(
@@ -193,7 +246,7 @@ def _check_same_layout(ref: dict[str, Any], cur: dict[str, Any]) -> None:
                         "the same cameras")
     for cam, shp in cur["cameras"].items():
         if shp != ref["cameras"][cam]:
-            raise DataError(f"{where / (cam + '.npy')}: images are {tuple(shp)}, other episodes' "
+            raise DataError(f"{cur['files'][cam]}: images are {tuple(shp)}, other episodes' "
                             f"are {tuple(ref['cameras'][cam])}; images of mixed shapes: resize "
                             "them to one shape per camera and reconvert")
     for dim in ("action_dim", "state_dim"):

@@ -1,22 +1,35 @@
 """Convert another dataset format into a FrameSet: ``convert(src, out, fmt="auto", ...)``.
 
 The reader (:mod:`realgap.data.readers`) checks the whole source before the first
-episode is written, then episodes are appended one at a time through
-:class:`~realgap.data.writer.FrameSetWriter`, so:
+episode is written; then episodes stream through one at a time (the reader yields one
+decoded episode, the writer compresses and stages it, and it is dropped), so memory is
+bounded by one episode, independent of the number of episodes. All new episodes are
+staged (:class:`~realgap.data.writer.FrameSetWriter` with ``staged=True``) and published
+together only when the whole source converted, so:
 
-- a bad source fails with a one-line error and writes nothing;
+- a bad source fails with a one-line error and writes nothing, also when the fault is
+  found only while decoding episode 57 of 100 (a corrupt video frame) or the disk fills
+  up: an existing FrameSet at ``out`` is left byte-identical, a new one is not created;
 - converting into an existing FrameSet (``append=True``) never touches the episodes
-  already there: each new episode lands atomically, and an episode that already exists
-  is refused before anything is written;
-- an interrupted conversion leaves a readable FrameSet of the complete episodes, and
-  rerunning with ``append=True`` skips them (``skip_existing``).
+  already there, and an episode that already exists is refused before anything is
+  published;
+- rerunning with ``append=True`` skips the episodes already in the set
+  (``skip_existing``).
+
+Frames a reader decoded from a video are kept as that video (``video_storage="copy"``,
+the default; zero error against a direct decode of the source, size at most the
+source's), see :mod:`realgap.data._images`; ``video_storage="lossless"`` stores the
+decoded frames compressed losslessly instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from tqdm import tqdm
 
@@ -26,6 +39,7 @@ from realgap.data.writer import FrameSetWriter
 from realgap.errors import ConfigError, DataError, MissingFileError
 
 FORMATS = ("auto", "folder", "robomimic", "zarr", "lerobot")
+VIDEO_STORAGE = ("copy", "lossless")
 
 
 def convert(
@@ -38,6 +52,7 @@ def convert(
     append: bool = False,
     skip_existing: bool = True,
     progress: bool = False,
+    video_storage: str = "copy",
 ) -> FrameSet:
     """Read ``src`` (format ``fmt`` or detected) and write its episodes to the FrameSet ``out``.
 
@@ -54,6 +69,9 @@ def convert(
         skip_existing: with ``append``, skip source episodes already in ``out`` (resume
             an interrupted conversion) instead of failing on them.
         progress: show a tqdm progress bar.
+        video_storage: ``"copy"`` keeps video-sourced frames as the source video (checked
+            to decode to exactly the reader's frames, else stored losslessly);
+            ``"lossless"`` always stores decoded frames losslessly.
 
     Returns:
         The FrameSet at ``out``.
@@ -66,11 +84,13 @@ def convert(
     if out_p.resolve() == src_p.resolve() or out_p.resolve() in src_p.resolve().parents:
         raise ConfigError(f"{out_p}: --out must not be the source or contain it; choose "
                           "another output directory")
+    if video_storage not in VIDEO_STORAGE:
+        raise ConfigError(f"--video-storage: got {video_storage!r}; choose one of {list(VIDEO_STORAGE)}")
     name = detect_format(src_p) if fmt == "auto" else fmt
     if name not in READERS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of {list(FORMATS)}")
     reader = READERS.create(name, src=src_p, task=task, cameras=cameras)
-    with FrameSetWriter(out_p, source=reader.source, resume=append) as w:
+    with FrameSetWriter(out_p, source=reader.source, resume=append, staged=True) as w:
         done = w.completed_episodes()
         bar = tqdm(total=reader.n_episodes, disable=not progress, unit="episode",
                    desc=f"convert {name}", leave=False)
@@ -83,9 +103,41 @@ def convert(
                     raise DataError(f"{out_p}: episode {domain}/{ep.task}/{ep.episode} is "
                                     "already in the FrameSet; convert into a new directory or "
                                     "use another --domain/--task")
+                videos = ep.videos if video_storage == "copy" else None
                 w.add_episode(domain=domain, task=ep.task, episode=ep.episode, images=ep.images,
                               actions=ep.actions, states=ep.states, factors=ep.factors,
-                              source=ep.source)
+                              source=ep.source, videos=videos)
+                del ep  # the episode's frames are on disk now; keep memory to one episode
         finally:
             bar.close()
+    return FrameSet.open(out_p)
+
+
+def upgrade(src: str | os.PathLike[str], out: str | os.PathLike[str], progress: bool = False) -> FrameSet:
+    """Copy the FrameSet ``src`` (any readable version, e.g. a read-only version 2) into a
+    new set ``out`` in the current format, episode by episode; ``src`` is not modified.
+
+    Frames, manifest rows (actions, states, factors, pair ids, sources) and the
+    declared domains are copied exactly; the content hash changes because the format's
+    hash covers the stored files. Staged like :func:`convert`: a failure publishes
+    nothing.
+    """
+    fs = FrameSet.open(src)
+    out_p = Path(out)
+    if out_p.resolve() == fs.root.resolve():
+        raise ConfigError(f"{out_p}: --out must differ from the set being upgraded")
+    recs = fs._store.records
+    declared = fs.meta.get("declared_domains") or fs.domains
+    with FrameSetWriter(out_p, source=str(fs.meta.get("source") or "realgap upgrade"),
+                        domains=declared, staged=True) as w:
+        for i in tqdm(range(len(recs)), disable=not progress, unit="episode", desc="upgrade"):
+            rec = recs[i]
+            view = fs.select(rows=np.flatnonzero(fs.episodes() == i))
+            m = view.manifest
+            w.add_episode(domain=rec["domain"], task=rec["task"], episode=int(rec["episode"]),
+                          images={c: view.images(c) for c in fs.cameras},
+                          actions=view.actions(), states=view.states(),
+                          factors=[json.loads(f) for f in m["factors"]],
+                          pair_ids=[None if p is None or p != p else str(p) for p in m["pair_id"]],
+                          source=str(m["source"].iloc[0]))
     return FrameSet.open(out_p)

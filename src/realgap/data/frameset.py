@@ -10,7 +10,12 @@ Data conventions (docs/interfaces.md, DESIGN.md "FrameSet"):
 - factors: one JSON object per frame, flattened by :func:`flatten_factors` into columns
   named by dotted paths (``LT.intensity``, ``CP.offset.0``).
 
-The layout on disk is described in :mod:`realgap.data._format`.
+The layout on disk is described in :mod:`realgap.data._format`, image storage and its
+verification in :mod:`realgap.data._images`: every image file is checked against its
+recorded hash before its bytes are used (once per process), and the manifest rows
+against their recorded hashes when the set is opened, so :attr:`FrameSet.content_hash`
+is the hash of what is actually read. Version-2 sets (raw ``.npy``) are read too; their
+episodes are verified by rehashing manifest and pixels on first use.
 """
 
 from __future__ import annotations
@@ -27,42 +32,127 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from realgap.data import _images
 from realgap.data._format import (
+    CONSOLIDATED_MANIFEST,
     EPISODE_MANIFEST,
     EPISODES_DIR,
     MANIFEST_COLUMNS,
     MANIFEST_SCHEMA,
     combine_hashes,
+    hash_episode,
+    hash_manifest,
     load_records,
     read_consolidated,
     read_meta,
 )
 from realgap.errors import ConfigError, DataError, MissingFileError
 
-#: Memory-mapped episode arrays kept open per FrameSet (LRU).
+#: Memory-mapped episode arrays of version-2 sets kept open per FrameSet (LRU).
 MAX_OPEN_ARRAYS = 512
+#: Decoded image chunks kept per FrameSet (bytes, LRU).
+CHUNK_CACHE_BYTES = 256 << 20
 
 
 class _Store:
-    """Everything shared by a FrameSet and its views: records, manifest, open arrays."""
+    """Everything shared by a FrameSet and its views: records, manifest, decoded chunks."""
 
     def __init__(self, root: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> None:
         self.root = root
         self.meta = meta
+        self.version = int(meta["format_version"])
         self.records = records
-        self.content_hash = combine_hashes((r["key"], r["hash"]) for r in records)
-        self.table = _read_manifest(root, records, self.content_hash)
+        self.content_hash = combine_hashes(((r["key"], r["hash"]) for r in records), self.version)
+        self.table = _read_manifest(root, records, self.content_hash, self.version)
         counts = np.array([int(r["n_frames"]) for r in records], dtype=np.int64)
         self.ep_of_row = np.repeat(np.arange(len(records), dtype=np.int64), counts)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(counts) else counts
+        self.ep_start = starts
         self.offset_in_ep = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
+        self._chunks = _images.ChunkCache(CHUNK_CACHE_BYTES)
+        self._verified_v2: set[int] = set()
         self._manifest: pd.DataFrame | None = None
         self._matrices: dict[str, np.ndarray] = {}
         self._factors: pd.DataFrame | None = None
 
-    def array(self, ep: int, camera: str) -> np.ndarray:
-        """Memory-mapped ``uint8 (T, H, W, 3)`` of one episode's camera.
+    # -- verification ------------------------------------------------------------------
+    def file_path(self, ep: int, camera: str) -> Path:
+        """Path of the file holding episode ``ep``'s frames of ``camera``."""
+        rec = self.records[ep]
+        if self.version < 3:
+            return self.root / EPISODES_DIR / rec["key"] / f"{camera}.npy"
+        entry = rec["images"][camera]
+        if entry["codec"] == _images.VIDEO_CODEC:
+            return self.root / entry["file"]
+        return self.root / EPISODES_DIR / rec["key"] / entry["file"]
+
+    def verify(self, ep: int, camera: str | None = None) -> None:
+        """Check episode ``ep``'s image files (one camera or all) against their record.
+
+        Version 3: each file's BLAKE2b, hashed at most once per process. Version 2: the
+        episode hash over its manifest rows and every camera's pixels, once per store.
+        """
+        rec = self.records[ep]
+        if self.version < 3:
+            if ep in self._verified_v2:
+                return
+            n = int(rec["n_frames"])
+            arrays = {c: self._load_npy(ep, c) for c in rec["cameras"]}
+            part = self.table.slice(int(self.ep_start[ep]), n)
+            if hash_episode(part, arrays) != rec["hash"]:
+                raise DataError(f"{self.root / EPISODES_DIR / rec['key']}: episode content hash "
+                                "differs from its record: files were changed after writing; "
+                                f"refusing to use it (run `realgap data validate {self.root}`)")
+            self._verified_v2.add(ep)
+            return
+        for cam in (rec["cameras"] if camera is None else [camera]):
+            _images.verify_file(self.file_path(ep, cam), rec["images"][cam]["blake2b"], self.root)
+
+    # -- frames ------------------------------------------------------------------------
+    def frames(self, ep: int, camera: str, offs: np.ndarray) -> np.ndarray:
+        """``uint8 (len(offs), H, W, 3)``: frames ``offs`` (positions within episode ``ep``)."""
+        self.verify(ep, camera)
+        if self.version < 3:
+            arr = self._load_npy(ep, camera)
+            if len(offs) and offs[-1] - offs[0] == len(offs) - 1 and np.all(np.diff(offs) == 1):
+                return arr[offs[0] : offs[-1] + 1]
+            return arr[offs]
+        rec = self.records[ep]
+        entry = rec["images"][camera]
+        k = int(entry.get("chunk_frames", _images.CHUNK_FRAMES))
+        h, w, c = rec["cameras"][camera]
+        out = np.empty((len(offs), h, w, c), dtype=np.uint8)
+        which = offs // k
+        for i in np.unique(which):
+            sel = which == i
+            out[sel] = self.chunk(ep, camera, int(i))[offs[sel] - int(i) * k]
+        return out
+
+    def chunk(self, ep: int, camera: str, i: int) -> np.ndarray:
+        """Decoded chunk ``i`` of episode ``ep``'s ``camera`` (cached, LRU by bytes)."""
+        key = (ep, camera, i)
+        arr = self._chunks.get(key)
+        if arr is not None:
+            return arr
+        rec = self.records[ep]
+        entry = rec["images"][camera]
+        n, shape = int(rec["n_frames"]), rec["cameras"][camera]
+        path = self.file_path(ep, camera)
+        if entry["codec"] == _images.ZSTD_CODEC:
+            arr = _images.read_zstd_chunk(path, entry, i, n, shape)
+        else:
+            k = _images.CHUNK_FRAMES
+            arr = _images.decode_video(path, entry["pts"][i * k : (i + 1) * k])
+            want = (min(k, n - i * k), *shape)
+            if arr.shape != want:
+                raise DataError(f"{path}: video frames are {arr.shape[1:]}, the record says "
+                                f"{tuple(shape)}; run `realgap data validate {self.root}`")
+        self._chunks.put(key, arr)
+        return arr
+
+    def _load_npy(self, ep: int, camera: str) -> np.ndarray:
+        """Memory-mapped ``uint8 (T, H, W, 3)`` of one version-2 episode's camera.
 
         At most :data:`MAX_OPEN_ARRAYS` maps stay open (least recently used dropped), so
         sets of many thousands of episodes stay below the kernel's limit on memory maps.
@@ -70,8 +160,8 @@ class _Store:
         arr = self._arrays.pop((ep, camera), None)
         if arr is None:
             rec = self.records[ep]
-            path = self.root / EPISODES_DIR / rec["key"] / f"{camera}.npy"
-            arr = load_image_array(path, int(rec["n_frames"]), rec["cameras"][camera])
+            arr = load_image_array(self.file_path(ep, camera), int(rec["n_frames"]),
+                                   rec["cameras"][camera])
             if len(self._arrays) >= MAX_OPEN_ARRAYS:
                 self._arrays.pop(next(iter(self._arrays)))
         self._arrays[(ep, camera)] = arr  # (re)inserted last: most recently used
@@ -250,16 +340,27 @@ class FrameSet:
             return out
         eps = self._store.ep_of_row[rows]
         offs = self._store.offset_in_ep[rows]
-        # Rows come in runs of one episode; copy each run with one fancy-index read.
+        # Rows come in runs of one episode; read each run with one call.
         breaks = np.flatnonzero(np.diff(eps)) + 1
         for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
-            arr = self._store.array(int(eps[start]), camera)
-            o = offs[start:stop]
-            if o[-1] - o[0] == stop - start - 1 and np.all(np.diff(o) == 1):
-                out[start:stop] = arr[o[0] : o[-1] + 1]
-            else:
-                out[start:stop] = arr[o]
+            out[start:stop] = self._store.frames(int(eps[start]), camera, offs[start:stop])
         return out
+
+    def verify(self, camera: str | None = None) -> None:
+        """Check the image files of this view's episodes (one camera or all) against their
+        recorded hashes, hashing each file at most once per process.
+
+        :meth:`images` does this for the files it reads; call it where results are reused
+        without reading the frames (an embedding cache), so a changed file is refused
+        there too.
+
+        Raises:
+            DataError: a file differs from its record (naming it and ``realgap data validate``).
+        """
+        if camera is not None:
+            self._check_camera(camera)
+        for ep in np.unique(self._store.ep_of_row[self._rows]):
+            self._store.verify(int(ep), camera)
 
     def iter_images(
         self, camera: str, batch_size: int = 64
@@ -334,19 +435,47 @@ def load_image_array(path: Path, n_frames: int, shape: Sequence[int]) -> np.ndar
     return arr
 
 
-def _read_manifest(root: Path, records: list[dict[str, Any]], content_hash: str) -> pa.Table:
-    table = read_consolidated(root, content_hash)
-    if table is not None and table.num_rows == sum(int(r["n_frames"]) for r in records):
-        return table
-    return read_manifest_parts(root, records)
+def _read_manifest(root: Path, records: list[dict[str, Any]], content_hash: str,
+                   version: int) -> pa.Table:
+    """The set's manifest rows, checked episode by episode against the recorded hashes.
+
+    Version 3: the consolidated manifest when it is tagged with the set's hash, else the
+    per-episode parts; either way each episode's rows must hash to its record's
+    ``manifest_hash`` (an edited consolidated manifest or part is refused). Version 2
+    records carry no manifest hash: the parts are read and checked with the pixels on
+    first use (:meth:`_Store.verify`).
+    """
+    n = sum(int(r["n_frames"]) for r in records)
+    if version >= 3:
+        table = read_consolidated(root, content_hash)
+        if table is not None and table.num_rows == n:
+            start = 0
+            for r in records:
+                if hash_manifest(table.slice(start, int(r["n_frames"]))) != r["manifest_hash"]:
+                    raise DataError(
+                        f"{root / CONSOLIDATED_MANIFEST}: rows of episode {r['key']} differ from "
+                        "that episode's recorded manifest hash: the consolidated manifest was "
+                        "changed after writing; delete it (the next FrameSetWriter close rebuilds "
+                        f"it) and run `realgap data validate {root}`")
+                start += int(r["n_frames"])
+            return table
+    return read_manifest_parts(root, records, verify=version >= 3)
 
 
-def read_manifest_parts(root: Path, records: list[dict[str, Any]]) -> pa.Table:
-    """Concatenate the per-episode manifest parts of ``records`` (in their order)."""
+def read_manifest_parts(root: Path, records: list[dict[str, Any]], verify: bool = False) -> pa.Table:
+    """Concatenate the per-episode manifest parts of ``records`` (in their order).
+
+    With ``verify``, each part must hash to its record's ``manifest_hash``.
+    """
     parts = []
     for rec in records:
         path = root / EPISODES_DIR / rec["key"] / EPISODE_MANIFEST
-        parts.append(read_manifest_part(path, int(rec["n_frames"])))
+        part = read_manifest_part(path, int(rec["n_frames"]))
+        if verify and hash_manifest(part) != rec["manifest_hash"]:
+            raise DataError(f"{path}: manifest rows differ from the episode's recorded hash: the "
+                            f"file was changed after writing; run `realgap data validate {root}`, "
+                            "then delete the episode directory and reconvert it")
+        parts.append(part)
     if not parts:
         return MANIFEST_SCHEMA.empty_table()
     return pa.concat_tables(parts)

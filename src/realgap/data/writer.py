@@ -1,8 +1,20 @@
 """FrameSetWriter: append episodes to a FrameSet, each one atomically.
 
-Layout, atomicity and hashing are described in :mod:`realgap.data._format`. One writer
-per directory at a time (a ``.lock`` file holding the writer's pid enforces it; a lock
-left by a dead process is taken over).
+Layout, atomicity and hashing are described in :mod:`realgap.data._format`, image storage
+in :mod:`realgap.data._images`. One writer per directory at a time (a ``.lock`` file
+holding the writer's pid enforces it; a lock left by a dead process is taken over).
+
+Two ways to land episodes:
+
+- *one at a time* (default; generation): each episode is renamed into ``episodes/`` as
+  soon as it is written, so an interrupted run keeps every finished episode and resumes;
+- *staged* (``staged=True``; conversion): episodes are written complete into
+  ``.tmp/stage/`` and published together by :meth:`FrameSetWriter.publish` (or a clean
+  ``close``). If anything fails first (a bad frame half-way through a source, a full
+  disk), :meth:`FrameSetWriter.abort` drops them and the existing set is left
+  byte-identical: "a bad source writes nothing". Publishing is one ``os.rename`` per
+  episode and no data copy; a crash inside it leaves complete episodes only, which a
+  rerun with ``--append`` skips.
 
 Example::
 
@@ -17,12 +29,14 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -31,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from realgap.data import _images
 from realgap.data._format import (
     CONSOLIDATED_MANIFEST,
     EPISODE_MANIFEST,
@@ -39,14 +54,16 @@ from realgap.data._format import (
     FORMAT_VERSION,
     LOCK_NAME,
     MANIFEST_SCHEMA,
+    MAX_EPISODE,
     META_NAME,
     TMP_DIR,
     EpisodeId,
     canonical_json,
     combine_hashes,
+    episode_hash,
     episode_key,
     frame_id,
-    hash_episode,
+    hash_manifest,
     load_records,
     lock_holder,
     read_consolidated,
@@ -55,11 +72,13 @@ from realgap.data._format import (
     write_consolidated,
     write_json_atomic,
 )
-from realgap.errors import ConfigError, DataError
+from realgap.errors import ConfigError, DataError, FormatVersionError
 
 #: meta.json is rewritten after an episode at most this often (and always on close);
 #: readers take episodes newer than meta.json from their own episode.json.
 META_REFRESH_S = 2.0
+#: Subdirectory of ``.tmp`` holding a staged writer's complete, unpublished episodes.
+_STAGE = "stage"
 #: Resolved FrameSet paths with an open writer in this process (the pid lock cannot tell).
 _OPEN_IN_PROCESS: set[Path] = set()
 _CAMERA_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -79,6 +98,9 @@ class FrameSetWriter:
         domains: labels declared up front (``("sim", "real-proxy")``); when given, an
             episode with another domain is refused. Declared labels are recorded in
             ``meta.json`` even before any episode of them is written.
+        staged: hold every new episode in ``.tmp/stage/`` until :meth:`publish` (or a
+            clean ``close``); on an exception inside ``with``, nothing is published and
+            an existing set stays byte-identical (see the module docstring).
     """
 
     def __init__(
@@ -87,15 +109,25 @@ class FrameSetWriter:
         source: str,
         resume: bool = False,
         domains: Sequence[str] | None = None,
+        staged: bool = False,
     ) -> None:
         self.root = Path(path)
         self.source = str(source)
         self.resume = resume
+        self.staged = staged
         self.declared_domains = tuple(domains) if domains is not None else None
         self._meta: dict[str, Any] = {}
         self._records: dict[str, dict[str, Any]] = {}
         self._new_tables: dict[str, pa.Table] = {}
+        self._staged: dict[str, tuple[dict[str, Any], pa.Table]] = {}
+        self._staged_videos: dict[str, Path] = {}
+        self._video_memo: dict[tuple[str, int, int], tuple[str, str]] = {}
+        #: cameras whose video could not be kept as video (decoded frames differed), by
+        #: episode key: they were stored losslessly instead
+        self.video_fallbacks: dict[str, list[str]] = {}
         self._last_meta_write = 0.0
+        self._created_root = not self.root.exists()
+        self._fresh = False
         self._lock_path = self.root / LOCK_NAME
         self._open()
 
@@ -118,6 +150,12 @@ class FrameSetWriter:
                     "(CLI: --resume/--append) to add episodes to it, or choose another output"
                 )
         existing = read_meta(root) if has_meta else None
+        if existing is not None and existing.get("format_version") != FORMAT_VERSION:
+            raise FormatVersionError(
+                f"{root / META_NAME}: FrameSet format_version {existing.get('format_version')} "
+                f"is read-only in this realgap (it writes version {FORMAT_VERSION}); copy it into "
+                f"a new set with `realgap data upgrade {root} --out NEW` and append to that")
+        self._fresh = existing is None
         root.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
         try:
@@ -144,8 +182,11 @@ class FrameSetWriter:
         declared = set(self._meta.get("declared_domains") or [])
         if self.declared_domains is not None:
             declared |= set(self.declared_domains)
+        changed = sorted(declared) != self._meta.get("declared_domains")
         self._meta["declared_domains"] = sorted(declared)
-        self._write_meta()
+        if existing is None or (changed and not self.staged):
+            # A staged writer leaves an existing set's files alone until it publishes.
+            self._write_meta()
 
     def _acquire_lock(self) -> None:
         resolved = self.root.resolve()
@@ -174,14 +215,66 @@ class FrameSetWriter:
             self._lock_path = None  # type: ignore[assignment]
 
     def close(self) -> None:
-        """Write ``meta.json`` and the consolidated manifest, remove temp files, unlock."""
+        """Publish staged episodes, write ``meta.json`` and the consolidated manifest,
+        remove temp files, unlock."""
         if self._lock_path is None:
             return
-        self._write_meta()
+        if self._staged:
+            self.publish()
+        if self._new_tables or not self.staged or not (self.root / CONSOLIDATED_MANIFEST).is_file():
+            self._write_meta()
         if self._new_tables or not (self.root / CONSOLIDATED_MANIFEST).is_file():
             self._write_consolidated()
         shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
         self._release_lock()
+
+    def abort(self) -> None:
+        """Drop staged episodes and unlock, publishing nothing.
+
+        An existing set is left byte-identical; a set this writer created (no episode
+        published) is removed again, with the directory if the writer made it.
+        """
+        if self._lock_path is None:
+            return
+        self._staged.clear()
+        self._staged_videos.clear()
+        shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
+        if self._fresh and not self._records:
+            for name in (META_NAME, CONSOLIDATED_MANIFEST):
+                (self.root / name).unlink(missing_ok=True)
+            for name in (EPISODES_DIR, _images.VIDEOS_DIR):
+                d = self.root / name
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
+        self._release_lock()
+        if self._fresh and not self._records and self._created_root:
+            try:
+                self.root.rmdir()
+            except OSError:
+                pass
+
+    def publish(self) -> list[str]:
+        """Move every staged episode (and the videos they use) into the set; return keys."""
+        if self._lock_path is None:
+            raise ConfigError(f"{self.root}: writer is closed; open a new FrameSetWriter")
+        stage = self.root / TMP_DIR / _STAGE
+        if self._staged_videos:
+            (self.root / _images.VIDEOS_DIR).mkdir(exist_ok=True)
+        for name, path in list(self._staged_videos.items()):
+            dst = self.root / _images.VIDEOS_DIR / name
+            if not dst.exists():
+                os.rename(path, dst)
+            del self._staged_videos[name]
+        published = []
+        for key in sorted(self._staged):
+            record, table = self._staged.pop(key)
+            os.rename(stage / key, self.root / EPISODES_DIR / key)
+            self._records[key] = record
+            self._new_tables[key] = table
+            published.append(key)
+        if published:
+            self._write_meta()
+        return published
 
     def __enter__(self) -> Self:
         return self
@@ -192,17 +285,23 @@ class FrameSetWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc_type is not None and self.staged:
+            self.abort()
+        else:
+            self.close()
 
     # -- queries -----------------------------------------------------------------------
     def completed_episodes(self) -> set[EpisodeId]:
-        """``(domain, task, episode)`` of every episode already on disk."""
-        return {(r["domain"], r["task"], int(r["episode"])) for r in self._records.values()}
+        """``(domain, task, episode)`` of every episode already on disk (or staged)."""
+        recs = [*self._records.values(), *(r for r, _ in self._staged.values())]
+        return {(r["domain"], r["task"], int(r["episode"])) for r in recs}
 
     @property
     def content_hash(self) -> str:
         """Hash of everything written so far (see :func:`realgap.data._format.combine_hashes`)."""
         return combine_hashes((k, r["hash"]) for k, r in self._records.items())
+
+
 
     # -- writing -----------------------------------------------------------------------
     def add_episode(
@@ -216,6 +315,7 @@ class FrameSetWriter:
         factors: Sequence[Mapping[str, Any]] | None = None,
         pair_ids: Sequence[str | None] | None = None,
         source: str | None = None,
+        videos: Mapping[str, Any] | None = None,
     ) -> str:
         """Write one episode of ``T`` frames atomically; return its key.
 
@@ -232,6 +332,12 @@ class FrameSetWriter:
             pair_ids: ``T`` ids shared by frames rendered from the same simulator state in
                 different domains, or None.
             source: overrides the writer's ``source`` for this episode.
+            videos: camera -> the video the camera's frames were decoded from, as an
+                object with ``path`` (the video file) and ``times`` (``(T,)`` seconds of
+                each frame in it), e.g. :class:`realgap.data.readers.VideoFrames`. Such
+                a camera is stored as that video (``codec: video``) when decoding the
+                file at the matching timestamps gives exactly ``images[camera]``;
+                otherwise losslessly (listed in :attr:`video_fallbacks`).
 
         Raises:
             DataError: wrong shapes/dtypes, NaN or inf values, a camera set or image
@@ -245,8 +351,10 @@ class FrameSetWriter:
             raise DataError(f"{where}: domain must be a non-empty string; pass e.g. 'sim'")
         if not isinstance(task, str) or not task:
             raise DataError(f"{where}: task must be a non-empty string; pass the task name")
-        if isinstance(episode, bool) or not isinstance(episode, (int, np.integer)) or episode < 0:
-            raise DataError(f"{where}: episode must be an int >= 0, got {episode!r}")
+        if (isinstance(episode, bool) or not isinstance(episode, (int, np.integer))
+                or not 0 <= int(episode) <= MAX_EPISODE):
+            raise DataError(f"{where}: episode must be an integer in 0..{MAX_EPISODE} (stored as "
+                            f"int64), got {episode!r}; renumber the episodes")
         episode = int(episode)
         if self.declared_domains is not None and domain not in self._meta["declared_domains"]:
             raise DataError(
@@ -254,7 +362,7 @@ class FrameSetWriter:
                 f"{self._meta['declared_domains']}; declare it or fix the label"
             )
         key = episode_key(domain, task, episode)
-        if key in self._records or (self.root / EPISODES_DIR / key).exists():
+        if key in self._records or key in self._staged or (self.root / EPISODES_DIR / key).exists():
             raise DataError(
                 f"{where}: this episode is already written; skip it (see "
                 "completed_episodes()) or use another episode number"
@@ -276,14 +384,30 @@ class FrameSetWriter:
         if len(pids) != n:
             raise DataError(f"{where}: pair_ids has {len(pids)} entries for {n} frames")
         src = self.source if source is None else str(source)
+        vids = dict(videos or {})
+        unknown = sorted(set(vids) - set(imgs))
+        if unknown:
+            raise DataError(f"{where}: videos given for cameras {unknown} that have no images")
         table = _episode_table(domain, task, episode, act, st, fac_txt, src, pids)
-        ep_hash = hash_episode(table, imgs)
         record = {
             "domain": domain, "task": task, "episode": episode, "n_frames": n,
             "cameras": shapes, "action_dim": int(act.shape[1]), "state_dim": int(st.shape[1]),
-            "source": src, "hash": ep_hash,
+            "source": src, "manifest_hash": hash_manifest(table),
         }
-        self._write_episode(key, table, imgs, record)
+        try:
+            self._write_episode(key, table, imgs, vids, record)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise DataError(
+                    f"{self.root}: no space left on the device while writing episode {key} "
+                    f"({exc.strerror}); that episode was not written"
+                    + (" and nothing of this conversion was published" if self.staged else "")
+                    + "; free disk space and run again (with --append/--resume to keep "
+                    "what is already in the set)") from exc
+            raise
+        if self.staged:
+            self._staged[key] = (record, table)
+            return key
         self._records[key] = record
         self._new_tables[key] = table
         if time.monotonic() - self._last_meta_write >= META_REFRESH_S:
@@ -343,8 +467,14 @@ class FrameSetWriter:
                             f"{ref['state_dim']}; use one state layout per FrameSet")
 
     def _write_episode(
-        self, key: str, table: pa.Table, images: Mapping[str, np.ndarray], record: dict[str, Any]
+        self,
+        key: str,
+        table: pa.Table,
+        images: Mapping[str, np.ndarray],
+        videos: Mapping[str, Any],
+        record: dict[str, Any],
     ) -> None:
+        """Write the episode complete into the temp area, then rename it into place."""
         tmp = self.root / TMP_DIR / f"{key}.{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -353,17 +483,64 @@ class FrameSetWriter:
             with open(tmp / EPISODE_MANIFEST, "wb") as f:
                 pq.write_table(table, f, compression="zstd")
                 _sync(f)
-            for cam, arr in images.items():
-                with open(tmp / f"{cam}.npy", "wb") as f:
-                    np.save(f, arr, allow_pickle=False)
-                    _sync(f)
+            entries: dict[str, dict[str, Any]] = {}
+            for cam, arr in sorted(images.items()):
+                entry = self._keep_video(key, cam, arr, videos[cam]) if cam in videos else None
+                if entry is None:
+                    entry = _images.write_zstd(tmp / f"{cam}.zst", arr, _sync)
+                entries[cam] = entry
+            record["images"] = entries
+            record["hash"] = episode_hash(record["manifest_hash"], entries)
             with open(tmp / EPISODE_RECORD, "w", encoding="utf-8") as f:
                 json.dump(record, f, indent=1, sort_keys=True)
                 _sync(f)
-            os.rename(tmp, self.root / EPISODES_DIR / key)
+            if self.staged:
+                stage = self.root / TMP_DIR / _STAGE
+                stage.mkdir(exist_ok=True)
+                os.rename(tmp, stage / key)
+            else:
+                os.rename(tmp, self.root / EPISODES_DIR / key)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _keep_video(self, key: str, cam: str, frames: np.ndarray, video: Any) -> dict[str, Any] | None:
+        """The ``video`` entry for ``frames`` if the source video reproduces them exactly."""
+        src = Path(video.path)
+        times = np.asarray(video.times, dtype=np.float64)
+        if times.shape != (frames.shape[0],) or not np.isfinite(times).all():
+            raise DataError(f"{src}: {times.shape} frame times for {frames.shape[0]} frames "
+                            "(or non-finite times); the reader must give one time per frame")
+        st = src.stat()
+        memo_key = (str(src.resolve()), st.st_size, st.st_mtime_ns)
+        if memo_key not in self._video_memo:
+            (self.root / _images.VIDEOS_DIR).mkdir(exist_ok=True)
+            part = self.root / TMP_DIR / f"video.{os.getpid()}.part"
+            digest = _images.copy_hashed(src, part, _sync)
+            name = f"{digest}.{_images.video_suffix(src)}"
+            final = self.root / _images.VIDEOS_DIR / name
+            if final.exists() or name in self._staged_videos:
+                part.unlink()
+            elif self.staged:
+                (self.root / TMP_DIR / "videos").mkdir(exist_ok=True)
+                staged = self.root / TMP_DIR / "videos" / name
+                os.rename(part, staged)
+                self._staged_videos[name] = staged
+            else:
+                os.rename(part, final)
+            self._video_memo[memo_key] = (name, digest)
+        name, digest = self._video_memo[memo_key]
+        path = self._staged_videos.get(name, self.root / _images.VIDEOS_DIR / name)
+        pts, _ = _images.video_pts_for_times(path, times)
+        try:
+            decoded = _images.decode_video(path, pts)
+        except DataError:
+            decoded = None
+        if decoded is None or decoded.shape != frames.shape or not np.array_equal(decoded, frames):
+            self.video_fallbacks.setdefault(key, []).append(cam)
+            return None
+        return {"codec": _images.VIDEO_CODEC, "file": f"{_images.VIDEOS_DIR}/{name}",
+                "pts": pts, "bytes": path.stat().st_size, "blake2b": digest}
 
     def _write_consolidated(self) -> None:
         """Rebuild ``manifest.parquet`` from the previous one (if current) plus new episodes."""
@@ -373,15 +550,21 @@ class FrameSetWriter:
         tables: dict[str, pa.Table] = dict(self._new_tables)
         old_hash = combine_hashes((r["key"], r["hash"]) for r in old_records)
         previous = read_consolidated(self.root, old_hash) if old_records else None
+        reused = False
         if previous is not None and previous.num_rows == sum(r["n_frames"] for r in old_records):
-            start = 0
+            slices, start = {}, 0
             for r in old_records:
-                tables[r["key"]] = previous.slice(start, r["n_frames"])
+                slices[r["key"]] = previous.slice(start, r["n_frames"])
                 start += r["n_frames"]
-        else:
+            # reuse the old consolidated rows only where they still hash to their record
+            reused = all(r.get("manifest_hash") == hash_manifest(slices[r["key"]])
+                         for r in old_records)
+            if reused:
+                tables.update(slices)
+        if not reused:
             from realgap.data.frameset import read_manifest_parts
 
-            for r, t in zip(old_records, _split(read_manifest_parts(self.root, old_records),
+            for r, t in zip(old_records, _split(read_manifest_parts(self.root, old_records, True),
                                                 old_records), strict=True):
                 tables[r["key"]] = t
         order = sorted(self._records, key=lambda k: sort_key(self._records[k]))

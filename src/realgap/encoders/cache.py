@@ -9,7 +9,14 @@ Cache layout (``CACHE_VERSION`` 1)::
 
 ``key`` hashes the encoder name, its ``weights_hash``, its preprocessing, the FrameSet
 (view) content hash and the camera, so any change to weights, data or preprocessing
-misses the cache. Every chunk is written to a temporary file and renamed into place
+misses the cache. The content hash is computed from the recorded hashes of the image
+files and manifest rows (:mod:`realgap.data._format`), and before a single cached row is
+returned the view's image files for the camera are checked against those hashes
+(``FrameSet.verify``, each file hashed at most once per process; the frames read for
+missing chunks are checked the same way). So the cache is keyed by the content actually
+on disk: pixels changed in place, without a new record, are refused with a one-line
+``DataError`` naming the file and ``realgap data validate``, never answered from the
+cache; a set rewritten with new records has a new hash and misses it. Every chunk is written to a temporary file and renamed into place
 (atomic on POSIX), so an interrupted run leaves only complete chunks; the next run
 recomputes only the missing ones. A chunk or ``meta.json`` with the wrong version,
 shape or dtype, or that fails to read, is discarded and recomputed.
@@ -122,6 +129,9 @@ def embed_frameset(encoder: Encoder, frameset: Any, camera: str = "head",
 
     folder: Path | None = None
     rows_per = batch_size
+    verify = getattr(frameset, "verify", None)
+    if cache_dir is not None and verify is not None:
+        verify(camera)  # cached rows are only as good as the files they were computed from
     if cache_dir is not None:
         folder = cache_path(encoder, frameset, camera, cache_dir)
         fields = cache_key(encoder, frameset, camera)

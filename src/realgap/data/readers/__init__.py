@@ -15,9 +15,15 @@ Formats (the layouts each accepts are in the module docstrings):
 
 from __future__ import annotations
 
-from realgap.data.readers._base import READERS, ReadEpisode, SourceReader, detect_format
+from realgap.data.readers._base import (
+    READERS,
+    ReadEpisode,
+    SourceReader,
+    VideoFrames,
+    detect_format,
+)
 
 # Importing the modules registers the readers (their heavy imports stay inside functions).
 from realgap.data.readers import folder, lerobot, robomimic, zarr_buffer  # noqa: F401  isort: skip
 
-__all__ = ["READERS", "ReadEpisode", "SourceReader", "detect_format"]
+__all__ = ["READERS", "ReadEpisode", "SourceReader", "VideoFrames", "detect_format"]

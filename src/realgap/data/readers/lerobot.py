@@ -56,6 +56,7 @@ from realgap.data.readers._base import (
     READERS,
     ReadEpisode,
     SourceReader,
+    VideoFrames,
     check_episodes,
     check_finite,
     check_images,
@@ -508,11 +509,13 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
         for ep in eps:
             e = ep["episode_index"]
             imgs: dict[str, np.ndarray] = {}
+            videos: dict[str, VideoFrames] = {}
             for c in cams:
                 key = visual[c]
                 if is_video[c]:
                     vpath, t0 = ep["video"](key)
                     imgs[c] = check_images(vpath, key, decode_video(vpath, ep["timestamps"] + t0, fps))
+                    videos[c] = VideoFrames(vpath, ep["timestamps"] + t0)
                 else:
                     if image_tables.get(key, (None,))[0] != ep["data"]:  # one file at a time
                         image_tables[key] = (ep["data"], _read_parquet(
@@ -523,6 +526,7 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
             yield ReadEpisode(
                 task=ep["task"] or src.name, episode=e, images=imgs, actions=ep["actions"],
                 states=ep["states"], source=f"lerobot-{version}:{src.resolve()}#episode_index={e}",
+                videos=videos or None,
             )
 
     return SourceReader(source=f"lerobot-{version}:{src.resolve()}", n_episodes=len(eps),
