@@ -1,33 +1,45 @@
 """Coverage: which real frames land where the simulated data never goes.
 
 sim-to-real-glossary.txt ("if your real-world samples land in a region your simulated
-data never covers, you've found your sim-to-real failure"), made a number. All distances
-are Euclidean in one space (realgap uses the shared DIS space); ``z_sim: (n_sim, k)``,
-``z_real: (n_real, k)``.
+data never covers, you've found your sim-to-real failure"), made a per-frame test.
 
-Sim support, per frame: ``r_j`` = distance from sim frame ``j`` to its ``k``-th nearest
-sim frame. Consecutive frames of one episode are near-duplicates, which would shrink
-``r_j`` to the frame-to-frame step; so by default (``exclude_same_episode=True``, needs
-``ep_sim``) neighbours from ``j``'s own episode are not counted (without episodes only
-``j`` itself is excluded, as in Naeem et al.).
+**Space, fitted on sim only.** Features are standardized with the *sim* mean and std (a
+feature constant on sim keeps std 1), optionally projected on the leading ``n_components``
+principal axes of the standardized *sim* frames. Real frames are only projected: a real
+outlier never stretches the space it is judged in (a pooled space shrinks the distances
+of everything else to make room for it, which once hid 15% colour-inverted frames).
+All distances are Euclidean, in float64, in this sim-centred space.
 
-- ``threshold`` = the ``quantile`` (default 0.95) of the ``r_j``: 95% of sim frames have
-  their k-th neighbour within it.
-- a real frame ``i`` is *outside sim support* when ``d_i`` -- its distance to its ``k``-th
-  nearest sim frame -- exceeds ``threshold``; ``outside_fraction`` is the share of such
-  frames; ``ratio_i = d_i / threshold`` ranks the worst-covered frames.
-- density and coverage of Naeem et al., "Reliable Fidelity and Diversity Metrics for
-  Generative Models", ICML 2020, eqs. (3)-(4), with the convention **sim = the reference
-  ("real") manifold, real frames = the evaluated ("fake") samples**, balls of radius
-  ``r_j`` around sim frames::
+**Per-frame k-NN distance and conformal p-value.** For each real frame, ``knn_distance`` is
+its distance to its ``k``-th nearest sim frame. Whether that distance is large is decided
+against sim episodes held out from the support, by episode-grouped *cross-conformal*
+calibration (Vovk 2015, "Cross-conformal predictors"): the sim episodes are dealt into
+``n_cal_folds`` folds; a sim frame's calibration score ``s_j`` is its k-NN distance to the
+sim frames of the *other* folds (so never to its own episode, whose consecutive frames are
+near-duplicates); a real frame ``i`` gets, against the same supports, the distances
+``d_i^f`` to the sim frames outside fold ``f``, and
 
-      density  = 1/(k M) sum_i sum_j 1[ ||y_i - x_j|| <= r_j ]     (M real frames)
-      coverage = 1/N sum_j 1[ min_i ||y_i - x_j|| <= r_j ]        (N sim frames)
+    p_i = (1 + sum_f #{j in fold f : s_j >= d_i^f}) / (1 + n_sim)
 
-  density ~ 1 when real frames sit where sim frames are as dense as among themselves;
-  coverage = share of sim neighbourhoods that real frames reach.
+A real frame from new episodes of the sim distribution is exchangeable with the held-out
+sim episodes, so ``P(p_i < alpha) ~ alpha``: ``flagged = p_value < alpha`` flags about an
+``alpha`` share of in-distribution frames (marginally over frames; frames of one episode
+are correlated, so the share in one small set varies more than for independent frames).
+``outside_fraction`` is the share of flagged real frames.
 
-Distances are computed in float32 row blocks of at most ~64 MiB; no ``N x N`` matrix.
+**Naeem density and coverage** (Naeem et al., "Reliable Fidelity and Diversity Metrics for
+Generative Models", ICML 2020, eqs. 3-4), computed exactly as the reference code ``prdc``
+(``compute_prdc(real_features=sim, fake_features=real, nearest_k=k)``) computes them, with
+the convention **sim = the reference manifold, real frames = the evaluated samples**::
+
+    r_j      = distance from sim frame j to its k-th nearest other sim frame (any episode)
+    density  = 1/(k M) sum_i sum_j 1[ ||y_i - x_j|| < r_j ]     (M real frames)
+    coverage = 1/N sum_j 1[ min_i ||y_i - x_j|| < r_j ]        (N sim frames)
+
+with strict ``<`` as in prdc (identical sets give density 1.000 exactly), in float64 in the
+sim-centred space (far from the origin, float32 distances lose the digits that decide ties).
+
+Memory: distances are computed in row blocks of at most ~64 MiB; no ``N x N`` matrix.
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from realgap._rng import RngLike, as_rng
-from realgap.errors import ConfigError, DataError
+from realgap.errors import DataError
 from realgap.metrics._validate import (
     as_groups,
     as_matrix,
@@ -50,33 +62,25 @@ from realgap.metrics._validate import (
 
 _BLOCK_BYTES = 64 * 2**20
 
+#: Folds of the cross-conformal calibration when the caller does not say.
+DEFAULT_CAL_FOLDS = 5
+
 
 def _block_rows(n_ref: int) -> int:
-    return max(1, _BLOCK_BYTES // (4 * max(1, n_ref)))
+    return max(1, _BLOCK_BYTES // (8 * max(1, n_ref)))
 
 
-def _d2_block(q: np.ndarray, ref: np.ndarray, ref_sq: np.ndarray) -> np.ndarray:
-    """Squared distances ``(len(q), len(ref))`` via one GEMM and in-place updates (no
-    temporaries of the block's size); round-off can leave tiny negatives, clipped by
-    the callers where it matters."""
-    d2 = q @ ref.T
-    d2 *= -2.0
-    d2 += ref_sq[None, :]
-    d2 += (q * q).sum(1)[:, None]
-    return d2
-
-
-def _mask_same_group(d2: np.ndarray, q_groups: np.ndarray, ref_groups: np.ndarray) -> None:
-    """Set ``d2[i, j] = inf`` where ``q_groups[i] == ref_groups[j]``. When ``ref_groups``
-    is sorted (episodes contiguous, the usual case) each row masks one slice; otherwise a
-    full comparison is used."""
-    if ref_groups.size and np.all(ref_groups[1:] >= ref_groups[:-1]):
-        lo = np.searchsorted(ref_groups, q_groups, side="left")
-        hi = np.searchsorted(ref_groups, q_groups, side="right")
-        for i in range(len(q_groups)):
-            d2[i, lo[i]:hi[i]] = np.inf
-    else:
-        d2[q_groups[:, None] == ref_groups[None, :]] = np.inf
+def _distances(q: np.ndarray, ref: np.ndarray, ref_sq: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``(len(q), len(ref))`` in float64 via one GEMM, as scikit-learn's
+    ``euclidean_distances`` (which prdc calls), except that the two squared norms are added
+    first: ``(|a|^2 + |b|^2) - 2 a.b`` rounds the same with the roles of ``a`` and ``b``
+    swapped, so a real frame identical to a sim frame meets the sim radii exactly as that
+    sim frame does (sklearn's order gave identical sets a density of 1.03 instead of 1).
+    Round-off negatives are clipped to 0."""
+    d2 = (q * q).sum(1)[:, None] + ref_sq[None, :]
+    d2 -= 2.0 * (q @ ref.T)
+    np.maximum(d2, 0.0, out=d2)
+    return np.sqrt(d2, out=d2)
 
 
 def kth_neighbour_distance(
@@ -89,74 +93,172 @@ def kth_neighbour_distance(
 ) -> np.ndarray:
     """Distance ``(n_query,)`` from each query row to its ``k``-th nearest ``ref`` row,
     ignoring ``ref`` rows whose group equals the query row's group (when groups are
-    given). Blocked, float32. Rows with fewer than ``k`` admissible neighbours get inf."""
-    q = np.ascontiguousarray(query, dtype=np.float32)
-    r = np.ascontiguousarray(ref, dtype=np.float32)
+    given). Blocked, float64. Rows with fewer than ``k`` admissible neighbours get inf."""
+    q = np.ascontiguousarray(query, dtype=np.float64)
+    r = np.ascontiguousarray(ref, dtype=np.float64)
     r_sq = (r * r).sum(1)
     out = np.empty(len(q))
     step = _block_rows(len(r))
     for s in range(0, len(q), step):
-        d2 = _d2_block(q[s:s + step], r, r_sq)
+        d = _distances(q[s:s + step], r, r_sq)
         if query_groups is not None and ref_groups is not None:
-            _mask_same_group(d2, query_groups[s:s + step], ref_groups)
-        if k > d2.shape[1]:
-            out[s:s + step] = np.inf
+            d[np.asarray(query_groups)[s:s + step, None] == np.asarray(ref_groups)[None, :]] = np.inf
+        out[s:s + step] = np.inf if k > d.shape[1] else np.partition(d, k - 1, axis=1)[:, k - 1]
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The space: fitted on sim only.
+
+
+def fit_sim_space(
+    xs: np.ndarray, xr: np.ndarray, n_components: int | None, rng: RngLike
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(z_sim, z_real, space)``: both sets standardized with the sim statistics and, when
+    ``n_components`` is set, projected on the leading principal axes of the standardized
+    sim frames (``min(n_components, n_sim - 1, D)`` of them; the cut is recorded in
+    ``space["warning"]``). ``space``: ``name``, ``fitted_on``, ``n_components``,
+    ``n_components_requested``, ``retained_variance`` (share of the standardized sim
+    variance kept), ``warning`` (None or a sentence)."""
+    mean = xs.mean(axis=0)
+    std = xs.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    zs = (xs - mean) / std
+    zr = (xr - mean) / std
+    dim = xs.shape[1]
+    space: dict[str, Any] = {"name": "sim-standardized", "fitted_on": "sim", "n_components": dim,
+                             "n_components_requested": n_components, "retained_variance": 1.0,
+                             "warning": None}
+    if n_components is None:
+        return zs, zr, space
+    want = check_positive_int(n_components, "n_components")
+    m = min(want, len(xs) - 1, dim)
+    if m < 1:
+        raise DataError(f"sim_emb: a PCA space needs at least 2 sim frames, got {len(xs)}")
+    if m < want:
+        space["warning"] = (f"n_components={want} cut to {m} by the data "
+                            f"({len(xs)} sim frames, {dim} dims)")
+    if m == dim:
+        return zs, zr, space | {"n_components": m}
+    from sklearn.decomposition import PCA
+
+    seed = int(as_rng(rng).integers(2**31 - 1))
+    pca = PCA(n_components=m, random_state=seed).fit(zs)
+    space |= {"name": "sim-pca", "n_components": m,
+              "retained_variance": float(pca.explained_variance_ratio_.sum())}
+    # zs is centred (sim mean 0), so the projection is a plain product: no re-centring
+    # that could move real frames.
+    return zs @ pca.components_.T, zr @ pca.components_.T, space
+
+
+# --------------------------------------------------------------------------------------
+# Neighbour candidates per calibration fold (one pass over each distance block).
+
+
+def _smallest_per_fold(d: np.ndarray, bounds: np.ndarray, m: int) -> np.ndarray:
+    """``(rows, K, m)``: the ``m`` smallest distances of each row within each fold's column
+    slice ``bounds[f]:bounds[f+1]`` (sorted; padded with inf where a fold is smaller)."""
+    n_folds = len(bounds) - 1
+    out = np.full((d.shape[0], n_folds, m), np.inf)
+    for f in range(n_folds):
+        block = d[:, bounds[f]:bounds[f + 1]]
+        take = min(m, block.shape[1])
+        if take == 0:
             continue
-        out[s:s + step] = np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))
+        part = block if take == block.shape[1] else np.partition(block, take - 1, axis=1)
+        out[:, f, :take] = np.sort(part[:, :take], axis=1)
+    return out
+
+
+def _kth_excluding(cand: np.ndarray, k: int) -> np.ndarray:
+    """``(rows, K)``: the ``k``-th smallest distance to the sim frames outside each fold,
+    from the per-fold candidates ``(rows, K, m >= k)``."""
+    rows, n_folds, m = cand.shape
+    out = np.empty((rows, n_folds))
+    for f in range(n_folds):
+        others = np.delete(cand, f, axis=1).reshape(rows, -1)
+        out[:, f] = np.partition(others, k - 1, axis=1)[:, k - 1]
     return out
 
 
 @dataclass(frozen=True, eq=False)
 class CoverageReport:
-    """Coverage of real frames by the sim set (see module docstring).
+    """Coverage of the real frames by the sim set (see module docstring).
 
     Attributes:
-        k, quantile: neighbourhood size and support quantile.
-        threshold: sim support radius (a distance in the space's units).
-        outside_fraction: share of real frames outside sim support.
-        density, coverage: Naeem et al. 2020 (sim = reference manifold, real = samples).
-        n_sim, n_real: frames (``n_sim`` after the optional ``max_sim`` subsample).
-        sim_index: ``(n_sim,)`` rows of ``z_sim`` that formed the support.
-        exclude_same_episode: whether sim radii ignore same-episode neighbours.
-        sim_radius: ``(n_sim,)`` r_j.
-        real_distance: ``(n_real,)`` d_i, distance to the k-th nearest sim frame.
-        ratio: ``(n_real,)`` d_i / threshold (> 1 means outside).
-        outside: ``(n_real,)`` bool.
-        density_count: ``(n_real,)`` number of sim balls holding each real frame.
-        sim_reached: ``(n_sim,)`` bool, sim ball reached by some real frame.
-        worst: indices into the real rows, worst-covered first (``n_worst`` of them).
+        k: neighbourhood size. alpha: level of the per-frame flag.
+        n_sim, n_real: frames; n_cal_folds: folds of the cross-conformal calibration.
+        space: how the space was built (``name``, ``fitted_on``, ``n_components``,
+            ``n_components_requested``, ``retained_variance``, ``warning``).
+        outside_fraction: share of real frames flagged.
+        density, naeem_coverage: Naeem et al. 2020 as prdc computes them (sim = reference).
+        knn_distance: ``(n_real,)`` distance to the k-th nearest sim frame.
+        p_value: ``(n_real,)`` cross-conformal p-value of that distance.
+        flagged: ``(n_real,)`` bool, ``p_value < alpha``.
+        real_episodes: ``(n_real,)`` the episode of each real frame (as given).
+        density_count: ``(n_real,)`` number of sim balls (radius ``sim_radius``) strictly
+            holding each real frame; ``density = density_count.mean() / k``.
+        sim_reached: ``(n_sim,)`` bool, sim ball strictly reached by some real frame;
+            ``naeem_coverage = sim_reached.mean()``.
+        sim_radius: ``(n_sim,)`` prdc radius of each sim frame.
+        calibration_score: ``(n_sim,)`` each sim frame's k-NN distance to the other folds.
+        sim_episodes: ``(n_sim,)`` the episode of each sim frame (as given).
+        worst: indices into the real rows, lowest p-value first (ties: larger distance
+            first), ``n_worst`` of them.
         by_factor: DataFrame ``factor, level, n_frames, n_outside, fraction_outside``
-            (empty when no factors were given).
+            (``n_outside`` counts flagged frames; empty when no factors were given).
     """
 
     k: int
-    quantile: float
-    threshold: float
-    outside_fraction: float
-    density: float
-    coverage: float
+    alpha: float
     n_sim: int
     n_real: int
-    exclude_same_episode: bool
-    sim_index: np.ndarray = field(repr=False)
-    sim_radius: np.ndarray = field(repr=False)
-    real_distance: np.ndarray = field(repr=False)
-    ratio: np.ndarray = field(repr=False)
-    outside: np.ndarray = field(repr=False)
+    n_cal_folds: int
+    space: dict[str, Any]
+    outside_fraction: float
+    density: float
+    naeem_coverage: float
+    knn_distance: np.ndarray = field(repr=False)
+    p_value: np.ndarray = field(repr=False)
+    flagged: np.ndarray = field(repr=False)
+    real_episodes: np.ndarray = field(repr=False)
     density_count: np.ndarray = field(repr=False)
     sim_reached: np.ndarray = field(repr=False)
+    sim_radius: np.ndarray = field(repr=False)
+    calibration_score: np.ndarray = field(repr=False)
+    sim_episodes: np.ndarray = field(repr=False)
     worst: np.ndarray = field(repr=False)
     by_factor: pd.DataFrame = field(repr=False)
 
+    @property
+    def n_flagged(self) -> int:
+        return int(self.flagged.sum())
+
+    def flagged_frames(self) -> list[dict[str, Any]]:
+        """One dict per flagged real frame, lowest p-value first: ``index`` (real row),
+        ``episode``, ``knn_distance``, ``p_value``."""
+        idx = np.flatnonzero(self.flagged)
+        idx = idx[np.lexsort((-self.knn_distance[idx], self.p_value[idx]))]
+        return [{"index": int(i), "episode": _plain(self.real_episodes[i]),
+                 "knn_distance": float(self.knn_distance[i]), "p_value": float(self.p_value[i])}
+                for i in idx]
+
     def as_dict(self) -> dict[str, Any]:
-        """Scalars, the worst indices and the factor table (JSON-ready)."""
-        keys = ("k", "quantile", "threshold", "outside_fraction", "density", "coverage",
-                "n_sim", "n_real", "exclude_same_episode")
+        """Scalars, the space, the flagged frames, the worst indices and the factor table
+        (JSON-ready)."""
+        keys = ("k", "alpha", "n_sim", "n_real", "n_cal_folds", "outside_fraction", "density",
+                "naeem_coverage", "n_flagged")
         out: dict[str, Any] = {key: getattr(self, key) for key in keys}
+        out["space"] = dict(self.space)
+        out["flagged"] = self.flagged_frames()
         out["worst"] = [int(i) for i in self.worst]
-        out["worst_ratio"] = [float(self.ratio[i]) for i in self.worst]
         out["by_factor"] = self.by_factor.to_dict(orient="records")
         return out
+
+
+def _plain(v: Any) -> Any:
+    """A numpy scalar as the Python scalar JSON takes."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _factor_table(factors: Any, outside: np.ndarray) -> pd.DataFrame:
@@ -165,7 +267,7 @@ def _factor_table(factors: Any, outside: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     df = pd.DataFrame(factors)
     if len(df) != len(outside):
-        raise DataError(f"factors_real: {len(df)} rows but there are {len(outside)} real frames; "
+        raise DataError(f"factors: {len(df)} rows but there are {len(outside)} real frames; "
                         "pass one row of factor values per real frame")
     rows = []
     for col in df.columns:
@@ -176,88 +278,122 @@ def _factor_table(factors: Any, outside: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _cal_folds(ep: np.ndarray, n_folds: int, rng: RngLike) -> tuple[np.ndarray, int]:
+    """Fold of each sim frame (whole episodes per fold) and the number of folds."""
+    _, codes = np.unique(ep, return_inverse=True)
+    codes = codes.ravel()
+    n_eps = int(codes.max()) + 1
+    if n_eps < 2:
+        raise DataError(f"sim_episodes: coverage calibrates on held-out sim episodes and needs "
+                        f"at least 2, got {n_eps}; record more sim episodes")
+    k = min(check_positive_int(n_folds, "n_cal_folds", minimum=2), n_eps)
+    order = np.arange(n_eps) if rng is None else as_rng(rng).permutation(n_eps)
+    fold = np.empty(n_eps, dtype=np.int64)
+    fold[order] = np.arange(n_eps) % k
+    return fold[codes], k
+
+
 def coverage_report(
-    z_sim: np.ndarray,
-    z_real: np.ndarray,
+    sim_emb: np.ndarray,
+    sim_episodes: np.ndarray,
+    real_emb: np.ndarray,
+    real_episodes: np.ndarray,
     *,
-    ep_sim: np.ndarray | None = None,
     k: int = 5,
-    quantile: float = 0.95,
-    exclude_same_episode: bool = True,
+    alpha: float = 0.05,
+    n_components: int | None = None,
+    factors: Any = None,
+    rng: RngLike = None,
+    n_cal_folds: int = DEFAULT_CAL_FOLDS,
     n_worst: int = 16,
-    factors_real: Any = None,
-    max_sim: int | None = None,
-    rng: RngLike = 0,
 ) -> CoverageReport:
-    """How well the sim frames cover the real frames (see module docstring).
+    """How well the sim frames cover the real frames, per frame (see module docstring).
 
     Args:
-        z_sim: ``(n_sim, d)`` sim frames in the comparison space.
-        z_real: ``(n_real, d)`` real frames in the same space.
-        ep_sim: ``(n_sim,)`` episode of each sim frame (for same-episode exclusion).
+        sim_emb: ``(n_sim, D)`` sim embeddings.
+        sim_episodes: ``(n_sim,)`` episode of each sim frame (calibration folds hold out
+            whole episodes).
+        real_emb: ``(n_real, D)`` real embeddings from the same encoder.
+        real_episodes: ``(n_real,)`` episode of each real frame (carried to the output).
         k: neighbourhood size (Naeem et al. use 5).
-        quantile: sim-radius quantile that defines the support threshold.
-        exclude_same_episode: ignore same-episode sim neighbours (needs ``ep_sim``).
-        n_worst: how many worst-covered real frames to list.
-        factors_real: optional table (DataFrame or dict of columns), one row per real
-            frame, for the per-factor-level breakdown of ``outside``.
-        max_sim: if set and smaller than ``n_sim``, the sim support is represented by a
-            seeded uniform subsample of this many sim frames (cost is linear in it);
-            the rows used are in :attr:`CoverageReport.sim_index`.
-        rng: seed of that subsample.
+        alpha: a real frame is flagged when its conformal p-value is below ``alpha``.
+        n_components: None keeps every sim-standardized feature; an int projects on that
+            many leading sim principal axes (cut to ``n_sim - 1`` and ``D``, recorded).
+        factors: optional table (DataFrame or dict of columns), one row per real frame,
+            for the per-factor-level breakdown of the flags.
+        rng: seed of the calibration folds (and of a randomized PCA); None deals the sorted
+            sim episodes round-robin.
+        n_cal_folds: folds of the cross-conformal calibration.
+        n_worst: how many worst-covered real frames to list in ``worst``.
     """
-    xs = as_matrix(z_sim, "z_sim")
-    xr = as_matrix(z_real, "z_real", min_rows=1)
-    same_dim(xs, xr, "z_sim", "z_real")
+    xs = as_matrix(sim_emb, "sim_emb")
+    xr = as_matrix(real_emb, "real_emb", min_rows=1)
+    same_dim(xs, xr, "sim_emb", "real_emb")
+    es = as_groups(sim_episodes, len(xs), "sim_episodes")
+    er = as_groups(real_episodes, len(xr), "real_episodes")
     k = check_positive_int(k, "k")
-    check_prob(quantile, "quantile")
+    alpha = check_prob(alpha, "alpha")
     n_worst = check_positive_int(n_worst, "n_worst", minimum=0)
-    if exclude_same_episode and ep_sim is None:
-        raise ConfigError("coverage_report: exclude_same_episode=True needs ep_sim (the episode "
-                          "of each sim frame); pass ep_sim or exclude_same_episode=False")
-    if exclude_same_episode:
-        groups = np.unique(as_groups(ep_sim, len(xs), "ep_sim"), return_inverse=True)[1].ravel()
-    else:
-        groups = np.arange(len(xs))
-    sim_index = np.arange(len(xs))
-    if max_sim is not None and check_positive_int(max_sim, "max_sim", minimum=2) < len(xs):
-        sim_index = np.sort(as_rng(rng).choice(len(xs), int(max_sim), replace=False))
-        xs, groups = xs[sim_index], groups[sim_index]
-    if k >= len(xs):
-        raise DataError(f"k: {k} neighbours needs more than {k} sim frames, got {len(xs)}; "
-                        "lower k or add sim frames")
-    order = np.argsort(groups, kind="stable")  # episodes contiguous: cheap masking
-    radius = np.empty(len(xs))
-    radius[order] = kth_neighbour_distance(xs[order], xs[order], k, query_groups=groups[order],
-                                           ref_groups=groups[order])
-    if not np.all(np.isfinite(radius)):
-        raise DataError(f"coverage_report: some sim frames have fewer than k={k} neighbours "
-                        "outside their own episode; lower k or add sim episodes")
-    threshold = float(np.quantile(radius, quantile))
+    gen = None if rng is None else as_rng(rng)
+    fold, n_folds = _cal_folds(es, n_cal_folds, gen)
+    zs, zr, space = fit_sim_space(xs, xr, n_components, gen)
 
-    xs32 = np.ascontiguousarray(xs, dtype=np.float32)
-    xr32 = np.ascontiguousarray(xr, dtype=np.float32)
-    s_sq = (xs32 * xs32).sum(1)
-    r2 = (radius ** 2).astype(np.float32)
-    dist = np.empty(len(xr32))
-    count = np.empty(len(xr32), dtype=np.int64)
-    nearest_real = np.full(len(xs32), np.inf, dtype=np.float32)
-    step = _block_rows(len(xs32))
-    for s in range(0, len(xr32), step):
-        d2 = _d2_block(xr32[s:s + step], xs32, s_sq)
-        count[s:s + step] = (d2 <= r2[None, :]).sum(1)
-        np.minimum(nearest_real, d2.min(0), out=nearest_real)
-        dist[s:s + step] = np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))
-    ratio = dist / threshold if threshold > 0 else np.where(dist > 0, np.inf, 0.0)
-    outside = dist > threshold
-    reached = np.maximum(nearest_real, 0.0) <= r2
-    worst = np.argsort(-ratio, kind="stable")[:n_worst]
+    # Sim sorted by fold: each fold is one contiguous column slice of a distance block.
+    order = np.argsort(fold, kind="stable")
+    zs_o = np.ascontiguousarray(zs[order])
+    bounds = np.r_[0, np.cumsum(np.bincount(fold, minlength=n_folds))]
+    if len(zs) - int(np.diff(bounds).max()) < k:
+        raise DataError(f"k: {k} neighbours outside a held-out fold needs more sim frames "
+                        f"outside every fold ({len(zs) - int(np.diff(bounds).max())} in the "
+                        "smallest support); lower k or add sim episodes")
+    if k >= len(zs):
+        raise DataError(f"k: {k} neighbours needs more than {k} sim frames, got {len(zs)}")
+    s_sq = (zs_o * zs_o).sum(1)
+    step = _block_rows(len(zs_o))
+    m = k + 1
+
+    # Sim against sim: calibration scores (other folds only) and prdc radii (all, self = 0).
+    cal = np.empty(len(zs_o))
+    radius = np.empty(len(zs_o))
+    fold_o = fold[order]
+    for s in range(0, len(zs_o), step):
+        d = _distances(zs_o[s:s + step], zs_o, s_sq)
+        rows = np.arange(d.shape[0])
+        d[rows, s + rows] = 0.0  # a frame's distance to itself, exactly (as sklearn sets it)
+        radius[s:s + step] = np.partition(d, k, axis=1)[:, k]  # (k+1)-th smallest, self incl.
+        cand = _smallest_per_fold(d, bounds, k)
+        kth = _kth_excluding(cand, k)
+        cal[s:s + step] = kth[rows, fold_o[s:s + step]]
+
+    # Real against sim: per-fold test distances, k-NN distance, Naeem counts.
+    knn = np.empty(len(zr))
+    count = np.empty(len(zr), dtype=np.int64)
+    nearest_real = np.full(len(zs_o), np.inf)
+    n_at_least = np.zeros(len(zr), dtype=np.int64)
+    cal_sorted = [np.sort(cal[bounds[f]:bounds[f + 1]]) for f in range(n_folds)]
+    for s in range(0, len(zr), step):
+        d = _distances(np.ascontiguousarray(zr[s:s + step]), zs_o, s_sq)
+        count[s:s + step] = (d < radius[None, :]).sum(1)
+        np.minimum(nearest_real, d.min(0), out=nearest_real)
+        cand = _smallest_per_fold(d, bounds, k)
+        knn[s:s + step] = np.sort(cand.reshape(len(d), -1), axis=1)[:, k - 1]
+        kth = _kth_excluding(cand, k)
+        for f in range(n_folds):
+            # #{j in fold f: s_j >= d_i^f}
+            n_at_least[s:s + step] += cal_sorted[f].size - np.searchsorted(
+                cal_sorted[f], kth[:, f], side="left")
+    p_value = (1.0 + n_at_least) / (1.0 + len(zs_o))
+    flagged = p_value < alpha
+
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    sim_radius, sim_reached, cal_score = radius[inv], (nearest_real < radius)[inv], cal[inv]
+    worst = np.lexsort((-knn, p_value))[:n_worst]
     return CoverageReport(
-        k=k, quantile=float(quantile), threshold=threshold,
-        outside_fraction=float(outside.mean()),
-        density=float(count.sum() / (k * len(xr32))), coverage=float(reached.mean()),
-        n_sim=len(xs), n_real=len(xr), exclude_same_episode=bool(exclude_same_episode),
-        sim_index=sim_index, sim_radius=radius, real_distance=dist, ratio=ratio, outside=outside,
-        density_count=count, sim_reached=reached, worst=worst,
-        by_factor=_factor_table(factors_real, outside),
+        k=k, alpha=alpha, n_sim=len(zs), n_real=len(zr), n_cal_folds=n_folds, space=space,
+        outside_fraction=float(flagged.mean()), density=float(count.sum() / (k * len(zr))),
+        naeem_coverage=float(sim_reached.mean()), knn_distance=knn, p_value=p_value,
+        flagged=flagged, real_episodes=er, density_count=count, sim_reached=sim_reached,
+        sim_radius=sim_radius, calibration_score=cal_score, sim_episodes=es, worst=worst,
+        by_factor=_factor_table(factors, flagged),
     )

@@ -1,29 +1,48 @@
 """Action Score (AS): how linearly recoverable the actions are from the embeddings.
 
-encoder-dis-as-framework.txt, section III-D, with the choices fixed in DESIGN.md:
+encoder-dis-as-framework.txt, section III-D, with the choices fixed in DESIGN.md
+("Definitions fixed here"). Two estimators share one ridge probe:
 
-1. split the frames BY EPISODE (never by frame) into train and validation
-   (:func:`episode_split`, ``val_fraction`` of the episodes, seeded);
-2. standardize features and actions with the train statistics;
-3. fit a multi-output ridge probe in closed form,
-   ``W = (X^T X + alpha I)^{-1} X^T Y`` on the standardized train data (no intercept is
-   needed: both sides are centred on train). ``alpha="cv"`` (the default) chooses the
-   penalty from :data:`ALPHA_GRID` by leave-episodes-out cross-validation *inside the train
-   split* (:func:`select_alpha`; validation episodes are never seen). A fixed penalty
-   fails where realgap is used most: with a few hundred frames and 512-4096 dimensions,
-   ``alpha = 1`` nearly interpolates the train frames and the validation MSE exceeds 1,
-   so every encoder scores AS = 0. A float ``alpha`` fixes the penalty (``alpha=1.0``
-   equals scikit-learn's ``Ridge(alpha=1.0)`` on the same data);
-4. on validation, ``AS = clip(1 - MSE_val, 0, 1)`` with the MSE averaged over frames and
-   the standardized action dimensions that vary on train. A dimension that is constant
-   on train (a gripper never used in a reach task) has nothing to predict: counting it
-   as a perfectly predicted dimension would inflate every encoder's AS alike, so it is
-   left out (``n_action_dims`` records how many count). A probe that predicts the train
-   mean scores about 0; a perfect probe scores 1.
+**Cross-fitted AS** (:func:`action_score_crossfit`, what realgap reports). The episodes are
+dealt into ``K`` folds (:func:`episode_folds`); each fold is scored once by a probe fitted
+on the other ``K - 1`` folds, so every episode is scored by a probe that never saw it and
+the score (and its interval) rests on all episodes. For each training fold:
 
-:func:`transfer_action_score` is AS(sim -> real): the probe fitted on the sim train
-episodes, scored on every real frame (actions standardized with the *sim* train
-statistics). The reference does not compute it; a sim-trained policy lives by it.
+1. features and actions are standardized with that fold's statistics;
+2. a multi-output ridge probe is fitted in closed form on the standardized data (no
+   intercept: both sides are centred on the training fold); the penalty is chosen from
+   :data:`ALPHA_GRID` by episode-grouped CV *inside the training fold*, whose inner folds
+   are the other outer folds (so no inner fold splits an episode);
+3. the held-out frames' squared errors are averaged over the standardized action dims
+   that vary on the training fold (a gripper that never moves has nothing to predict and
+   counting it as a free zero error would inflate every encoder's AS alike).
+
+``AS = clip(1 - MSE, 0, 1)`` with the MSE over all scored frames. A probe that predicts the
+training mean scores about 0; a perfect probe scores 1. :class:`CrossFitAS` keeps the
+per-episode error sums, so an episode bootstrap is a matrix product
+(:meth:`CrossFitAS.replicates`).
+
+Beside it, two reference levels, so a reader sees where an AS of 0.1 sits:
+
+- **floor** (:func:`action_score_floor`): the same cross-fitted probe on actions shuffled
+  *between* episodes (:func:`shuffle_between_episodes`): what an encoder scores from the
+  phase of an episode alone, with no information about the episode's own actions;
+- **ceiling** (:func:`action_score_ceiling`): the probe on the recorded low-dimensional
+  state, where the data carries one.
+
+**Transfer AS** (:func:`transfer_action_score_all`): the probe fitted on *all* sim episodes
+(penalty by grouped CV on sim), scored on every real frame with actions standardized by the
+*sim* statistics. The reference does not compute it; a sim-trained policy lives by it.
+
+**Single-split AS** (:func:`action_score` / :func:`action_score_single_split`,
+:func:`transfer_action_score` / :func:`transfer_action_score_single_split`): the paper's
+estimator, one seeded train/validation split of the episodes (:func:`episode_split`), kept
+as a named variant. It rests on the few validation episodes only.
+
+Speed: the ridge path over penalties costs one symmetric eigendecomposition per fit, of
+``X^T X`` (``D x D``) when there are at least as many frames as dimensions, and of the Gram
+matrix ``X X^T`` (``n x n``, the dual form) otherwise: raw pixels (12,288 dims) on a few
+thousand frames never meet a ``D x D`` matrix or a full SVD.
 """
 
 from __future__ import annotations
@@ -35,7 +54,16 @@ import numpy as np
 
 from realgap._rng import RngLike, as_rng
 from realgap.errors import ConfigError, DataError
-from realgap.metrics._validate import as_groups, as_matrix, check_prob, same_dim
+from realgap.metrics._validate import as_groups, as_matrix, check_positive_int, check_prob, same_dim
+
+#: Ridge penalties tried by ``alpha="cv"`` (standardized features, so the scale is shared).
+ALPHA_GRID: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 5, 15))
+
+#: Folds of the cross-fitted AS when the caller does not say.
+DEFAULT_FOLDS = 5
+
+# An action dim whose training std is below this is constant (nothing to predict).
+_CONSTANT_STD = 1e-12
 
 
 def episode_split(
@@ -44,7 +72,8 @@ def episode_split(
     """Boolean masks ``(train, val)`` over frames, splitting whole episodes.
 
     ``round(val_fraction * E)`` episodes (at least 1, at most ``E - 1``) go to validation,
-    chosen by a seeded permutation of the sorted unique episode ids.
+    chosen by a seeded permutation of the sorted unique episode ids. Used by the paper's
+    single-split AS only; the cross-fitted AS uses :func:`episode_folds`.
     """
     check_prob(val_fraction, "val_fraction")
     ep = np.asarray(episodes)
@@ -58,20 +87,136 @@ def episode_split(
     return ~val, val
 
 
-#: Ridge penalties tried by ``alpha="cv"`` (standardized features, so the scale is shared).
-ALPHA_GRID: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 5, 15))
+def _fold_of_episode(n_episodes: int, n_folds: int, order: np.ndarray | None) -> np.ndarray:
+    """``(E,)`` fold of each episode code: dealt round-robin in sorted order, or in ``order``
+    (a permutation of the codes), so fold sizes differ by at most one episode."""
+    if order is None:
+        order = np.arange(n_episodes)
+    fold = np.empty(n_episodes, dtype=np.int64)
+    fold[order] = np.arange(n_episodes) % n_folds
+    return fold
 
 
-def _ridge_path(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eigenbasis ``V``, eigenvalues ``s2`` of ``xs^T xs`` and ``b = V^T xs^T ys``, so that
-    the ridge weights for any penalty are ``V @ (b / (s2 + alpha)[:, None])``.
-    Uses the thin SVD of ``xs`` when it has fewer rows than columns (cheaper)."""
-    if xs.shape[0] < xs.shape[1]:
-        u, s, vt = np.linalg.svd(xs, full_matrices=False)
-        return vt.T, s * s, (s[:, None] * (u.T @ ys))
-    s2, v = np.linalg.eigh(xs.T @ xs)
-    s2 = np.clip(s2, 0.0, None)
-    return v, s2, v.T @ (xs.T @ ys)
+def episode_folds(episodes: np.ndarray, n_folds: int = DEFAULT_FOLDS, rng: RngLike = None) -> np.ndarray:
+    """``(n_frames,)`` fold id in ``[0, K)`` of each frame, whole episodes per fold.
+
+    ``K = min(n_folds, E)``. With ``rng=None`` the sorted episode ids are dealt round-robin
+    (deterministic: two calls on the same episodes -- identical sim and real inputs, say --
+    get one split); with a seed, in the order of a seeded permutation.
+    """
+    ep = np.asarray(episodes)
+    _, codes = np.unique(ep, return_inverse=True)
+    n_eps = int(codes.max()) + 1 if codes.size else 0
+    k = _check_folds(n_folds, n_eps)
+    return _fold_of_episode(n_eps, k, _fold_order(n_eps, rng))[codes.ravel()]
+
+
+def _fold_order(n_episodes: int, rng: RngLike) -> np.ndarray | None:
+    """The dealing order of the episodes: None (sorted) without a seed, else a permutation."""
+    return None if rng is None else as_rng(rng).permutation(n_episodes)
+
+
+def _check_folds(n_folds: int, n_episodes: int) -> int:
+    n_folds = check_positive_int(n_folds, "n_folds", minimum=2)
+    if n_episodes < 2:
+        raise DataError(f"episodes: the cross-fitted action probe needs at least 2 episodes, "
+                        f"got {n_episodes}; record more episodes")
+    return min(n_folds, n_episodes)
+
+
+# --------------------------------------------------------------------------------------
+# The ridge probe: a path over penalties from one eigendecomposition (primal or dual).
+
+
+def _inv_shift(s2: np.ndarray, alpha: float) -> np.ndarray:
+    """``1 / (s2 + alpha)`` with the pseudo-inverse's 0 where ``s2 + alpha`` is numerically 0
+    (``alpha = 0`` on a rank-deficient design gives the minimum-norm solution)."""
+    den = s2 + alpha
+    tol = max(float(s2.max(initial=0.0)), 1.0) * 1e-12 * s2.size
+    out = np.zeros_like(den)
+    np.divide(1.0, den, out=out, where=den > tol)
+    return out
+
+
+def _path_errors(xs: np.ndarray, ys: np.ndarray, labels: np.ndarray, alphas: np.ndarray,
+                 gram: np.ndarray | None = None) -> np.ndarray:
+    """Summed squared held-out error ``(len(alphas),)`` of ridge (no intercept) on
+    ``(xs, ys)``, each label of ``labels`` held out once.
+
+    Dual when ``D`` exceeds the rows (and every penalty is > 0): one eigendecomposition of the
+    Gram matrix ``G = xs xs^T`` (computed once, or passed in) serves every held-out block
+    and penalty through the leave-block-out identity of ridge regression: with
+    ``M = (G + a I)^{-1}``, the residuals on block ``B`` of the fit without ``B`` are
+    ``M_BB^{-1} (M y)_B`` (Woodbury; exact). Primal otherwise: ``xs^T xs`` minus the
+    held-out block, one ``D x D`` eigendecomposition per block.
+    """
+    n, d = xs.shape
+    err = np.zeros(alphas.size)
+    blocks = [labels == lab for lab in np.unique(labels)]
+    if d > n and np.all(alphas > 0):
+        from scipy.linalg import cho_factor, cho_solve
+
+        g = xs @ xs.T if gram is None else gram
+        s2, u = np.linalg.eigh(g)
+        s2 = np.clip(s2, 0.0, None)
+        uty = u.T @ ys
+        for i, alpha in enumerate(alphas):
+            w = 1.0 / (s2 + float(alpha))
+            my = u @ (uty * w[:, None])                  # M y, (n, A)
+            for te in blocks:
+                ub = u[te]
+                m_bb = (ub * w) @ ub.T                   # M_BB, (n_B, n_B), positive definite
+                resid = cho_solve(cho_factor(m_bb), my[te])
+                err[i] += float((resid * resid).sum())
+        return err
+    c_all, r_all = xs.T @ xs, xs.T @ ys
+    for te in blocks:
+        xt, yt = xs[te], ys[te]
+        s2, u = np.linalg.eigh(c_all - xt.T @ xt)
+        s2 = np.clip(s2, 0.0, None)
+        b = u.T @ (r_all - xt.T @ yt)                     # (D, A)
+        z = xt @ u                                        # (n_te, D)
+        for i, alpha in enumerate(alphas):
+            pred = z @ (b * _inv_shift(s2, float(alpha))[:, None])
+            err[i] += float(((yt - pred) ** 2).sum())
+    return err
+
+
+def _ridge_coef(xs: np.ndarray, ys: np.ndarray, alpha: float, gram: np.ndarray | None = None) -> np.ndarray:
+    """Ridge weights ``(D, A)`` on ``(xs, ys)`` without intercept: primal
+    ``(X^T X + a I)^{-1} X^T Y`` when ``D <= n``, dual ``X^T (X X^T + a I)^{-1} Y`` otherwise
+    (equal for ``a > 0``; at ``a = 0`` both are the minimum-norm least-squares solution)."""
+    n, d = xs.shape
+    if d > n:
+        g = (xs @ xs.T) if gram is None else gram.copy()
+        g[np.diag_indices_from(g)] += alpha
+        dual = np.linalg.lstsq(g, ys, rcond=None)[0] if alpha == 0 else _spd_solve(g, ys)
+        return xs.T @ dual
+    c = xs.T @ xs
+    c[np.diag_indices_from(c)] += alpha
+    rhs = xs.T @ ys
+    return np.linalg.lstsq(c, rhs, rcond=None)[0] if alpha == 0 else _spd_solve(c, rhs)
+
+
+def _spd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.linalg import solve
+
+    return solve(a, b, assume_a="pos")
+
+
+def _labels_of_split(groups: np.ndarray, n_folds: int) -> np.ndarray | None:
+    """Inner-fold label per row: ``GroupKFold(min(n_folds, n_groups))`` over ``groups``;
+    None when there are fewer than 2 groups (nothing to cross-validate)."""
+    from sklearn.model_selection import GroupKFold
+
+    uniq = np.unique(groups)
+    if uniq.size < 2:
+        return None
+    labels = np.empty(len(groups), dtype=np.int64)
+    splitter = GroupKFold(n_splits=int(min(n_folds, uniq.size)))
+    for i, (_, te) in enumerate(splitter.split(groups, groups, groups)):
+        labels[te] = i
+    return labels
 
 
 def select_alpha(
@@ -80,29 +225,22 @@ def select_alpha(
     groups: np.ndarray,
     alphas: tuple[float, ...] = ALPHA_GRID,
     n_folds: int = 5,
+    gram: np.ndarray | None = None,
 ) -> float:
     """The penalty with the lowest leave-episodes-out MSE on standardized ``(xs, ys)``.
 
-    ``groups`` are episode ids; folds hold out whole episodes (``GroupKFold`` with
-    ``min(n_folds, n_episodes)`` folds). Features and actions are standardized once with
-    the statistics of the whole train split (a small, documented leak inside the train
-    split; the validation episodes are untouched). With fewer than 2 episodes there is
-    nothing to cross-validate and the geometric middle of ``alphas`` is returned.
+    ``groups`` are episode (or fold) ids; inner folds hold out whole groups
+    (``GroupKFold`` with ``min(n_folds, n_groups)`` folds). Features and actions are
+    standardized once with the statistics of all of ``xs`` (a small, documented leak inside
+    the training data; held-out episodes of an outer split are never here). With fewer
+    than 2 groups there is nothing to cross-validate and the geometric middle of
+    ``alphas`` is returned. ``gram``: ``xs xs^T`` if already computed (dual form).
     """
-    from sklearn.model_selection import GroupKFold
-
-    uniq = np.unique(groups)
-    if uniq.size < 2:
+    labels = _labels_of_split(np.asarray(groups), n_folds)
+    if labels is None:
         return float(alphas[len(alphas) // 2])
     a = np.asarray(alphas, dtype=np.float64)
-    err = np.zeros(a.size)
-    for tr, te in GroupKFold(n_splits=int(min(n_folds, uniq.size))).split(xs, ys, groups):
-        v, s2, b = _ridge_path(xs[tr], ys[tr])
-        xv = xs[te] @ v                                   # (n_te, r)
-        for i, alpha in enumerate(a):
-            pred = xv @ (b / (s2 + alpha)[:, None])
-            err[i] += float(((ys[te] - pred) ** 2).sum())
-    return float(a[int(np.argmin(err))])
+    return float(a[int(np.argmin(_path_errors(xs, ys, labels, a, gram)))])
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,9 +248,9 @@ class RidgeProbe:
     """A fitted multi-output ridge probe on train-standardized features and actions.
 
     Attributes (D = embedding dim, A = action dim):
-        x_mean, x_std: ``(D,)`` train feature statistics.
+        x_mean, x_std: ``(D,)`` train feature statistics (a constant feature gets std 1).
         y_mean, y_std: ``(A,)`` train action statistics.
-        coef: ``(D, A)`` weights in standardized units.
+        coef: ``(D, A)`` weights in standardized units (0 for dims that are not scored).
         alpha: ridge penalty (chosen by cross-validation when fitted with ``"cv"``).
         active: ``(A,)`` bool, the action dims that vary on train (the ones scored).
     """
@@ -132,11 +270,12 @@ class RidgeProbe:
         y: np.ndarray,
         alpha: float | str = "cv",
         groups: np.ndarray | None = None,
+        n_folds: int = 5,
     ) -> RidgeProbe:
         """Closed-form ridge on standardized ``x (n, D)`` and ``y (n, A)``.
 
-        ``alpha="cv"`` picks the penalty by leave-episodes-out CV over ``groups``
-        (episode ids of the rows; required then) with :func:`select_alpha`.
+        ``alpha="cv"`` picks the penalty by grouped CV over ``groups`` (episode or fold id
+        of each row; required then) with :func:`select_alpha` and ``n_folds`` inner folds.
         """
         if isinstance(alpha, str):
             if alpha != "cv":
@@ -147,32 +286,304 @@ class RidgeProbe:
             raise ConfigError(f"alpha: expected a finite ridge penalty >= 0 or 'cv', got {alpha}")
         x_mean, x_std = x.mean(axis=0), x.std(axis=0)
         y_mean, y_std = y.mean(axis=0), y.std(axis=0)
-        active = y_std > 1e-12
+        active = y_std > _CONSTANT_STD
         if not active.any():
             raise DataError("actions: every action dimension is constant on the train episodes; "
                             "the Action Score needs actions that vary")
         x_std = np.where(x_std > 0, x_std, 1.0)
         y_std = np.where(active, y_std, 1.0)
         xs = (x - x_mean) / x_std
-        ys = (y - y_mean) / y_std
+        ys = ((y - y_mean) / y_std)[:, active]
+        # The Gram matrix is the costly product in the dual regime: form it once for the
+        # penalty search and the final fit.
+        gram = xs @ xs.T if xs.shape[1] > xs.shape[0] else None
         if isinstance(alpha, str):
-            alpha = select_alpha(xs, ys[:, active], np.asarray(groups))
-        gram = xs.T @ xs
-        gram[np.diag_indices_from(gram)] += alpha
-        coef = np.linalg.lstsq(gram, xs.T @ ys, rcond=None)[0] if alpha == 0 else \
-            np.linalg.solve(gram, xs.T @ ys)
+            alpha = select_alpha(xs, ys, np.asarray(groups), n_folds=n_folds, gram=gram)
+        coef = np.zeros((x.shape[1], y.shape[1]))
+        coef[:, active] = _ridge_coef(xs, ys, float(alpha), gram)
         return cls(x_mean, x_std, y_mean, y_std, coef, float(alpha), active)
 
     def frame_errors(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``(n,)`` squared error per frame, averaged over standardized action dims."""
+        """``(n,)`` squared error per frame, averaged over the scored standardized action dims."""
         pred = ((x - self.x_mean) / self.x_std) @ self.coef
         resid = ((y - self.y_mean) / self.y_std - pred)[:, self.active]
         return (resid * resid).mean(axis=1)
 
 
+def score_from_mse(mse: float | np.ndarray) -> float | np.ndarray:
+    """``AS = clip(1 - MSE, 0, 1)`` (DESIGN.md)."""
+    out = np.clip(1.0 - np.asarray(mse, dtype=np.float64), 0.0, 1.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def _inputs(emb: Any, actions: Any, episodes: Any, tag: str,
+            emb_name: str = "emb") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = as_matrix(emb, f"{emb_name}{tag}")
+    y = as_matrix(actions, f"actions{tag}")
+    if y.shape[0] != x.shape[0]:
+        raise DataError(f"actions{tag}: {y.shape[0]} rows but {emb_name}{tag} has {x.shape[0]}; "
+                        "pass one action per frame")
+    ep = as_groups(episodes, x.shape[0], f"episodes{tag}")
+    return x, y, ep
+
+
+def _check_transfer(xs: np.ndarray, ys: np.ndarray, xr: np.ndarray, yr: np.ndarray) -> None:
+    same_dim(xs, xr, "emb_sim", "emb_real")
+    if ys.shape[1] != yr.shape[1]:
+        raise DataError(f"act_real has {yr.shape[1]} action dims but act_sim has {ys.shape[1]}; "
+                        "sim and real must share the action space")
+
+
+# --------------------------------------------------------------------------------------
+# Cross-fitted AS (what realgap reports).
+
+
+@dataclass(frozen=True, eq=False)
+class CrossFitAS:
+    """An Action Score whose every scored episode was held out from its probe.
+
+    Attributes (E = scored episodes):
+        value: ``clip(1 - MSE, 0, 1)``, MSE over all scored frames and action dims.
+        mse: that MSE, unclipped.
+        variant: ``"crossfit"``, ``"floor"``, ``"ceiling"`` or ``"transfer"``.
+        episode_ids: ``(E,)`` the scored episodes' ids, sorted (``np.unique`` order, the
+            order of :func:`realgap.stats.episode_codes`).
+        sse: ``(E,)`` per-episode sum of squared standardized errors. A frame's squared
+            errors are averaged over the dims its fold scored and multiplied by
+            ``n_action_dims``, so that ``sse.sum() / (n_frames.sum() * n_action_dims)`` is
+            the MSE exactly even when a dim is constant on some training fold.
+        n_frames: ``(E,)`` frames per episode.
+        n_action_dims: action dims that vary over the fitted data.
+        alphas: ``(n_folds,)`` ridge penalty chosen per fold (one for transfer).
+        n_folds: outer folds (transfer: the folds of its penalty search).
+        fold: ``(E,)`` fold that scored each episode (all 0 for transfer).
+        frame_error: ``(n_frames_total,)`` per-frame squared error averaged over the scored
+            dims, in the row order of the scored input.
+    """
+
+    value: float
+    mse: float
+    variant: str
+    episode_ids: np.ndarray = field(repr=False)
+    sse: np.ndarray = field(repr=False)
+    n_frames: np.ndarray = field(repr=False)
+    n_action_dims: int = 0
+    alphas: tuple[float, ...] = ()
+    n_folds: int = 0
+    fold: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    frame_error: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def n_episodes(self) -> int:
+        """Scored episodes: the unit an interval resamples."""
+        return int(self.episode_ids.size)
+
+    def replicates(self, counts: np.ndarray) -> np.ndarray:
+        """``(n_boot,)`` AS over resampled episodes: ``counts (n_boot, E)`` says how often each
+        episode (in :attr:`episode_ids` order) is drawn;
+        ``clip(1 - (c @ sse) / ((c @ n_frames) * n_action_dims), 0, 1)`` (NaN for an empty draw)."""
+        c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+        if c.shape[1] != self.sse.size:
+            raise DataError(f"counts: expected {self.sse.size} columns (one per scored episode), "
+                            f"got {c.shape[1]}")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mse = (c @ self.sse) / ((c @ self.n_frames) * self.n_action_dims)
+        return np.clip(1.0 - mse, 0.0, 1.0)
+
+    def estimate(self, n_boot: int = 200, rng: RngLike = None, alpha: float = 0.05,
+                 method: str = "percentile") -> Any:
+        """:class:`realgap.stats.Estimate` over all scored episodes (``n = E``)."""
+        from realgap.stats import bootstrap_counts, estimate_from_replicates
+
+        counts = bootstrap_counts(np.zeros(self.n_episodes, dtype=np.int64), n_boot, rng)
+        reps = self.replicates(counts) if n_boot else None
+        return estimate_from_replicates(self.value, reps, n=self.n_episodes,
+                                        n_frames=int(self.n_frames.sum()), alpha=alpha,
+                                        method=method)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Scalars (JSON-ready); per-episode arrays left out."""
+        return {"value": self.value, "mse": self.mse, "variant": self.variant,
+                "n_episodes": self.n_episodes, "n_frames": int(self.n_frames.sum()),
+                "n_action_dims": self.n_action_dims, "alphas": list(self.alphas),
+                "n_folds": self.n_folds}
+
+
+def _crossfit_result(frame_err: np.ndarray, ep: np.ndarray, n_dims: int, alphas: list[float],
+                     n_folds: int, fold_of_frame: np.ndarray, variant: str) -> CrossFitAS:
+    uniq, codes = np.unique(ep, return_inverse=True)
+    codes = codes.ravel()
+    sse = np.bincount(codes, weights=frame_err * n_dims, minlength=uniq.size)
+    n_frames = np.bincount(codes, minlength=uniq.size).astype(np.int64)
+    fold = np.zeros(uniq.size, dtype=np.int64)
+    fold[codes] = fold_of_frame
+    mse = float(frame_err.mean())
+    return CrossFitAS(value=float(score_from_mse(mse)), mse=mse, variant=variant,
+                      episode_ids=uniq, sse=sse, n_frames=n_frames, n_action_dims=int(n_dims),
+                      alphas=tuple(alphas), n_folds=int(n_folds), fold=fold, frame_error=frame_err)
+
+
+def _crossfit(x: np.ndarray, y: np.ndarray, ep: np.ndarray, n_folds: int,
+              rng: RngLike | np.ndarray, variant: str) -> CrossFitAS:
+    """The cross-fit shared by AS, its floor and its ceiling (module docstring)."""
+    _, codes = np.unique(ep, return_inverse=True)
+    codes = codes.ravel()
+    n_eps = int(codes.max()) + 1
+    k = _check_folds(n_folds, n_eps)
+    # ``rng`` may be the dealing order already drawn (the floor draws it before its shuffle).
+    order = rng if isinstance(rng, np.ndarray) else _fold_order(n_eps, rng)
+    fold = _fold_of_episode(n_eps, k, order)[codes]
+    n_dims = int((y.std(axis=0) > _CONSTANT_STD).sum())
+    if n_dims == 0:
+        raise DataError("actions: every action dimension is constant; "
+                        "the Action Score needs actions that vary")
+    frame_err = np.empty(len(x))
+    alphas = []
+    for f in range(k):
+        te = fold == f
+        tr = ~te
+        # Inner CV folds: the other outer folds (whole episodes); with K = 2 the training
+        # fold is one fold, so its own episodes are the inner groups.
+        inner = fold[tr] if k > 2 else codes[tr]
+        probe = RidgeProbe.fit(x[tr], y[tr], "cv", groups=inner, n_folds=max(k - 1, 2))
+        # Per-frame mean over this fold's scored dims; sse scales back by n_dims (exact MSE).
+        frame_err[te] = probe.frame_errors(x[te], y[te])
+        alphas.append(probe.alpha)
+    return _crossfit_result(frame_err, ep, n_dims, alphas, k, fold, variant)
+
+
+def action_score_crossfit(
+    emb: np.ndarray,
+    actions: np.ndarray,
+    episodes: np.ndarray,
+    *,
+    n_folds: int = DEFAULT_FOLDS,
+    rng: RngLike = None,
+) -> CrossFitAS:
+    """Cross-fitted Action Score within one domain (module docstring; DESIGN.md).
+
+    Args:
+        emb: ``(n, D)`` embeddings.
+        actions: ``(n, A)`` actions (any units; standardized per training fold).
+        episodes: ``(n,)`` episode id of each frame.
+        n_folds: outer folds ``K`` (reduced to the number of episodes).
+        rng: seed of the fold assignment; None deals the sorted episodes round-robin
+            (deterministic). The same seed on the same episodes gives the same folds, so
+            identical sim and real inputs score the same.
+
+    Returns:
+        :class:`CrossFitAS` over every episode.
+    """
+    x, y, ep = _inputs(emb, actions, episodes, "")
+    return _crossfit(x, y, ep, n_folds, rng, "crossfit")
+
+
+def shuffle_between_episodes(actions: np.ndarray, episodes: np.ndarray, rng: RngLike = None) -> np.ndarray:
+    """Actions ``(n, A)`` with whole episodes' action sequences swapped between episodes.
+
+    Each episode receives the sequence of another episode (a random cyclic permutation of
+    the episodes: no episode keeps its own). Lengths are matched by rescaling time: step
+    ``t`` of an episode of length ``L`` takes step ``floor(t * L' / L)`` of the donor of
+    length ``L'``. So the shuffled actions keep their marginal distribution and their
+    course over an episode's phase, and lose only the pairing with the episode's frames.
+    Rows of an episode are taken in the order given (time order).
+    """
+    y = np.asarray(actions)
+    _, codes = np.unique(np.asarray(episodes), return_inverse=True)
+    codes = codes.ravel()
+    n_eps = int(codes.max()) + 1
+    if n_eps < 2:
+        raise DataError("episodes: shuffling actions between episodes needs at least 2 episodes")
+    order = as_rng(rng).permutation(n_eps)
+    donor = np.empty(n_eps, dtype=np.int64)
+    donor[order] = np.roll(order, -1)
+    rows = [np.flatnonzero(codes == e) for e in range(n_eps)]
+    out = np.empty_like(y)
+    for e in range(n_eps):
+        mine, theirs = rows[e], rows[donor[e]]
+        out[mine] = y[theirs[(np.arange(mine.size) * theirs.size) // mine.size]]
+    return out
+
+
+def action_score_floor(
+    emb: np.ndarray,
+    actions: np.ndarray,
+    episodes: np.ndarray,
+    *,
+    n_folds: int = DEFAULT_FOLDS,
+    rng: RngLike = None,
+) -> CrossFitAS:
+    """The AS floor: :func:`action_score_crossfit` on actions shuffled between episodes
+    (:func:`shuffle_between_episodes`). An AS at or below it carries no information about an
+    episode's own actions beyond its phase.
+
+    ``rng``: the folds are drawn first, exactly as :func:`action_score_crossfit` draws them
+    with the same ``rng`` (so an int seed gives both the same folds), then the shuffle.
+    With None the folds are the deterministic ones and the shuffle is unseeded.
+    """
+    x, y, ep = _inputs(emb, actions, episodes, "")
+    n_eps = int(np.unique(ep).size)
+    gen = as_rng(rng)
+    order = None if rng is None else gen.permutation(n_eps)  # the AS's draw, then the shuffle
+    y_shuf = shuffle_between_episodes(y, ep, gen)
+    return _crossfit(x, y_shuf, ep, n_folds, np.arange(n_eps) if order is None else order, "floor")
+
+
+def action_score_ceiling(
+    state: np.ndarray | None,
+    actions: np.ndarray,
+    episodes: np.ndarray,
+    *,
+    n_folds: int = DEFAULT_FOLDS,
+    rng: RngLike = None,
+) -> CrossFitAS | None:
+    """The AS ceiling: :func:`action_score_crossfit` on the recorded low-dimensional state
+    ``(n, S)`` instead of the embeddings; None when the data carries no state (``None`` or
+    ``S = 0``). What a linear probe reads from the simulator's own variables."""
+    if state is None:
+        return None
+    s = np.asarray(state, dtype=np.float64)
+    if s.ndim == 2 and s.shape[1] == 0 or s.size == 0:
+        return None
+    x, y, ep = _inputs(s, actions, episodes, "", emb_name="state")
+    return _crossfit(x, y, ep, n_folds, rng, "ceiling")
+
+
+def transfer_action_score_all(
+    emb_sim: np.ndarray,
+    act_sim: np.ndarray,
+    ep_sim: np.ndarray,
+    emb_real: np.ndarray,
+    act_real: np.ndarray,
+    ep_real: np.ndarray,
+    *,
+    n_folds: int = DEFAULT_FOLDS,
+    rng: RngLike = None,
+) -> CrossFitAS:
+    """AS(sim -> real): the probe fitted on all sim episodes, scored on every real episode.
+
+    Features and actions are standardized with the sim statistics; the penalty is chosen by
+    grouped CV over the sim episodes, whose folds are :func:`episode_folds` with
+    ``n_folds`` and ``rng`` (the cross-fit's outer folds). ``fold`` is all 0 in the result.
+    """
+    xs, ys, es = _inputs(emb_sim, act_sim, ep_sim, "_sim", "emb")
+    xr, yr, er = _inputs(emb_real, act_real, ep_real, "_real", "emb")
+    _check_transfer(xs, ys, xr, yr)
+    folds = episode_folds(es, n_folds, rng)
+    k = int(folds.max()) + 1
+    probe = RidgeProbe.fit(xs, ys, "cv", groups=folds, n_folds=k)
+    err = probe.frame_errors(xr, yr)
+    return _crossfit_result(err, er, int(probe.active.sum()), [probe.alpha], k,
+                            np.zeros(len(err), dtype=np.int64), "transfer")
+
+
+# --------------------------------------------------------------------------------------
+# The paper's single-split AS, kept as a named variant.
+
+
 @dataclass(frozen=True, eq=False)
 class ASResult:
-    """An Action Score with its split.
+    """A single-split Action Score (the paper's variant) with its split.
 
     Attributes:
         score: AS in [0, 1].
@@ -203,22 +614,6 @@ class ASResult:
         return d
 
 
-def score_from_mse(mse: float | np.ndarray) -> float | np.ndarray:
-    """``AS = clip(1 - MSE, 0, 1)`` (DESIGN.md)."""
-    out = np.clip(1.0 - np.asarray(mse, dtype=np.float64), 0.0, 1.0)
-    return float(out) if out.ndim == 0 else out
-
-
-def _inputs(emb: Any, actions: Any, episodes: Any, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = as_matrix(emb, f"emb{tag}")
-    y = as_matrix(actions, f"actions{tag}")
-    if y.shape[0] != x.shape[0]:
-        raise DataError(f"actions{tag}: {y.shape[0]} rows but emb{tag} has {x.shape[0]}; "
-                        "pass one action per frame")
-    ep = as_groups(episodes, x.shape[0], f"episodes{tag}")
-    return x, y, ep
-
-
 def _result(probe: RidgeProbe, x: np.ndarray, y: np.ndarray, ep: np.ndarray,
             n_train: int, n_train_eps: int) -> ASResult:
     err = probe.frame_errors(x, y)
@@ -240,7 +635,9 @@ def action_score(
     alpha: float | str = "cv",
     rng: RngLike = 0,
 ) -> ASResult:
-    """Action Score within one domain.
+    """The paper's single-split Action Score (encoder-dis-as-framework.txt III-D), a named
+    variant: one seeded episode split, scored on the validation episodes only. realgap
+    reports :func:`action_score_crossfit`, which scores every episode.
 
     Args:
         emb: ``(n, D)`` embeddings.
@@ -269,14 +666,17 @@ def transfer_action_score(
     alpha: float | str = "cv",
     rng: RngLike = 0,
 ) -> ASResult:
-    """AS(sim -> real): the probe fitted on the sim train episodes (the same split as
-    :func:`action_score` with the same ``rng``), scored on all real frames."""
+    """Single-split AS(sim -> real), the variant beside the paper's AS: the probe fitted on
+    the sim train episodes (the split of :func:`action_score` with the same ``rng``),
+    scored on all real frames. realgap reports :func:`transfer_action_score_all`."""
     xs, ys, es = _inputs(emb_sim, act_sim, ep_sim, "_sim")
     xr, yr, er = _inputs(emb_real, act_real, ep_real, "_real")
-    same_dim(xs, xr, "emb_sim", "emb_real")
-    if ys.shape[1] != yr.shape[1]:
-        raise DataError(f"act_real has {yr.shape[1]} action dims but act_sim has {ys.shape[1]}; "
-                        "sim and real must share the action space")
+    _check_transfer(xs, ys, xr, yr)
     train, _ = episode_split(es, val_fraction, rng)
     probe = RidgeProbe.fit(xs[train], ys[train], alpha, groups=es[train])
     return _result(probe, xr, yr, er, int(train.sum()), int(np.unique(es[train]).size))
+
+
+#: The paper's estimators under names that say so.
+action_score_single_split = action_score
+transfer_action_score_single_split = transfer_action_score
