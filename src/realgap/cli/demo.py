@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from realgap.cli._args import seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from realgap.jobs.demo import DEFAULT_OUT, DEMO_ENCODERS
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     f"({', '.join(DEMO_ENCODERS)}) with `realgap gap`, write the report.")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the gap job")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the gap job")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 

@@ -8,10 +8,47 @@ report and prints a short table.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from realgap.cli._args import seed
 from realgap.errors import ConfigError
+
+#: MuJoCo warnings that say nothing about the user's run: Gymnasium's stock MuJoCo XML
+#: (HalfCheetah, Hopper, ...) uses ``settotalmass``, which MuJoCo deprecates (4.0 warns at
+#: every compile); every dynamics command used to open with that line on stdout.
+_MUJOCO_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
+
+_Command = Callable[[argparse.Namespace], int]
+
+
+def _mujoco_warnings_to_stderr(run: _Command) -> _Command:
+    """Run a command with MuJoCo's warning hook set: the known Gymnasium deprecation is
+    dropped, any other MuJoCo warning goes to stderr as ``realgap: warning: mujoco: ...``
+    (MuJoCo's default prints to stdout, into the command's output). The previous hook is
+    restored afterwards."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from realgap._optional import require
+
+        mujoco = require("mujoco")
+
+        def hook(message: str) -> None:
+            if not any(noise in message for noise in _MUJOCO_NOISE):
+                print(f"realgap: warning: mujoco: {message.strip()}", file=sys.stderr)
+
+        previous = mujoco.get_mju_user_warning()
+        mujoco.set_mju_user_warning(hook)
+        try:
+            return run(args)
+        finally:
+            mujoco.set_mju_user_warning(previous)
+
+    return wrapper
 
 
 def _floats(arg: str, text: str) -> tuple[float, ...]:
@@ -66,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--perturb", default="", help="FACTOR=SCALE,... e.g. gravity=1.5,torso_length=1.2")
     c.add_argument("--steps", type=int, default=2000)
     c.add_argument("--max-episode-steps", type=int, default=100)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=seed, default=0)
     c.add_argument("--out", required=True, help="transitions .npz to write")
     c.set_defaults(func=run_collect)
 
@@ -81,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--no-latent", action="store_true", help="skip the latent cross-domain model")
     g.add_argument("--latent-steps", type=int, default=600, help="pretrain and joint steps each")
     g.add_argument("--n-boot", type=int, default=500)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=seed, default=0)
     g.add_argument("--out", default="out/dynamics")
     g.set_defaults(func=run_gap)
 
@@ -104,13 +141,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--params", default="gravity", help="comma-separated factors, e.g. gravity,torso_length")
     s.add_argument("--bounds", default="0.25,4", help="multiplier range LOW,HIGH")
     s.add_argument("--n-boot", type=int, default=20)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument("--out", default="out/dynamics")
     s.set_defaults(func=run_sysid)
 
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
+@_mujoco_warnings_to_stderr
 def run_collect(args: argparse.Namespace) -> int:
     from realgap.dynamics.sysid import combine
     from realgap.dynamics.transitions import collect_perturbed, save
@@ -123,6 +161,7 @@ def run_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+@_mujoco_warnings_to_stderr
 def run_gap(args: argparse.Namespace) -> int:
     from realgap.dynamics.latent import LatentConfig, latent_gap
     from realgap.dynamics.runs import GapCurveConfig, gap_curve, write_gap
@@ -162,6 +201,7 @@ def run_gap(args: argparse.Namespace) -> int:
     return 0
 
 
+@_mujoco_warnings_to_stderr
 def run_degrade(args: argparse.Namespace) -> int:
     from realgap.dynamics.degrade import DegradeConfig, degradation_curve, write_degrade
     from realgap.store import ResultsDB
@@ -182,6 +222,7 @@ def run_degrade(args: argparse.Namespace) -> int:
     return 0
 
 
+@_mujoco_warnings_to_stderr
 def run_sysid(args: argparse.Namespace) -> int:
     from realgap.dynamics.runs import write_sysid
     from realgap.dynamics.sysid import identify

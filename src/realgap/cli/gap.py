@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from realgap.cli._args import seed
 from realgap.errors import ConfigError
 
 
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", default=None, help="camera to embed (default: head)")
     p.add_argument("--k", type=int, default=384, help="PCA components of the DIS space")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
-    p.add_argument("--seed", type=int, default=0, help="seed: same seed, same numbers")
+    p.add_argument("--seed", type=seed, default=0, help="seed: same seed, same numbers")
     p.add_argument("--cache", default=None, help="embedding cache dir (default OUT/cache)")
     p.add_argument("--saliency-pairs", type=int, default=3,
                    help="sim/real pairs per saliency grid (0: no saliency)")
