@@ -25,12 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from realgap.jobs.demo import DemoConfig, run_demo
-    from realgap.jobs.gap import ranking_table
+    from realgap.jobs.gap import RANKING_LEGEND, ranking_table
 
     cfg = DemoConfig(out=args.out, n_boot=args.n_boot, seed=args.seed, progress=not args.quiet)
     result = run_demo(args.out, cfg)
     print(ranking_table(result))
-    print("combined = harmonic mean of DIS and transfer AS; [95% episode-bootstrap interval]; "
+    print(RANKING_LEGEND + "; "
           "real = real-proxy renders (a proxy, not camera data)")
     print(f"run {result.run_id} in {result.db_path} ({result.seconds:.0f} s)")
     print(f"report: {result.report_path}")

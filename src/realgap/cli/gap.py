@@ -43,8 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", action="append", default=[], metavar="ENCODER=PATH",
                    help="checkpoint of a zoo encoder (repeatable)")
     p.add_argument("--camera", default=None, help="camera to embed (default: head)")
-    p.add_argument("--k", type=int, default=384, help="PCA components of the DIS space")
+    p.add_argument("--k", type=int, default=384, help="PCA components of the paper's DIS (dis_paper)")
+    p.add_argument("--space-k", type=int, default=32,
+                   help="leading components of the common space, the same for every encoder")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
+    p.add_argument("--n-perm", type=int, default=200,
+                   help="permutations of the null over episodes (0: no p-values)")
     p.add_argument("--seed", type=seed, default=0, help="seed: same seed, same numbers")
     p.add_argument("--cache", default=None, help="embedding cache dir (default OUT/cache)")
     p.add_argument("--saliency-pairs", type=int, default=3,
@@ -57,13 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realgap.jobs.gap import GapConfig, ranking_table, result_json, run_gap
+    from realgap.jobs.gap import RANKING_LEGEND, GapConfig, ranking_table, result_json, run_gap
 
     encoders = tuple(e.strip() for e in args.encoders.split(",") if e.strip())
     cfg = GapConfig(
         encoders=encoders, out=args.out, frames=args.frames, sim=args.sim, real=args.real,
         sim_domain=args.sim_domain, real_domain=args.real_domain, camera=args.camera,
-        k=args.k, n_boot=args.n_boot, seed=args.seed, cache=args.cache,
+        k=args.k, space_k=args.space_k, n_boot=args.n_boot, n_perm=args.n_perm,
+        seed=args.seed, cache=args.cache,
         weights=_weights(args.weights), saliency_pairs=args.saliency_pairs,
         device=args.device, progress=not (args.quiet or args.json),
     )
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result_json(result), indent=1))
         return 0
     print(ranking_table(result))
-    print("combined = harmonic mean of DIS and transfer AS; [95% episode-bootstrap interval]")
+    print(RANKING_LEGEND)
     print(f"run {result.run_id} in {result.db_path} ({result.seconds:.0f} s)")
     print(f"report: {result.report_path}")
     return 0

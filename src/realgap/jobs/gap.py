@@ -32,20 +32,23 @@ import pandas as pd
 from realgap.errors import ConfigError, DataError, MissingFileError
 from realgap.jobs.records import (
     EXTRA_METRICS,
+    FLAGGED_ARTIFACT,
     GAP_METRICS,
+    RANK_ROW,
+    RANKED_BY,
     RUN_KIND,
     SALIENCY_ARTIFACT,
     WORST_ARTIFACT,
     encoder_meta,
     estimate_dict,
+    load_flagged,
+    load_ranking,
     load_scores,
 )
 from realgap.store import ResultsDB, Score
 
-#: The metrics ``--json`` prints per encoder (issue 3, section 5).
-JSON_METRICS: tuple[str, ...] = ("dis", "centroid_distance", "as_sim", "as_real", "as_transfer",
-                                 "mmd", "fd", "c2st_acc", "coverage", "outside_fraction",
-                                 "combined")
+#: The metrics ``--json`` prints per encoder.
+JSON_METRICS: tuple[str, ...] = GAP_METRICS + EXTRA_METRICS
 #: A factor column is broken down when the real frames show at most this many levels.
 MAX_FACTOR_LEVELS = 12
 
@@ -71,9 +74,14 @@ class GapConfig:
     camera: str | None = None
     """Camera to embed; None takes ``head`` when present, else the first camera."""
     k: int = 384
-    """PCA components of the comparison space (DESIGN.md; reduced to min(k, N-1, D))."""
+    """PCA components of the paper's DIS (``dis_paper``; DESIGN.md; cut to min(k, N-1, D))."""
+    space_k: int = 32
+    """Leading components of the run's common space, the same for every encoder (cut once
+    to the smallest min(N-1, D) of the run, with a warning)."""
     n_boot: int = 200
     """Bootstrap resamples over episodes for every interval."""
+    n_perm: int = 200
+    """Permutations of the null over episodes for every two-sample score (0: no nulls)."""
     seed: int = 0
     """Seed of splits, bootstraps, BC training, saliency pair choice: same seed, same numbers."""
     cache: str | None = None
@@ -100,9 +108,15 @@ class GapResult:
         run_id: the run's id in the results database.
         db_path: the results database.
         report_path: the HTML report.
-        estimates: encoder -> metric -> ``{"value", "lo", "hi", "n"}``.
-        ranking: encoder names, best combined score first.
+        estimates: encoder -> metric -> ``{"value", "lo", "hi", "n", "bias", ...}`` with
+            the null fields (``p_value``, ``effect``, ...) for the two-sample scores.
+        ranking: encoder names, best first (by rank, then by the combined score).
         seconds: wall time of the run.
+        ranks: the ranking with ties: ``{"encoder", "rank", "value", "tied_with", "score"}``.
+        flagged: encoder -> the real frames coverage flagged (``episode``, ``step``,
+            ``frame_id``, ``knn_distance``, ``p_value``).
+        space: encoder -> the spaces its scores were computed in.
+        warnings: run-level and per-encoder warnings (defaults cut by the sample size, ...).
     """
 
     run_id: str
@@ -112,6 +126,10 @@ class GapResult:
     ranking: tuple[str, ...]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    ranks: list[dict[str, Any]] = field(default_factory=list)
+    flagged: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 # -- loading --------------------------------------------------------------------------
@@ -194,12 +212,36 @@ def _say(cfg: GapConfig, msg: str) -> None:
 
 def _call_gap_suite(emb_sim: np.ndarray, emb_real: np.ndarray, act_sim: np.ndarray,
                     act_real: np.ndarray, ep_sim: np.ndarray, ep_real: np.ndarray,
-                    factors_real: pd.DataFrame | None, cfg: GapConfig) -> dict[str, Any]:
+                    factors_real: pd.DataFrame | None, cfg: GapConfig, *, space_k: int,
+                    plan: Any, sim_rows: np.ndarray | None, state_sim: np.ndarray | None,
+                    state_real: np.ndarray | None) -> dict[str, Any]:
     from realgap.metrics import gap_suite
 
     return dict(gap_suite(emb_sim, emb_real, act_sim, act_real, ep_sim, ep_real, k=cfg.k,
-                          n_boot=cfg.n_boot, rng=cfg.seed, factors_real=factors_real,
-                          n_worst=max(cfg.n_worst, 1)))
+                          space_k=space_k, n_perm=cfg.n_perm, rng=cfg.seed, plan=plan,
+                          sim_rows=sim_rows, state_sim=state_sim, state_real=state_real,
+                          factors_real=factors_real))
+
+
+def trained_rows(enc: Any, sim_episode_ids: np.ndarray) -> np.ndarray | None:
+    """Sim rows an encoder trained by realgap saw in training (its ``extra["train_episodes"]``,
+    manifest episode ids), or None for an encoder realgap did not train."""
+    ids = getattr(enc, "extra", {}).get("train_episodes")
+    if ids is None:
+        return None
+    return np.isin(sim_episode_ids, np.asarray(list(ids)))
+
+
+def common_space_k(space_k: int, dims: list[int], n_frames: list[int]) -> tuple[int, list[str]]:
+    """The run's common ``k``: ``space_k`` cut to the smallest ``min(N - 1, D)`` over the
+    encoders (so every encoder is scored in the same number of components), and a warning
+    when the cut happened."""
+    cap = min(min(dims), min(n_frames) - 1)
+    if cap >= space_k:
+        return space_k, []
+    return max(cap, 1), [f"common space: {space_k} components requested, {max(cap, 1)} used for "
+                         f"every encoder (smallest embedding dim {min(dims)}, smallest N-1 "
+                         f"{min(n_frames) - 1}); pass --space-k to choose"]
 
 
 def probe_split_seed(seed: int) -> int:
@@ -229,27 +271,72 @@ def heldout_sim_episodes(sim: Any, seed: int) -> tuple[np.ndarray, list[int]]:
 
 
 def _estimate_scores(name: str, suite: Mapping[str, Any]) -> list[Score]:
+    """Score rows of every metric, each with its estimate fields and, where it has one, its
+    permutation null in ``extra`` (layout: :mod:`realgap.jobs.records`)."""
     out = []
+    nulls = suite.get("nulls", {}) or {}
     for m in GAP_METRICS + EXTRA_METRICS:
         est = suite.get(m)
         if est is None or not hasattr(est, "value"):
             continue
-        extra = {"n_frames": int(getattr(est, "n_frames", 0)), "n_boot": int(getattr(est, "n_boot", 0))}
+        extra: dict[str, Any] = {"n_frames": int(est.n_frames), "n_boot": int(est.n_boot),
+                                 "method": est.method, "bias": bool(est.bias)}
+        if m in nulls:
+            extra.update({k: _plain(v) for k, v in nulls[m].as_dict().items() if k != "observed"})
         out.append(Score(name, m, float(est.value), _f(est.lo), _f(est.hi), int(est.n),
                          extra=extra))
     return out
 
 
+def _plain(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)):
+        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
 def _f(x: Any) -> float | None:
-    return None if x is None else float(x)
+    return None if x is None or not np.isfinite(x) else float(x)
 
 
-def coverage_details(suite: Mapping[str, Any]) -> Any:
-    """The suite's :class:`realgap.metrics.CoverageReport` (per real frame: outside, worst)."""
-    cov = dict(suite.get("details", {}) or {}).get("coverage_report")
-    if cov is None:
-        raise DataError("gap_suite returned no coverage report; update realgap.metrics")
-    return cov
+def flagged_records(suite: Mapping[str, Any], real: Any) -> list[dict[str, Any]]:
+    """Every real frame coverage flagged: ``episode, step, frame_id, knn_distance, p_value``,
+    lowest p-value first (ties: larger distance first)."""
+    fl = suite.get("flagged") or {}
+    rows = np.asarray(fl.get("row", []), dtype=np.int64)
+    if rows.size == 0:
+        return []
+    man = real.manifest.reset_index(drop=True)
+    dist = np.asarray(fl["knn_distance"], float)
+    pval = np.asarray(fl["p_value"], float)
+    order = np.lexsort((-dist, pval))
+    return [{"episode": _plain(man["episode"].iloc[rows[i]]),
+             "step": _plain(man["step"].iloc[rows[i]]),
+             "frame_id": str(man["frame_id"].iloc[rows[i]]),
+             "knn_distance": float(dist[i]), "p_value": float(pval[i]),
+             "row": int(rows[i])} for i in order]
+
+
+def thumbnail_rows(cov: Any, real_episodes: np.ndarray, n: int) -> tuple[np.ndarray, bool]:
+    """Real rows to show as thumbnails: one per episode (its lowest p-value frame, ties by
+    distance), the flagged ones when any, else the least covered; and whether they are flagged."""
+    flagged = np.asarray(cov.flagged, dtype=bool)
+    pval = np.asarray(cov.p_value, float)
+    dist = np.asarray(cov.knn_distance, float)
+    cand = np.flatnonzero(flagged) if flagged.any() else np.arange(flagged.size)
+    order = cand[np.lexsort((-dist[cand], pval[cand]))]
+    seen: set[Any] = set()
+    keep = []
+    for i in order:
+        e = real_episodes[i]
+        if e in seen:
+            continue
+        seen.add(e)
+        keep.append(i)
+        if len(keep) == n:
+            break
+    return np.asarray(keep, dtype=np.int64), bool(flagged.any())
 
 
 def level_factors(factors: pd.DataFrame) -> pd.DataFrame | None:
@@ -325,6 +412,9 @@ def check_config(cfg: GapConfig) -> None:
     before :func:`run_gap` (the demo generates its dataset) run them first."""
     if cfg.n_boot < 0 or cfg.k < 1:
         raise ConfigError(f"--n-boot must be >= 0 and --k >= 1, got {cfg.n_boot} and {cfg.k}")
+    if cfg.n_perm < 0 or cfg.space_k < 1:
+        raise ConfigError(f"--n-perm must be >= 0 and --space-k >= 1, got {cfg.n_perm} and "
+                          f"{cfg.space_k}")
     check_encoder_names(cfg.encoders)
     _check_device(cfg.device)
 
@@ -393,57 +483,91 @@ def run_gap(cfg: GapConfig) -> GapResult:
         timings[f"build:{name}"] = time.perf_counter() - t
         encoders.append(enc)
 
+    # Encoders trained here are scored on the sim episodes they never trained on; the
+    # run's resampling plan keeps those apart (a stratum), so that every encoder's
+    # replicates come from the same draws and can be paired for the ranking.
+    sim_ids = sim.manifest["episode"].to_numpy()
+    trained = {enc.name: trained_rows(enc, sim_ids) for enc in encoders}
+    seen = [m for m in trained.values() if m is not None]
+    sim_strata = None
+    if seen:
+        union = np.logical_or.reduce(seen)
+        sim_strata = np.where(union, "trained-on", "held-out")
+        if (~union).sum() < 2 or np.unique(ep_sim[~union]).size < 2:
+            raise DataError("the encoders trained by realgap saw all but "
+                            f"{np.unique(ep_sim[~union]).size} sim episode(s); at least 2 must "
+                            "stay unseen to score them: record more sim episodes")
+    from realgap.metrics import resample_plan
+
+    plan = resample_plan(ep_sim, ep_real, cfg.n_boot, cfg.seed, sim_strata=sim_strata)
+    state_sim = _states(sim)
+    state_real = _states(real)
+
+    embedded = {}
+    for enc in encoders:
+        t = time.perf_counter()
+        _say(cfg, f"embedding with {enc.name} ({len(sim)} sim + {len(real)} real frames)")
+        emb_sim = embed_frameset(enc, sim, camera=camera, cache_dir=cache,
+                                 batch_size=cfg.batch_size, progress=cfg.progress)
+        emb_real = embed_frameset(enc, real, camera=camera, cache_dir=cache,
+                                  batch_size=cfg.batch_size, progress=cfg.progress)
+        embedded[enc.name] = (emb_sim, emb_real)
+        timings[f"embed:{enc.name}"] = time.perf_counter() - t
+    n_used = [int((~trained[e.name]).sum() if trained[e.name] is not None else len(sim))
+              + len(real) for e in encoders]
+    space_k, run_warnings = common_space_k(cfg.space_k, [embedded[e.name][0].shape[1]
+                                                         for e in encoders], n_used)
+
     db_path = Path(cfg.out) / "results.duckdb"
+    points, replicates = [], []
     with ResultsDB(db_path) as db:
         run_id = db.new_run(RUN_KIND, _config_record(cfg, camera, sim, real),
                             name=",".join(cfg.encoders), frameset_hash=fs_hash)
         try:
             for enc in encoders:
+                emb_sim, emb_real = embedded[enc.name]
+                rows = None if trained[enc.name] is None else ~trained[enc.name]
                 t = time.perf_counter()
-                _say(cfg, f"embedding with {enc.name} ({len(sim)} sim + {len(real)} real frames)")
-                emb_sim = embed_frameset(enc, sim, camera=camera, cache_dir=cache,
-                                         batch_size=cfg.batch_size, progress=cfg.progress)
-                emb_real = embed_frameset(enc, real, camera=camera, cache_dir=cache,
-                                          batch_size=cfg.batch_size, progress=cfg.progress)
-                timings[f"embed:{enc.name}"] = time.perf_counter() - t
-                t = time.perf_counter()
-                _say(cfg, f"gap suite for {enc.name} ({cfg.n_boot} bootstrap resamples)")
+                _say(cfg, f"gap suite for {enc.name} ({cfg.n_boot} bootstrap resamples, "
+                          f"{cfg.n_perm} permutations)")
                 suite = _call_gap_suite(emb_sim, emb_real, act_sim, act_real, ep_sim, ep_real,
-                                        factors_real, cfg)
+                                        factors_real, cfg, space_k=space_k, plan=plan,
+                                        sim_rows=rows, state_sim=state_sim,
+                                        state_real=state_real)
+                points.append(suite[RANKED_BY].value)
+                reps = suite["replicates"].get(RANKED_BY)
+                replicates.append(np.full(plan.n_boot, np.nan) if reps is None else reps)
                 scores = _estimate_scores(enc.name, suite)
-                cov = coverage_details(suite)
-                outside = np.asarray(cov.outside, dtype=bool)
+                cov = suite["coverage_report"]
                 scores = [Score(s.subject, s.metric, s.value, s.lo, s.hi, s.n, s.group,
-                                {**s.extra, "k": int(outside.sum())})
+                                {**s.extra, "k": int(np.sum(cov.flagged))})
                           if s.metric == "outside_fraction" else s for s in scores]
-                scores += factor_breakdown(enc.name, cov.by_factor)
+                scores += factor_breakdown(enc.name, getattr(cov, "by_factor", None))
                 db.add_scores(run_id, scores)
+                flagged = flagged_records(suite, real)
+                db.add_artifact(run_id, FLAGGED_ARTIFACT,
+                                json.dumps([{k: v for k, v in f.items() if k != "row"}
+                                            for f in flagged]).encode("utf-8"),
+                                mime="application/json", subject=enc.name,
+                                meta={"n_flagged": len(flagged), "n_real": len(real),
+                                      "alpha": float(getattr(cov, "alpha", 0.05))})
                 timings[f"metrics:{enc.name}"] = time.perf_counter() - t
                 meta = encoder_meta(
                     enc.info.as_dict() if hasattr(enc.info, "as_dict") else dict(enc.info),
                     enc.weights_origin, weights_hash=getattr(enc, "weights_hash", ""),
-                    camera=camera, n_sim=len(sim), n_real=len(real),
+                    camera=camera, n_sim=int(len(sim) if rows is None else rows.sum()),
+                    n_real=len(real), space=_plain_tree(suite["space"]),
+                    warnings=run_warnings + list(suite["warnings"]),
+                    scored_sim="all sim episodes" if rows is None else
+                    "held-out sim episodes only (never trained on)",
                     **{k: v for k, v in getattr(enc, "extra", {}).items() if _jsonable(v)})
                 why = saliency_support(enc)
                 if why is None and cfg.saliency_pairs > 0 and not pair_ids:
                     why = ("no saliency grid: no sim and real frames share a pair_id, so there "
                            "is no same-state pair to show side by side")
 
-                worst = np.asarray(cov.worst, dtype=np.int64)[: cfg.n_worst]
-                if worst.size:
-                    near = _nearest_sim(emb_sim, emb_real[worst])
-                    fid_r = real.manifest["frame_id"].to_numpy()
-                    fid_s = sim.manifest["frame_id"].to_numpy()
-                    imgs_r = real.images(camera, worst)
-                    imgs_s = sim.images(camera, near)
-                    ratio = np.asarray(getattr(cov, "ratio", cov.real_distance))
-                    for rank, (i, j) in enumerate(zip(worst, near, strict=True), start=1):
-                        db.add_artifact(run_id, WORST_ARTIFACT,
-                                        thumbnail_pair(imgs_r[rank - 1], imgs_s[rank - 1]),
-                                        subject=enc.name,
-                                        meta={"rank": rank, "frame_id": str(fid_r[i]),
-                                              "nearest_sim_frame_id": str(fid_s[j]),
-                                              "score": float(ratio[i])})
+                _add_thumbnails(db, run_id, enc.name, cov, sim, real, emb_sim, emb_real,
+                                camera, cfg.n_worst)
                 if why is None and len(pair_ids):
                     t = time.perf_counter()
                     _say(cfg, f"saliency for {enc.name} on {len(pair_ids)} sim/real pairs")
@@ -465,6 +589,8 @@ def run_gap(cfg: GapConfig) -> GapResult:
                 if why is not None:
                     meta["saliency"] = why
                 db.add_subject(run_id, enc.name, "encoder", meta)
+            db.add_scores(run_id, rank_scores([e.name for e in encoders], points, replicates,
+                                              n=int(plan.counts.shape[1])))
             db.finish_run(run_id, "ok")
         except KeyboardInterrupt:
             db.finish_run(run_id, "interrupted")
@@ -474,15 +600,79 @@ def run_gap(cfg: GapConfig) -> GapResult:
             raise
         table = load_scores(db, run_id)
         estimates = {enc.name: estimate_dict(table, enc.name) for enc in encoders}
+        ranks = load_ranking(db, run_id)
+        flagged_all = load_flagged(db, run_id)
+        metas = {str(r.subject): json.loads(r.meta or "{}")
+                 for r in db.subjects(run_id).itertuples()}
     report = build_report(db_path)
-
-    def key(n: str) -> float:
-        v = estimates[n].get("combined", {}).get("value")
-        return -1.0 if v is None else float(v)
-
-    ranking = tuple(sorted(estimates, key=key, reverse=True))
     return GapResult(run_id=run_id, db_path=db_path, report_path=report, estimates=estimates,
-                     ranking=ranking, seconds=time.perf_counter() - t0, timings=timings)
+                     ranking=tuple(r["encoder"] for r in ranks),
+                     seconds=time.perf_counter() - t0, timings=timings, ranks=ranks,
+                     flagged=flagged_all,
+                     space={n: metas.get(n, {}).get("space", {}) for n in estimates},
+                     warnings=run_warnings + sorted({w for n in estimates for w in
+                                                     metas.get(n, {}).get("warnings", [])
+                                                     if w not in run_warnings}))
+
+
+def _states(view: Any) -> np.ndarray | None:
+    """The recorded low-dimensional states ``(n, S)``, or None when the frames carry none."""
+    try:
+        st = np.asarray(view.states(), dtype=np.float64)
+    except (DataError, KeyError, ValueError):
+        return None
+    if st.ndim != 2 or st.shape[1] == 0 or not np.all(np.isfinite(st)):
+        return None
+    return st
+
+
+def _plain_tree(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain_tree(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain_tree(obj.tolist())
+    return _plain(obj)
+
+
+def rank_scores(names: list[str], points: list[float], replicates: list[np.ndarray],
+                *, n: int) -> list[Score]:
+    """The ranking with ties as score rows (:func:`realgap.stats.rank_with_ties` on the
+    encoders' paired replicates of :data:`RANKED_BY`)."""
+    from realgap.stats import rank_with_ties
+
+    entries = rank_with_ties(names, points, np.vstack(replicates) if replicates else
+                             np.zeros((0, 0)))
+    return [Score(e.name, RANK_ROW, float(e.rank), n=n,
+                  extra={"score": RANKED_BY, "value": _plain(e.value),
+                         "tied_with": list(e.tied_with)}) for e in entries]
+
+
+def _add_thumbnails(db: ResultsDB, run_id: str, name: str, cov: Any, sim: Any, real: Any,
+                    emb_sim: np.ndarray, emb_real: np.ndarray, camera: str, n: int) -> None:
+    """Real frame beside its nearest sim frame, one per episode (flagged frames first)."""
+    if n <= 0:
+        return
+    man = real.manifest.reset_index(drop=True)
+    rows, any_flagged = thumbnail_rows(cov, man["episode"].to_numpy(), n)
+    if rows.size == 0:
+        return
+    near = _nearest_sim(emb_sim, emb_real[rows])
+    fid_s = sim.manifest["frame_id"].to_numpy()
+    imgs_r = real.images(camera, rows)
+    imgs_s = sim.images(camera, near)
+    flagged = np.asarray(cov.flagged, bool)
+    for rank, (i, j) in enumerate(zip(rows, near, strict=True), start=1):
+        db.add_artifact(run_id, WORST_ARTIFACT, thumbnail_pair(imgs_r[rank - 1], imgs_s[rank - 1]),
+                        subject=name,
+                        meta={"rank": rank, "frame_id": str(man["frame_id"].iloc[i]),
+                              "episode": _plain(man["episode"].iloc[i]),
+                              "step": _plain(man["step"].iloc[i]),
+                              "nearest_sim_frame_id": str(fid_s[j]),
+                              "knn_distance": float(cov.knn_distance[i]),
+                              "p_value": float(cov.p_value[i]), "flagged": bool(flagged[i]),
+                              "any_flagged": any_flagged})
 
 
 def _jsonable(v: Any) -> bool:
@@ -494,31 +684,65 @@ def _jsonable(v: Any) -> bool:
 
 
 def ranking_table(result: GapResult) -> str:
-    """The short ranking table the CLI prints: combined, DIS, transfer AS with intervals."""
+    """The ranking table the CLI prints: rank (shared ranks marked ``=``), the combined score,
+    calibrated DIS, transfer AS beside its floor, C2ST with its p-value, outside fraction."""
 
-    def cell(name: str, metric: str) -> str:
+    def cell(name: str, metric: str, p: bool = False) -> str:
         e = result.estimates[name].get(metric)
         if not e or e.get("value") is None:
             return "—"
-        if e.get("lo") is None or e.get("hi") is None:
-            return f"{e['value']:.3f}"
-        return f"{e['value']:.3f} [{e['lo']:.3f}, {e['hi']:.3f}]"
+        txt = f"{e['value']:.3f}"
+        if e.get("lo") is not None and e.get("hi") is not None:
+            txt += f" [{e['lo']:.3f}, {e['hi']:.3f}]"
+        if e.get("bias"):
+            txt += "*"
+        if p and e.get("p_value") is not None:
+            txt += f" p={e['p_value']:.3g}"
+        return txt
 
-    cols = ("combined", "dis", "as_transfer", "outside_fraction")
-    header = ["rank", "encoder", *cols]
-    rows = [[str(i), n, *(cell(n, m) for m in cols)] for i, n in enumerate(result.ranking, 1)]
+    by_name = {r["encoder"]: r for r in result.ranks}
+    ranks = [by_name[n]["rank"] if n in by_name else None for n in result.ranking]
+    header = ["rank", "encoder", "combined", "dis_cal", "as_transfer", "as_sim (floor)",
+              "c2st_acc", "outside_fraction", "tied with"]
+    rows = []
+    for n, rk in zip(result.ranking, ranks, strict=True):
+        shared = rk is not None and ranks.count(rk) > 1
+        floor = result.estimates[n].get("as_sim_floor", {}).get("value")
+        rows.append([
+            "?" if rk is None else f"{'=' if shared else ''}{rk}", n, cell(n, "combined"),
+            cell(n, "dis_cal", p=True), cell(n, "as_transfer"),
+            cell(n, "as_sim") + ("" if floor is None else f" ({floor:.3f})"),
+            cell(n, "c2st_acc", p=True), cell(n, "outside_fraction"),
+            ", ".join(by_name.get(n, {}).get("tied_with", [])) or "—"])
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in [header, *rows]]
     return "\n".join(lines)
 
 
+#: The legend printed under :func:`ranking_table`.
+RANKING_LEGEND = ("combined = harmonic mean of calibrated DIS and transfer AS; [95% episode-"
+                  "bootstrap interval], * = point outside its interval (bias); rank shared (=) "
+                  "when a paired bootstrap difference interval contains 0; p = permutation "
+                  "p-value over episodes")
+
+
 def result_json(result: GapResult) -> dict[str, Any]:
-    """What ``--json`` prints: run id, paths and per encoder each metric's value, lo, hi, n."""
+    """What ``--json`` prints.
+
+    ``{"run_id", "db", "report", "ranking": [{"encoder", "rank", "value", "tied_with",
+    "score"}], "warnings": [...], "encoders": {name: {metric: {"value", "lo", "hi", "n",
+    "bias", "method", "n_frames", "n_boot"[, "p_value", "null_mean", "null_sd", "effect",
+    "n_perm", "alternative"]}}}, "flagged_frames": {name: [{"episode", "step", "frame_id",
+    "knn_distance", "p_value"}]}, "space": {name: {...}}}``
+    """
     return {
         "run_id": result.run_id,
         "db": str(result.db_path),
         "report": str(result.report_path),
-        "ranking": list(result.ranking),
+        "ranking": list(result.ranks),
+        "warnings": list(result.warnings),
         "encoders": {n: {m: e[m] for m in JSON_METRICS if m in e}
                      for n, e in result.estimates.items()},
+        "flagged_frames": {n: list(result.flagged.get(n, [])) for n in result.estimates},
+        "space": dict(result.space),
     }

@@ -7,15 +7,24 @@ A ``gap`` run holds (see :mod:`realgap.store.db` for the tables):
 
 - ``subjects``: one row per encoder, ``kind="encoder"``, ``meta`` = :func:`encoder_meta`
   (family, embed_dim, params_m, training, pretrain_data, weights_origin, camera, ...).
-- ``scores``: per encoder, every metric of :data:`GAP_METRICS` with ``group=""`` and its
-  interval ``[lo, hi]`` and sample size ``n``; the coverage breakdown by factor as metric
+- ``scores``: per encoder, every metric of :data:`GAP_METRICS` and :data:`EXTRA_METRICS`
+  with ``group=""``, its interval ``[lo, hi]`` and sample size ``n`` (episodes); ``extra``
+  holds :data:`ESTIMATE_EXTRA` (``n_frames``, ``n_boot``, interval ``method``, ``bias``)
+  and, for the scores of :data:`NULL_FIELDS`' nulls, ``p_value``, ``null_mean``,
+  ``null_sd``, ``effect``, ``n_perm``, ``alternative``. The ranking with ties as metric
+  ``rank`` (``value`` = rank, ``extra={"score": "combined", "tied_with": [...]}``); the
+  coverage breakdown by factor as metric
   ``outside_fraction`` with ``group="<factor>=<level>"`` (``n`` = real frames at that
   level, ``extra={"k": frames outside sim support}``); the headline ``outside_fraction``
   carries ``extra={"k": ..., "n_frames": ...}`` (its ``n`` counts episodes, the bootstrap unit).
-- ``artifacts``: ``saliency`` (one grid PNG per encoder, ``meta`` with ``caption``,
+- subject ``meta`` also holds ``space`` (the spaces each score was computed in: components,
+  retained variance) and ``warnings`` (defaults cut by the sample size, ...).
+- ``artifacts``: ``flagged-frames`` (JSON, one per encoder: every real frame coverage flags,
+  with ``episode``, ``step``, ``frame_id``, ``knn_distance``, ``p_value``); ``saliency`` (one grid PNG per encoder, ``meta`` with ``caption``,
   ``method``, ``target``, ``pair_ids``); ``worst-covered`` (one PNG per worst-covered real
   frame: the real frame beside its nearest sim frame, ``meta`` with ``rank``, ``frame_id``,
-  ``nearest_sim_frame_id``, ``score``).
+  ``episode``, ``step``, ``nearest_sim_frame_id``, ``knn_distance``, ``p_value``,
+  ``flagged``; one frame per episode).
 - encoders without gradient saliency (``pixels``) carry ``meta["saliency"]`` in their
   subject row saying why, instead of a faked picture.
 """
@@ -34,7 +43,9 @@ RUN_KIND = "gap"
 #: Metrics of ``gap_suite`` that every encoder gets, in table order.
 GAP_METRICS: tuple[str, ...] = (
     "combined",
+    "dis_cal",
     "dis",
+    "dis_paper",
     "centroid_distance",
     "as_sim",
     "as_real",
@@ -46,24 +57,43 @@ GAP_METRICS: tuple[str, ...] = (
     "outside_fraction",
 )
 
-#: Further metrics of ``gap_suite`` stored with every run (Naeem et al. 2020 density and
-#: coverage of the sim manifold), not shown in the main table.
-EXTRA_METRICS: tuple[str, ...] = ("density", "naeem_coverage")
+#: Further metrics of ``gap_suite`` stored with every run: the AS floors (actions shuffled
+#: between episodes) and ceilings (probe on the recorded state), Naeem et al. 2020 density
+#: and coverage of the sim manifold.
+EXTRA_METRICS: tuple[str, ...] = ("as_sim_floor", "as_real_floor", "as_sim_ceiling",
+                                  "as_real_ceiling", "density", "naeem_coverage")
+#: Keys of a score row's ``extra`` that describe its estimate.
+ESTIMATE_EXTRA: tuple[str, ...] = ("n_frames", "n_boot", "method", "bias")
+#: Keys of a score row's ``extra`` that describe its permutation null.
+NULL_FIELDS: tuple[str, ...] = ("p_value", "null_mean", "null_sd", "effect", "n_perm",
+                                "alternative")
+#: The metric row that holds an encoder's rank, and the score ranked.
+RANK_ROW = "rank"
+RANKED_BY = "combined"
 
 #: What each metric means, for table captions and ``--help``; higher is better unless noted.
 METRIC_HELP: dict[str, str] = {
-    "combined": "harmonic mean of DIS and transfer AS (DESIGN.md)",
-    "dis": "Domain Invariance Score, 1 - d/sqrt(k) (ref. III-C); higher = more invariant",
-    "centroid_distance": "d = ||c_sim - c_real|| in the min-max PCA space (ref. III-C); lower is better",
-    "as_sim": "Action Score, probe fit and scored on sim episodes (ref. III-D)",
-    "as_real": "Action Score, probe fit and scored on real episodes (ref. III-D)",
-    "as_transfer": "AS(sim -> real): probe fit on sim, scored on real frames",
-    "mmd": "RBF-kernel MMD^2 between sim and real; lower is better",
+    "combined": "harmonic mean of calibrated DIS and transfer AS; the ranking score (DESIGN.md)",
+    "dis_cal": "calibrated DIS: 1 - sqrt(max(d^2 - null mean of d^2, 0))/sqrt(k) in the run's "
+               "common space; 1 = no gap beyond what relabelling episodes gives",
+    "dis": "DIS 1 - d/sqrt(k) in the run's common space (same k for every encoder)",
+    "dis_paper": "the reference's DIS (ref. III-C): PCA to min(384, N-1, D) per encoder; shown, "
+                 "not ranked (its k differs between encoders)",
+    "centroid_distance": "d = ||c_sim - c_real|| in the common min-max PCA space; lower is better",
+    "as_sim": "Action Score cross-fitted over sim episodes (ref. III-D); beside it its floor",
+    "as_real": "Action Score cross-fitted over real episodes (ref. III-D)",
+    "as_transfer": "AS(sim -> real): probe fit on all sim episodes, scored on every real episode",
+    "mmd": "unbiased RBF-kernel MMD^2 between sim and real; lower is better",
     "fd": "Frechet distance between Gaussian fits; lower is better",
-    "c2st_acc": "classifier two-sample test accuracy (0.5 = indistinguishable); lower is better",
-    "coverage": "fraction of real frames inside sim support (1 - outside_fraction); higher is better",
-    "outside_fraction": "fraction of real frames outside sim support (glossary); lower is better",
+    "c2st_acc": "balanced accuracy of a nested-CV domain classifier (0.5 = indistinguishable)",
+    "coverage": "fraction of real frames not flagged outside sim support; higher is better",
+    "outside_fraction": "fraction of real frames flagged outside sim support (conformal p < alpha)",
+    "as_sim_floor": "AS(sim) with actions shuffled between episodes: what no information scores",
+    "as_real_floor": "AS(real) with actions shuffled between episodes",
+    "as_sim_ceiling": "AS(sim) of the probe on the recorded state",
+    "as_real_ceiling": "AS(real) of the probe on the recorded state",
 }
+FLAGGED_ARTIFACT = "flagged-frames"
 
 SALIENCY_ARTIFACT = "saliency"
 WORST_ARTIFACT = "worst-covered"
@@ -107,22 +137,64 @@ def load_encoders(db: ResultsDB, run_id: str) -> dict[str, dict[str, Any]]:
 
 
 def load_scores(db: ResultsDB, run_id: str) -> pd.DataFrame:
-    """Headline scores (``group == ""``) of one run: columns subject, metric, value, lo, hi, n."""
+    """Headline scores (``group == ""``) of one run: columns subject, metric, value, lo, hi,
+    n, extra (JSON text)."""
     s = db.scores(run_id)
     s = s[(s["grp"].fillna("") == "") & s["metric"].isin(GAP_METRICS + EXTRA_METRICS)]
-    return s[["subject", "metric", "value", "lo", "hi", "n"]].reset_index(drop=True)
+    return s[["subject", "metric", "value", "lo", "hi", "n", "extra"]].reset_index(drop=True)
 
 
-def estimate_dict(scores: pd.DataFrame, subject: str) -> dict[str, dict[str, float | int | None]]:
-    """``{metric: {value, lo, hi, n}}`` for one encoder (what ``realgap gap --json`` prints)."""
-    out: dict[str, dict[str, float | int | None]] = {}
+def _extra(text: Any) -> dict[str, Any]:
+    try:
+        d = json.loads(text or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def estimate_dict(scores: pd.DataFrame, subject: str) -> dict[str, dict[str, Any]]:
+    """``{metric: {value, lo, hi, n, bias, method, n_frames, n_boot[, p_value, null_mean,
+    null_sd, effect, n_perm, alternative]}}`` for one encoder (what ``--json`` prints)."""
+    out: dict[str, dict[str, Any]] = {}
     for r in scores[scores["subject"] == subject].itertuples():
-        out[str(r.metric)] = {
+        ex = _extra(getattr(r, "extra", None))
+        d: dict[str, Any] = {
             "value": _num(r.value),
             "lo": _num(r.lo),
             "hi": _num(r.hi),
             "n": None if pd.isna(r.n) else int(r.n),
         }
+        d.update({k: ex[k] for k in ESTIMATE_EXTRA + NULL_FIELDS if k in ex})
+        out[str(r.metric)] = d
+    return out
+
+
+def load_ranking(db: ResultsDB, run_id: str) -> list[dict[str, Any]]:
+    """The run's ranking with ties, best first: ``{encoder, rank, value, tied_with, score}``."""
+    s = db.scores(run_id)
+    s = s[(s["metric"] == RANK_ROW) & (s["grp"].fillna("") == "")]
+    rows = []
+    for r in s.itertuples():
+        ex = _extra(r.extra)
+        rows.append({"encoder": str(r.subject), "rank": int(r.value),
+                     "value": ex.get("value"), "tied_with": list(ex.get("tied_with", [])),
+                     "score": ex.get("score", RANKED_BY)})
+    rows.sort(key=lambda d: (d["rank"], -(d["value"] if d["value"] is not None else -1e300)))
+    return rows
+
+
+def load_flagged(db: ResultsDB, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Encoder -> the real frames coverage flagged (``episode, step, frame_id,
+    knn_distance, p_value``), in the order recorded (lowest p-value first)."""
+    arts = db.artifacts(run_id)
+    arts = arts[arts["name"] == FLAGGED_ARTIFACT]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for a in arts.itertuples():
+        try:
+            rows = json.loads(bytes(a.data).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            rows = []
+        out[str(a.subject)] = rows if isinstance(rows, list) else []
     return out
 
 

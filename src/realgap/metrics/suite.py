@@ -36,7 +36,6 @@ calibrated DIS the design asks rankings to use).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,43 +153,6 @@ def _as_estimate(cf: Any, code_of: dict[Any, int], counts: np.ndarray, *, alpha:
 
 def _code_map(ids: np.ndarray, codes: np.ndarray) -> dict[Any, int]:
     return {k: int(v) for k, v in zip(ids.tolist(), codes.tolist(), strict=True)}
-
-
-@dataclass(frozen=True, eq=False)
-class CoverageView:
-    """What the suite reads from the coverage report: per-real-frame arrays and scalars."""
-
-    flagged: np.ndarray
-    knn_distance: np.ndarray
-    p_value: np.ndarray
-    outside_fraction: float
-    density: float
-    naeem_coverage: float
-    space: dict[str, Any]
-    by_factor: Any
-    report: Any
-
-
-def _coverage(emb_sim: np.ndarray, ep_sim: np.ndarray, emb_real: np.ndarray, ep_real: np.ndarray,
-              *, k: int, alpha: float, factors: Any, rng: int) -> CoverageView:
-    """Coverage fitted on sim only (A2's ``coverage_report``)."""
-    from realgap.metrics import coverage as cov_mod
-
-    params = inspect.signature(cov_mod.coverage_report).parameters
-    if "z_sim" in params:  # TODO(A1): remove once the sim-fitted coverage_report has landed
-        mu, sd = emb_sim.mean(0), emb_sim.std(0)
-        sd[sd == 0] = 1.0
-        rep = cov_mod.coverage_report((emb_sim - mu) / sd, (emb_real - mu) / sd, ep_sim=ep_sim,
-                                      k=k, factors_real=factors, rng=rng)
-        return CoverageView(rep.outside, rep.real_distance, np.full(len(emb_real), np.nan),
-                            rep.outside_fraction, rep.density, rep.coverage,
-                            {"name": "standardized on sim (interim)"}, rep.by_factor, rep)
-    rep = cov_mod.coverage_report(emb_sim, ep_sim, emb_real, ep_real, k=k, alpha=alpha,
-                                  factors=factors, rng=rng)
-    return CoverageView(np.asarray(rep.flagged, dtype=bool), np.asarray(rep.knn_distance, float),
-                        np.asarray(rep.p_value, float), float(rep.outside_fraction),
-                        float(rep.density), float(rep.naeem_coverage), dict(rep.space),
-                        getattr(rep, "by_factor", None), rep)
 
 
 def _frame_mean(values: np.ndarray, codes: np.ndarray, counts: np.ndarray, n_eps_total: int,
@@ -376,16 +338,22 @@ def gap_suite(
                                                alpha=alpha, method=interval_method)
 
     # coverage, fitted on sim only
-    cov = _coverage(xs, es, xr, er, k=coverage_k, alpha=coverage_alpha, factors=factors_real,
-                    rng=s_cov)
-    flagged = cov.flagged.astype(np.float64)
+    from realgap.metrics.coverage import coverage_report
+
+    cov = coverage_report(xs, es, xr, er, k=coverage_k, alpha=coverage_alpha,
+                          factors=factors_real, rng=s_cov)
+    flagged = np.asarray(cov.flagged, dtype=np.float64)
     out["outside_fraction"], reps["outside_fraction"] = _frame_mean(
         flagged, plan.codes_real, counts, n_eps, alpha=alpha, method=interval_method)
     out["coverage"], reps["coverage"] = _frame_mean(
         1.0 - flagged, plan.codes_real, counts, n_eps, alpha=alpha, method=interval_method)
-    for name, val in (("density", cov.density), ("naeem_coverage", cov.naeem_coverage)):
-        out[name] = estimate_from_replicates(val, None, n=int(np.unique(er).size),
-                                             n_frames=len(xr), method=interval_method)
+    # Naeem et al. density averages over real frames, coverage over sim frames (sim balls)
+    out["density"], reps["density"] = _frame_mean(
+        np.asarray(cov.density_count, np.float64) / cov.k, plan.codes_real, counts, n_eps,
+        alpha=alpha, method=interval_method)
+    out["naeem_coverage"], reps["naeem_coverage"] = _frame_mean(
+        np.asarray(cov.sim_reached, np.float64), cs, counts, n_eps, alpha=alpha,
+        method=interval_method)
     flagged_rows = np.flatnonzero(cov.flagged)
 
     space = {
@@ -405,8 +373,9 @@ def gap_suite(
         "replicates": reps,
         "space": space,
         "warnings": warnings,
-        "flagged": {"row": flagged_rows, "knn_distance": cov.knn_distance[flagged_rows],
-                    "p_value": cov.p_value[flagged_rows]},
+        "flagged": {"row": flagged_rows,
+                    "knn_distance": np.asarray(cov.knn_distance, float)[flagged_rows],
+                    "p_value": np.asarray(cov.p_value, float)[flagged_rows]},
         "coverage_report": cov,
         "details": {
             **two.details, "n_sim_frames": len(xs), "n_real_frames": len(xr),

@@ -1,10 +1,11 @@
 """Coverage: which real frames land where the simulated data never goes.
 
 From the newest finished ``gap`` run (layout in :mod:`realgap.jobs.records`): per encoder,
-the fraction of real frames outside the sim support (the glossary's "real samples that land
-where simulated data never goes") with its interval and counts; the same fraction broken
-down by recorded factor level; and thumbnails of the worst-covered real frames beside their
-nearest sim frame, each named by ``frame_id``.
+the fraction of real frames flagged outside the sim support (the glossary's "real samples
+that land where simulated data never goes") with its interval and counts; the same fraction
+broken down by recorded factor level; a table of EVERY flagged real frame (``episode``,
+``step``, ``frame_id``, k-NN distance, conformal p-value); and thumbnails, one per episode,
+of the flagged (else least covered) real frames beside their nearest sim frame.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from realgap.jobs.records import (
     is_random_init,
     latest_gap_run,
     load_encoders,
+    load_flagged,
 )
 from realgap.report._html import esc, fmt, fmt_ci, png_img, table
 from realgap.store import ResultsDB
@@ -62,10 +64,11 @@ def render(db: ResultsDB) -> str | None:
     cov["grp"] = cov["grp"].fillna("")
     head = cov[cov["grp"] == ""]
     parts: list[str] = [(
-        "<p class='note'>A real frame is <i>outside sim support</i> when its distance to its "
-        "k-th nearest sim frame exceeds what sim frames see among themselves (the sim-to-sim "
-        "quantile recorded by the run). Lower is better; counts are outside/total real frames, "
-        "intervals are 95% bootstrap intervals over episodes.</p>"
+        "<p class='note'>A real frame is <i>flagged outside sim support</i> when its distance to "
+        "its k-th nearest sim frame is larger than held-out sim frames' distances to the rest of "
+        "sim at the run's level (a conformal p-value below alpha; the space is fitted on sim "
+        "frames only, so a real outlier cannot stretch it). Lower is better; counts are "
+        "flagged/total real frames, intervals are 95% bootstrap intervals over episodes.</p>"
     )]
     rows = []
     for r in head.itertuples():
@@ -105,21 +108,42 @@ def render(db: ResultsDB) -> str | None:
             caption="Fraction (outside/total) of real frames outside sim support at each "
                     "recorded factor level of the real frames."))
 
+    flagged = load_flagged(db, run_id)
+    if flagged:
+        parts.append("<h3>Flagged real frames</h3>")
+        for subj, frames in flagged.items():
+            if not frames:
+                parts.append(f"<p class='note'><b>{esc(subj)}</b>: no real frame flagged.</p>")
+                continue
+            df = pd.DataFrame([{"episode": f.get("episode"), "step": f.get("step"),
+                                "frame_id": f.get("frame_id"),
+                                "k-NN distance": fmt(f.get("knn_distance")),
+                                "p-value": fmt(f.get("p_value"), 4)} for f in frames])
+            parts.append(f"<details><summary><b>{esc(subj)}</b>: {len(frames)} flagged frame(s) "
+                         f"in {df['episode'].nunique()} episode(s)</summary>"
+                         + table(df, table_id=f"flagged-{esc(subj)}",
+                                 caption="Every flagged real frame, lowest p-value first.")
+                         + "</details>")
+
     arts = db.artifacts(run_id)
     arts = arts[arts["name"] == WORST_ARTIFACT]
     if not arts.empty:
-        parts.append("<h3>Worst-covered real frames</h3><p class='note'>Each thumbnail: the real "
-                     "frame (left) and its nearest sim frame in the encoder's space (right). "
-                     "score = distance to the k-th nearest sim frame / support threshold: "
-                     "above 1 the frame is outside sim support, below 1 it is the least "
-                     "covered of frames that are still inside.</p>")
+        parts.append("<h3>Flagged real frames, one per episode</h3><p class='note'>Each "
+                     "thumbnail: the real frame (left) and its nearest sim frame in the encoder's "
+                     "space (right); one frame per episode (its lowest p-value), flagged frames "
+                     "when there are any, else the least covered frames (marked 'not flagged')."
+                     "</p>")
         for subj, g in arts.groupby("subject", sort=False):
             thumbs = []
             for a in g.itertuples():
                 m = json.loads(a.meta or "{}")
+                flag = "" if m.get("flagged", True) else " · not flagged"
+                score = (f"p={fmt(m.get('p_value'), 4)}" if "p_value" in m
+                         else f"score {fmt(m.get('score'))}")
                 cap = (f"#{esc(m.get('rank', '?'))} real <code>{esc(m.get('frame_id', '?'))}</code>"
+                       f" (episode {esc(m.get('episode', '?'))}, step {esc(m.get('step', '?'))})"
                        f" · nearest sim <code>{esc(m.get('nearest_sim_frame_id', '?'))}</code>"
-                       f" · score {fmt(m.get('score'))}")
+                       f" · {score}{flag}")
                 thumbs.append(f"<figure style='display:inline-block;margin:4px'>"
                               f"{png_img(bytes(a.data), alt='real vs nearest sim frame')}"
                               f"<figcaption>{cap}</figcaption></figure>")

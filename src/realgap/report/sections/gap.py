@@ -19,11 +19,13 @@ import pandas as pd
 from realgap._plot import literal_text, png_bytes, subplots
 from realgap.jobs.records import (
     BADGE,
+    EXTRA_METRICS,
     GAP_METRICS,
     METRIC_HELP,
     is_random_init,
     latest_gap_run,
     load_encoders,
+    load_ranking,
     load_scores,
 )
 from realgap.report._html import esc, fmt, fmt_ci, png_img, table
@@ -103,10 +105,12 @@ def scatter_png(
             colour = _FAMILY_COLOURS[family_of(meta)]
             marker = _DATA_MARKERS[data_kind_of(meta)]
             size = 60.0 + 6.0 * min(_params(meta), 150.0)
-            xerr = None if pd.isna(xlo) or pd.isna(xhi) else [[x - xlo], [xhi - x]]
-            yerr = None if pd.isna(ylo) or pd.isna(yhi) else [[y - ylo], [yhi - y]]
-            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, alpha=0.6,
-                        capsize=3, lw=1.2, zorder=2)
+            # Intervals are drawn as segments, not as errors around the point: they are never
+            # widened to contain it, and a point outside its interval (bias) must show as such.
+            if not (pd.isna(xlo) or pd.isna(xhi)):
+                ax.hlines(y, xlo, xhi, colors=colour, alpha=0.6, lw=1.2, zorder=2)
+            if not (pd.isna(ylo) or pd.isna(yhi)):
+                ax.vlines(x, ylo, yhi, colors=colour, alpha=0.6, lw=1.2, zorder=2)
             hollow = is_random_init(meta)
             ax.scatter([x], [y], s=size, marker=marker, zorder=3, linewidths=1.8,
                        facecolors="white" if hollow else colour, edgecolors=colour)
@@ -133,7 +137,7 @@ def _left(html: str) -> str:
     return f"<div style='text-align:left'>{html}</div>"
 
 
-def _cell(est: tuple[float, float, float, Any] | None) -> str:
+def _cell(est: tuple[float, float, float, Any] | None, extra: dict[str, Any] | None = None) -> str:
     if est is None:
         return "—"
     v, lo, hi, n = est
@@ -141,7 +145,35 @@ def _cell(est: tuple[float, float, float, Any] | None) -> str:
     hi = None if pd.isna(hi) else float(hi)
     v = float("nan") if pd.isna(v) else float(v)
     n_txt = "" if pd.isna(n) else f" <span class='ci'>n={int(n)}</span>"
-    return fmt_ci(v, lo, hi) + n_txt
+    bias = ""
+    if extra and extra.get("bias"):
+        bias = (" <span class='warn' title='the point lies outside its bootstrap interval: "
+                "the statistic is biased at this sample size (reported, not hidden)'>bias</span>")
+    return fmt_ci(v, lo, hi) + n_txt + bias
+
+
+def _extras(scores: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for r in scores.itertuples():
+        try:
+            d = json.loads(getattr(r, "extra", None) or "{}")
+        except (TypeError, json.JSONDecodeError):
+            d = {}
+        out[(str(r.subject), str(r.metric))] = d if isinstance(d, dict) else {}
+    return out
+
+
+def _p_cell(ex: dict[str, Any]) -> str:
+    if ex.get("p_value") is None:
+        return "—"
+    eff = ex.get("effect")
+    eff_txt = "" if eff is None else f" <span class='ci'>effect {float(eff):+.1f} sd</span>"
+    return f"p={float(ex['p_value']):.3g}{eff_txt}"
+
+
+#: Columns of the ranking table (the rest of the scores are in the null table and details).
+RANK_COLUMNS: tuple[str, ...] = ("combined", "dis_cal", "as_transfer", "as_sim", "as_real",
+                                 "dis_paper", "c2st_acc", "outside_fraction")
 
 
 def render(db: ResultsDB) -> str | None:
@@ -149,30 +181,46 @@ def render(db: ResultsDB) -> str | None:
     if run_id is None:
         return None
     metas = load_encoders(db, run_id)
-    scores = load_scores(db, run_id)
-    scores = scores[scores["metric"].isin(GAP_METRICS)]
+    all_scores = load_scores(db, run_id)
+    scores = all_scores[all_scores["metric"].isin(GAP_METRICS)]
     if scores.empty:
         return None
-    wide = _wide(scores)
-    names = [n for n in metas if n in wide] + [n for n in wide if n not in metas]
-
-    def combined(n: str) -> float:
-        v = wide[n].get("combined", (float("nan"),))[0]
-        return -1.0 if pd.isna(v) else float(v)
-
-    names.sort(key=combined, reverse=True)
+    wide = _wide(all_scores)
+    extras = _extras(all_scores)
+    ranking = load_ranking(db, run_id)
+    ranked = [r["encoder"] for r in ranking if r["encoder"] in wide]
+    names = ranked + [n for n in metas if n in wide and n not in ranked] + \
+        [n for n in wide if n not in metas and n not in ranked]
+    rank_of = {r["encoder"]: r for r in ranking}
     runs = db.runs("gap")
     cfg = json.loads(runs[runs.run_id == run_id]["config"].iloc[0] or "{}")
     n_boot = cfg.get("n_boot", "?")
+    n_perm = cfg.get("n_perm", "?")
 
     parts: list[str] = []
     parts.append(
         f"<p class='note'>Run <code>{esc(run_id)}</code>: {len(names)} encoder(s), sim domain "
         f"<b>{esc(cfg.get('sim_domain', 'sim'))}</b> vs real domain "
         f"<b>{esc(cfg.get('real_domain', 'real'))}</b>, camera <b>{esc(cfg.get('camera', ''))}</b>. "
-        f"Intervals are 95% bootstrap intervals over episodes ({esc(n_boot)} resamples); "
-        "n is the sample size behind each number.</p>"
+        f"Intervals are 95% bootstrap intervals over episodes ({esc(n_boot)} resamples, the same "
+        "draws for every encoder); n is the number of episodes behind each number. p-values come "
+        f"from a permutation null ({esc(n_perm)} relabellings of whole episodes).</p>"
     )
+    space = next((metas[n].get("space") for n in names if metas.get(n, {}).get("space")), None)
+    if space:
+        common = space.get("common", {})
+        parts.append(
+            "<p class='note'>Spaces: the two-sample scores (centroid distance, DIS, calibrated DIS, "
+            f"MMD, Fréchet, C2ST) of every encoder use the same common space: the leading "
+            f"<b>{esc(common.get('k', '?'))}</b> components of a pooled PCA, min-max scaled. "
+            "Retained variance per encoder: " + ", ".join(
+                f"{esc(n)} {fmt(metas.get(n, {}).get('space', {}).get('common', {}).get('retained_variance'))}"
+                for n in names) + ". <code>dis_paper</code> is the reference's DIS (PCA to "
+            "min(384, N-1, D) per encoder; shown, not ranked). Coverage is fitted on sim frames "
+            "only; the action probes read the raw embeddings, cross-fitted over episodes.</p>")
+    warns = sorted({w for n in names for w in metas.get(n, {}).get("warnings", [])})
+    if warns:
+        parts.append("<p class='warn'>" + "<br>".join(esc(w) for w in warns) + "</p>")
     if any(is_random_init(metas.get(n, {})) for n in names):
         parts.append("<p class='warn'>Encoders marked <b>[random-init]</b> have random weights: "
                      "they are baselines, not pretrained models.</p>")
@@ -185,30 +233,66 @@ def render(db: ResultsDB) -> str | None:
         "architecture family (CNN blue, transformer orange, other grey), marker = pre-training "
         "data (circle manipulation, square general, diamond task data trained by realgap, "
         "triangle none), size = parameter count; hollow = random-init. Error bars: 95% "
-        "intervals. Top-right is best: invariant to the domain and informative about actions."
-        "</figcaption></figure>"
+        "intervals. x = DIS in the run's common space. Top-right is best: invariant to the "
+        "domain and informative about actions.</figcaption></figure>"
     )
+    ranks = [rank_of[n]["rank"] if n in rank_of else None for n in names]
     rows = []
     for i, name in enumerate(names, start=1):
         meta = metas.get(name, {})
         badge = BADGE if is_random_init(meta) else ""
+        rk = ranks[i - 1]
+        shared = rk is not None and ranks.count(rk) > 1
+        tied = rank_of.get(name, {}).get("tied_with", [])
         row: dict[str, Any] = {
+            "rank": "—" if rk is None else (f"={rk}" if shared else str(rk)),
             "#": i,
             "encoder": _left(f"{esc(name)}{badge}"),
-            "family": _left(esc(meta.get("family", ""))),
-            "pre-training data": _left(esc(meta.get("pretrain_data", ""))),
-            "params (M)": fmt(_params(meta), 1),
-            "weights origin": _left(esc(meta.get("weights_origin", "unknown"))),
+            "tied with": _left(esc(", ".join(tied)) or "—"),
         }
-        for m in GAP_METRICS:
-            row[m] = _cell(wide[name].get(m))
+        for m in RANK_COLUMNS:
+            row[m] = _cell(wide[name].get(m), extras.get((name, m)))
+        floor = wide[name].get("as_sim_floor")
+        ceil = wide[name].get("as_sim_ceiling")
+        row["as_sim floor / ceiling"] = (fmt(None if floor is None else float(floor[0])) + " / "
+                                         + fmt(None if ceil is None else float(ceil[0])))
+        row["family"] = _left(esc(meta.get("family", "")))
+        row["weights origin"] = _left(esc(meta.get("weights_origin", "unknown")))
+        row["scored sim"] = _left(esc(meta.get("scored_sim", "all sim episodes")))
         rows.append(row)
     df = pd.DataFrame(rows)
-    raw = ["encoder", "family", "pre-training data", "params (M)", "weights origin", *GAP_METRICS]
+    raw = ["encoder", "tied with", *RANK_COLUMNS, "family", "weights origin", "scored sim"]
     parts.append("<div style='overflow-x:auto'>" + table(
         df, table_id="gap-table", raw_html_columns=raw,
-        caption="All scores of the run, ranked by combined score; click a header to sort. "
-                "value [95% interval] n=sample size.") + "</div>")
+        caption="Ranking by the combined score (harmonic mean of calibrated DIS and transfer AS). "
+                "Encoders whose paired bootstrap difference interval (same resampled episodes) "
+                "contains 0 share a rank (=k) and are listed under 'tied with'. "
+                "value [95% interval] n=episodes; 'bias' = point outside its interval.") + "</div>")
+
+    nrows = []
+    for name in names:
+        row = {"encoder": _left(esc(name))}
+        for m in NULL_COLUMNS:
+            est = wide[name].get(m)
+            row[m] = "—" if est is None else (fmt(None if pd.isna(est[0]) else float(est[0]))
+                                              + " " + _p_cell(extras.get((name, m), {})))
+        nrows.append(row)
+    parts.append("<h3>Null calibration</h3>" + table(
+        pd.DataFrame(nrows), table_id="gap-null-table", raw_html_columns=["encoder", *NULL_COLUMNS],
+        caption="Each two-sample score against its permutation null (domain labels shuffled "
+                "between whole episodes): p-value and the null-standardized effect "
+                "(score - null mean) / null sd. A small p means sim and real differ beyond what "
+                "relabelling episodes gives; DIS-type scores test for small values."))
+    drows = []
+    for name in names:
+        row = {"encoder": _left(esc(name))}
+        for m in DETAIL_COLUMNS:
+            row[m] = _cell(wide[name].get(m), extras.get((name, m)))
+        drows.append(row)
+    parts.append("<details><summary>All scores</summary>" + table(
+        pd.DataFrame(drows), table_id="gap-detail-table",
+        raw_html_columns=["encoder", *DETAIL_COLUMNS],
+        caption="Every score of the run: value [95% interval] n=episodes.") + "</details>")
     parts.append("<details><summary>What each column means</summary><ul>" + "".join(
         f"<li><b>{esc(m)}</b>: {esc(h)}</li>" for m, h in METRIC_HELP.items()) + "</ul></details>")
     n_runs = len(runs)
@@ -216,3 +300,10 @@ def render(db: ResultsDB) -> str | None:
         parts.append(f"<p class='note'>{n_runs} gap runs in this database; this section shows "
                      "the newest finished one (all are listed under Provenance).</p>")
     return "".join(parts)
+
+
+#: Scores shown with their permutation null.
+NULL_COLUMNS: tuple[str, ...] = ("centroid_distance", "dis", "dis_cal", "dis_paper", "mmd", "fd",
+                                 "c2st_acc")
+#: Every score, for the details table.
+DETAIL_COLUMNS: tuple[str, ...] = GAP_METRICS + EXTRA_METRICS
