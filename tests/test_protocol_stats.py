@@ -88,17 +88,46 @@ def test_probability_of_improvement_hand_values() -> None:
     assert probability_of_improvement(y, x) == pytest.approx(1 - (0.75 + 0.5) / 2)
 
 
-def test_stratified_bootstrap_is_seeded_and_contains_point() -> None:
+def test_stratified_bootstrap_is_seeded_and_sized() -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random((10, 3)), rng.random((10, 3)) + 0.2
     e1 = stratified_bootstrap_ci(iqm, a, n_boot=200, rng=7)
     assert e1 == stratified_bootstrap_ci(iqm, a, n_boot=200, rng=7)
     assert e1 != stratified_bootstrap_ci(iqm, a, n_boot=200, rng=8)
-    assert e1.lo <= e1.value <= e1.hi and e1.n_runs == (10,) and e1.n_tasks == 3
+    assert (e1.n, e1.n_frames, e1.n_boot) == (10, 30, 200) and e1.lo < e1.hi
     poi = stratified_bootstrap_ci(probability_of_improvement, b, a, n_boot=200, rng=1)
-    assert poi.value > 0.5 and poi.lo <= poi.value <= poi.hi <= 1
+    assert poi.value > 0.5 and 0.5 < poi.hi <= 1 and poi.n == 20
     with pytest.raises(ConfigError, match="n_boot"):
         stratified_bootstrap_ci(iqm, a, n_boot=0)
+
+
+def test_stratified_bootstrap_is_not_widened_and_reports_bias() -> None:
+    # Distinct rows in a resample of 10 distinct runs: ~6.5 on average, 10 only if every run
+    # is drawn once (p = 10!/10^10). The point (10) lies above every replicate: reported as
+    # bias, not hidden by stretching the interval up to it.
+    x = np.arange(10.0)[:, None]
+    e = stratified_bootstrap_ci(lambda m: float(np.unique(m).size), x, n_boot=300, rng=0)
+    assert e.value == 10.0 and e.hi < 10.0 and e.bias
+
+
+def test_stratified_bootstrap_covers_the_true_mean() -> None:
+    # Known answer: runs ~ N(1, 1) on 2 tasks, the mean of all scores has true value 1.
+    rng = np.random.default_rng(3)
+    hits = [
+        (e := stratified_bootstrap_ci(np.mean, rng.normal(1.0, 1.0, (30, 2)), n_boot=300,
+                                      rng=i)).lo <= 1.0 <= e.hi
+        for i in range(150)
+    ]
+    assert 0.88 <= np.mean(hits) <= 0.99
+
+
+def test_protocol_stats_reexports_the_one_home() -> None:
+    import realgap.protocol.stats as ps
+    import realgap.stats as rs
+
+    for name in ("wilson_interval", "pooled_rate", "iqm", "probability_of_improvement",
+                 "stratified_bootstrap_ci", "success_rate", "vat_ttest"):
+        assert getattr(ps, name) is getattr(rs, name), name
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.05, 0.2])

@@ -24,6 +24,16 @@ from realgap.stats.null import (
     permuted_labels,
 )
 from realgap.stats.ranking import RankEntry, paired_difference, rank_with_ties
+from realgap.stats.rates import (  # noqa: F401  (success statistics)
+    SuccessRate,
+    hierarchical_mean_replicates,
+    iqm,
+    pooled_rate,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+    success_rate,
+    wilson_interval,
+)
 from realgap.stats.resample import (
     bootstrap_ci,
     bootstrap_counts,
@@ -33,6 +43,7 @@ from realgap.stats.resample import (
     ratio_replicates,
     rows_of_draw,
 )
+from realgap.stats.ttest import PairedTTest, vat_ttest  # noqa: F401
 
 __all__ = [
     "ALTERNATIVES",
