@@ -2,19 +2,28 @@
 
 Each subcommand module in :data:`COMMAND_MODULES` exposes ``register(subparsers)``, which
 adds its parser(s) and sets ``func`` (a callable taking the parsed ``argparse.Namespace``
-and returning an exit code or None). Any :class:`realgap.errors.RealgapError` (and plain
-file-system errors) becomes one line on stderr and exit code 2; a traceback means a bug.
+and returning an exit code or None). Any :class:`realgap.errors.RealgapError`, a usage
+error (unknown option, missing or malformed argument) and a file-system error about a
+user's path or a full disk all end in :func:`fail`: one line ``realgap: error: ...`` on
+stderr and exit code 2; a traceback means a bug. ``--help`` stays a full usage page.
+
+Exit codes: 0 success, 2 error, 130 interrupted (Ctrl-C), 141 stdout closed early (as in
+``realgap data info FS | head -1``: the reader has what it wanted, so nothing is printed;
+141 is 128 + SIGPIPE, what a shell reports for a C tool stopped the same way).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from realgap import __version__
-from realgap.errors import RealgapError
+from realgap.errors import ConfigError, RealgapError
 
 #: Subcommand modules under ``realgap.cli``, in ``--help`` order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -36,10 +45,26 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
                 PermissionError)
+#: Write failures of the machine, not of realgap: the fix is space, quota or a writable place.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+#: Exit code when stdout's reader went away (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line through :func:`fail`, like every other error.
+
+    argparse prints the whole usage block and exits; a wrong flag among a dozen options
+    then scrolls the one useful line away. ``--help`` still prints the full page.
+    Subparsers inherit the class (``add_subparsers`` uses ``type(self)``).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="realgap",
         description="Measure, diagnose and help close the sim-to-real gap in robot learning.",
     )
@@ -64,26 +89,70 @@ def fail(message: str) -> int:
     return 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+def _os_error_message(exc: OSError, args: argparse.Namespace | None) -> str:
+    """One line for a file-system error: the path (or the output directory), what
+    happened and, for a full or read-only disk, the fix."""
+    where = exc.filename or (f"--out {args.out}" if getattr(args, "out", None) else "")
+    what = exc.strerror or str(exc)
+    line = f"{where}: {what}" if where else what
+    if exc.errno in _DISK_ERRNOS:
+        line += ("; free space (or pass an --out on another disk) and rerun the same "
+                 "command: outputs already written were kept and are reused")
+    return line
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (``| head``): a
+    BrokenPipeError from anything else (a worker's pipe) is a bug and must surface."""
     try:
+        import select
+
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poll.poll(0))
+    except (AttributeError, ValueError, OSError):  # no poll (Windows), or no real fd
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not print
+    'Exception ignored ... BrokenPipeError' (the Python docs' SIGPIPE recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):  # stdout replaced (tests): nothing to do
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         from realgap.encoders.registry import plugins_allowed
 
         # module:factory plugins run only when this command line says so (issue 10)
         with plugins_allowed(bool(getattr(args, "allow_plugin", False))):
             code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except RealgapError as exc:
         return fail(str(exc))
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         # A file-system error about a path the user gave (exists, is a directory, no
-        # permission, disk full, ...) is input, not a bug; one without a path is a bug.
-        if exc.filename is None and not isinstance(exc, _PATH_ERRORS):
+        # permission) or about the machine (disk full, quota, read-only) is input, not a
+        # bug; any other one without a path is a bug.
+        if (exc.filename is None and not isinstance(exc, _PATH_ERRORS)
+                and exc.errno not in _DISK_ERRNOS):
             raise
-        return fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        return fail(_os_error_message(exc, args))
     except KeyboardInterrupt:
         print("realgap: interrupted; completed work was kept and the run can be resumed",
               file=sys.stderr)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from realgap.cli._args import seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a policy (encoder + BC / BC-RNN / DP-C head) on a FrameSet",
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--domain", default="sim", help="FrameSet domain to train on; 'all' for every domain")
     p.add_argument("--history", type=int, default=10, help="BC-RNN sequence length (default 10)")
     p.add_argument("--horizon", type=int, default=8, help="DP-C action horizon (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of init, batches and noise (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of init, batches and noise (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=5, help="epochs between checkpoints")
     p.add_argument("--encoder-from", default=None,
                    help="checkpoint whose end-to-end encoder is copied in and frozen")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from realgap.cli._args import seed
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("vat", help="Visual Alignment Testing: does the e2e encoder take part in decisions?",
@@ -36,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     p.add_argument("--metric", default="success",
                    help="paired measure r: success (0/1, default) or return (summed dense reward)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of data and training (default 0)")
     p.add_argument("--workers", type=int, default=2, help="rollout workers (default 2)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     p.add_argument("--out", required=True, help="output directory (policies, frames, results.duckdb)")
