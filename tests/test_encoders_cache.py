@@ -20,7 +20,7 @@ from realgap.encoders import (
     create_encoder,
     embed_frameset,
 )
-from realgap.errors import ConfigError
+from realgap.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -129,3 +129,79 @@ def test_bad_arguments(fs: FrameSet, tmp_path: Path) -> None:
         embed_frameset(enc, fs, "top", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="batch_size"):
         embed_frameset(enc, fs, "head", batch_size=0)
+
+
+# -- a cache that cannot lie (issue 8 item 8) ----------------------------------------------
+def _zero_real_frames(root: Path, rerecord: bool) -> None:
+    """Set every real frame's pixels to 0 by rewriting the image files in place.
+
+    ``rerecord=False``: only the files change (an edit behind realgap's back).
+    ``rerecord=True``: the records get the new files' hashes too (what a tool that edits
+    FrameSets properly would do), so the set has a new content hash.
+    """
+    from realgap.data import _images
+    from realgap.data._format import combine_hashes, episode_hash
+
+    meta = json.loads((root / "meta.json").read_text())
+    for key, rec in meta["episodes"].items():
+        if rec["domain"] != "real":
+            continue
+        for cam, entry in rec["images"].items():
+            zeros = np.zeros((rec["n_frames"], *rec["cameras"][cam]), np.uint8)
+            new = _images.write_zstd(root / "episodes" / key / entry["file"], zeros, lambda f: None)
+            if rerecord:
+                rec["images"][cam] = new
+        rec["hash"] = episode_hash(rec["manifest_hash"], rec["images"])
+        if rerecord:
+            (root / "episodes" / key / "episode.json").write_text(json.dumps(rec))
+    if rerecord:
+        meta["content_hash"] = combine_hashes((k, r["hash"]) for k, r in meta["episodes"].items())
+        (root / "meta.json").write_text(json.dumps(meta))
+
+
+def test_cache_refuses_changed_frames_and_misses_rerecorded_ones(tmp_path: Path) -> None:
+    root = write_synthetic(tmp_path / "fs", n_episodes=3, n_frames=7, rng=0)
+    fs = FrameSet.open(root)
+    first = embed_frameset(CountingEncoder(), fs, "head", cache_dir=tmp_path / "c", progress=False)
+    real_rows = fs.manifest["domain"].to_numpy() == "real"
+    assert first[real_rows].max() > 0
+    _zero_real_frames(root, rerecord=False)
+    fresh = FrameSet.open(root)  # opens fine: the manifest is untouched
+    assert fresh.content_hash == fs.content_hash
+    hit = CountingEncoder()
+    with pytest.raises(DataError, match=r"head\.zst: file content hash .* differs from its record.*"
+                                        r"realgap data validate"):
+        embed_frameset(hit, fresh, "head", cache_dir=tmp_path / "c", progress=False)
+    assert hit.calls == []  # refused before a single cached row was returned
+    # the same refusal in this process for the old FrameSet object, whose files changed
+    with pytest.raises(DataError, match="file content hash"):
+        embed_frameset(CountingEncoder(), fs.select(domain="real"), "head",
+                       cache_dir=tmp_path / "c", progress=False)
+    _zero_real_frames(root, rerecord=True)
+    rerecorded = FrameSet.open(root)
+    assert rerecorded.content_hash != fs.content_hash
+    enc = CountingEncoder()
+    new = embed_frameset(enc, rerecorded, "head", cache_dir=tmp_path / "c", progress=False)
+    assert sum(enc.calls) == len(rerecorded)  # a miss: everything recomputed
+    np.testing.assert_array_equal(new[real_rows], 0.0)
+    np.testing.assert_array_equal(new[~real_rows], first[~real_rows])
+
+
+def test_gap_into_the_same_out_never_returns_the_old_numbers(tmp_path: Path, capsys) -> None:
+    from realgap.cli import main
+
+    root = write_synthetic(tmp_path / "fs", n_episodes=3, n_frames=6, size=16, rng=0)
+    argv = ["gap", "--frames", str(root), "--real-domain", "real", "--encoders", "pixels",
+            "--n-boot", "10", "--n-perm", "0", "--saliency-pairs", "0", "--out",
+            str(tmp_path / "out"), "--json", "--quiet"]
+    assert main(argv) == 0
+    before = json.loads(capsys.readouterr().out)["encoders"]["pixels"]
+    _zero_real_frames(root, rerecord=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "file content hash" in err and "realgap data validate" in err
+    _zero_real_frames(root, rerecord=True)
+    assert main(argv) == 0
+    after = json.loads(capsys.readouterr().out)["encoders"]["pixels"]
+    assert after["dis"]["value"] != before["dis"]["value"]
+    assert after["centroid_distance"]["value"] != before["centroid_distance"]["value"]
