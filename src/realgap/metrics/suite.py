@@ -383,6 +383,7 @@ def gap_suite(
             "n_boot": plan.n_boot, "n_perm": n_perm, "alpha": alpha,
             "interval_method": interval_method, "combined_uses": dis_key,
             "as": {m: cf.as_dict() for m, cf in ests.items() if cf is not None},
+            "as_fits": {m: cf for m, cf in ests.items() if cf is not None},
         },
     })
     return out
