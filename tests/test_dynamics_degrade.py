@@ -81,8 +81,6 @@ def test_bad_degrade_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_report_drops_the_undefined_drop_panel_and_keeps_the_note(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import matplotlib.pyplot as plt
-
     from realgap.dynamics._stats import Estimate
     from realgap.dynamics.degrade import DegradeResult, write_degrade
     from realgap.report.sections import dynamics as section
@@ -98,13 +96,13 @@ def test_report_drops_the_undefined_drop_panel_and_keeps_the_note(
     with ResultsDB(tmp_path) as db:
         write_degrade(db, result)
     panels = []
-    real_subplots = plt.subplots
+    real_subplots = section.subplots  # figures come from realgap._plot, not pyplot
 
     def spy(*a: object, **k: object) -> object:
         panels.append(a[1])
         return real_subplots(*a, **k)
 
-    monkeypatch.setattr(plt, "subplots", spy)
+    monkeypatch.setattr(section, "subplots", spy)
     with ResultsDB(tmp_path, read_only=True) as db:
         html = section.render(db)
     assert panels == [2]  # mean_return and return_drop; no empty normalized_drop panel

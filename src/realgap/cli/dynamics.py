@@ -127,6 +127,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--factor", default="gravity")
     d.add_argument("--scales", default="1,1.05,1.25,1.5,2")
     d.add_argument("--policy", default="train", help="'train' or the path of an SB3 .zip")
+    d.add_argument("--trust-pickle", action="store_true",
+                   help="load --policy with stable-baselines3's load(), which unpickles and can "
+                        "run code stored in the zip (default: rebuild the policy, read weights only)")
     d.add_argument("--train-steps", type=int, default=20000)
     d.add_argument("--eval-episodes", type=int, default=5)
     d.add_argument("--seeds", default="0,1,2")
@@ -208,7 +211,7 @@ def run_degrade(args: argparse.Namespace) -> int:
 
     cfg = DegradeConfig(args.env, args.factor, _floats("--scales", args.scales), args.policy,
                         args.train_steps, args.eval_episodes, _ints("--seeds", args.seeds),
-                        args.max_episode_steps, args.n_boot)
+                        args.max_episode_steps, args.n_boot, trust_pickle=args.trust_pickle)
     res = degradation_curve(cfg, out_dir=args.out, progress=print)
     with ResultsDB(args.out) as db:
         run = write_degrade(db, res)

@@ -10,6 +10,10 @@ section 5: HalfCheetah policies evaluated under gravity / torso / thigh 1x-2x): 
 loss ``R(1) - R(s)`` (defined whatever the sign of ``R(1)``). ``R(1)`` is the
 nominal scale, always evaluated. Policies: Stable-Baselines3 SAC trained in the nominal env
 (one per seed), or a given SB3 ``.zip`` (then the seeds only vary the evaluation episodes).
+Every zip, given or trained here, is loaded without unpickling
+(:mod:`realgap.dynamics.sb3_zip`: weights through ``torch.load(weights_only=True)`` into a
+policy rebuilt from the env); ``trust_pickle`` (``--trust-pickle``) opts into SB3's own
+``load()`` for architectures that cannot be rebuilt that way.
 
 Intervals: two-level bootstrap (seeds, then episodes within a seed) of the mean return; the
 drop's interval pairs independent bootstrap replicates of ``R(s)`` and ``R(1)``. When
@@ -57,6 +61,9 @@ class DegradeConfig:
     """Episode length cap during training and evaluation."""
     n_boot: int = 2000
     """Bootstrap replicates for the intervals."""
+    trust_pickle: bool = False
+    """Load a given zip with SB3's ``load()``, which unpickles (and can run) code stored in
+    it; False rebuilds the policy from the env and reads only its weights."""
 
     def __post_init__(self) -> None:
         if not self.scales:
@@ -115,16 +122,20 @@ def train_sac(env_id: str, steps: int, seed: int, max_episode_steps: int, path: 
     return path
 
 
-def load_policy(path: str | Path) -> Any:
-    """Load an SB3 SAC/TD3/DDPG/PPO/A2C zip (tried in that order)."""
-    sb3 = require("stable_baselines3")
-    errors = []
-    for algo in ("SAC", "TD3", "DDPG", "PPO", "A2C"):
-        try:
-            return getattr(sb3, algo).load(str(path), device="cpu")
-        except Exception as exc:  # noqa: BLE001 - SB3 raises many kinds on a mismatched zip
-            errors.append(f"{algo}: {type(exc).__name__}")
-    raise DataError(f"policy: {path} is not a loadable stable-baselines3 model ({'; '.join(errors)})")
+def load_policy(path: str | Path, env_id: str = "HalfCheetah-v5", trust_pickle: bool = False) -> Any:
+    """Load an SB3 SAC/TD3/DDPG/PPO/A2C zip for ``env_id`` without running code from it.
+
+    The policy network is rebuilt from ``env_id``'s spaces and its ``policy.pth`` read with
+    ``torch.load(weights_only=True)`` (:func:`realgap.dynamics.sb3_zip.load_sb3_policy`);
+    ``trust_pickle=True`` uses SB3's ``load()`` instead, which unpickles the zip.
+    """
+    from realgap.dynamics.sb3_zip import load_sb3_policy
+
+    env = make_env(env_id)
+    try:
+        return load_sb3_policy(path, env.observation_space, env.action_space, trust_pickle)
+    finally:
+        env.close()
 
 
 def evaluate(
@@ -177,9 +188,12 @@ def degradation_curve(
                 say(f"reusing {path}")
         else:
             path = Path(config.policy)
-        policies.append(load_policy(path))
+        # realgap's own zips load safely too: a file in OUT/policies may have been swapped
+        trust = config.trust_pickle and config.policy != TRAIN
+        policies.append(load_policy(path, config.env_id, trust_pickle=trust))
         infos.append({"path": str(path), "sha256": _sha256(path), "seed": seed,
-                      "algo": type(policies[-1]).__name__,
+                      "algo": getattr(policies[-1], "algo", type(policies[-1]).__name__),
+                      "loader": "sb3 load (trusted pickle)" if trust else "weights only",
                       "train_steps": config.train_steps if config.policy == TRAIN else None})
     per_scale: dict[float, list[np.ndarray]] = {}
     episodes: list[dict[str, Any]] = []

@@ -213,10 +213,13 @@ _WORKER: _Worker | None = None
 _WORKER_ARGS: tuple[Any, EnvSpec, int | None] | None = None
 
 
-def _init_worker(policy_ref: Any, env_spec: EnvSpec, threads: int | None) -> None:
+def _init_worker(policy_ref: Any, env_spec: EnvSpec, threads: int | None,
+                 allow_plugins: bool = False) -> None:
     global _WORKER_ARGS
+    from realgap.encoders.registry import _ALLOW_PLUGINS
     from realgap.sim.generate import headless_gl
 
+    _ALLOW_PLUGINS.set(allow_plugins)  # the parent's --allow-plugin, not a file's say-so
     headless_gl()
     _WORKER_ARGS = (policy_ref, env_spec, threads)
 
@@ -229,6 +232,12 @@ def _run_in_worker(ep: EpisodeSpec) -> EpisodeOutcome:
         assert _WORKER_ARGS is not None
         _WORKER = _Worker(*_WORKER_ARGS)
     return _WORKER.run(ep)
+
+
+def _plugins_allowed_here() -> bool:
+    from realgap.encoders.registry import _ALLOW_PLUGINS
+
+    return _ALLOW_PLUGINS.get()
 
 
 def run_episodes(
@@ -278,7 +287,7 @@ def run_episodes(
     chunk = max(1, min(4, len(episodes) // (workers * 4) or 1))
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(ref, env_spec, 1)) as pool:
+                                 initargs=(ref, env_spec, 1, _plugins_allowed_here())) as pool:
             out = []
             for res in pool.map(_run_in_worker, episodes, chunksize=chunk):
                 out.append(res)
