@@ -415,3 +415,30 @@ def test_folder_image_path_outside_root(tmp_path: Path, existing: Path, capsys, 
         df.to_csv(src / "manifest.csv", index=False)
     _fails(capsys, src, existing, str(src / "manifest.csv"), f"image path {bad!r}",
            "outside the dataset")
+
+
+# -- sizes a FrameSet cannot hold, and sizes nobody should allocate ----------------------
+
+
+def test_values_beyond_float32_are_refused(tmp_path: Path, existing: Path, capsys) -> None:
+    # float64 1e39 passed the finite check and became inf in the float32 FrameSet
+    eps = _episodes([3, 2], cams=("head",))
+    acts = [e["actions"].astype(np.float64) for e in eps]
+    acts[1][1, 0] = 1e39
+    for e, a in zip(eps, acts, strict=True):
+        e["actions"] = a
+    src = _write_zarr(tmp_path / "big.zarr", eps, 3)
+    _fails(capsys, src, existing, str(src), "data/action has values beyond float32 (first at step "
+                                            "4, dim 0: 1e+39)")
+
+
+def test_huge_declared_shape_is_not_allocated(tmp_path: Path, existing: Path, capsys) -> None:
+    import h5py
+
+    src = _h5(tmp_path)
+    with h5py.File(src, "a") as f:  # 64 GiB declared in a few bytes of metadata, no chunks
+        del f["data/demo_1/actions"]
+        f.create_dataset("data/demo_1/actions", shape=(2**32, 2), dtype="f8", chunks=(1024, 2))
+    assert src.stat().st_size < 1e6
+    _fails(capsys, src, existing, str(src), "data/demo_1/actions declares shape (4294967296, 2) "
+                                            "(64 GiB in one read")

@@ -17,6 +17,10 @@ from realgap.errors import ConfigError, DataError, MissingFileError
 
 #: Largest magnitude a FrameSet's float32 actions/states can hold.
 F32_MAX = float(np.finfo(np.float32).max)
+#: Largest single array read from a source (declared shape x item size). A few bytes of
+#: metadata may declare any shape (HDF5 and zarr read absent chunks as fill values), so a
+#: damaged or hostile file could otherwise ask for terabytes.
+MAX_READ_BYTES = 4 * 2**30
 #: Characters a FrameSet camera name may use (as :class:`FrameSetWriter` checks).
 CAMERA_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -109,6 +113,15 @@ def pick_cameras(path: Path, available: Sequence[str], wanted: Sequence[str] | N
         raise ConfigError(f"{path}: cameras {missing} not in the source; available: "
                           f"{sorted(available)}")
     return list(wanted)
+
+
+def check_read_size(path: Path | str, what: str, shape: Sequence[int], itemsize: int) -> None:
+    """Refuse to read an array over :data:`MAX_READ_BYTES` (DataError naming ``path``)."""
+    nbytes = float(np.prod([float(n) for n in shape])) * itemsize
+    if nbytes > MAX_READ_BYTES:
+        raise DataError(f"{path}: {what} declares shape {tuple(shape)} ({nbytes / 2**30:.3g} GiB "
+                        f"in one read, over {MAX_READ_BYTES // 2**30} GiB); the metadata is "
+                        "damaged, or split the data into smaller arrays")
 
 
 def check_finite(path: Path | str, what: str, x: Any, where: str = "") -> np.ndarray:

@@ -94,7 +94,7 @@ def _matrix(path: Path, df: pd.DataFrame, prefix: str, required: bool) -> np.nda
         dim = lengths.pop() if lengths else 0
         return check_finite(path, prefix, np.asarray(rows, dtype=float).reshape(len(df), dim))
     if cols:
-        return check_finite(path, prefix, df[cols].to_numpy(dtype=float))
+        return check_finite(path, f"{prefix} columns", df[cols].to_numpy())
     if required:
         raise DataError(
             f"{path}: manifest lacks the {prefix} column(s) (got {list(map(str, df.columns))}); "

@@ -43,6 +43,7 @@ from realgap.data.readers._base import (
     check_episodes,
     check_finite,
     check_images,
+    check_read_size,
     pick_cameras,
 )
 from realgap.errors import DataError, RealgapError
@@ -113,6 +114,7 @@ def _member(src: Path, group: Any, key: str, kind: str) -> Any:
 
 
 def _read(src: Path, ds: Any) -> np.ndarray:
+    check_read_size(src, ds.name.lstrip("/"), ds.shape or (), ds.dtype.itemsize)
     with _h5_errors(src):
         return np.asarray(ds[()])
 

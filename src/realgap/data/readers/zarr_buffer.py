@@ -21,7 +21,7 @@ The store is untrusted: zip member names with ``..`` or absolute paths, and syml
 leave a directory store, are refused before zarr opens it; every metadata document and
 chunk that zarr cannot parse or decode (bad JSON, an unknown codec, a CRC mismatch)
 becomes one :class:`DataError` naming the store and the member; ``episode_ends`` must be
-integers; a single read is capped at :data:`MAX_READ_BYTES`.
+integers; a single read is capped at :data:`~realgap.data.readers._base.MAX_READ_BYTES`.
 """
 
 from __future__ import annotations
@@ -44,17 +44,13 @@ from realgap.data.readers._base import (
     check_episodes,
     check_finite,
     check_images,
+    check_read_size,
     inside_root,
     pick_cameras,
 )
 from realgap.errors import DataError, RealgapError
 
 _ZARR_MARKERS = (".zgroup", "zarr.json")
-#: Largest single read (declared shape x item size): a metadata document may declare any
-#: shape, and missing chunks read as fill values, so a few bytes could ask for terabytes.
-MAX_READ_BYTES = 4 * 2**30
-
-
 def _detect(src: Path) -> bool:
     if src.is_file():
         return src.name.lower().endswith((".zarr.zip", ".zip")) and src.stat().st_size > 0
@@ -73,6 +69,7 @@ def _zarr_errors(src: Path, what: str) -> Iterator[None]:
     zarr = require("zarr")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. unstable-dtype notes: not the user's concern
             warnings.simplefilter("error", zarr.errors.ZarrUserWarning)
             yield
     except (RealgapError, MemoryError):
@@ -110,6 +107,7 @@ def _open_root(src: Path) -> Any:
     _check_members(src)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", zarr.errors.ZarrUserWarning)
             if src.is_file():
                 store = zarr.storage.ZipStore(src, mode="r")
@@ -135,10 +133,7 @@ def _node(src: Path, group: Any, key: str, path: str, kind: str) -> Any:
 
 def _read(src: Path, arr: Any, name: str, sl: slice = slice(None)) -> np.ndarray:
     rows = len(range(*sl.indices(arr.shape[0]))) if arr.ndim else 1
-    nbytes = rows * int(np.prod(arr.shape[1:], dtype=np.float64)) * arr.dtype.itemsize
-    if nbytes > MAX_READ_BYTES:
-        raise DataError(f"{src}: {name} declares shape {arr.shape} ({nbytes / 2**30:.1f} GiB in one "
-                        "read); the metadata is damaged or the buffer needs splitting")
+    check_read_size(src, name, (rows, *arr.shape[1:]), arr.dtype.itemsize)
     with _zarr_errors(src, name):
         return np.asarray(arr[sl])
 
