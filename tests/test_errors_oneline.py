@@ -134,3 +134,371 @@ def test_report_with_dollar_labels_is_written(tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path)]) == 0, capsys.readouterr().err
     html = (tmp_path / "report.html").read_text()
     assert "<img src=\"data:image/png;base64" in html and "sim vs real success rate" in html
+
+
+# -- shared tiny inputs --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from realgap.data.synthetic import write_synthetic
+
+    d = tmp_path_factory.mktemp("fs") / "fs"
+    write_synthetic(d, domains=("sim", "real-proxy"), tasks=("reach-mug",), n_episodes=3,
+                    n_frames=6, size=24, action_dim=3, state_dim=5, rng=0)
+    return d
+
+
+def gap_args(frames: Path, out: Path, *extra: str) -> list[str]:
+    return ["gap", "--frames", str(frames), "--encoders", "pixels", "--k", "4", "--n-boot", "5",
+            "--saliency-pairs", "0", "--out", str(out), "--quiet", *extra]
+
+
+def train_args(frames: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--task", "reach-mug", "--data", str(frames), "--encoder", "small-e2e",
+            "--image-size", "24", "--epochs", "1", "--batch-size", "8", "--checkpoint-every", "1",
+            "--out", str(out), "--no-progress", *extra]
+
+
+# -- case 2: usage errors, bad numbers, disk full, broken pipe, MuJoCo noise ----------------
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["gap"], ["realgap gap: the following arguments are required: --encoders, --out",
+               "see `realgap gap --help`"]),
+    (["gap", "--encoders", "pixels", "--out", "o", "--seed", "-1"],
+     ["argument --seed: must be in 0..4294967295", "got -1"]),
+    (["train", "--task", "t", "--data", "d", "--out", "o", "--seed", "2e3"],
+     ["realgap train: argument --seed: expected an integer"]),
+    (["gap", "--encoders", "pixels", "--out", "o", "--k", "many"],
+     ["argument --k: invalid int value: 'many'"]),
+    (["report", "x", "--bogus"], ["realgap: unrecognized arguments: --bogus"]),
+    (["data", "info"], ["realgap data info: the following arguments are required: PATH"]),
+    (["bogus-command"], ["argument COMMAND: invalid choice: 'bogus-command'"]),
+])
+def test_usage_errors_are_one_line(capsys, argv: list[str], needles: list[str]) -> None:
+    line = error_line(capsys, argv)
+    assert "usage:" not in line
+    for needle in needles:
+        assert needle in line, line
+
+
+def test_help_is_still_the_full_page(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["gap", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: realgap gap") and "--saliency-pairs" in out
+
+
+def test_negative_seed_writes_nothing(frames: Path, tmp_path: Path, capsys) -> None:
+    assert main(gap_args(frames, tmp_path)) == 0
+    capsys.readouterr()
+    before = digest(tmp_path)
+    line = error_line(capsys, gap_args(frames, tmp_path, "--seed", "-1"))
+    assert "--seed" in line
+    assert digest(tmp_path) == before
+
+
+def test_train_image_size_is_bounded(frames: Path, tmp_path: Path, capsys) -> None:
+    from realgap.errors import ConfigError
+    from realgap.policy.train import _check_image_memory
+
+    line = error_line(capsys, train_args(frames, tmp_path / "o", "--image-size", "99999"))
+    assert "--image-size 99999: must be between 16 and 512 pixels" in line
+    assert not (tmp_path / "o").exists()
+    _check_image_memory(1000, 512)  # 3.9 GB: fine on any machine that runs the tests
+    with pytest.raises(ConfigError, match=r"--image-size 512: the 10000000 training frames "
+                                          r"would take 39321\.6 GB"):
+        _check_image_memory(10_000_000, 512)
+
+
+def test_seed_range_in_train_config() -> None:
+    from realgap.errors import ConfigError
+    from realgap.policy import TrainConfig
+
+    TrainConfig(seed=2**32 - 1)
+    for bad in (-1, 2**32):
+        with pytest.raises(ConfigError, match=f"--seed {bad}: must be in 0..4294967295"):
+            TrainConfig(seed=bad)
+
+
+def _enospc_after_some_bytes(real_write):
+    """A write that puts part of the data on disk and then finds the disk full."""
+    import errno
+
+    def write(self, data, *args, **kwargs):
+        real_write(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return write
+
+
+def test_disk_full_in_train_leaves_no_tmp_and_keeps_checkpoints(
+        frames: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import torch
+
+    out = tmp_path / "run"
+    assert main(train_args(frames, out)) == 0
+    capsys.readouterr()
+    before = digest(out)
+    real_save = torch.save
+
+    def full_disk_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)  # the bytes reach the file, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    line = error_line(capsys, train_args(frames, out, "--epochs", "2"))
+    assert f"--out {out}: No space left on device; free space" in line
+    assert "rerun the same command" in line
+    assert digest(out) == before  # epoch-0001.pt intact, no epoch-0002.pt(.tmp)
+    monkeypatch.undo()
+    assert main(train_args(frames, out, "--epochs", "2")) == 0  # the rerun resumes
+
+
+def test_disk_full_in_gap_keeps_the_previous_report(
+        frames: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from realgap.store import ResultsDB
+
+    assert main(gap_args(frames, tmp_path)) == 0
+    capsys.readouterr()
+    report = tmp_path / "report.html"
+    old_report = report.read_bytes()
+    real_write_text = Path.write_text
+
+    def write_text(self, data, *args, **kwargs):
+        if self.name.endswith(".html.tmp"):
+            return _enospc_after_some_bytes(real_write_text)(self, data, *args, **kwargs)
+        return real_write_text(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    line = error_line(capsys, gap_args(frames, tmp_path))
+    assert f"{report}: No space left on device; free space" in line
+    assert report.read_bytes() == old_report
+    assert not list(tmp_path.glob("*.tmp"))
+    with ResultsDB(tmp_path, read_only=True) as db:  # both runs' numbers were kept
+        assert db.runs()["status"].tolist() == ["ok", "ok"]
+
+
+def test_disk_full_in_the_results_database_is_an_os_error(tmp_path: Path) -> None:
+    import errno
+
+    import duckdb
+
+    from realgap.store import ResultsDB, Score
+
+    class FullDisk:
+        def __init__(self, con):
+            self._con = con
+
+        def __getattr__(self, name):
+            return getattr(self._con, name)
+
+        def execute(self, sql, *args):
+            if sql.lstrip().upper().startswith(("INSERT", "UPDATE")):
+                raise duckdb.TransactionException(
+                    'TransactionContext Error: Failed to commit: Could not write file '
+                    f'"{tmp_path}/results.duckdb.wal": No space left on device')
+            return self._con.execute(sql, *args)
+
+        executemany = execute
+
+    db = ResultsDB(tmp_path)
+    run = db.new_run("gap", {})
+    db.con = FullDisk(db.con)
+    with pytest.raises(OSError) as exc:
+        db.add_scores(run, [Score("e", "dis", 0.5)])
+    assert exc.value.errno == errno.ENOSPC and exc.value.filename == str(db.path)
+    db.close()
+
+
+def test_broken_pipe_exits_quietly(frames: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "realgap.cli", "data", "info", str(frames)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line (`| head -0`)
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141
+    assert err == ""
+
+
+def test_dynamics_commands_do_not_print_mujoco_deprecations(tmp_path: Path, capfd) -> None:
+    mujoco = pytest.importorskip("mujoco")
+    pytest.importorskip("gymnasium")
+    out = tmp_path / "t.npz"
+    assert main(["dynamics", "collect", "--steps", "10", "--max-episode-steps", "5",
+                 "--perturb", "gravity=1.5", "--out", str(out)]) == 0
+    captured = capfd.readouterr()
+    assert "settotalmass" not in captured.out + captured.err
+    assert captured.out.splitlines()[0].startswith("10 transitions")
+    assert mujoco.get_mju_user_warning() is None  # the previous hook is back
+
+
+def test_other_mujoco_warnings_go_to_stderr(capsys) -> None:
+    mujoco = pytest.importorskip("mujoco")
+    from realgap.cli.dynamics import _mujoco_warnings_to_stderr
+
+    @_mujoco_warnings_to_stderr
+    def run(_args) -> int:
+        hook = mujoco.get_mju_user_warning()
+        hook("compiler attribute 'settotalmass' is deprecated and will be removed")
+        hook("Nan, Inf or huge value in QACC at DOF 0. The simulation is unstable.")
+        return 0
+
+    assert run(None) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("realgap: warning: mujoco: Nan, Inf or huge value in QACC at DOF 0. "
+                            "The simulation is unstable.\n")
+
+
+# -- case 3: wrong results without an error -----------------------------------------------
+
+def test_resume_with_changed_settings_is_refused(frames: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(train_args(frames, out)) == 0
+    capsys.readouterr()
+    before = digest(out)
+    line = error_line(capsys, train_args(
+        frames, out, "--epochs", "2", "--lr", "0.01", "--seed", "3", "--batch-size", "4",
+        "--domain", "all"))
+    assert f"--out {out}: cannot resume" in line
+    for item in ("--seed 3 (checkpoint: 0)", "--lr 0.01 (checkpoint: 0.001)",
+                 "--batch-size 4 (checkpoint: 8)", "--domain all (checkpoint: sim)"):
+        assert item in line, line
+    assert "rerun with the checkpoint's values to resume, or pass a new --out" in line
+    assert digest(out) == before
+    # more epochs and another checkpoint interval are what resuming is for
+    assert main(train_args(frames, out, "--epochs", "2", "--checkpoint-every", "2")) == 0
+
+
+def test_resume_mismatch_names_policy_and_data_fields() -> None:
+    from realgap.policy import PolicyConfig, TrainConfig
+    from realgap.policy.train import resume_mismatch
+
+    pol, tr = PolicyConfig("reach-mug"), TrainConfig()
+    ckpt = {"policy_config": pol.to_dict(), "train_config": tr.to_dict(), "frameset_hash": "a" * 64}
+    assert resume_mismatch(ckpt, pol, TrainConfig(epochs=99, checkpoint_every=7, threads=1),
+                           "a" * 64) == []
+    diffs = resume_mismatch(ckpt, PolicyConfig("reach-mug", head="bc-rnn"),
+                            TrainConfig(weight_decay=0.5), "b" * 64)
+    assert diffs == ["--head bc-rnn (checkpoint: bc)", "weight_decay 0.5 (checkpoint: 1e-06)",
+                     "--data with content hash bbbbbbbbbbbb (checkpoint: aaaaaaaaaaaa)"]
+
+
+def _foreign_duckdb(path: Path) -> None:
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE sales (id INTEGER, amount DOUBLE)")
+    con.execute("INSERT INTO sales VALUES (1, 9.5)")
+    con.close()
+
+
+def test_foreign_duckdb_is_refused_before_writing(frames: Path, tmp_path: Path, capsys) -> None:
+    db = tmp_path / "results.duckdb"
+    _foreign_duckdb(db)
+    before = digest(tmp_path)
+    line = error_line(capsys, gap_args(frames, tmp_path))
+    assert f"{db}: a DuckDB file that is not a realgap results database (tables: sales)" in line
+    assert "realgap writes nothing to it" in line
+    after = digest(tmp_path)
+    assert after["results.duckdb"] == before["results.duckdb"]
+    # at most the embedding cache was filled (reusable, not a result)
+    assert all(k in before or k.startswith("cache/") for k in after)
+    line = error_line(capsys, ["report", str(db)])
+    assert "not a realgap results database" in line
+
+
+def test_tampered_json_is_one_line_naming_table_and_column(tmp_path: Path, capsys) -> None:
+    import duckdb
+
+    from realgap.store import ResultsDB, Score
+
+    with ResultsDB(tmp_path) as db:
+        run = db.new_run("gap", {"n_boot": 5})
+        db.add_scores(run, [Score("enc", "dis", 0.5, extra={"k": 1})])
+        db.finish_run(run)
+    assert main(["report", str(tmp_path)]) == 0
+    capsys.readouterr()
+    for table, column, bad in (("runs", "config", "{not json"), ("scores", "extra", "[1, 2]"),
+                               ("runs", "config", "null")):
+        con = duckdb.connect(str(tmp_path / "results.duckdb"))
+        con.execute(f"UPDATE {table} SET {column} = ?", [bad])
+        con.close()
+        before = digest(tmp_path)
+        line = error_line(capsys, ["report", str(tmp_path)])
+        assert (f"{tmp_path / 'results.duckdb'}: table {table}, column {column} of run {run} "
+                f"holds {bad!r}, not a JSON object") in line
+        assert "restore it from a copy, or write new results with a new --out" in line
+        assert digest(tmp_path) == before  # the last good report.html is kept
+        con = duckdb.connect(str(tmp_path / "results.duckdb"))
+        con.execute(f"UPDATE {table} SET {column} = '{{}}'")
+        con.close()
+
+
+def test_tampered_format_version_is_one_line(tmp_path: Path, capsys) -> None:
+    import duckdb
+
+    from realgap.store import ResultsDB
+
+    ResultsDB(tmp_path).close()
+    con = duckdb.connect(str(tmp_path / "results.duckdb"))
+    con.execute("UPDATE meta SET value = 'one' WHERE key = 'format_version'")
+    con.close()
+    assert "results database format_version 'one'" in error_line(capsys, ["report", str(tmp_path)])
+
+
+KILLED_RUN = """
+import os, signal, sys
+from realgap.store import ResultsDB
+db = ResultsDB(sys.argv[1])
+print(db.new_run("gap", {"note": "killed"}), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_killed_run_is_shown_and_marked_interrupted(tmp_path: Path, capsys) -> None:
+    import subprocess
+    import sys
+
+    from realgap.store import ResultsDB
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == -9
+    killed = proc.stdout.strip()
+    with ResultsDB(tmp_path) as db:
+        alive = db.new_run("gap", {"note": "this process, still going"})
+    with ResultsDB(tmp_path, read_only=True) as db:
+        status = dict(zip(db.runs()["run_id"], db.runs()["status"]))
+        # the file itself says so: it was updated when opened for writing above
+        stored = dict(db.con.execute("SELECT run_id, status FROM runs").fetchall())
+    assert status == {killed: "interrupted", alive: "running"}
+    assert stored[killed] == "interrupted"
+    assert main(["report", str(tmp_path)]) == 0
+    html = (tmp_path / "report.html").read_text()
+    assert "interrupted" in html
+
+
+def test_process_gone_checks_host_pid_and_start_time() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from realgap.store.db import _process_token, process_gone
+
+    me, host = os.getpid(), socket.gethostname()
+    token = _process_token(me)
+    assert not process_gone(host, me, token)
+    assert not process_gone("another-host", 1, None)  # cannot tell: stays running
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    assert process_gone(host, int(done), None)
+    if token is not None:  # Linux: a reused pid has another start time
+        assert process_gone(host, me, token + "0")

@@ -83,10 +83,13 @@ def test_resume_equals_uninterrupted(frames: Path, tmp_path: Path) -> None:
         "epoch-0001.pt", "epoch-0002.pt"]
     wf, wp = _weights(full.checkpoint), _weights(res.checkpoint)
     assert all(np.array_equal(wf[k], wp[k]) for k in wf)
+    # the loss history survives the resume whole: one entry per epoch since epoch 1
+    lf, lp = load_checkpoint(full.checkpoint)["losses"], load_checkpoint(res.checkpoint)["losses"]
+    assert len(lp) == 2 and lp == lf and list(res.losses) == lf[1:]
     again = train_policy(frames, tmp_path / "part", _cfg(),
                          TrainConfig(epochs=2, batch_size=8), progress=False)
     assert again.epochs_done == 0
-    with pytest.raises(ConfigError, match="another configuration or dataset"):
+    with pytest.raises(ConfigError, match=r"cannot resume.*--head bc-rnn \(checkpoint: bc\)"):
         train_policy(frames, tmp_path / "part", _cfg("bc-rnn"), TrainConfig(epochs=3, batch_size=8),
                      progress=False)
 

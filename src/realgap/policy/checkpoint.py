@@ -68,8 +68,15 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     tmp = p.with_suffix(".pt.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, p)
+    try:
+        # Saved through a file object: a full disk then surfaces as OSError(ENOSPC), not
+        # as the "unexpected pos" RuntimeError of torch's zip writer on a path.
+        with open(tmp, "wb") as f:
+            torch.save(data, f)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed save leaves no epoch-XXXX.pt.tmp behind
+        raise
     return p
 
 

@@ -26,6 +26,15 @@ HEADS: tuple[str, ...] = ("bc", "bc-rnn", "dp-c")
 E2E_ENCODERS: dict[str, str] = {"resnet18-e2e": "resnet18", "small-e2e": "small"}
 E2E_ENCODER = "resnet18-e2e"
 
+#: Largest encoder input side, in pixels. Every training frame is held resized to this
+#: side (``--image-size 99999`` asked for 1.9 TB); the reference's policies see 84-128 px
+#: and ImageNet encoders 224 px, so 512 leaves room without inviting a hung machine.
+MAX_IMAGE_SIZE = 512
+
+#: Seeds are 32-bit unsigned: training derives per-epoch generators from
+#: ``seed * 1_000_003 + epoch``, which must stay inside torch's 64-bit seed range.
+MAX_SEED = 2**32 - 1
+
 
 @dataclass(frozen=True)
 class PolicyConfig:
@@ -44,7 +53,8 @@ class PolicyConfig:
         head: ``"bc"`` (two-layer MLP), ``"bc-rnn"`` (LSTM over ``history`` steps) or
             ``"dp-c"`` (1-D convolutional U-Net diffusion over ``horizon`` actions).
         camera: camera name whose image the policy sees.
-        image_size: side of the square image fed to the encoder, in pixels.
+        image_size: side of the square image fed to the encoder, in pixels
+            (16..:data:`MAX_IMAGE_SIZE`).
         action_dim: action dimension ``A``.
         state_dim: proprioceptive state dimension ``S`` fed to the head (0: image only);
             set by training to ``min(proprio_dims, env state length)``.
@@ -92,8 +102,10 @@ class PolicyConfig:
                      "n_action_steps", "diffusion_train_steps", "diffusion_infer_steps"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"policy config {name}={getattr(self, name)!r}; must be >= 1")
-        if self.image_size < 16:
-            raise ConfigError(f"--image-size {self.image_size}: must be >= 16 pixels")
+        if not 16 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ConfigError(f"--image-size {self.image_size}: must be between 16 and "
+                              f"{MAX_IMAGE_SIZE} pixels (every frame is held resized to this "
+                              "side); 64-128 is typical")
         if self.encoder_weights is not None and self.is_e2e:
             raise ConfigError(f"--encoder-weights {self.encoder_weights}: the end-to-end encoder "
                               f"{self.encoder!r} is trained here, a weights file would be ignored; "
@@ -128,7 +140,8 @@ class TrainConfig:
         lr: Adam learning rate (the reference uses 1e-4 for 600 epochs, IV-A2; a larger
             rate suits the few epochs of a CPU budget).
         weight_decay: Adam(W) weight decay.
-        seed: seeds weight init, batch order and diffusion noise (same seed, same weights).
+        seed: seeds weight init, batch order and diffusion noise (same seed, same weights);
+            ``0..``:data:`MAX_SEED`.
         domain: FrameSet domain used for training (``None``: all domains).
         checkpoint_every: save a checkpoint every this many epochs (the last epoch is
             always saved).
@@ -153,6 +166,8 @@ class TrainConfig:
             raise ConfigError(f"--batch-size {self.batch_size}: must be >= 1")
         if not 0 < self.lr < math.inf:  # inf trains to NaN weights without a word
             raise ConfigError(f"--lr {self.lr}: must be a finite number > 0")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"--seed {self.seed}: must be in 0..{MAX_SEED}")
         if self.checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every {self.checkpoint_every}: must be >= 1")
         if self.augment_shift < 0:

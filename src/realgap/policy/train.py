@@ -13,12 +13,17 @@ repeating the last action), as in Diffusion Policy's sequence sampler.
 
 Determinism and resuming: weights are initialised from ``seed``; each epoch draws its
 batch order, augmentation shifts and diffusion noise from a generator seeded by
-``(seed, epoch)``. Training 4 epochs at once or 2 + resume 2 gives the same weights.
+``(seed, epoch)``. Training 4 epochs at once or 2 + resume 2 gives the same weights and
+the same loss history. A resume continues the optimisation the checkpoint recorded, so it
+is refused when anything but ``epochs``, ``checkpoint_every`` or ``threads`` differs: the
+optimizer state would keep the old learning rate while the checkpoint recorded the new one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +115,61 @@ def _load_training_data(data: str | Path, task: str, cfg: PolicyConfig, tcfg: Tr
     return fs, view
 
 
+#: TrainConfig fields a resume may change: how long to train, how often to save, threads.
+#: Any other change (seed, lr, batch size, domain, ...) would silently mix two runs.
+RESUMABLE_CHANGES = frozenset({"epochs", "checkpoint_every", "threads"})
+
+#: CLI flag of each configuration field a user can set, for naming them in errors.
+_FLAGS = {"encoder": "--encoder", "encoder_weights": "--encoder-weights", "head": "--head",
+          "camera": "--camera", "image_size": "--image-size", "history": "--history",
+          "horizon": "--horizon", "seed": "--seed", "lr": "--lr", "batch_size": "--batch-size",
+          "domain": "--domain"}
+
+
+def resume_mismatch(ckpt: dict[str, Any], policy: PolicyConfig, train: TrainConfig,
+                    frameset_hash: str) -> list[str]:
+    """What differs between a checkpoint and the configuration asked to resume it.
+
+    Returns one ``"--flag NEW (checkpoint: OLD)"`` item per differing field (empty: the
+    run may resume). Compares the whole :class:`PolicyConfig`, the FrameSet's content hash
+    and every :class:`TrainConfig` field except :data:`RESUMABLE_CHANGES`.
+    """
+    diffs = []
+    old_policy = dict(ckpt.get("policy_config") or {})
+    old_train = dict(ckpt.get("train_config") or {})
+    pairs = [(k, v, old_policy.get(k)) for k, v in policy.to_dict().items()]
+    pairs += [(k, v, old_train.get(k)) for k, v in train.to_dict().items()
+              if k not in RESUMABLE_CHANGES]
+    for key, new, old in pairs:
+        if new != old:
+            show_new, show_old = (("all" if v is None else v) if key == "domain" else v
+                                  for v in (new, old))
+            diffs.append(f"{_FLAGS.get(key, key)} {show_new} (checkpoint: {show_old})")
+    if ckpt.get("frameset_hash") != frameset_hash:
+        diffs.append(f"--data with content hash {frameset_hash[:12]} (checkpoint: "
+                     f"{str(ckpt.get('frameset_hash'))[:12]})")
+    return diffs
+
+
+def _check_image_memory(n_frames: int, size: int) -> None:
+    """Refuse an image size whose resized training frames cannot fit in memory.
+
+    The end-to-end encoder trains on every frame resized to ``size x size``, held as uint8
+    plus a float32 copy while resizing: ``n_frames * 3 * size^2 * 5`` bytes at the peak.
+    More than half the machine's memory is refused before anything is allocated.
+    """
+    need = n_frames * 3 * size * size * 5
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: no bound known
+        return
+    if need > total // 2:
+        raise ConfigError(
+            f"--image-size {size}: the {n_frames} training frames would take {need / 1e9:.1f} GB "
+            f"as {size}x{size} images, more than half of this machine's {total / 1e9:.0f} GB; "
+            "lower --image-size (64-128 px is typical) or train on fewer frames")
+
+
 def _encoder_state(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {k[len("encoder."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")}
 
@@ -173,6 +233,19 @@ def train_policy(
         encoder_origin = (f"frozen from {enc_ckpt['path']} (task {enc_ckpt['task']}, "
                           f"epoch {enc_ckpt['epoch']})")
 
+    # Resume checks come before the images are resized or embedded (minutes on big sets).
+    cks = list_checkpoints(out) if resume else []
+    last = load_checkpoint(cks[-1], "--out") if cks else None
+    if last is not None:
+        diffs = resume_mismatch(last, cfg, train, fs.content_hash)
+        if diffs:
+            raise ConfigError(
+                f"--out {out}: cannot resume: its checkpoints were trained with other settings "
+                f"({'; '.join(diffs)}); rerun with the checkpoint's values to resume, or pass "
+                "a new --out to train from scratch")
+    if cfg.is_e2e:
+        _check_image_memory(len(man), cfg.image_size)
+
     w = make_windows(ep_keys, man["step"].to_numpy(),
                      cfg.history if cfg.head == "bc-rnn" else 1,
                      cfg.horizon if cfg.head == "dp-c" else (cfg.history if cfg.head == "bc-rnn" else 1),
@@ -203,17 +276,15 @@ def train_policy(
     opt = torch.optim.AdamW(net.trainable_parameters(), lr=train.lr, weight_decay=train.weight_decay)
 
     start_epoch = 0
-    cks = list_checkpoints(out) if resume else []
-    if cks:
-        last = load_checkpoint(cks[-1])
-        if last["policy_config"] != cfg.to_dict() or last["frameset_hash"] != fs.content_hash:
-            raise ConfigError(
-                f"--out {out}: holds checkpoints of another configuration or dataset; "
-                "choose a new --out or pass --no-resume"
-            )
+    history: list[float] = []  # the loss of every epoch since epoch 1, resumes included
+    if last is not None:
         load_weights(net, last)
         opt.load_state_dict(last["optimizer"])
         start_epoch = int(last["epoch"])
+        history = [float(x) for x in (last.get("losses") or [])][:start_epoch]
+        # checkpoints written before the history was kept whole hold only their own call's
+        # epochs: keep the list aligned (losses[i] is epoch i + 1) with NaN for the gap
+        history = [math.nan] * (start_epoch - len(history)) + history
     if start_epoch >= train.epochs:
         return TrainResult(out, cks[-1], 0, (), len(man), len(set(ep_keys)))
 
@@ -261,7 +332,7 @@ def train_policy(
                 "encoder_weights_hash": None if registry_encoder is None
                 else registry_encoder.weights_hash, "epoch": epoch + 1, "feat_dim": feat_dim,
                 "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
-                "losses": [float(x) for x in losses], "n_frames": n,
+                "losses": history + [float(x) for x in losses], "n_frames": n,
             })
     return TrainResult(out, ck, train.epochs - start_epoch, tuple(losses), n, len(set(ep_keys)))
 
