@@ -469,7 +469,7 @@ def test_killed_run_is_shown_and_marked_interrupted(tmp_path: Path, capsys) -> N
     from realgap.store import ResultsDB
 
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path)],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     assert proc.returncode == -9
     killed = proc.stdout.strip()
     with ResultsDB(tmp_path) as db:
@@ -498,7 +498,7 @@ def test_process_gone_checks_host_pid_and_start_time() -> None:
     assert not process_gone(host, me, token)
     assert not process_gone("another-host", 1, None)  # cannot tell: stays running
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+                          check=True, capture_output=True, text=True).stdout.strip()
     assert process_gone(host, int(done), None)
     if token is not None:  # Linux: a reused pid has another start time
         assert process_gone(host, me, token + "0")
