@@ -136,9 +136,11 @@ def decode_chunk(blob: bytes, k: int, shape: Sequence[int], where: Path) -> np.n
     if len(raw) != k * h * w * c:
         raise DataError(f"{where}: chunk holds {len(raw)} bytes, expected {k * h * w * c}; "
                         "reconvert the episode")
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(h, k, w, c).copy()
+    filtered = np.frombuffer(raw, dtype=np.uint8).reshape(h, k, w, c)
+    rows = np.empty_like(filtered)
+    rows[0] = filtered[0]
     for r in range(1, h):  # row by row: each add is one contiguous (k, W, 3) block
-        np.add(rows[r], rows[r - 1], out=rows[r])
+        np.add(filtered[r], rows[r - 1], out=rows[r])
     return rows.transpose(1, 0, 2, 3)
 
 

@@ -123,6 +123,13 @@ class _Store:
         k = int(entry.get("chunk_frames", _images.CHUNK_FRAMES))
         h, w, c = rec["cameras"][camera]
         out = np.empty((len(offs), h, w, c), dtype=np.uint8)
+        if len(offs) and offs[-1] - offs[0] == len(offs) - 1 and np.all(np.diff(offs) == 1):
+            # consecutive frames (the usual batch): copy slices of each chunk they span
+            first, last = int(offs[0]), int(offs[-1])
+            for i in range(first // k, last // k + 1):
+                lo, hi = max(first, i * k), min(last + 1, (i + 1) * k)
+                out[lo - first : hi - first] = self.chunk(ep, camera, i)[lo - i * k : hi - i * k]
+            return out
         which = offs // k
         for i in np.unique(which):
             sel = which == i
