@@ -85,7 +85,7 @@ def _decode_mp4(blob: bytes) -> np.ndarray:
 
 def _sim_frames(n: int) -> np.ndarray | None:
     try:
-        import realgap.sim as sim
+        from realgap import sim
     except Exception:  # noqa: BLE001 - mujoco missing: skip this kind
         return None
     env = sim.make("reach-mug", randomize=("BG", "LT"), granularity="episode", image_size=S,

@@ -26,7 +26,6 @@ from realgap.data._format import (
     hash_manifest,
 )
 from realgap.data.checks import validate
-from realgap.data.conversion import upgrade
 from realgap.data.synthetic import synthetic_episode, write_synthetic
 from realgap.data.writer import _episode_table
 from realgap.errors import DataError, FormatVersionError

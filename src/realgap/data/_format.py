@@ -64,6 +64,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -400,7 +401,7 @@ def _check_image_entry(e: Any, cam: str, n: int, bad: Any) -> None:
             raise bad(f"images[{cam!r}].chunk_frames is {k!r:.40}, expected an integer >= 1")
         if (not isinstance(offs, list) or len(offs) != -(-n // k) + 1
                 or not all(_is_int(o, 0, 1 << 62) for o in offs) or offs[0] != 0
-                or any(b < a for a, b in zip(offs, offs[1:], strict=False))
+                or any(b < a for a, b in pairwise(offs))
                 or offs[-1] != e["bytes"]):
             raise bad(f"images[{cam!r}].offsets is {offs!r:.60}, expected "
                       f"{-(-n // k) + 1} increasing byte offsets from 0 to 'bytes'")

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
+import pandas as pd
 from tqdm import tqdm
 
 from realgap.data.frameset import FrameSet
@@ -138,6 +138,6 @@ def upgrade(src: str | os.PathLike[str], out: str | os.PathLike[str], progress: 
                           images={c: view.images(c) for c in fs.cameras},
                           actions=view.actions(), states=view.states(),
                           factors=[json.loads(f) for f in m["factors"]],
-                          pair_ids=[None if p is None or p != p else str(p) for p in m["pair_id"]],
+                          pair_ids=[None if p is None or pd.isna(p) else str(p) for p in m["pair_id"]],
                           source=str(m["source"].iloc[0]))
     return FrameSet.open(out_p)
