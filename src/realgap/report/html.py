@@ -15,6 +15,7 @@ from realgap.store import ResultsDB, resolve_db_path
 
 #: Section modules in page order.
 SECTIONS: tuple[str, ...] = (
+    "verdict",
     "gap",
     "coverage",
     "embedding_map",

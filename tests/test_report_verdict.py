@@ -1,0 +1,67 @@
+"""The report's verdict: each sentence follows from the numbers (hand-made rankings/estimates)."""
+
+from __future__ import annotations
+
+from realgap.report.sections.verdict import (
+    coverage_sentence,
+    domain_sentence,
+    floor_sentence,
+    pretrained_sentence,
+    ranking_sentence,
+)
+
+
+def _est(v: float, lo: float, hi: float, **more: float) -> dict[str, float]:
+    return {"value": v, "lo": lo, "hi": hi, **more}
+
+
+def _rank(name: str, rank: int, value: float, *tied: str) -> dict[str, object]:
+    return {"encoder": name, "rank": rank, "value": value, "tied_with": list(tied),
+            "score": "combined"}
+
+
+def test_clear_winner_is_named_with_its_margin() -> None:
+    ranking = [_rank("oracle", 1, 0.9), _rank("a", 2, 0.5, "b"), _rank("b", 2, 0.48, "a"),
+               _rank("noise", 4, 0.0)]
+    est = {"oracle": {"combined": _est(0.9, 0.85, 0.95)}}
+    s = ranking_sentence(ranking, est)
+    assert "Best: <b>oracle</b>" in s and "0.400 ahead of the next (<b>a</b>)" in s
+    assert "beyond noise" in s
+
+
+def test_tied_top_and_all_tied() -> None:
+    tied = [_rank("a", 1, 0.5, "b"), _rank("b", 1, 0.49, "a"), _rank("c", 3, 0.1)]
+    s = ranking_sentence(tied, {})
+    assert "cannot be told apart from <b>b</b>" in s and "share rank 1" in s
+    every = [_rank("a", 1, 0.5, "b"), _rank("b", 1, 0.49, "a")]
+    assert "No encoder can be told apart" in ranking_sentence(every, {})
+    assert ranking_sentence([], {}) == "No ranking was recorded for this run."
+
+
+def test_floor_sentence_splits_encoders_by_their_floor() -> None:
+    est = {"good": {"as_sim": _est(0.7, 0.6, 0.8), "as_sim_floor": _est(0.02, 0.0, 0.05)},
+           "bad": {"as_sim": _est(0.06, 0.0, 0.12), "as_sim_floor": _est(0.03, 0.0, 0.08)}}
+    s = floor_sentence(est)
+    assert s is not None
+    assert "<b>good</b> lies above" in s and "<b>bad</b> cannot be told from the floor" in s
+    assert floor_sentence({"x": {}}) is None
+
+
+def test_domain_sentence_reads_the_permutation_p_value() -> None:
+    sep = {"a": {"c2st_acc": _est(0.99, 0.97, 1.0, p_value=0.005)},
+           "b": {"c2st_acc": _est(0.52, 0.45, 0.6, p_value=0.4)}}
+    s = domain_sentence(sep)
+    assert s is not None and "<b>a</b> tell sim from real" in s and "<b>b</b> do not" in s
+    assert "every encoder" in (domain_sentence({"a": sep["a"]}) or "")
+    assert "no encoder" in (domain_sentence({"b": sep["b"]}) or "")
+
+
+def test_coverage_and_pretrained_sentences() -> None:
+    meta = {"lite": {"n_real": 200, "training": "Supervised", "weights_origin": "package"},
+            "rand": {"n_real": 200, "training": None, "weights_origin": "random-init (seed 0)"}}
+    s = coverage_sentence({"lite": {}, "rand": {}}, {"lite": [{}] * 30, "rand": []}, meta)
+    assert s is not None and "<b>lite</b> 30/200" in s and "<b>rand</b> 0/200" in s
+    ranking = [_rank("lite", 1, 0.6), _rank("rand", 2, 0.2)]
+    assert "Trained weights matter" in (pretrained_sentence(ranking, meta) or "")
+    tied = [_rank("lite", 1, 0.6, "rand"), _rank("rand", 1, 0.5, "lite")]
+    assert "No trained encoder separates" in (pretrained_sentence(tied, meta) or "")
