@@ -65,3 +65,38 @@ def test_coverage_and_pretrained_sentences() -> None:
     assert "Trained weights matter" in (pretrained_sentence(ranking, meta) or "")
     tied = [_rank("lite", 1, 0.6, "rand"), _rank("rand", 1, 0.5, "lite")]
     assert "No trained encoder separates" in (pretrained_sentence(tied, meta) or "")
+
+
+def _db_with_two_gap_runs(tmp_path):
+    from realgap.store import ResultsDB, Score
+
+    ids = []
+    with ResultsDB(tmp_path / "results.duckdb") as db:
+        for i, v in enumerate((0.3, 0.6)):
+            run = db.new_run("gap", {"encoders": ["a", "b"]}, name=f"run{i}")
+            db.add_subject(run, "a", "encoder", {"weights_origin": "x"})
+            db.add_subject(run, "b", "encoder", {"weights_origin": "random-init (seed 0)"})
+            db.add_scores(run, [Score("a", "combined", v, v - 0.1, v + 0.1, 10),
+                                Score("b", "combined", 0.1, 0.0, 0.2, 10),
+                                Score("a", "rank", 1, None, None, 10, "",
+                                      {"score": "combined", "value": v, "tied_with": []}),
+                                Score("b", "rank", 2, None, None, 10, "",
+                                      {"score": "combined", "value": 0.1, "tied_with": []})])
+            db.finish_run(run, "ok")
+            ids.append(run)
+    return ids
+
+
+def test_report_run_pick_and_comparison(tmp_path) -> None:
+    from realgap.cli import main
+    from realgap.report import build_report
+
+    first, second = _db_with_two_gap_runs(tmp_path)
+    html = build_report(tmp_path).read_text()
+    assert f"Generated from run {second}" in html            # newest by default
+    assert 'id="compare-gap"' in html and "0.300" in html and "0.600" in html
+    html = build_report(tmp_path, run_ids=[first]).read_text()
+    assert f"Generated from run {first}" in html and f"showing run(s) {first}" in html
+    assert main(["report", str(tmp_path), "--run", first]) == 0
+    assert main(["report", str(tmp_path), "--run", "nope"]) == 2
+    assert main(["report", str(tmp_path), "--run", first, "--run", second]) == 2  # one per kind

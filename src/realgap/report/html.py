@@ -8,8 +8,11 @@ and a section with nothing to show returns ``None`` and is left out.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from realgap.errors import ConfigError, DataError
 from realgap.report._html import page
 from realgap.store import ResultsDB, resolve_db_path
 
@@ -24,25 +27,63 @@ SECTIONS: tuple[str, ...] = (
     "vat",
     "correlation",
     "dynamics",
+    "comparison",
     "provenance",
 )
 
 
-def build_report(db_or_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` next to the database (or at ``out``) and return its path."""
+class PinnedRuns:
+    """A read view of a :class:`ResultsDB` whose "latest run" of a kind is the one the user
+    picked (``realgap report --run ID``); everything else reads through unchanged.
+
+    Sections ask ``db.latest_run(kind)`` for the run they show, so pinning here reaches
+    every section without each of them taking a run argument.
+    """
+
+    def __init__(self, db: ResultsDB, run_ids: Sequence[str]) -> None:
+        self._db = db
+        runs = db.runs()
+        known = dict(zip(runs["run_id"].astype(str), runs["kind"].astype(str), strict=True))
+        self.pinned: dict[str, str] = {}
+        for rid in run_ids:
+            if rid not in known:
+                hint = ", ".join(f"{r} ({k})" for r, k in list(known.items())[-8:]) or "none"
+                raise DataError(f"--run {rid}: no such run in {db.path}; runs there (newest "
+                                f"last): {hint}")
+            if known[rid] in self.pinned:
+                raise ConfigError(f"--run: two runs of kind {known[rid]!r} given "
+                                  f"({self.pinned[known[rid]]}, {rid}); pick one per kind")
+            self.pinned[known[rid]] = rid
+
+    def latest_run(self, kind: str) -> str | None:
+        return self.pinned.get(kind) or self._db.latest_run(kind)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def build_report(db_or_dir: str | Path, out: str | Path | None = None,
+                 run_ids: Sequence[str] = ()) -> Path:
+    """Write ``report.html`` next to the database (or at ``out``) and return its path.
+
+    ``run_ids``: runs to show instead of the newest of their kind (at most one per kind).
+    """
     db_path = resolve_db_path(db_or_dir)
     out_path = Path(out) if out else db_path.parent / "report.html"
     parts: list[tuple[str, str, str]] = []
-    with ResultsDB(db_path, read_only=True) as db:
+    with ResultsDB(db_path, read_only=True) as raw:
+        db = PinnedRuns(raw, run_ids)
         n_runs = len(db.runs())
         for name in SECTIONS:
             mod = importlib.import_module(f"realgap.report.sections.{name}")
             body = mod.render(db)
             if body:
                 parts.append((mod.ANCHOR, mod.TITLE, body))
+    shown = "; showing run(s) " + ", ".join(db.pinned.values()) if db.pinned else ""
     html = page(
         "realgap report",
-        f"{n_runs} run(s) from {db_path.name}; every number carries its interval and sample size",
+        f"{n_runs} run(s) from {db_path.name}{shown}; every number carries its interval and "
+        "sample size",
         parts,
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
