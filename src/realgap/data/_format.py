@@ -63,7 +63,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -183,31 +183,59 @@ def hash_manifest(table: pa.Table) -> str:
     Each column contributes its name and its values in a normalised byte form: numbers
     as little-endian int64/float32, text as UTF-8 bytes with offsets rebased to 0, a
     validity mask for the nullable ``pair_id``. Works on Arrow buffers (no Python objects
-    per row), so checking a consolidated manifest of a million rows takes well under a
-    second, and a slice hashes like the same rows written on their own.
+    per row), and a slice hashes like the same rows written on their own; see
+    :func:`hash_manifest_slices` for many episodes of one table at once.
     """
-    h = hashlib.blake2b(digest_size=32)
-    h.update(f"rows {table.num_rows}\n".encode())
+    return hash_manifest_slices(table, [table.num_rows])[0]
+
+
+def hash_manifest_slices(table: pa.Table, counts: Sequence[int]) -> list[str]:
+    """:func:`hash_manifest` of consecutive row slices of ``table`` (``counts`` rows each).
+
+    The columns are normalised once for the whole table, then each slice costs a few
+    buffer views, so checking the consolidated manifest of a set with thousands of
+    episodes takes milliseconds, not seconds.
+    """
+    cols: list[tuple[bytes, str, tuple[Any, ...]]] = []
     for name in MANIFEST_COLUMNS:
         col = table.column(name).combine_chunks()
-        h.update(name.encode() + b"\x1d")
-        if len(col) == 0:
-            continue
+        tag = name.encode() + b"\x1d"
         if pa.types.is_list(col.type):
             offs = col.offsets.to_numpy().astype("<i8")
-            h.update((offs - offs[0]).tobytes())
-            h.update(col.flatten().to_numpy(zero_copy_only=False).astype("<f4").tobytes())
+            vals = col.flatten().to_numpy(zero_copy_only=False).astype("<f4")
+            cols.append((tag, "list", (offs, offs[0] if len(offs) else 0, vals)))
         elif pa.types.is_integer(col.type):
-            h.update(col.to_numpy(zero_copy_only=False).astype("<i8").tobytes())
+            cols.append((tag, "int", (col.to_numpy(zero_copy_only=False).astype("<i8"),)))
         else:
             bufs = col.buffers()
             offs = np.frombuffer(bufs[1], dtype=np.int32)[col.offset : col.offset + len(col) + 1]
-            h.update(np.asarray(col.is_valid()).astype(np.uint8).tobytes())
-            h.update((offs - offs[0]).astype("<i8").tobytes())
-            data = bufs[2]
-            if data is not None:
-                h.update(memoryview(data)[int(offs[0]) : int(offs[-1])])
-    return h.hexdigest()
+            valid = np.asarray(col.is_valid()).astype(np.uint8)
+            data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
+            cols.append((tag, "str", (offs.astype("<i8"), valid, data)))
+    out = []
+    a = 0
+    for n in counts:
+        b = a + int(n)
+        h = hashlib.blake2b(digest_size=32)
+        h.update(f"rows {b - a}\n".encode())
+        for tag, kind, arrs in cols:
+            h.update(tag)
+            if b == a:
+                continue
+            if kind == "list":
+                offs, base, vals = arrs
+                h.update((offs[a : b + 1] - offs[a]).tobytes())
+                h.update(vals[offs[a] - base : offs[b] - base].tobytes())
+            elif kind == "int":
+                h.update(arrs[0][a:b].tobytes())
+            else:
+                offs, valid, data = arrs
+                h.update(valid[a:b].tobytes())
+                h.update((offs[a : b + 1] - offs[a]).tobytes())
+                h.update(data[int(offs[a]) : int(offs[b])])
+        out.append(h.hexdigest())
+        a = b
+    return out
 
 
 def episode_hash(manifest_hash: str, images: Mapping[str, Mapping[str, Any]]) -> str:
@@ -330,6 +358,12 @@ def _check_meta_types(path: Path, meta: Mapping[str, Any]) -> None:
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_CAMERA_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+# Codec names and file-name patterns of records (the codecs live in realgap.data._images).
+ZSTD_CODEC = "zstd-up"
+VIDEO_CODEC = "video"
+EPISODE_FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,120}\.zst$")
+VIDEO_FILE_RE = re.compile(r"^videos/[0-9a-f]{64}\.[a-z0-9]{1,8}$")
 
 
 def _is_int(x: Any, lo: int = 0, hi: int = MAX_EPISODE) -> bool:
@@ -364,7 +398,7 @@ def check_record(rec: Any, where: Path, version: int) -> dict[str, Any]:
     if not isinstance(cams, dict) or not cams:
         raise bad(f"field 'cameras' is {cams!r:.40}, expected {{camera: [H, W, 3]}}")
     for cam, shp in cams.items():
-        if (not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", cam) or not isinstance(shp, list)
+        if (not _CAMERA_RE.fullmatch(cam) or not isinstance(shp, list)
                 or len(shp) != 3 or not all(_is_int(v, 1, 1 << 16) for v in shp) or shp[2] != 3):
             raise bad(f"camera {cam!r:.40} has shape {shp!r:.40}, expected [H, W, 3]")
     if version < 3:
@@ -383,8 +417,6 @@ def check_record(rec: Any, where: Path, version: int) -> dict[str, Any]:
 
 
 def _check_image_entry(e: Any, cam: str, n: int, bad: Any) -> None:
-    from realgap.data._images import EPISODE_FILE_RE, VIDEO_CODEC, VIDEO_FILE_RE, ZSTD_CODEC
-
     if not isinstance(e, dict):
         raise bad(f"images[{cam!r}] is {e!r:.40}, expected an object")
     if not isinstance(e.get("blake2b"), str) or not _HEX64.match(e["blake2b"]):

@@ -54,18 +54,17 @@ import numpy as np
 import pyarrow as pa
 
 from realgap._optional import require
+
+# File names a record may point at (checked by _format.check_record): a file of the
+# episode directory, or a shared video.
+from realgap.data._format import EPISODE_FILE_RE, VIDEO_CODEC, VIDEO_FILE_RE, ZSTD_CODEC  # noqa: F401
 from realgap.errors import DataError
 
-ZSTD_CODEC = "zstd-up"
-VIDEO_CODEC = "video"
 CODECS = (ZSTD_CODEC, VIDEO_CODEC)
 #: Frames per independently decodable chunk (random access reads one chunk).
 CHUNK_FRAMES = 32
 ZSTD_LEVEL = 3
 VIDEOS_DIR = "videos"
-#: File names a record may point at: a file of the episode directory, or a shared video.
-EPISODE_FILE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,120}\.zst$")
-VIDEO_FILE_RE = re.compile(r"^videos/[0-9a-f]{64}\.[a-z0-9]{1,8}$")
 _BLOCK = 1 << 20
 
 _VERIFIED: dict[tuple[str, int, int, int, int], str] = {}

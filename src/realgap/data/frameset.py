@@ -42,6 +42,7 @@ from realgap.data._format import (
     combine_hashes,
     hash_episode,
     hash_manifest,
+    hash_manifest_slices,
     load_records,
     read_consolidated,
     read_meta,
@@ -456,15 +457,14 @@ def _read_manifest(root: Path, records: list[dict[str, Any]], content_hash: str,
     if version >= 3:
         table = read_consolidated(root, content_hash)
         if table is not None and table.num_rows == n:
-            start = 0
-            for r in records:
-                if hash_manifest(table.slice(start, int(r["n_frames"]))) != r["manifest_hash"]:
+            got = hash_manifest_slices(table, [int(r["n_frames"]) for r in records])
+            for r, h in zip(records, got, strict=True):
+                if h != r["manifest_hash"]:
                     raise DataError(
                         f"{root / CONSOLIDATED_MANIFEST}: rows of episode {r['key']} differ from "
                         "that episode's recorded manifest hash: the consolidated manifest was "
                         "changed after writing; delete it (the next FrameSetWriter close rebuilds "
                         f"it) and run `realgap data validate {root}`")
-                start += int(r["n_frames"])
             return table
     return read_manifest_parts(root, records, verify=version >= 3)
 
