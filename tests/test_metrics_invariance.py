@@ -46,18 +46,26 @@ def test_matches_scikit_learn_route() -> None:
     assert r.dis == pytest.approx(1 - d / np.sqrt(8), rel=1e-9)
 
 
-def test_randomized_route_for_wide_embeddings_matches_exact() -> None:
+@pytest.mark.parametrize("max_rows, method", [(4096, "gram-eigh"), (10, "randomized-svd")])
+def test_wide_embedding_routes_match_exact(max_rows: int, method: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+    import realgap.metrics.space as space_mod
+
+    monkeypatch.setattr(space_mod, "EXACT_PCA_MAX_ROWS", max_rows)
     rng = np.random.default_rng(2)
     xs, xr = rng.normal(size=(40, 100)), rng.normal(size=(30, 100)) + 0.2
-    space = fit_gap_space(xs, xr, k=384)  # N = 70 < D: randomized SVD, k = N - 1 = 69
-    assert space.method == "randomized-svd" and space.k == 69
+    space = fit_gap_space(xs, xr, k=384)  # N = 70 < D: the dual route, k = N - 1 = 69
+    assert space.method == method and space.k == 69
     pooled = StandardScaler().fit_transform(np.vstack([xs, xr]))
-    z = MinMaxScaler().fit_transform(PCA(n_components=69, svd_solver="full").fit_transform(pooled))
+    pca = PCA(n_components=69, svd_solver="full").fit(pooled)
+    z = MinMaxScaler().fit_transform(pca.transform(pooled))
     d = np.linalg.norm(z[:40].mean(0) - z[40:].mean(0))
     assert np.linalg.norm(space.z_sim.mean(0) - space.z_real.mean(0)) == pytest.approx(d, rel=1e-6)
+    np.testing.assert_allclose(space.component_variance_ratio,
+                               pca.explained_variance_ratio_, rtol=1e-6, atol=1e-12)
 
 
 def test_dis_falls_monotonically_as_shift_grows() -> None:

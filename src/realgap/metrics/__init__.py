@@ -36,6 +36,7 @@ from realgap.metrics.suite import (
     gap_suite,
     harmonic_mean,
     resample_plan,
+    two_sample_gap,
 )
 from realgap.metrics.twosample import TWO_SAMPLE_SCORES, two_sample_scores
 
@@ -64,6 +65,7 @@ __all__ = [
     "harmonic_mean",
     "mmd_rbf",
     "resample_plan",
+    "two_sample_gap",
     "two_sample_scores",
     "transfer_action_score",
 ]

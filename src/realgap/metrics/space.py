@@ -12,8 +12,9 @@ Steps, on the pooled ``X = [emb_sim; emb_real]`` of shape ``(N, D)``:
 2. PCA to ``k = min(k_requested, N - 1, D)`` components (recorded as :attr:`GapSpace.k`).
    When ``N > D`` and ``D <= 2048`` the exact eigendecomposition of the ``D x D``
    covariance is used (one ``N x D x D`` product: faster than a randomized SVD at these
-   sizes, and deterministic); otherwise scikit-learn's ``PCA(svd_solver="randomized")``
-   seeded from ``rng``. Component signs follow scikit-learn's ``svd_flip`` convention
+   sizes, and deterministic); when ``N <= D`` and ``N <= 4096`` that of the ``N x N`` Gram
+   matrix (the dual form, same components); otherwise scikit-learn's
+   ``PCA(svd_solver="randomized")`` seeded from ``rng``. Component signs follow scikit-learn's ``svd_flip`` convention
    (largest-|loading| positive) -- no metric depends on them;
 3. min-max normalize each component to [0, 1] over the pooled set (a constant component
    maps to 0).
@@ -29,8 +30,11 @@ import numpy as np
 from realgap._rng import RngLike, as_rng
 from realgap.metrics._validate import as_matrix, check_positive_int, same_dim
 
-#: Above this dimension the randomized SVD replaces the covariance eigendecomposition.
+#: Above this dimension the covariance eigendecomposition is not used.
 EXACT_PCA_MAX_DIM = 2048
+#: With more features than frames, up to this many frames the Gram (dual) eigendecomposition
+#: is used; beyond, scikit-learn's randomized SVD.
+EXACT_PCA_MAX_ROWS = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,7 +47,7 @@ class GapSpace:
         k: components used, ``min(k_requested, N - 1, D)``.
         k_requested: the ``k`` asked for.
         dim: input embedding dimension ``D``.
-        method: ``"covariance-eigh"`` or ``"randomized-svd"``.
+        method: ``"covariance-eigh"``, ``"gram-eigh"`` or ``"randomized-svd"``.
         explained_variance_ratio: share of the standardized variance the ``k``
             components keep (in [0, 1]).
         component_variance_ratio: ``(k,)`` share kept by each component, leading first
@@ -128,6 +132,21 @@ def fit_gap_space(
         per = np.clip(evals[top], 0, None)
         kept = float(per.sum())
         method = "covariance-eigh"
+    elif n <= EXACT_PCA_MAX_ROWS:
+        from threadpoolctl import threadpool_limits
+
+        # Dual (Gram) form for n <= d: the n x n eigenproblem gives the same components,
+        # exactly and deterministically, and is far cheaper than a randomized SVD here.
+        gram = x @ x.T
+        with threadpool_limits(limits=1, user_api="blas"):
+            evals, evecs = np.linalg.eigh(gram)
+        top = np.argsort(evals)[::-1][:k_used]
+        sv = np.sqrt(np.clip(evals[top], 0, None))
+        sv[sv == 0] = 1.0
+        comps = _svd_flip(((x.T @ evecs[:, top]) / sv).T)
+        per = np.clip(evals[top], 0, None) / (n - 1)
+        kept = float(per.sum())
+        method = "gram-eigh"
     else:
         from sklearn.decomposition import PCA
 

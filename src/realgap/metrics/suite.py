@@ -168,6 +168,28 @@ def _frame_mean(values: np.ndarray, codes: np.ndarray, counts: np.ndarray, n_eps
     return est, reps
 
 
+def two_sample_gap(emb_sim: np.ndarray, emb_real: np.ndarray, ep_sim: np.ndarray,
+                   ep_real: np.ndarray, *, space_k: int = SPACE_K, n_boot: int = 200,
+                   n_perm: int = 200, alpha: float = 0.05, rng: RngLike = 0,
+                   mmd_max_samples: int = 1500) -> Any:
+    """The two-sample scores alone (no probes, no coverage): centroid distance, DIS,
+    calibrated DIS, MMD, Fréchet distance and C2ST in the common space of ``space_k``
+    components, with intervals and permutation nulls
+    (:class:`realgap.metrics.twosample.TwoSampleResult`). Same seeds as :func:`gap_suite`,
+    so its two-sample numbers are these up to the PCA solver."""
+    n_perm = check_positive_int(n_perm, "n_perm", minimum=0)
+    xs, xr = as_matrix(emb_sim, "emb_sim"), as_matrix(emb_real, "emb_real")
+    es, er = as_groups(ep_sim, len(xs), "ep_sim"), as_groups(ep_real, len(xr), "ep_real")
+    s_boot, s_perm, s_pca, s_two = child_seeds(rng, 8)[:4]
+    plan = resample_plan(es, er, check_positive_int(n_boot, "n_boot", minimum=0), s_boot)
+    space = fit_gap_space(xs, xr, k=space_k, rng=s_pca)
+    design = Design(np.r_[plan.codes_sim, plan.codes_real], plan.ep_real,
+                    np.ones(plan.ep_real.shape[0], bool))
+    perms = permuted_labels(plan.ep_real, n_perm, s_perm) if n_perm else None
+    return two_sample_scores(space.z, design, counts=plan.counts, perms=perms, alpha=alpha,
+                             mmd_max_samples=mmd_max_samples, rng=as_rng(s_two))
+
+
 # -- the suite ---------------------------------------------------------------------------------
 def gap_suite(
     emb_sim: np.ndarray,
