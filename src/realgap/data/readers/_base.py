@@ -132,6 +132,8 @@ def check_finite(path: Path | str, what: str, x: Any, where: str = "") -> np.nda
             per frame, holds NaN/inf, or holds values beyond float32 (the FrameSet stores
             float32, where they would silently become inf).
     """
+    if getattr(x, "dtype", None) is not None and x.dtype.kind == "c":  # a cast drops the imaginary part
+        raise DataError(f"{path}: {what}{where} is {x.dtype}, complex numbers; store real numbers")
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:

@@ -186,6 +186,23 @@ def _vectors(path: Path, what: str, values: Sequence[Any], where: str) -> np.nda
     return check_finite(path, what, np.stack(rows) if rows else np.zeros((0, 0)), where)
 
 
+def _scalars(path: Path, what: str, values: Sequence[Any], where: str) -> np.ndarray:
+    """One finite number per frame as float64 ``(T,)``."""
+    x = _vectors(path, what, values, where)
+    if x.shape[1] != 1:
+        raise DataError(f"{path}: {what}{where} holds {x.shape[1]} numbers per frame, expected one")
+    return x[:, 0]
+
+
+def _episode_column(path: Path, df: pd.DataFrame) -> pd.Series:
+    """The ``episode_index`` column, checked to hold integers (rows are selected by it)."""
+    col = df["episode_index"]
+    if not pd.api.types.is_integer_dtype(col):
+        raise DataError(f"{path}: column 'episode_index' is {col.dtype}, expected integers; "
+                        "download or copy the dataset again")
+    return col
+
+
 def _tasks(root: Path, v3: bool) -> dict[int, str]:
     rel = "meta/tasks.parquet" if v3 else "meta/tasks.jsonl"
     path = root / rel
@@ -478,21 +495,16 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
                 if not is_video[c]:
                     _check_image_paths(src, path, visual[c])
         df = tables[path]
-        rows = df[df["episode_index"] == e]
+        rows = df[_episode_column(path, df) == e]
         if rows.empty:
             raise DataError(f"{path}: no rows of episode {e}; the data and episode metadata "
                             "disagree")
-        order = np.argsort(_vectors(path, "frame_index", rows["frame_index"], where)[:, 0],
-                           kind="stable")
+        order = np.argsort(_scalars(path, "frame_index", rows["frame_index"], where), kind="stable")
         rows = rows.iloc[order]
         ep["actions"] = _vectors(path, "action", rows["action"], where)
         ep["states"] = (_vectors(path, "observation.state", rows["observation.state"], where)
                         if has_state else np.zeros((len(rows), 0)))
-        ts = _vectors(path, "timestamp", rows["timestamp"], where)
-        if ts.shape[1] != 1:
-            raise DataError(f"{path}: timestamp{where} holds {ts.shape[1]} numbers per frame, "
-                            "expected one")
-        ep["timestamps"] = ts[:, 0]
+        ep["timestamps"] = _scalars(path, "timestamp", rows["timestamp"], where)
         ep["frame_order"] = order
         ep["task"] = task
         if task is None and "task_index" in rows.columns:
@@ -521,7 +533,7 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
                         image_tables[key] = (ep["data"], _read_parquet(
                             ep["data"], ["episode_index", key]))
                     full = image_tables[key][1]
-                    sel = full[full["episode_index"] == e].iloc[ep["frame_order"]]
+                    sel = full[_episode_column(ep["data"], full) == e].iloc[ep["frame_order"]]
                     imgs[c] = _decode_image_column(src, ep["data"], sel[key].tolist(), key)
             yield ReadEpisode(
                 task=ep["task"] or src.name, episode=e, images=imgs, actions=ep["actions"],
