@@ -159,3 +159,47 @@ def test_disk_full_publishes_nothing(tmp_path: Path, capsys, monkeypatch) -> Non
     assert f"{out}: no space left on the device while writing episode" in err
     assert "nothing of this conversion was published" in err
     assert _snapshot(out) == before
+
+
+def _write_av1(path: Path, frames: np.ndarray, fps: int) -> None:
+    """AV1 (SVT-AV1, its default random-access structure) in mp4, as the G1 dataset uses."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libsvtav1", rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_av1_video_is_kept_and_decodes_exactly(tmp_path: Path) -> None:
+    import av
+
+    try:
+        av.codec.Codec("libsvtav1", "w")
+    except Exception:  # noqa: BLE001 - this FFmpeg build has no AV1 encoder
+        pytest.skip("no AV1 encoder in this PyAV build")
+    eps = _lerobot_eps([6, 5])
+    src = _write_lerobot_v21(tmp_path / "src", eps)
+    vids = [src / f"videos/chunk-000/observation.images.top/episode_{e:06d}.mp4" for e in (0, 1)]
+    for e, v in enumerate(vids):
+        big = np.repeat(np.repeat(eps[e]["images"]["top"], 2, axis=1), 2, axis=2)  # 64x64
+        _write_av1(v, big, 10)
+    info_path = src / "meta/info.json"
+    import json
+
+    info = json.loads(info_path.read_text())
+    info["features"]["observation.images.top"]["shape"] = [64, 64, 3]
+    info_path.write_text(json.dumps(info))
+    fs = convert(src, tmp_path / "fs")
+    assert [r["images"]["top"]["codec"] for r in fs._store.records] == ["video", "video"]
+    for e, v in enumerate(vids):
+        np.testing.assert_array_equal(fs.select(episode=e).images("top"), _direct_decode(v))
+    assert _size(tmp_path / "fs") <= 2 * _size(src)
