@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", default=None, help="embedding cache dir (default OUT/cache)")
     p.add_argument("--saliency-pairs", type=int, default=3,
                    help="sim/real pairs per saliency grid (0: no saliency)")
+    p.add_argument("--maps", default="pca,umap",
+                   help="embedding maps in the report: pca (fitted on sim), umap, or none "
+                        "(default pca,umap)")
+    p.add_argument("--map-frames", type=int, default=400,
+                   help="frames per domain on the embedding maps (default 400)")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--out", required=True, help="output dir (results.duckdb, report.html)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -71,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, cache=args.cache,
         weights=_weights(args.weights), saliency_pairs=args.saliency_pairs,
         device=args.device, progress=not (args.quiet or args.json),
+        maps=_maps(args.maps), map_frames=args.map_frames,
     )
     result = run_gap(cfg)
     if args.json:
@@ -81,3 +87,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} in {result.db_path} ({result.seconds:.0f} s)")
     print(f"report: {result.report_path}")
     return 0
+
+
+def _maps(text: str) -> tuple[str, ...]:
+    """``--maps``: a comma list, or ``none`` for no maps (checked by the job's config check)."""
+    names = tuple(m.strip().lower() for m in text.split(",") if m.strip())
+    return () if names in ((), ("none",)) else names

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from realgap.errors import ConfigError, DataError, MissingFileError
+from realgap.jobs.embedding_map import plan_maps, write_map_frames_of, write_maps_of
 from realgap.jobs.records import (
     EXTRA_METRICS,
     FLAGGED_ARTIFACT,
@@ -98,6 +99,11 @@ class GapConfig:
     """Torch device."""
     progress: bool = True
     """Show progress bars and per-step lines on stderr."""
+    maps: tuple[str, ...] = ("pca", "umap")
+    """Embedding maps drawn per encoder in the report (``pca``: fitted on sim; ``umap``);
+    empty: none."""
+    map_frames: int = 400
+    """Frames per domain shown on the embedding maps (spread over episodes)."""
 
 
 @dataclass(frozen=True)
@@ -416,6 +422,12 @@ def check_config(cfg: GapConfig) -> None:
         raise ConfigError(f"--n-perm must be >= 0 and --space-k >= 1, got {cfg.n_perm} and "
                           f"{cfg.space_k}")
     check_encoder_names(cfg.encoders)
+    from realgap.explain.embedding_map import MAP_METHODS
+
+    unknown_maps = [m for m in cfg.maps if m not in MAP_METHODS]
+    if unknown_maps or cfg.map_frames < 1:
+        raise ConfigError(f"--maps: expected a comma list of {', '.join(MAP_METHODS)} (or none) "
+                          f"and --map-frames >= 1, got {','.join(cfg.maps)!r} and {cfg.map_frames}")
     _check_device(cfg.device)
 
 
@@ -524,6 +536,11 @@ def run_gap(cfg: GapConfig) -> GapResult:
         run_id = db.new_run(RUN_KIND, _config_record(cfg, camera, sim, real),
                             name=",".join(cfg.encoders), frameset_hash=fs_hash)
         try:
+            map_plan = None
+            if cfg.maps:
+                map_plan = plan_maps(sim, real, max_per_domain=cfg.map_frames, methods=cfg.maps,
+                                     seed=cfg.seed)
+                write_map_frames_of(db, run_id, map_plan, sim, real, camera)
             for enc in encoders:
                 emb_sim, emb_real = embedded[enc.name]
                 rows = None if trained[enc.name] is None else ~trained[enc.name]
@@ -552,6 +569,12 @@ def run_gap(cfg: GapConfig) -> GapResult:
                                 meta={"n_flagged": len(flagged), "n_real": len(real),
                                       "alpha": float(getattr(cov, "alpha", 0.05))})
                 timings[f"metrics:{enc.name}"] = time.perf_counter() - t
+                if map_plan is not None:
+                    t = time.perf_counter()
+                    _say(cfg, f"embedding maps ({', '.join(cfg.maps)}) for {enc.name}")
+                    write_maps_of(db, run_id, map_plan, enc.name, emb_sim, emb_real,
+                                  np.asarray(cov.flagged, dtype=bool))
+                    timings[f"maps:{enc.name}"] = time.perf_counter() - t
                 meta = encoder_meta(
                     enc.info.as_dict() if hasattr(enc.info, "as_dict") else dict(enc.info),
                     enc.weights_origin, weights_hash=getattr(enc, "weights_hash", ""),
