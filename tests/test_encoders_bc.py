@@ -76,11 +76,36 @@ def test_training_is_deterministic_and_learns(fs: FrameSet, tmp_path: Path) -> N
 
 
 def test_loss_falls_with_more_epochs(fs: FrameSet, tmp_path: Path) -> None:
+    # without held-out stopping or augmentation: plain fitting of all 32 frames
     enc = train_bc_encoder(fs, "sim", rng=0, cache_dir=tmp_path, epochs=8, image_size=16,
-                           batch_size=8)
+                           batch_size=8, val_fraction=0.0, shift=0)
     # standardized actions start at MSE ~1 (measured 1.01 in epoch 1); 32 frames are
     # fitted closely in 8 epochs (measured 0.04)
     assert enc.extra["train_final_loss"] < 0.5
+    assert len(enc.extra["train_loss_per_epoch"]) == 8
+    assert enc.extra["train_val_loss_per_epoch"] == [] and enc.extra["train_val_episodes"] == []
+
+
+def test_early_stopping_keeps_the_best_held_out_epoch(fs: FrameSet, tmp_path: Path) -> None:
+    enc = train_bc_encoder(fs, "sim", rng=0, cache_dir=tmp_path, epochs=30, image_size=16,
+                           batch_size=8, val_fraction=0.25, patience=3)
+    val = enc.extra["train_val_loss_per_epoch"]
+    best = enc.extra["train_best_epoch"]
+    assert len(enc.extra["train_val_episodes"]) == 1  # 25 % of 4 episodes, whole episodes
+    assert len(val) == len(enc.extra["train_loss_per_epoch"])
+    assert best == int(np.argmin(val)) + 1
+    # stopped `patience` epochs after the best one, or ran out of epochs
+    assert len(val) == min(30, best + 3)
+    # the kept weights are the best epoch's: the same run stopped right at that epoch
+    # (same seed, same trajectory) ends with the very same weights
+    short = train_bc_encoder(fs, "sim", rng=0, cache_dir=tmp_path, epochs=best, image_size=16,
+                             batch_size=8, val_fraction=0.25, patience=3)
+    assert short.extra["train_best_epoch"] == best
+    assert short.weights_hash == enc.weights_hash
+    if best > 1:  # and not the weights of an earlier epoch
+        earlier = train_bc_encoder(fs, "sim", rng=0, cache_dir=tmp_path, epochs=best - 1,
+                                   image_size=16, batch_size=8, val_fraction=0.25, patience=3)
+        assert earlier.weights_hash != enc.weights_hash
 
 
 def test_cached_by_key_and_restricted_to_given_episodes(fs: FrameSet, tmp_path: Path,
@@ -123,5 +148,9 @@ def test_bad_domain_camera_and_episodes(fs: FrameSet) -> None:
         train_bc_encoder(fs, "sim", episodes=[0, 9], **KW)
     with pytest.raises(ConfigError, match="epochs"):
         train_bc_encoder(fs, "sim", epochs=0, image_size=16)
+    with pytest.raises(ConfigError, match="val_fraction"):
+        train_bc_encoder(fs, "sim", val_fraction=1.0, image_size=16)
+    with pytest.raises(ConfigError, match="shift"):
+        train_bc_encoder(fs, "sim", shift=-1, image_size=16)
     with pytest.raises(ConfigError, match="pass frameset="):
         create_encoder("bc-sim")

@@ -10,6 +10,16 @@ the encoder" comparison, with results that need no hub.
 Only the episodes passed in ``episodes`` are seen in training, so a caller (the gap
 command) can keep the action probe's validation episodes unseen.
 
+Training length is chosen on held-out episodes (early stopping): ``val_fraction`` of the
+given episodes (seeded, whole episodes) are kept out of the gradient steps; after each
+epoch their MSE is measured, and training stops when it has not improved for
+``patience`` epochs (or after ``epochs``); the weights of the best epoch are kept. The
+loss curves (train and held-out, per epoch) travel with the encoder (``extra``) into the
+results database. Frames are augmented by a random shift of up to ``shift`` pixels
+(replicate-padded, as DrQ and Diffusion Policy's random crop do), which the
+early-stopped encoders of the demo need to generalise across episodes (measured for
+issue 9: see README "Choices we made").
+
 The trained weights are cached on disk under ``<cache_dir>/bc/<key>.pt``; the key hashes
 the FrameSet content hash, domain, camera, episode ids, every training setting and the
 seed, so a cache hit is the same training run. Files are written atomically.
@@ -32,15 +42,15 @@ from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
 from realgap.errors import ConfigError, DataError
 
 #: Bump when the architectures of :mod:`realgap.encoders.e2e` or the training loop change.
-BC_CACHE_VERSION = 2
+BC_CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
 class BCConfig:
     """Training settings of a BC encoder (all part of the cache key)."""
 
-    #: Passes over the training frames.
-    epochs: int = 6
+    #: Most passes over the training frames (early stopping usually ends training sooner).
+    epochs: int = 40
     #: Frames are resized (shorter side) and center-cropped to this square size, pixels.
     image_size: int = 64
     #: Frames per gradient step.
@@ -51,13 +61,24 @@ class BCConfig:
     arch: str = "small"
     #: Embedding dimension D.
     feature_dim: int = 64
+    #: Fraction of the given episodes held out for early stopping (0: none, train all
+    #: ``epochs``); at least one episode is held out and one trained on.
+    val_fraction: float = 0.15
+    #: Epochs without a better held-out MSE before training stops.
+    patience: int = 5
+    #: Random-shift augmentation: up to this many pixels in x and y (0: off).
+    shift: int = 4
 
     def __post_init__(self) -> None:
-        for f in ("epochs", "image_size", "batch_size", "feature_dim"):
+        for f in ("epochs", "image_size", "batch_size", "feature_dim", "patience"):
             if int(getattr(self, f)) < 1:
                 raise ConfigError(f"BCConfig.{f} must be >= 1, got {getattr(self, f)}")
-        if self.lr <= 0:
+        if not self.lr > 0 or not np.isfinite(self.lr):
             raise ConfigError(f"BCConfig.lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"BCConfig.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if int(self.shift) < 0:
+            raise ConfigError(f"BCConfig.shift must be >= 0, got {self.shift}")
 
 
 def default_cache_dir() -> Path:
@@ -90,9 +111,11 @@ def bc_preprocess(image_size: int) -> Preprocess:
 
 
 def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = None,
-                     episodes: list[int] | None = None, epochs: int = 6, image_size: int = 64,
-                     rng: RngLike = 0, *, arch: str = "small", batch_size: int = 64,
-                     lr: float = 1e-3, feature_dim: int = 64,
+                     episodes: list[int] | None = None, epochs: int = BCConfig.epochs,
+                     image_size: int = 64, rng: RngLike = 0, *, arch: str = "small",
+                     batch_size: int = 64, lr: float = 1e-3, feature_dim: int = 64,
+                     val_fraction: float = BCConfig.val_fraction,
+                     patience: int = BCConfig.patience, shift: int = BCConfig.shift,
                      cache_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
                      progress: bool = False) -> Encoder:
     """Train (or load from cache) a BC encoder on ``domain`` frames of ``frameset``.
@@ -103,7 +126,8 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
         camera: camera name; default the first camera.
         episodes: manifest ``episode`` ids of that domain to train on (default all);
             pass the TRAIN episodes only when a probe will be scored on the others.
-        epochs, image_size, batch_size, lr, arch, feature_dim: see :class:`BCConfig`.
+        epochs, image_size, batch_size, lr, arch, feature_dim, val_fraction, patience,
+            shift: see :class:`BCConfig`.
         rng: seed (int) or Generator for initialisation and shuffling; same seed, same weights.
         cache_dir: where trained weights are kept (default :func:`default_cache_dir`).
 
@@ -117,7 +141,8 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
     from realgap.encoders.zoo import seeded_torch
 
     cfg = BCConfig(epochs=epochs, image_size=image_size, batch_size=batch_size, lr=lr,
-                   arch=arch, feature_dim=feature_dim)
+                   arch=arch, feature_dim=feature_dim, val_fraction=val_fraction,
+                   patience=patience, shift=shift)
     if domain not in frameset.domains:
         raise ConfigError(f"train_bc_encoder: domain {domain!r} not in the FrameSet; "
                           f"available: {frameset.domains}")
@@ -171,20 +196,33 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
         params_m=round(sum(p.numel() for p in module.parameters()) / 1e6, 3),
         training="Behaviour cloning", pretrain_data=f"This FrameSet ({domain} domain)",
         library="realgap", arch=type(module).__name__,
-        notes=f"BC on {len(sub)} frames, {cfg.epochs} epochs, final train MSE "
-              f"{meta['final_loss']:.4f} (standardized actions)")
+        notes=f"BC on {len(sub)} frames, best of {len(meta['loss_per_epoch'])} epochs "
+              f"(epoch {meta['best_epoch']}), train MSE {meta['final_loss']:.4f}, held-out "
+              f"MSE {_fmt(meta['best_val_loss'])} (standardized actions)")
     origin = (f"trained: BC on {frameset.content_hash[:12]} domain={domain} "
               f"episodes={compact_ids(ep_ids)}")
     return Encoder(f"bc-{domain}", info, pre, module, weights_origin=origin,
                    weights_hash="sha256:" + h.hexdigest(), device=device,
                    extra={"train_domain": domain, "train_episodes": ep_ids, "train_seed": seed,
                           "train_frames": len(sub), "train_config": asdict(cfg),
-                          "train_final_loss": meta["final_loss"]})
+                          "train_final_loss": meta["final_loss"],
+                          "train_loss_per_epoch": meta["loss_per_epoch"],
+                          "train_val_loss_per_epoch": meta["val_loss_per_epoch"],
+                          "train_best_epoch": meta["best_epoch"],
+                          "train_val_episodes": meta["val_episodes"]})
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
 
 
 def _fit(module: Any, sub: Any, camera: str, cfg: BCConfig, pre: Preprocess, seed: int,
          device: str, progress: bool) -> dict[str, Any]:
-    """Adam on MSE of standardized actions; returns ``{"final_loss", "loss_per_epoch", ...}``."""
+    """Adam on MSE of standardized actions with held-out early stopping.
+
+    Returns ``{"final_loss", "loss_per_epoch", "val_loss_per_epoch", "best_epoch",
+    "best_val_loss", "val_episodes", ...}``; ``module`` holds the best epoch's weights.
+    """
     torch = require("torch")
     from realgap.encoders.zoo import seeded_torch
 
@@ -194,7 +232,11 @@ def _fit(module: Any, sub: Any, camera: str, cfg: BCConfig, pre: Preprocess, see
     actions = np.asarray(sub.actions(), dtype=np.float32)
     if actions.ndim != 2 or actions.shape[1] == 0:
         raise DataError(f"train_bc_encoder: actions have shape {actions.shape}; need (N, A>=1)")
-    mu, sd = actions.mean(0), actions.std(0)
+    ep = sub.manifest["episode"].to_numpy()
+    val = _heldout_mask(ep, cfg.val_fraction, seed)
+    fit = ~val
+    # Standardize with the frames the gradient sees (the held-out ones stay unseen).
+    mu, sd = actions[fit].mean(0), actions[fit].std(0)
     y = torch.from_numpy((actions - mu) / np.maximum(sd, 1e-6))
     chunks = []
     for start in range(0, n, 512):
@@ -213,36 +255,85 @@ def _fit(module: Any, sub: Any, camera: str, cfg: BCConfig, pre: Preprocess, see
     if cfg.arch == "small" and device == "cpu":
         torch.set_num_threads(1)
     try:
-        losses = _epochs(module, head, x, y, cfg, seed, device, progress)
+        fit_idx = torch.from_numpy(np.flatnonzero(fit))
+        val_idx = torch.from_numpy(np.flatnonzero(val))
+        curves = _epochs(module, head, x, y, fit_idx, val_idx, cfg, seed, device, progress)
     finally:
         torch.set_num_threads(old_threads)
     module.eval()
-    return {"final_loss": losses[-1], "loss_per_epoch": losses, "n_frames": n,
+    return {**curves, "n_frames": n, "n_fit_frames": int(fit.sum()),
+            "val_episodes": sorted({int(e) for e in ep[val]}),
             "action_mean": mu.tolist(), "action_std": sd.tolist()}
 
 
-def _epochs(module: Any, head: Any, x: Any, y: Any, cfg: BCConfig, seed: int, device: str,
-            progress: bool) -> list[float]:
+def _heldout_mask(episodes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Frames of ``round(fraction * E)`` whole episodes (at least 1 when fraction > 0 and
+    E >= 2, never all), chosen by a seeded permutation; all False when none is held out."""
+    uniq = np.unique(episodes)
+    if fraction <= 0 or uniq.size < 2:
+        return np.zeros(len(episodes), dtype=bool)
+    k = int(min(max(1, round(fraction * uniq.size)), uniq.size - 1))
+    held = np.random.default_rng([seed, 0x5EED]).permutation(uniq)[:k]
+    return np.isin(episodes, held)
+
+
+def _shift(xb: Any, pad: int, gen: np.random.Generator) -> Any:
+    """Random shift of each image by up to ``pad`` px (replicate padding, then crop)."""
+    torch = require("torch")
+    if pad <= 0:
+        return xb
+    n, _, h, w = xb.shape
+    padded = torch.nn.functional.pad(xb, (pad, pad, pad, pad), mode="replicate")
+    dx, dy = gen.integers(0, 2 * pad + 1, size=(2, n))
+    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+
+
+def _epochs(module: Any, head: Any, x: Any, y: Any, fit_idx: Any, val_idx: Any,
+            cfg: BCConfig, seed: int, device: str, progress: bool) -> dict[str, Any]:
+    import copy
+
     torch = require("torch")
     tqdm = require("tqdm").tqdm
-    n = x.shape[0]
+    n = int(fit_idx.shape[0])
     opt = torch.optim.Adam(list(module.parameters()) + list(head.parameters()), lr=cfg.lr)
     gen = np.random.default_rng(seed)
     losses: list[float] = []
+    val_losses: list[float] = []
+    best: tuple[float, int, dict[str, Any]] | None = None
     bar = tqdm(total=cfg.epochs, desc="train bc encoder", disable=not progress, unit="epoch")
-    for _ in range(cfg.epochs):
-        perm = gen.permutation(n)
+    for epoch in range(1, cfg.epochs + 1):
+        module.train()
+        perm = fit_idx[torch.from_numpy(gen.permutation(n))]
         total = 0.0
         for start in range(0, n, cfg.batch_size):
-            b = torch.from_numpy(perm[start : start + cfg.batch_size])
-            xb, yb = x[b].to(device), y[b].to(device)
+            b = perm[start : start + cfg.batch_size]
+            xb, yb = _shift(x[b], cfg.shift, gen).to(device), y[b].to(device)
             loss = torch.nn.functional.mse_loss(head(module(xb)), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(b)
         losses.append(total / n)
-        bar.set_postfix(mse=f"{losses[-1]:.4f}")
+        if len(val_idx):
+            module.eval()
+            with torch.no_grad():
+                err = sum(float(torch.nn.functional.mse_loss(
+                    head(module(x[val_idx[i:i + 256]].to(device))),
+                    y[val_idx[i:i + 256]].to(device), reduction="sum"))
+                    for i in range(0, len(val_idx), 256))
+            val_losses.append(err / (len(val_idx) * y.shape[1]))
+            if best is None or val_losses[-1] < best[0]:
+                best = (val_losses[-1], epoch, copy.deepcopy(module.state_dict()))
+        bar.set_postfix(mse=f"{losses[-1]:.4f}",
+                        val=f"{val_losses[-1]:.4f}" if val_losses else "-")
         bar.update(1)
+        if best is not None and epoch - best[1] >= cfg.patience:
+            break
     bar.close()
-    return losses
+    if best is not None:
+        module.load_state_dict(best[2])
+        return {"final_loss": losses[best[1] - 1], "loss_per_epoch": losses,
+                "val_loss_per_epoch": val_losses, "best_epoch": best[1],
+                "best_val_loss": best[0]}
+    return {"final_loss": losses[-1], "loss_per_epoch": losses, "val_loss_per_epoch": [],
+            "best_epoch": len(losses), "best_val_loss": None}
