@@ -228,3 +228,17 @@ def test_bad_inputs_name_the_argument() -> None:
         coverage_report(sim, ep, real, np.arange(9))
     with pytest.raises(DataError, match="k: 39"):
         coverage_report(sim, ep, real, np.arange(10), k=39)
+
+
+def test_max_sim_takes_whole_episodes_seeded() -> None:
+    rng = np.random.default_rng(9)
+    sim, real = rng.normal(size=(300, 4)), rng.normal(size=(30, 4))
+    ep = np.repeat(np.arange(30), 10)
+    a = coverage_report(sim, ep, real, np.arange(30), max_sim=95, rng=1)
+    b = coverage_report(sim, ep, real, np.arange(30), max_sim=95, rng=1)
+    assert a.n_sim == 100 and np.array_equal(a.sim_index, b.sim_index)
+    assert np.array_equal(np.bincount(ep[a.sim_index], minlength=30)[np.unique(ep[a.sim_index])],
+                          [10] * 10)                                    # whole episodes
+    assert a.p_value.tobytes() == b.p_value.tobytes()
+    full = coverage_report(sim, ep, real, np.arange(30), rng=1)
+    assert full.n_sim == 300 and full.space == a.space                 # space from all sim

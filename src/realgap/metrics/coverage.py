@@ -202,7 +202,8 @@ class CoverageReport:
             ``naeem_coverage = sim_reached.mean()``.
         sim_radius: ``(n_sim,)`` prdc radius of each sim frame.
         calibration_score: ``(n_sim,)`` each sim frame's k-NN distance to the other folds.
-        sim_episodes: ``(n_sim,)`` the episode of each sim frame (as given).
+        sim_episodes: ``(n_sim,)`` the episode of each sim frame used (as given).
+        sim_index: ``(n_sim,)`` rows of ``sim_emb`` used (all unless ``max_sim`` cut them).
         worst: indices into the real rows, lowest p-value first (ties: larger distance
             first), ``n_worst`` of them.
         by_factor: DataFrame ``factor, level, n_frames, n_outside, fraction_outside``
@@ -227,6 +228,7 @@ class CoverageReport:
     sim_radius: np.ndarray = field(repr=False)
     calibration_score: np.ndarray = field(repr=False)
     sim_episodes: np.ndarray = field(repr=False)
+    sim_index: np.ndarray = field(repr=False)
     worst: np.ndarray = field(repr=False)
     by_factor: pd.DataFrame = field(repr=False)
 
@@ -278,6 +280,17 @@ def _factor_table(factors: Any, outside: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _episode_subsample(ep: np.ndarray, max_frames: int, gen: np.random.Generator) -> np.ndarray:
+    """Sorted rows of whole episodes, taken in a random order until ``max_frames`` rows are
+    reached (at least 2 episodes)."""
+    uniq, codes = np.unique(ep, return_inverse=True)
+    codes = codes.ravel()
+    sizes = np.bincount(codes)
+    order = gen.permutation(uniq.size)
+    n_take = max(2, int(np.searchsorted(np.cumsum(sizes[order]), max_frames)) + 1)
+    return np.flatnonzero(np.isin(codes, order[:n_take]))
+
+
 def _cal_folds(ep: np.ndarray, n_folds: int, rng: RngLike) -> tuple[np.ndarray, int]:
     """Fold of each sim frame (whole episodes per fold) and the number of folds."""
     _, codes = np.unique(ep, return_inverse=True)
@@ -306,6 +319,7 @@ def coverage_report(
     rng: RngLike = None,
     n_cal_folds: int = DEFAULT_CAL_FOLDS,
     n_worst: int = 16,
+    max_sim: int | None = None,
 ) -> CoverageReport:
     """How well the sim frames cover the real frames, per frame (see module docstring).
 
@@ -325,6 +339,10 @@ def coverage_report(
             sim episodes round-robin.
         n_cal_folds: folds of the cross-conformal calibration.
         n_worst: how many worst-covered real frames to list in ``worst``.
+        max_sim: if set and smaller than ``n_sim``, the support, the calibration and the
+            Naeem reference are a seeded subsample of whole sim episodes (taken in a random
+            order until ``max_sim`` frames are reached): the cost is
+            ``O((n_sim + n_real) * n_sim * D)``. The rows used are in ``sim_index``.
     """
     xs = as_matrix(sim_emb, "sim_emb")
     xr = as_matrix(real_emb, "real_emb", min_rows=1)
@@ -335,8 +353,12 @@ def coverage_report(
     alpha = check_prob(alpha, "alpha")
     n_worst = check_positive_int(n_worst, "n_worst", minimum=0)
     gen = None if rng is None else as_rng(rng)
+    zs, zr, space = fit_sim_space(xs, xr, n_components, gen)  # on all sim frames
+    sim_index = np.arange(len(xs))
+    if max_sim is not None and check_positive_int(max_sim, "max_sim", minimum=2) < len(xs):
+        sim_index = _episode_subsample(es, int(max_sim), as_rng(gen))
+        zs, es = zs[sim_index], es[sim_index]
     fold, n_folds = _cal_folds(es, n_cal_folds, gen)
-    zs, zr, space = fit_sim_space(xs, xr, n_components, gen)
 
     # Sim sorted by fold: each fold is one contiguous column slice of a distance block.
     order = np.argsort(fold, kind="stable")
@@ -394,6 +416,7 @@ def coverage_report(
         outside_fraction=float(flagged.mean()), density=float(count.sum() / (k * len(zr))),
         naeem_coverage=float(sim_reached.mean()), knn_distance=knn, p_value=p_value,
         flagged=flagged, real_episodes=er, density_count=count, sim_reached=sim_reached,
-        sim_radius=sim_radius, calibration_score=cal_score, sim_episodes=es, worst=worst,
+        sim_radius=sim_radius, calibration_score=cal_score, sim_episodes=es,
+        sim_index=sim_index, worst=worst,
         by_factor=_factor_table(factors, flagged),
     )

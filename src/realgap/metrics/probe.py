@@ -39,10 +39,12 @@ Beside it, two reference levels, so a reader sees where an AS of 0.1 sits:
 estimator, one seeded train/validation split of the episodes (:func:`episode_split`), kept
 as a named variant. It rests on the few validation episodes only.
 
-Speed: the ridge path over penalties costs one symmetric eigendecomposition per fit, of
-``X^T X`` (``D x D``) when there are at least as many frames as dimensions, and of the Gram
-matrix ``X X^T`` (``n x n``, the dual form) otherwise: raw pixels (12,288 dims) on a few
-thousand frames never meet a ``D x D`` matrix or a full SVD.
+Speed: when there are more dimensions than training frames (raw pixels: 12,288 dims on a
+few thousand frames) the probe works in the dual form: the penalty search of a training
+fold costs one eigendecomposition of its Gram matrix ``X X^T`` (``n x n``), shared by every
+inner fold and penalty through ridge's leave-block-out identity, and the fit one Cholesky
+solve; no ``D x D`` matrix and no SVD of ``n x D``. Otherwise the primal form works on
+``X^T X`` (``D x D``), one eigendecomposition per inner fold.
 """
 
 from __future__ import annotations
@@ -166,7 +168,10 @@ def _path_errors(xs: np.ndarray, ys: np.ndarray, labels: np.ndarray, alphas: np.
             for te in blocks:
                 ub = u[te]
                 m_bb = (ub * w) @ ub.T                   # M_BB, (n_B, n_B), positive definite
-                resid = cho_solve(cho_factor(m_bb), my[te])
+                try:
+                    resid = cho_solve(cho_factor(m_bb), my[te])
+                except np.linalg.LinAlgError:  # round-off broke definiteness: least squares
+                    resid = np.linalg.lstsq(m_bb, my[te], rcond=None)[0]
                 err[i] += float((resid * resid).sum())
         return err
     c_all, r_all = xs.T @ xs, xs.T @ ys
