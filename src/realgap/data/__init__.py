@@ -2,7 +2,7 @@
 
 Public API (docs/interfaces.md)::
 
-    from realgap.data import FrameSet, FrameSetWriter, open_frames, validate, info, convert
+    from realgap.data import FrameSet, FrameSetWriter, open_frames, validate, info, convert, upgrade
 
 ``import realgap.data`` imports numpy, pandas and pyarrow only; the readers import h5py,
 zarr and av inside the functions that need them.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from realgap.data._format import FORMAT_VERSION, MANIFEST_COLUMNS
 from realgap.data.checks import info, validate
-from realgap.data.conversion import convert
+from realgap.data.conversion import convert, upgrade
 from realgap.data.frameset import FrameSet, flatten_factors, open_frames
 from realgap.data.writer import FrameSetWriter
 
@@ -25,5 +25,6 @@ __all__ = [
     "flatten_factors",
     "info",
     "open_frames",
+    "upgrade",
     "validate",
 ]
