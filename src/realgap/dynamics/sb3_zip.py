@@ -64,6 +64,9 @@ _PLAIN_KWARGS = {
 #: Keys that only concern training (optimizer) and are ignored for evaluation.
 _TRAINING_ONLY = ("optimizer_class", "optimizer_kwargs")
 _FLATTEN = "<class 'stable_baselines3.common.torch_layers.FlattenExtractor'>"
+#: ``policy_kwargs`` keys accepted only with these (default) values.
+_DEFAULT_ONLY: dict[str, tuple[Any, ...]] = {"features_extractor_class": (_FLATTEN,),
+                                             "features_extractor_kwargs": ({}, None)}
 
 
 @dataclass
@@ -204,10 +207,8 @@ def _policy_kwargs(z: SB3Zip, family: str) -> dict[str, Any]:
         elif key == "activation_fn" and isinstance(value, str) and (m := _ACT_RE.match(value)) \
                 and m.group(1) in _ACTIVATIONS:
             out[key] = getattr(nn, m.group(1))
-        elif key == "features_extractor_class" and value == _FLATTEN:
-            continue
-        elif key == "features_extractor_kwargs" and value in ({}, None):
-            continue
+        elif value in _DEFAULT_ONLY.get(key, ()):
+            continue  # SB3's default extractor for Box observations: nothing to rebuild
         else:
             raise _untrusted(z.path, f"its policy_kwargs[{key!r}] = {str(value)[:60]!r} is not "
                                      "a setting realgap knows")
@@ -243,7 +244,10 @@ def build_policy(z: SB3Zip, observation_space: Any, action_space: Any) -> SafeSB
     _check_space(z, "observation_space", observation_space)
     _check_space(z, "action_space", action_space)
     sd = z.state_dict
-    lr = lambda _progress: 0.0  # noqa: E731 - the optimizer SB3 builds is never stepped
+
+    def lr(_progress: float) -> float:  # the optimizer SB3 builds is never stepped
+        return 0.0
+
     if z.algo == "SAC":
         from stable_baselines3.sac.policies import SACPolicy
 
