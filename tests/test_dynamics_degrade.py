@@ -81,17 +81,16 @@ def test_bad_degrade_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_report_drops_the_undefined_drop_panel_and_keeps_the_note(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from realgap.dynamics._stats import Estimate
     from realgap.dynamics.degrade import DegradeResult, write_degrade
     from realgap.report.sections import dynamics as section
+    from realgap.stats import Estimate
 
     nan = float("nan")
-    note = "nominal return <= 0: the drop is undefined"
     cfg = DegradeConfig(env_id=ENV, scales=(1.0, 2.0), seeds=(0,))
-    ret = {1.0: Estimate(-5.0, -6.0, -4.0, 2), 2.0: Estimate(-9.0, -10.0, -8.0, 2)}
+    ret = {1.0: Estimate(-5.0, -6.0, -4.0, 2, 2), 2.0: Estimate(-9.0, -10.0, -8.0, 2, 2)}
     result = DegradeResult(
-        cfg, ret, {s: Estimate(nan, nan, nan, 2, details={"note": note}) for s in ret},
-        {1.0: Estimate(0.0, 0.0, 0.0, 2), 2.0: Estimate(4.0, 3.0, 5.0, 2)},
+        cfg, ret, {s: Estimate(nan, nan, nan, 2, 2) for s in ret},
+        {1.0: Estimate(0.0, 0.0, 0.0, 2, 2), 2.0: Estimate(4.0, 3.0, 5.0, 2, 2)},
         policies=[{"algo": "SAC"}])
     with ResultsDB(tmp_path) as db:
         write_degrade(db, result)

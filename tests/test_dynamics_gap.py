@@ -1,4 +1,5 @@
-"""Transitions format and the gap measures: ~0 for the same dynamics, rising with gravity.
+"""Transitions format and the gap measures: ~0 for the same dynamics, rising with gravity; the
+fast replicate routes equal the plain resample and permutation of :mod:`realgap.stats`.
 
 Environment for the trends: InvertedPendulum-v5 (4-d state, 1-d action; fast), random
 policy, gravity scales 1.0 / 1.5 / 2.0, source and target collected with different seeds.
@@ -6,6 +7,7 @@ policy, gravity scales 1.0 / 1.5 / 2.0, source and target collected with differe
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -22,9 +24,10 @@ from realgap.dynamics import (
     save,
     transition_c2st,
 )
-from realgap.dynamics._stats import cluster_bootstrap, hierarchical_mean_ci
+from realgap.dynamics.gap import balanced_accuracy_score, excess_error_score
 from realgap.dynamics.runs import GapCurveConfig
 from realgap.errors import ConfigError, DataError, FormatVersionError, MissingFileError
+from realgap.stats import bootstrap_ci, permutation_test
 
 pytest.importorskip("mujoco")
 ENV = "InvertedPendulum-v5"
@@ -100,17 +103,64 @@ def test_mismatched_dimensions_through_the_cli(tmp_path: Path, capsys: pytest.Ca
     assert len(err) == 1 and "row counts differ" in err[0], err
 
 
-def test_cluster_bootstrap_and_hierarchical_mean_hand_values() -> None:
-    # Constant clusters: every replicate equals the point value.
-    v, lo, hi = cluster_bootstrap([np.array([0, 0, 1, 1])], lambda i: 3.0, n_boot=20, rng=0)
-    assert (v, lo, hi) == (3.0, 3.0, 3.0)
-    x = np.array([1.0, 1.0, 5.0, 5.0])
-    v, lo, hi = cluster_bootstrap([np.array([0, 0, 1, 1])], lambda i: x[i].mean(), n_boot=400, rng=0)
-    assert v == 3.0 and lo == 1.0 and hi == 5.0  # replicate means are 1, 3 or 5
-    m, lo, hi, _ = hierarchical_mean_ci([np.array([1.0, 3.0]), np.array([5.0, 7.0])], rng=0)
-    assert m == 4.0 and 1.0 <= lo <= m <= hi <= 7.0
-    with pytest.raises(ConfigError, match="n_boot"):
-        cluster_bootstrap([np.array([0, 1])], lambda i: 0.0, n_boot=-1)
+def _rows(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic per-row values over 12 + 9 trajectories of 1-7 rows each (source, target)."""
+    g = np.random.default_rng(seed)
+    lens = g.integers(1, 8, size=21)
+    groups = np.repeat(np.arange(21) % 12, lens)  # ids reused across domains on purpose
+    is_t = np.repeat(np.arange(21) >= 12, lens)
+    return g.gamma(1.0, 1.0, size=groups.size) * (1 + 0.3 * is_t), is_t, groups
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_excess_error_fast_route_equals_plain_resample(seed: int) -> None:
+    err, is_t, groups = _rows(seed)
+
+    def ratio(e: np.ndarray, t: np.ndarray) -> float:
+        return float(e[t].mean() / e[~t].mean() - 1.0)
+
+    fast, _ = excess_error_score(err, is_t, groups, n_boot=300, n_perm=0, rng=seed)
+    plain = bootstrap_ci(ratio, err, is_t, groups=groups, strata=is_t, n_boot=300, rng=seed)
+    assert fast.value == pytest.approx(plain.value, rel=1e-12)
+    assert (fast.lo, fast.hi) == pytest.approx((plain.lo, plain.hi), rel=1e-9)
+    assert (fast.n, fast.n_frames, fast.n_boot) == (plain.n, plain.n_frames, plain.n_boot) == (21, err.size, 300)
+    # one fold: the within-fold null is the plain whole-trajectory permutation null
+    _, null = excess_error_score(err, is_t, groups, n_boot=0, n_perm=200, rng=seed)
+    ref = permutation_test(lambda m: ratio(err, m), groups, is_t, n_perm=200, rng=seed)
+    assert null.p_value == ref.p_value and null.null_mean == pytest.approx(ref.null_mean, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_balanced_accuracy_fast_route_equals_plain_resample(seed: int) -> None:
+    _, is_t, groups = _rows(seed)
+    says = (np.random.default_rng(seed + 9).random(is_t.size) < 0.4 + 0.3 * is_t).astype(float)
+
+    def bal(s: np.ndarray, t: np.ndarray) -> float:
+        return float(s[t].mean() + (1 - s[~t]).mean() - 1.0)
+
+    fast, _ = balanced_accuracy_score(says, is_t, groups, n_boot=300, n_perm=0, rng=seed)
+    plain = bootstrap_ci(bal, says, is_t, groups=groups, strata=is_t, n_boot=300, rng=seed)
+    assert fast.value == pytest.approx(plain.value, rel=1e-12)
+    assert (fast.lo, fast.hi) == pytest.approx((plain.lo, plain.hi), rel=1e-9)
+    _, null = balanced_accuracy_score(says, is_t, groups, n_boot=0, n_perm=200, rng=seed)
+    ref = permutation_test(lambda m: bal(says, m), groups, is_t, n_perm=200, rng=seed)
+    assert null.p_value == ref.p_value and null.effect == pytest.approx(ref.effect, rel=1e-9)
+
+
+def test_gap_scores_by_hand() -> None:
+    # two source trajectories (errors 1, 1 | 3) and two target ones (4 | 4, 4): source row mean
+    # 5/3, target 4: gap = 4 / (5/3) - 1 = 1.4. Calls: target rows all "target", source rows
+    # "target" once in three: balanced accuracy (2/3 + 1) / 2, gap 2/3.
+    err = np.array([1.0, 1.0, 3.0, 4.0, 4.0, 4.0])
+    is_t = np.array([0, 0, 0, 1, 1, 1], bool)
+    groups = np.array([0, 0, 1, 0, 1, 1])
+    e, null = excess_error_score(err, is_t, groups, n_boot=0, n_perm=50, rng=0)
+    assert e.value == pytest.approx(1.4) and np.isnan(e.lo) and null.n_perm == 50
+    c, _ = balanced_accuracy_score(np.array([0, 0, 1, 1, 1, 1.0]), is_t, groups, n_boot=0,
+                                   n_perm=0)
+    assert c.value == pytest.approx(2 / 3)
+    with pytest.raises(ConfigError, match="n_perm"):
+        excess_error_score(err, is_t, groups, n_perm=-1)
 
 
 @pytest.mark.parametrize("kw, needle", [({"factor": "gravty"}, "did you mean gravity"),
@@ -136,25 +186,31 @@ def test_cli_gap_unknown_body_fails_before_collecting(tmp_path: Path, monkeypatc
 
 
 def test_prediction_gap_is_zero_for_same_dynamics_and_rises(domains: dict[float, Transitions]) -> None:
-    g = {s: prediction_gap(domains[0.0], domains[s], n_boot=200, rng=0) for s in SCALES}
+    g = {s: prediction_gap(domains[0.0], domains[s], n_boot=200, n_perm=200, rng=0)
+         for s in SCALES}
     assert abs(g[1.0].value) < 0.5 and g[1.0].lo <= 0.0 <= g[1.0].hi
+    assert g[1.0].p_value > 0.05 and g[1.5].p_value < 0.01 and g[2.0].p_value < 0.01
     assert g[1.0].value < g[1.5].value < g[2.0].value
     assert g[1.5].lo > g[1.0].hi and g[2.0].lo > g[1.5].hi
     for s, e in g.items():
-        assert e.lo <= e.value <= e.hi and e.n == np.unique(domains[s].episode).size
-    again = prediction_gap(domains[0.0], domains[1.5], n_boot=200, rng=0)
+        n_traj = np.unique(domains[0.0].episode).size + np.unique(domains[s].episode).size
+        assert e.n == n_traj and e.estimate.n_frames == 6000 and e.estimate.n_boot == 200
+        assert e.details["folds"] == 5 and e.null.n_perm == 200
+    again = prediction_gap(domains[0.0], domains[1.5], n_boot=200, n_perm=200, rng=0)
     assert again == g[1.5]
 
 
 def test_c2st_is_chance_for_same_dynamics_and_rises(domains: dict[float, Transitions]) -> None:
-    c = {s: transition_c2st(domains[0.0], domains[s], n_folds=3, max_iter=40, n_boot=200, rng=0)
+    c = {s: transition_c2st(domains[0.0], domains[s], max_iter=40, n_boot=200, n_perm=200, rng=0)
          for s in SCALES}
-    assert abs(c[1.0].value) < 0.1 and c[1.0].lo <= 0.0 <= c[1.0].hi
+    assert abs(c[1.0].value) < 0.1 and c[1.0].lo <= 0.0 <= c[1.0].hi and c[1.0].p_value > 0.05
     assert c[1.0].value < c[1.5].value < c[2.0].value
-    assert c[2.0].lo > c[1.0].hi
+    assert c[1.5].lo > c[1.0].hi and c[1.5].p_value < 0.01
     d = c[2.0].details
-    assert d["accuracy"] == pytest.approx(d["k"] / d["n_rows"])
-    assert c[2.0].value == pytest.approx(2 * d["accuracy"] - 1)
+    acc = (d["k_source"] / d["n_source"] + d["k_target"] / d["n_target"]) / 2
+    assert d["balanced_accuracy"] == pytest.approx(acc)
+    assert c[2.0].value == pytest.approx(2 * acc - 1)
+    assert c[2.0].n == d["n_test_trajectories"]
 
 
 def test_cli_gap_curve_writes_db_and_report(tmp_path: Path,
@@ -168,7 +224,10 @@ def test_cli_gap_curve_writes_db_and_report(tmp_path: Path,
         sc = db.scores(db.latest_run("dynamics-gap"))
     assert sorted(set(sc.grp)) == ["gravity=1", "gravity=2"]
     assert sorted(set(sc.metric)) == ["c2st_gap", "prediction_gap"]
-    assert (sc.lo <= sc.value).all() and (sc.value <= sc.hi).all() and (sc.n > 1).all()
+    assert (sc.n > 1).all() and (sc.lo < sc.hi).all()
+    extra = [json.loads(x) for x in sc.extra]
+    # the null and the interval's own fields travel with every score
+    assert all(0 < e["p_value"] <= 1 and "effect" in e and "bias" in e for e in extra)
     p = sc.set_index(["metric", "grp"]).value
     assert p["prediction_gap", "gravity=2"] > p["prediction_gap", "gravity=1"]
     html = (tmp_path / "report.html").read_text()

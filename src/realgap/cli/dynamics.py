@@ -85,7 +85,11 @@ def _ci(e: object) -> str:
     v, lo, hi = (getattr(e, k) for k in ("value", "lo", "hi"))
     if any(isinstance(x, float) and math.isnan(x) for x in (lo, hi)):
         return f"{v:.4g}"
-    return f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
+    out = f"{v:.4g} [{lo:.4g}, {hi:.4g}]"
+    if getattr(e, "bias", False):  # never widened: a point outside its interval is said
+        out += " (point outside its interval: bias)"
+    p = getattr(e, "p_value", float("nan"))
+    return out if math.isnan(p) else f"{out} p={p:.3g}"
 
 
 def _report(out: Path) -> None:

@@ -10,7 +10,6 @@ stable-baselines3 load inside the functions that need them.
 
 from __future__ import annotations
 
-from realgap.dynamics._stats import Estimate
 from realgap.dynamics.gap import gap_measures, prediction_gap, transition_c2st
 from realgap.dynamics.perturb import (
     NAMED_FACTORS,
@@ -23,6 +22,7 @@ from realgap.dynamics.perturb import (
     perturb,
 )
 from realgap.dynamics.transitions import Transitions, collect, collect_perturbed, load, save
+from realgap.stats import Estimate  # the package's one Estimate, re-exported for old imports
 
 __all__ = [
     "NAMED_FACTORS",

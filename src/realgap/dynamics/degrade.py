@@ -32,9 +32,10 @@ import numpy as np
 
 from realgap._optional import require
 from realgap._rng import child_seeds
-from realgap.dynamics._stats import Estimate, hierarchical_mean_ci, percentile_interval
 from realgap.dynamics.perturb import REFERENCE_SCALES, factor_perturbation, make_env
 from realgap.errors import ConfigError, DataError, MissingFileError
+from realgap.stats import Estimate, estimate_from_replicates, percentile_interval
+from realgap.stats.rates import hierarchical_mean_replicates
 
 TRAIN = "train"
 
@@ -211,12 +212,11 @@ def degradation_curve(
                                  "policy": k, "factors": p.factors()})
         say(f"{config.factor}={scale:g}: mean return {np.mean(np.concatenate(per_scale[scale])):.1f}")
     returns, reps = {}, {}
-    n_seeds = len(config.seeds)
     for i, scale in enumerate(config.all_scales):
-        m, lo, hi, r = hierarchical_mean_ci(per_scale[scale], n_boot=config.n_boot, rng=1000 + i)
+        m, r = hierarchical_mean_replicates(per_scale[scale], config.n_boot, rng=1000 + i)
         n = int(sum(a.size for a in per_scale[scale]))
-        returns[scale] = Estimate(m, lo, hi, n, unit="episodes",
-                                  details={"n_seeds": n_seeds})
+        # n and n_frames: episodes (a return has no frames); replicates from seeds, then episodes
+        returns[scale] = estimate_from_replicates(m, r if config.n_boot else None, n=n, n_frames=n)
         reps[scale] = r
     base = returns[1.0].value
     abs_drops = {}
@@ -225,13 +225,13 @@ def degradation_curve(
         if scale == 1.0:
             lo = hi = 0.0
         abs_drops[scale] = Estimate(base - returns[scale].value, lo, hi, returns[scale].n,
-                                    unit="episodes", details={"n_seeds": n_seeds})
+                                    returns[scale].n, config.n_boot)
     drops = {}
     for scale in config.all_scales:
         if base <= 0:
+            # NaN value: write_degrade records the note UNDEFINED_DROP
             drops[scale] = Estimate(float("nan"), float("nan"), float("nan"), returns[scale].n,
-                                    unit="episodes", details={
-                                        "note": "nominal return <= 0: the drop is undefined"})
+                                    returns[scale].n, 0)
             continue
         value = 1.0 - returns[scale].value / base
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -239,9 +239,11 @@ def degradation_curve(
         lo, hi = percentile_interval(boot)
         if scale == 1.0:
             lo = hi = 0.0
-        drops[scale] = Estimate(value, lo, hi, returns[scale].n, unit="episodes",
-                                details={"n_seeds": n_seeds})
+        drops[scale] = Estimate(value, lo, hi, returns[scale].n, returns[scale].n, config.n_boot)
     return DegradeResult(config, returns, drops, abs_drops, episodes, infos)
+
+
+UNDEFINED_DROP = "nominal return <= 0: the drop is undefined"
 
 
 def write_degrade(db: Any, result: DegradeResult) -> str:
@@ -262,7 +264,7 @@ def write_degrade(db: Any, result: DegradeResult) -> str:
         r, d = result.returns[scale], result.drops[scale]
         scores.append(Score(subject, "mean_return", r.value, r.lo, r.hi, r.n, grp, extra))
         scores.append(Score(subject, "normalized_drop", d.value, d.lo, d.hi, d.n, grp,
-                            {**extra, **d.details}))
+                            {**extra, **({"note": UNDEFINED_DROP} if np.isnan(d.value) else {})}))
         a = result.return_drops[scale]
         scores.append(Score(subject, "return_drop", a.value, a.lo, a.hi, a.n, grp, extra))
     db.add_scores(run, scores)

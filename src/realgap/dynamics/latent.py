@@ -33,7 +33,10 @@ real latents, so that D does not depend on the latent's arbitrary scale. The ref
 the unnormalised distance (0.2189 at 1.05x gravity to 20.74 at 2x on medium-v2); only its
 trend is comparable. Details also give ``|W - I|_F``. Interval: bootstrap over real
 trajectories with the trained model held fixed (it does not cover retraining noise; compare
-several seeds for that).
+several seeds for that). No permutation null: one would retrain the model per permutation
+(~10 s each); read D against the same-dynamics control (scale 1.0) of :func:`gap_curve
+<realgap.dynamics.runs.gap_curve>`, or use the two calibrated measures of
+:mod:`realgap.dynamics.gap`.
 
 The reference's model is an ensemble of probabilistic networks inside MBPO; this is one
 deterministic model fitted offline on transitions, which is what a gap measure needs.
@@ -49,10 +52,16 @@ import numpy as np
 
 from realgap._optional import require
 from realgap._rng import RngLike, as_rng
-from realgap.dynamics._stats import Estimate, cluster_bootstrap
-from realgap.dynamics.gap import check_compatible
+from realgap.dynamics.gap import GapMeasure, check_compatible
 from realgap.dynamics.transitions import Transitions
 from realgap.errors import ConfigError
+from realgap.stats import (
+    bootstrap_counts,
+    episode_codes,
+    estimate_from_replicates,
+    ratio_replicates,
+)
+from realgap.stats._checks import check_count
 
 
 @dataclass(frozen=True)
@@ -243,19 +252,25 @@ def latent_gap(
     config: LatentConfig = LatentConfig(),
     *,
     n_boot: int = 500,
+    alpha: float = 0.05,
     rng: RngLike = 0,
-) -> Estimate:
-    """Train :func:`fit_latent` and return the normalised map distance D (module docstring)."""
+) -> GapMeasure:
+    """Train :func:`fit_latent` and return the normalised map distance D (module docstring).
+
+    ``n`` = target trajectories (the interval resamples them); no permutation null.
+    """
+    n_boot = check_count(n_boot, "n_boot", minimum=0)
     gen = as_rng(rng)
     fit = fit_latent(source, target, config, rng=gen)
     dz, spread = fit.map_distance_per_row(target.obs)
-
-    def stat(i: np.ndarray) -> float:
-        return float(dz[i].mean() / spread)
-
-    value, lo, hi = cluster_bootstrap([target.episode], stat, n_boot=n_boot, rng=gen)
-    return Estimate(value, lo, hi, int(target.episodes.size), details={
-        "metric": "latent_map_distance", "raw_distance": float(dz.mean()),
-        "latent_spread": spread, "w_minus_i_fro": fit.map_identity_distance(),
+    codes, ep = episode_codes(target.episode)
+    sums, sizes = np.bincount(codes, weights=dz), np.bincount(codes)
+    reps = (ratio_replicates(bootstrap_counts(ep, n_boot, gen), sums, sizes) / spread
+            if n_boot else None)
+    est = estimate_from_replicates(float(dz.mean() / spread), reps, n=ep.size,
+                                   n_frames=dz.size, alpha=alpha)
+    return GapMeasure("latent_map_distance", est, None, {
+        "raw_distance": float(dz.mean()), "latent_spread": spread,
+        "w_minus_i_fro": fit.map_identity_distance(),
         "final_joint_loss": fit.history["joint"][-1] if fit.history["joint"] else None,
         "config": asdict(config)})

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from realgap._rng import RngLike, child_seeds
-from realgap.dynamics._stats import Estimate
-from realgap.dynamics.gap import gap_measures
+from realgap.dynamics.gap import GapMeasure, gap_measures
 from realgap.dynamics.latent import LatentConfig, latent_gap
 from realgap.dynamics.perturb import factor_perturbation, make_env
 from realgap.dynamics.transitions import Transitions, collect_perturbed
@@ -43,6 +42,8 @@ class GapCurveConfig:
     """Also train the latent cross-domain model (slower: ~10 s per scale on a free core)."""
     n_boot: int = 500
     """Bootstrap replicates."""
+    n_perm: int = 1000
+    """Permutations of the null of the prediction and C2ST gaps (cheap: models held fixed)."""
 
     def __post_init__(self) -> None:
         if not self.scales:
@@ -54,6 +55,8 @@ class GapCurveConfig:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
         if self.n_boot < 0:
             raise ConfigError(f"n_boot: must be >= 0 (0: no interval), got {self.n_boot}")
+        if self.n_perm < 0:
+            raise ConfigError(f"n_perm: must be >= 0 (0: no null), got {self.n_perm}")
 
 
 def gap_curve(
@@ -62,8 +65,8 @@ def gap_curve(
     latent_config: LatentConfig | None = None,
     rng: RngLike = 0,
     progress: Callable[[str], None] | None = None,
-) -> dict[float, dict[str, Estimate]]:
-    """Every gap measure at every scale: ``{scale: {metric: Estimate}}``.
+) -> dict[float, dict[str, GapMeasure]]:
+    """Every gap measure at every scale: ``{scale: {metric: GapMeasure}}``.
 
     Source and target transitions use different seeds, so the 1.0 row measures sampling
     noise only.
@@ -74,12 +77,13 @@ def gap_curve(
     seeds = child_seeds(rng, 2 + 2 * len(config.scales))
     src = collect_perturbed(config.env_id, None, config.steps,
                             max_episode_steps=config.max_episode_steps, rng=seeds[0])
-    out: dict[float, dict[str, Estimate]] = {}
+    out: dict[float, dict[str, GapMeasure]] = {}
     for i, s in enumerate(config.scales):
         p = factor_perturbation(config.factor, s)
         tgt = collect_perturbed(config.env_id, p, config.steps,
                                 max_episode_steps=config.max_episode_steps, rng=seeds[2 + 2 * i])
-        res = gap_measures(src, tgt, rng=seeds[3 + 2 * i], n_boot=config.n_boot)
+        res: dict[str, GapMeasure] = gap_measures(src, tgt, rng=seeds[3 + 2 * i],
+                                                  n_boot=config.n_boot, n_perm=config.n_perm)
         if config.latent:
             res["latent_map_distance"] = latent_gap(src, tgt, latent_config or LatentConfig(),
                                                     n_boot=config.n_boot, rng=seeds[1])
@@ -90,7 +94,7 @@ def gap_curve(
 
 def write_gap(
     db: Any,
-    results: dict[float, dict[str, Estimate]],
+    results: dict[float, dict[str, GapMeasure]],
     *,
     env_id: str,
     factor: str,
@@ -104,8 +108,11 @@ def write_gap(
     scores = []
     for scale, measures in results.items():
         for metric, e in measures.items():
-            extra = {"factor": factor, "scale": scale, "unit": e.unit,
-                     **{k: v for k, v in e.details.items() if k != "config"}}
+            # every field of the measure but the ones Score holds itself: the interval's
+            # n_frames/n_boot/bias, the null's p-value and effect, the details
+            extra = {"factor": factor, "scale": scale,
+                     **{k: v for k, v in e.as_dict().items()
+                        if k not in ("metric", "value", "lo", "hi", "n", "config")}}
             scores.append(Score(env_id, metric, e.value, e.lo, e.hi, e.n,
                                 f"{factor}={scale:g}", extra))
     db.add_scores(run, scores)
@@ -151,7 +158,9 @@ def write_sysid(
     scores = [
         Score(env_id, name, e.value, e.lo, e.hi, e.n, "",
               {"truth": truth.get(name), "objective": result.objective,
-               "objective_nominal": result.objective_nominal, **e.details})
+               "objective_nominal": result.objective_nominal, "n_boot": e.n_boot,
+               "n_frames": e.n_frames, "bias": e.bias, "bounds": list(result.bounds),
+               "at_bound": result.at_bound.get(name, False)})
         for name, e in result.params.items()
     ]
     db.add_scores(run, scores)
