@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from test_data_readers import (
     _episodes,
     _lerobot_eps,
@@ -77,9 +78,14 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 # -- mutations ------------------------------------------------------------------------
 
+#: Images planted beside each mutated copy (outside it) in the fixtures' two sizes; paths
+#: to them are among the drawn values, and their colour must never reach a FrameSet.
+SECRET_RGB = (1, 2, 3)
+SECRETS = ("../secret-8.png", "../secret-32.png")
+
 JSON_LEAF = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**64), 2**64), st.floats(allow_nan=True),
-    st.text(max_size=12), st.sampled_from(["../../etc/passwd", "/etc/passwd", "{foo}", "{",
+    st.text(max_size=12), st.sampled_from([*SECRETS, "../../etc/passwd", "/etc/passwd", "{foo}", "{",
                                            "{episode_index.__class__}", "v3.0", "video",
                                            "image", "float32", "", "\x00"]),
 )
@@ -156,11 +162,13 @@ def _random_array(data: st.DataObject) -> np.ndarray:
 
 
 def _column_values(n: int, data: st.DataObject) -> list:
-    kind = data.draw(st.sampled_from(["none", "float", "int", "text", "lists", "binary"]),
+    kind = data.draw(st.sampled_from(["none", "float", "int", "text", "lists", "binary", "image"]),
                      label="column kind")
     one = {"none": st.none(), "float": st.floats(allow_nan=True, allow_infinity=True, width=32),
            "int": st.integers(-(2**63), 2**63 - 1),
-           "text": st.sampled_from(["../../etc/passwd", "a", "", "{foo}", "/tmp/x.png", "1.5"]),
+           "text": st.sampled_from([*SECRETS, "../../etc/passwd", "a", "", "{foo}", "/tmp/x.png",
+                                    "1.5"]),
+           "image": st.fixed_dictionaries({"bytes": st.none(), "path": st.sampled_from(SECRETS)}),
            "lists": st.lists(st.floats(allow_nan=True, width=32), max_size=4),
            "binary": st.binary(max_size=16)}[kind]
     return data.draw(st.lists(st.one_of(one, st.none()), min_size=n, max_size=n), label="values")
@@ -191,7 +199,7 @@ def mutate_csv(path: Path, data: st.DataObject) -> None:
     df = pd.read_csv(path)
     col = data.draw(st.sampled_from(list(df.columns)), label="column")
     row = data.draw(st.integers(0, len(df) - 1), label="row")
-    value = data.draw(st.one_of(st.sampled_from(["../secret.png", "/etc/hostname", "", "[1, 2",
+    value = data.draw(st.one_of(st.sampled_from([*SECRETS, "/etc/hostname", "", "[1, 2",
                                                  "[1e400, 0]", "nan", "-1", "9" * 30, "{}"]),
                                 st.floats(allow_nan=True), st.integers(-(2**70), 2**70),
                                 st.text(max_size=8)), label="value")
@@ -267,16 +275,20 @@ STATS: dict[str, dict[str, float]] = {}
 
 def _convert_or_typed_error(original: Path, data: st.DataObject, name: str) -> None:
     with tempfile.TemporaryDirectory() as d:
+        for size in (8, 32):
+            Image.new("RGB", (size, size), SECRET_RGB).save(Path(d) / f"secret-{size}.png")
         src = Path(d) / original.name
         (shutil.copytree if original.is_dir() else shutil.copy)(original, src)
         try:
             _mutate(src, data)
         except (ValueError, TypeError, OverflowError, KeyError, OSError):
-            return  # the mutation itself could not be written (e.g. an unsupported dtype)
+            pass  # h5py/zarr refused to write a drawn dtype: the member is deleted, still a fault
         t0 = time.perf_counter()
         try:
-            convert(src, Path(d) / "out")
+            fs = convert(src, Path(d) / "out")
             outcome = "ok"
+            for cam in fs.cameras:  # no file from outside the source was read
+                assert not (fs.images(cam) == SECRET_RGB).all(axis=(1, 2, 3)).any(), cam
         except RealgapError as exc:
             msg = str(exc)
             # the message names the source (a file in it), never only the output set

@@ -313,6 +313,6 @@ def decode_image(data: bytes | Path, file: Path | str, what: str) -> np.ndarray:
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001  untrusted bytes: see the docstring
+    except Exception as exc:  # untrusted bytes: see the docstring
         raise DataError(f"{file}: {what} cannot be decoded ({exc.__class__.__name__}: "
                         f"{str(exc)[:120]}); re-export it as PNG/JPEG") from exc

@@ -116,7 +116,7 @@ def _image_size(p: Path) -> tuple[int, int]:
                 return im.size
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001  Pillow raises many types on bad input
+    except Exception as exc:  # Pillow raises many types on bad input
         raise DataError(f"{p}: image cannot be read ({exc.__class__.__name__}: {str(exc)[:120]}); "
                         "re-export it as PNG/JPEG") from exc
 

@@ -148,11 +148,10 @@ def _field(path: Path, row: dict[str, Any], key: str, line: int) -> Any:
 
 def _index(value: Any, file: Path, what: str, where: str = "") -> int:
     """``value`` as an int in [0, 2^63); integral floats (Parquet may store them) pass."""
-    v: int | None = None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        v = int(value)
-    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        v = int(value)
+    integral = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+                or isinstance(value, (float, np.floating)) and math.isfinite(value)
+                and float(value).is_integer())
+    v = int(value) if integral else None
     if v is None or not 0 <= v <= MAX_INDEX:
         raise DataError(f"{file}: {what} {value!r}{where} must be an integer >= 0; restore the "
                         "dataset's metadata")

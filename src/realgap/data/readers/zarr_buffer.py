@@ -74,7 +74,7 @@ def _zarr_errors(src: Path, what: str) -> Iterator[None]:
             yield
     except (RealgapError, MemoryError):
         raise
-    except Exception as exc:  # noqa: BLE001  untrusted store: see the docstring
+    except Exception as exc:  # untrusted store: see the docstring
         msg = str(exc).splitlines()[0][:160] if str(exc) else ""
         raise DataError(f"{src}: {what} cannot be read ({exc.__class__.__name__}: {msg}); the "
                         "store is truncated or corrupt, re-export the replay buffer") from exc
@@ -113,7 +113,7 @@ def _open_root(src: Path) -> Any:
                 store = zarr.storage.ZipStore(src, mode="r")
                 return zarr.open_group(store, mode="r")
             return zarr.open_group(str(src), mode="r")
-    except Exception as exc:  # noqa: BLE001  zarr raises format-specific errors for a broken store
+    except Exception as exc:  # zarr raises format-specific errors for a broken store
         msg = str(exc).splitlines()[0][:160] if str(exc) else ""
         raise DataError(f"{src}: not a readable zarr group ({exc.__class__.__name__}: {msg}); "
                         "check that it is a replay buffer with data/ and meta/") from exc
