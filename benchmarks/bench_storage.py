@@ -18,10 +18,10 @@ Part 1, frame kinds x storage (128x128 RGB, one camera, episodes of 50 frames):
 
 Part 2, conversion of a synthetic LeRobot v2.1 dataset (one video camera of 96x96 frames,
 50 frames per episode) with 25 and 100 episodes, each in a fresh subprocess: peak Python
-heap during ``convert`` (tracemalloc, numpy buffers included), peak RSS (ru_maxrss), the
-FrameSet's size over the source's, and time.
+heap during ``convert`` (tracemalloc, numpy buffers included), peak RSS (VmHWM) after the
+imports and at the end, the FrameSet's size over the source's, and time.
 
-Usage: ``python benchmarks/bench_storage.py [--episodes 20] [--lerobot 25,100]``.
+Usage: ``python benchmarks/bench_storage.py [--episodes 20] [--lerobot 25,100] [--skip-part1]``.
 """
 
 from __future__ import annotations
@@ -209,11 +209,18 @@ def _write_lerobot(root: Path, n_eps: int, size: int = 96, fps: int = 30) -> Non
         }), d)
 
 
+# Peak RSS from /proc (VmHWM): ru_maxrss would carry the forking parent's size over exec.
 _CONVERT = """
-import json, resource, sys, time, tracemalloc
+import json, sys, time, tracemalloc
 from realgap.data import convert
 import av, realgap.data.readers  # imported before measuring
-rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def hwm_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+rss0 = hwm_kb()
 tracemalloc.start()
 t = time.perf_counter()
 fs = convert(sys.argv[1], sys.argv[2], video_storage=sys.argv[3])
@@ -221,7 +228,7 @@ dt = time.perf_counter() - t
 peak = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()
 print(json.dumps({"frames": len(fs), "seconds": dt, "heap_peak": peak, "rss0_kb": rss0,
-                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "rss_kb": hwm_kb()}))
 """
 
 
@@ -248,9 +255,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--lerobot", default="25,100")
+    ap.add_argument("--skip-part1", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        part1(args.episodes, Path(tmp))
+        if not args.skip_part1:
+            part1(args.episodes, Path(tmp))
         part2([int(x) for x in args.lerobot.split(",") if x], Path(tmp))
 
 
