@@ -98,6 +98,7 @@ def test_video_that_does_not_reproduce_the_frames_is_stored_losslessly(tmp_path:
     monkeypatch.undo()
     codecs = [r["images"]["top"]["codec"] for r in fs._store.records]
     assert sorted(codecs) == ["video", "zstd-up"]
+    assert len(list((tmp_path / "fs/videos").iterdir())) == 1  # the unused copy was removed
     direct = _direct_decode(src / "videos/chunk-000/observation.images.top/episode_000000.mp4")
     np.testing.assert_array_equal(fs.select(episode=0).images("top"), direct)
 

@@ -220,12 +220,24 @@ class FrameSetWriter:
             return
         if self._staged:
             self.publish()
+        self._drop_unused_videos()
         if self._new_tables or not self.staged or not (self.root / CONSOLIDATED_MANIFEST).is_file():
             self._write_meta()
         if self._new_tables or not (self.root / CONSOLIDATED_MANIFEST).is_file():
             self._write_consolidated()
         shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)
         self._release_lock()
+
+    def _drop_unused_videos(self) -> None:
+        """Remove copied videos no episode uses (their frames fell back to lossless)."""
+        d = self.root / _images.VIDEOS_DIR
+        if not self._video_memo or not d.is_dir():
+            return
+        used = {e["file"] for r in self._records.values() for e in r["images"].values()
+                if e["codec"] == _images.VIDEO_CODEC}
+        for name, _ in self._video_memo.values():
+            if f"{_images.VIDEOS_DIR}/{name}" not in used:
+                (d / name).unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Drop staged episodes and unlock, publishing nothing.
