@@ -16,6 +16,11 @@ on the same scene (``reach-mug``, fidelity ``low``) and image size, in one run:
 3. **Generation.** ``realgap.sim.generate`` end to end (expert, rendering, FrameSet
    writes with fsync and hashing) in frames per second, for ``sim`` only and for the
    demo's three domains, against the raw step + frame rate of part 1.
+4. **Proxy shadows.** ``render_domain`` per proxy severity (``real-proxy-mild``,
+   ``real-proxy-strong``) and shadow setting (``off``, ``low``, ``high``), interleaved,
+   with the ``sim-nominal`` render of the same state as the reference: the shadow map is
+   rasterised at its full size whatever the frame size, so in software rendering it, not
+   the frame, sets the proxy's cost.
 """
 
 from __future__ import annotations
@@ -111,12 +116,40 @@ def bench_generate(size: int, episodes: int) -> dict[str, tuple[int, float]]:
     return out
 
 
+def bench_proxy_shadows(size: int, frames: int) -> dict[tuple[str, str], float]:
+    """Median seconds per ``render_domain`` call: ``(domain, shadows) -> s``."""
+    from realgap import sim
+
+    envs = {sh: sim.make("reach-mug", randomize=("BG", "LT"), fidelity="low", image_size=size,
+                         cameras=("head",), seed=0, proxy_shadows=sh)
+            for sh in ("off", "low", "high")}
+    for env in envs.values():
+        env.reset(seed=0)
+    keys = [("sim-nominal", "high")] + [(d, sh) for d in ("real-proxy-mild", "real-proxy-strong")
+                                        for sh in envs]
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
+    for k in keys:  # warm-up: contexts and the second shadow renderer are made lazily
+        envs[k[1]].unwrapped.render_domain(k[0], ("head",))
+    for _ in range(frames):
+        for d, sh in keys:
+            t = time.perf_counter()
+            envs[sh].unwrapped.render_domain(d, ("head",))
+            times[(d, sh)].append(time.perf_counter() - t)
+    for env in envs.values():
+        env.close()
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--episodes", type=int, default=6)
+    ap.add_argument("--shadows-only", action="store_true", help="run part 4 only")
     args = ap.parse_args()
+    if args.shadows_only:
+        _print_shadows(args.size, args.frames)
+        return
     m = bench_step(args.size, args.frames)
     print(f"reach-mug, fidelity low, head {args.size}x{args.size}, {args.frames} interleaved "
           "frames (medians)")
@@ -138,6 +171,16 @@ def main() -> None:
         net = n / max(sec - build, 1e-9)
         print(f"{name:<20}{n:>6} frames {sec:>6.1f} s {n / sec:>6.1f} frames/s, "
               f"net {net:>6.1f} frames/s  (raw step + frame: {1 / m['raw']:.1f})")
+    _print_shadows(args.size, args.frames)
+
+
+def _print_shadows(size: int, frames: int) -> None:
+    sh = bench_proxy_shadows(size, frames)
+    print(f"\nrender_domain per proxy severity and shadow setting, head {size}x{size}, "
+          f"{frames} interleaved frames (medians, ms/frame)")
+    for (d, s), sec in sh.items():
+        label = "sim-nominal (reference)" if d == "sim-nominal" else f"{d}, shadows {s}"
+        print(f"  {label:<40}{sec * 1e3:>8.2f}")
 
 
 if __name__ == "__main__":

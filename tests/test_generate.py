@@ -248,6 +248,19 @@ def test_proxy_severities_and_shadow_settings(base_set: FrameSet, tmp_path: Path
         generate(replace(cfg, proxy_shadows="off"), progress=False)
 
 
+def test_record_every_keeps_every_kth_state(base_set: FrameSet, tmp_path: Path) -> None:
+    fs = generate(replace(BASE, out=str(tmp_path / "k2"), record_every=2), progress=False)
+    for d in fs.domains:
+        full = base_set.select(domain=d)
+        sub = fs.select(domain=d)
+        keep = np.array([int(p.rsplit("/", 1)[1]) % 2 == 0 for p in full.manifest["pair_id"]])
+        assert sub.manifest["pair_id"].tolist() == full.manifest["pair_id"][keep].tolist()
+        assert np.array_equal(sub.actions(), full.actions()[keep])
+        assert np.array_equal(sub.images("head"), full.images("head")[keep])
+    rec = json.loads((fs.root / "generate.json").read_text())
+    assert [(e["steps"], e["frames"]) for e in rec["episodes"].values()] == [(6, 3), (6, 3)]
+
+
 def test_kill_9_keeps_the_outcome_of_every_finished_episode(tmp_path: Path) -> None:
     """issue 10: a kill -9 during generate dropped finished episodes' expert outcomes."""
     import os
@@ -280,7 +293,7 @@ def test_kill_9_keeps_the_outcome_of_every_finished_episode(tmp_path: Path) -> N
     outcomes = load_outcomes(out)
     for ep in done:  # every complete episode has its outcome, with its real length
         o = outcomes[f"reach-mug/{ep}"]
-        assert o["steps"] == int((fs.manifest["episode"] == ep).sum())
+        assert o["steps"] == o["frames"] == int((fs.manifest["episode"] == ep).sum())
     # resuming gathers them all into generate.json
     cfg = GenerateConfig(out=str(out), tasks=("reach-mug",), episodes=len(done) + 1,
                          domains=("sim",), randomize=(), image_size=16, max_steps=4)

@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cameras", default="head", help="comma list: head, wrist (default head)")
     p.add_argument("--seed", type=seed, default=0, help="master seed (default 0)")
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
+    p.add_argument("--record-every", type=int, default=1,
+                   help="record every k-th control step (default 1: every step)")
     p.add_argument("--proxy-shadows", default="high",
                    help="shadow quality of the real-proxy domains: off, low (256-texel map, "
                         "~5x cheaper than high in software rendering) or high (default)")
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             randomize=randomize, granularity=args.granularity, fidelity=args.fidelity,
             image_size=args.image_size, cameras=_csv(args.cameras), seed=args.seed,
             domain_labels=_labels(args.domain_label), max_steps=args.max_steps,
-            proxy_shadows=args.proxy_shadows,
+            proxy_shadows=args.proxy_shadows, record_every=args.record_every,
         )
         fs = generate(cfg, progress=progress)
         sheet = None if args.no_contact_sheet else contact_sheet(

@@ -108,6 +108,11 @@ class GenerateConfig:
     """``(render domain, stored label)`` pairs, e.g. ``(("real-proxy", "real"),)``."""
     max_steps: int | None = None
     """Cap on steps per episode (None: the task's own limit)."""
+    record_every: int = 1
+    """Record every k-th control step (the expert still acts at every step, 20 Hz). A
+    frame's ``pair_id`` keeps its control-step number; the manifest's ``step`` counts
+    recorded frames. Consecutive frames of one episode are nearly alike, so a stride
+    keeps the episodes (what intervals resample) and drops redundant frames."""
     proxy_shadows: str = "high"
     """Shadow quality of the proxy-real domains: ``off``, ``low`` (256-texel map) or
     ``high`` (the fidelity's map, 1024 texels at ``low``); see :mod:`realgap.sim.domains`."""
@@ -197,6 +202,8 @@ def validate_config(cfg: GenerateConfig) -> None:
         raise ConfigError(f"--seed: got {cfg.seed!r}, expected an integer >= 0")
     if cfg.max_steps is not None and (not _int_like(cfg.max_steps) or cfg.max_steps < 1):
         raise ConfigError(f"--max-steps: got {cfg.max_steps!r}, expected an integer >= 1")
+    if not _int_like(cfg.record_every) or cfg.record_every < 1:
+        raise ConfigError(f"--record-every: got {cfg.record_every!r}, expected an integer >= 1")
     if cfg.proxy_shadows not in PROXY_SHADOWS:
         raise ConfigError(f"--proxy-shadows: got {cfg.proxy_shadows!r}, expected one of "
                           f"{', '.join(PROXY_SHADOWS)}")
@@ -246,8 +253,11 @@ def _domain_factors(env: Any, base: dict[str, Any], domain: str) -> dict[str, An
 def _run_episode(
     env: Any, expert: Any, cfg: GenerateConfig, task: str, episode: int
 ) -> tuple[dict[str, dict[str, list[np.ndarray]]], dict[str, list[dict[str, Any]]],
-           list[np.ndarray], list[np.ndarray], bool]:
-    """Roll out one expert episode; collect every domain's frames of every state."""
+           list[np.ndarray], list[np.ndarray], bool, list[int], int]:
+    """Roll out one expert episode; collect every domain's frames of every recorded state.
+
+    Returns frames, factors, actions and states of the recorded steps, the success flag,
+    the recorded control-step numbers and the episode's number of control steps."""
     obs, info = env.reset(seed=episode_seed(cfg.seed, task, episode))
     frames: dict[str, dict[str, list[np.ndarray]]] = {
         d: {c: [] for c in cfg.cameras} for d in cfg.domains
@@ -255,10 +265,20 @@ def _run_episode(
     factors: dict[str, list[dict[str, Any]]] = {d: [] for d in cfg.domains}
     actions: list[np.ndarray] = []
     states: list[np.ndarray] = []
+    recorded: list[int] = []
     limit = cfg.max_steps or 10**9  # the env truncates at its own limit too
     success = bool(info.get("success", False))
-    for _step in range(limit):
+    n_steps = 0
+    for step in range(limit):
         action = np.asarray(expert(obs), dtype=np.float64)
+        n_steps = step + 1
+        if step % cfg.record_every:
+            obs, _reward, terminated, truncated, info = env.step(action)
+            success = success or bool(info.get("success", False))
+            if terminated or truncated:
+                break
+            continue
+        recorded.append(step)
         base = dict(info.get("factors", {}))
         for d in cfg.domains:
             if d == "sim":
@@ -274,7 +294,7 @@ def _run_episode(
         success = success or bool(info.get("success", False))
         if terminated or truncated:
             break
-    return frames, factors, actions, states, success
+    return frames, factors, actions, states, success, recorded, n_steps
 
 
 def headless_gl() -> None:
@@ -291,9 +311,10 @@ def headless_gl() -> None:
 #: Config fields that must match to resume into an existing generated FrameSet (tasks,
 #: episodes and domains may grow; every frame depends only on these and its episode).
 RESUME_KEYS: tuple[str, ...] = ("randomize", "granularity", "fidelity", "image_size",
-                                "cameras", "seed", "max_steps", "proxy_shadows")
+                                "cameras", "seed", "max_steps", "proxy_shadows",
+                                "record_every")
 #: Values a record written before a setting existed implies (the behaviour back then).
-RESUME_DEFAULTS: dict[str, Any] = {"proxy_shadows": "high"}
+RESUME_DEFAULTS: dict[str, Any] = {"proxy_shadows": "high", "record_every": 1}
 RECORD_NAME = "generate.json"
 #: Directory of the per-episode expert outcomes (one JSON file per task and episode).
 OUTCOMES_DIR = "expert_outcomes"
@@ -315,7 +336,7 @@ def _write_outcome(out: Path, task: str, episode: int, outcome: dict[str, Any]) 
 
 def load_outcomes(out: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Every per-episode expert outcome under ``out``: ``{"task/episode": {"success",
-    "steps"}}``. Unreadable files (a write cut short cannot leave one: each is renamed
+    "steps", "frames"}}`` (control steps, recorded frames). Unreadable files (a write cut short cannot leave one: each is renamed
     into place) are skipped, so the episode they belong to counts as unrecorded."""
     import json
 
@@ -327,7 +348,8 @@ def load_outcomes(out: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
             key = f"{rec['task']}/{int(rec['episode'])}"
-            res[key] = {"success": bool(rec["success"]), "steps": int(rec["steps"])}
+            res[key] = {"success": bool(rec["success"]), "steps": int(rec["steps"]),
+                        "frames": int(rec.get("frames", rec["steps"]))}
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return res
@@ -443,13 +465,14 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
                         proxy_shadows=cfg.proxy_shadows, **extra,
                     )
                 expert = expert_for(env)  # fresh per episode: experts may keep state
-                frames, facs, acts, sts, ok = _run_episode(env, expert, cfg, task, ep)
-                outcome = {"success": ok, "steps": len(acts)}
+                frames, facs, acts, sts, ok, rec, n_steps = _run_episode(env, expert, cfg,
+                                                                          task, ep)
+                outcome = {"success": ok, "steps": n_steps, "frames": len(acts)}
                 # Outcome first, frames second: a complete episode always has its outcome
                 # (an outcome without frames is rewritten, identically, on resume).
                 _write_outcome(out, task, ep, outcome)
                 src = f"{version_source} task={task} seed={cfg.seed}"
-                pids = [pair_id(task, cfg.seed, ep, t) for t in range(len(acts))]
+                pids = [pair_id(task, cfg.seed, ep, t) for t in rec]
                 for d in cfg.domains:
                     if (labels[d], task, ep) in done:
                         continue
