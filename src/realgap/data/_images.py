@@ -28,7 +28,10 @@ Each camera of each episode is stored by one of two codecs, named in the episode
     (the same function every read uses) and finding them *equal, pixel for pixel*, to the
     frames the reader produced; otherwise the camera falls back to ``zstd-up``. The
     stored error against a direct decode of the source is therefore 0, and the size is at
-    most the source video's.
+    most the source video's. Reads decode 32-frame chunks, each from the keyframe before
+    it, so their cost grows with the source's keyframe interval (LeRobot encodes with a
+    keyframe every 2 frames); ``realgap data convert --video-storage lossless`` trades
+    size for decode speed.
 
 Verification (why a cache keyed on the content hash cannot go stale): every image file
 has its BLAKE2b-256 in the record; the episode hash is computed from those file hashes
