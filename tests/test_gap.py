@@ -14,7 +14,6 @@ from realgap.data import FrameSet, FrameSetWriter
 from realgap.jobs.gap import (
     GapConfig,
     heldout_sim_episodes,
-    probe_split_seed,
     run_gap,
 )
 from realgap.store import ResultsDB
@@ -66,32 +65,55 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gap_run(frames: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[GapConfig, object]:
     out = tmp_path_factory.mktemp("gap")
     cfg = GapConfig(encoders=("pixels", "resnet18-random"), out=str(out), frames=str(frames),
-                    n_boot=30, k=16, seed=0, saliency_pairs=2, n_worst=3, progress=False)
+                    n_boot=30, n_perm=20, k=16, space_k=16, seed=0, saliency_pairs=2,
+                    n_worst=3, progress=False)
     return cfg, run_gap(cfg)
 
 
 def test_gap_numbers_are_consistent_and_in_range(gap_run: tuple[GapConfig, object]) -> None:
+    from realgap.jobs.gap import JSON_METRICS
+    from realgap.metrics import NULL_METRICS
+
     _, res = gap_run
     assert set(res.estimates) == {"pixels", "resnet18-random"}
     for name, est in res.estimates.items():
-        for m in ("dis", "centroid_distance", "as_sim", "as_real", "as_transfer", "mmd", "fd",
-                  "c2st_acc", "coverage", "outside_fraction", "combined"):
+        for m in JSON_METRICS:
+            if m.endswith("ceiling"):  # the test frames record no state
+                assert m not in est
+                continue
             e = est[m]
-            assert e["lo"] <= e["value"] <= e["hi"], (name, m, e)
-            assert e["n"] >= 1
-        # n counts episodes, the bootstrap unit: DIS rests on 6 sim + 6 real episodes, AS(sim)
-        # on the round(0.2 * 6) = 1 held-out sim episode, transfer AS on all 6 real episodes
+            # never widened: lo <= hi, and a point outside is flagged as bias, not hidden
+            assert e["lo"] <= e["hi"] and e["bias"] == (not e["lo"] <= e["value"] <= e["hi"])
+            assert e["n"] >= 1 and e["n_boot"] == 30
+        for m in NULL_METRICS:
+            assert 0 < est[m]["p_value"] <= 1 and est[m]["n_perm"] == 20, m
+        # n counts episodes, the bootstrap unit: DIS rests on 6 sim + 6 real episodes; the
+        # cross-fitted AS(sim) on all 6 sim episodes; transfer AS on all 6 real episodes
         assert est["dis"]["n"] == 2 * N_EP
-        assert est["as_sim"]["n"] == 1 and est["as_transfer"]["n"] == N_EP
-        assert 0.0 <= est["dis"]["value"] <= 1.0
+        assert est["as_sim"]["n"] == N_EP and est["as_transfer"]["n"] == N_EP
+        assert 0.0 <= est["dis"]["value"] <= 1.0 and 0.0 <= est["dis_cal"]["value"] <= 1.0
         assert est["coverage"]["value"] == pytest.approx(1 - est["outside_fraction"]["value"])
-        # combined = harmonic mean of DIS and transfer AS (DESIGN.md)
-        d, a = est["dis"]["value"], est["as_transfer"]["value"]
+        # combined = harmonic mean of the calibrated DIS and transfer AS (DESIGN.md)
+        d, a = est["dis_cal"]["value"], est["as_transfer"]["value"]
         hm = 0.0 if d + a == 0 else 2 * d * a / (d + a)
         assert est["combined"]["value"] == pytest.approx(hm)
-    # the ranking is by combined score, best first
-    c = [res.estimates[n]["combined"]["value"] for n in res.ranking]
-    assert c == sorted(c, reverse=True)
+        # a darker, noisy real background: every two-sample score finds it (p at its minimum)
+        assert est["c2st_acc"]["p_value"] == pytest.approx(1 / 21)
+        # the flagged frames are listed, as many as the outside fraction counts
+        flagged = res.flagged[name]
+        assert len(flagged) == round(est["outside_fraction"]["value"] * N_EP * T)
+        assert all(set(f) == {"episode", "step", "frame_id", "knn_distance", "p_value"}
+                   for f in flagged)
+        assert all(f["p_value"] < 0.05 for f in flagged)
+    # one common space for every encoder, stated
+    ks = {res.space[n]["common"]["k"] for n in res.estimates}
+    assert ks == {16}
+    # the ranking with ties: ranks from 1, best first, ties symmetric
+    ranks = {r["encoder"]: r for r in res.ranks}
+    assert [r["encoder"] for r in res.ranks] == list(res.ranking)
+    assert min(r["rank"] for r in res.ranks) == 1
+    for n, r in ranks.items():
+        assert all(n in ranks[o]["tied_with"] for o in r["tied_with"])
 
 
 def test_gap_db_holds_config_identity_breakdown_and_artifacts(gap_run: tuple[GapConfig, object],
@@ -132,31 +154,33 @@ def test_gap_db_holds_config_identity_breakdown_and_artifacts(gap_run: tuple[Gap
         worst = arts[arts.name == "worst-covered"]
         assert sorted(worst.subject.value_counts().to_dict().items()) == [
             ("pixels", 3), ("resnet18-random", 3)]
+        for subj, g in worst.groupby("subject"):  # thumbnails: one per episode
+            eps = [json.loads(m)["episode"] for m in g.meta]
+            assert len(set(eps)) == len(eps) == 3, subj
         fid = json.loads(worst.meta.iloc[0])["frame_id"]
         assert fid in set(FrameSet.open(frames).select(domain="real-proxy").manifest.frame_id)
     html = Path(res.report_path).read_text()
     assert 'id="gap-table"' in html and 'id="coverage-factor-table"' in html
 
 
-def test_saliency_probe_is_the_as_probe(gap_run: tuple[GapConfig, object], frames: Path) -> None:
-    """The saliency probe and the BC hold-out reproduce gap_suite's own sim split: refitting
-    the AS probe on our train mask and scoring our val mask gives gap_suite's as_sim."""
-    from realgap.encoders import create_encoder
-    from realgap.explain import fit_action_probe
-    from realgap.metrics.probe import score_from_mse
+def test_bc_hold_out_episodes_are_never_trained_on(gap_run: tuple[GapConfig, object],
+                                                   frames: Path) -> None:
+    """BC encoders train on ``heldout_sim_episodes``' safe ids only, and the job scores them
+    on the other sim episodes (``trained_rows``)."""
+    from realgap.jobs.gap import trained_rows
 
-    cfg, res = gap_run
+    cfg, _ = gap_run
     sim = FrameSet.open(frames).select(domain="sim")
-    emb = create_encoder("pixels").embed(sim.images("head")).astype(np.float64)
-    act = sim.actions().astype(np.float64)
     val, safe = heldout_sim_episodes(sim, cfg.seed)
-    probe = fit_action_probe(emb, act, sim.episodes(), rng=probe_split_seed(cfg.seed))
-    tr = ~val
-    y_mean, y_sd = act[tr].mean(0), act[tr].std(0)
-    err = ((probe.predict(emb[val]) - (act[val] - y_mean) / y_sd) ** 2).mean(1)
-    assert float(score_from_mse(err.mean())) == pytest.approx(res.estimates["pixels"]["as_sim"]["value"])
     held = set(sim.manifest.episode.to_numpy()[val])
     assert held and not held & set(safe)
+
+    class Trained:
+        extra = {"train_episodes": safe}
+
+    rows = trained_rows(Trained(), sim.manifest.episode.to_numpy())
+    assert rows is not None and not rows[val].any() and rows[~val].all()
+    assert trained_rows(object(), sim.manifest.episode.to_numpy()) is None
 
 
 def test_rerun_adds_a_run_and_same_seed_same_numbers(gap_run: tuple[GapConfig, object]) -> None:
@@ -171,19 +195,30 @@ def test_rerun_adds_a_run_and_same_seed_same_numbers(gap_run: tuple[GapConfig, o
 
 def test_cli_gap_json_and_table(frames: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["gap", "--frames", str(frames), "--encoders", "pixels", "--n-boot", "10",
-                 "--k", "8", "--saliency-pairs", "0", "--out", str(tmp_path), "--json"])
+                 "--n-perm", "10", "--k", "8", "--space-k", "4", "--saliency-pairs", "0",
+                 "--out", str(tmp_path), "--json"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     est = out["encoders"]["pixels"]
-    for m in ("dis", "centroid_distance", "as_sim", "as_real", "as_transfer", "mmd", "fd",
-              "c2st_acc", "coverage"):
-        assert set(est[m]) == {"value", "lo", "hi", "n"} and est[m]["lo"] <= est[m]["value"]
+    base = {"value", "lo", "hi", "n", "bias", "method", "n_frames", "n_boot"}
+    null = {"p_value", "null_mean", "null_sd", "effect", "n_perm", "alternative"}
+    for m in ("dis_cal", "dis", "dis_paper", "centroid_distance", "mmd", "fd", "c2st_acc"):
+        assert set(est[m]) == base | null, m
+    for m in ("as_sim", "as_real", "as_transfer", "as_sim_floor", "as_real_floor", "coverage",
+              "outside_fraction", "combined"):
+        assert set(est[m]) == base, m
+    assert out["ranking"] == [{"encoder": "pixels", "rank": 1, "value": est["combined"]["value"],
+                               "tied_with": [], "score": "combined"}]
+    assert out["space"]["pixels"]["common"]["k"] == 4
+    assert isinstance(out["flagged_frames"]["pixels"], list)
+    assert out["warnings"] == []  # k = 8 <= N-1, D and space-k 4 <= k: nothing was cut
     assert Path(out["report"]).exists()
     code = main(["gap", "--sim", str(frames), "--real", str(frames), "--encoders", "pixels",
                  "--n-boot", "10", "--k", "8", "--saliency-pairs", "0", "--out", str(tmp_path),
                  "--quiet"])
     text = capsys.readouterr().out
     assert code == 0 and "rank" in text and "pixels" in text and "report:" in text
+    assert "tied with" in text and "p=" in text
 
 
 @pytest.mark.parametrize(

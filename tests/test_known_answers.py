@@ -15,6 +15,8 @@ Every set here is made by the test, so the right answer is known by construction
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -100,12 +102,12 @@ def test_b_graded_shift_ladder_is_monotone(pixels_sim: tuple[object, np.ndarray,
         rows.append(two_sample_gap(zs, enc.embed(real), es, er, n_boot=0, n_perm=0, rng=0).estimates)
     for name in ("centroid_distance", "mmd", "fd"):
         v = [r[name].value for r in rows]
-        assert all(a < b for a, b in zip(v, v[1:], strict=False)), (name, v)
+        assert all(a < b for a, b in pairwise(v)), (name, v)
     dis = [r["dis"].value for r in rows]
-    assert all(a > b for a, b in zip(dis, dis[1:], strict=False)), dis
+    assert all(a > b for a, b in pairwise(dis)), dis
     c2st = [r["c2st_acc"].value for r in rows]
     # C2ST rises until it saturates at 1
-    assert all(a < b or a == b == 1.0 for a, b in zip(c2st, c2st[1:], strict=False)), c2st
+    assert all(a < b or a == b == 1.0 for a, b in pairwise(c2st)), c2st
     assert c2st[0] < 0.9 and c2st[-1] == 1.0, c2st
 
 

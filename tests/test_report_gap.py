@@ -4,6 +4,7 @@ and the built page in headless Chromium (no console errors, plot and table prese
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -14,7 +15,14 @@ import pytest
 from PIL import Image
 
 from realgap.cli import main
-from realgap.jobs.records import GAP_METRICS, SALIENCY_ARTIFACT, WORST_ARTIFACT, encoder_meta
+from realgap.jobs.records import (
+    FLAGGED_ARTIFACT,
+    GAP_METRICS,
+    RANK_ROW,
+    SALIENCY_ARTIFACT,
+    WORST_ARTIFACT,
+    encoder_meta,
+)
 from realgap.report import build_report
 from realgap.report.sections import coverage as coverage_section
 from realgap.report.sections import gap as gap_section
@@ -40,8 +48,16 @@ ENCODERS = {
     EVIL: ({"family": "transformer", "embed_dim": 768, "params_m": 86, "training": "supervised",
             "pretrain_data": "ImageNet $x$"}, "file:/tmp/w.pt (sha256 ab12)"),
 }
-# combined scores fix the ranking: bc-randomized (0.8) > EVIL (0.5) > resnet18-random (0.3)
+# combined scores: bc-randomized (0.8) > EVIL (0.5) > resnet18-random (0.3); the ranking
+# with ties puts bc-randomized first and the other two at a shared rank 2
 COMBINED = {"resnet18-random": 0.3, "bc-randomized": 0.8, EVIL: 0.5}
+RANKS = {"bc-randomized": (1, []), EVIL: (2, ["resnet18-random"]),
+         "resnet18-random": (2, [EVIL])}
+NULL = {"p_value": 0.0099, "null_mean": 0.02, "null_sd": 0.01, "effect": 12.5, "n_perm": 100,
+        "alternative": "greater"}
+FLAGGED = [{"episode": 3, "step": 4, "frame_id": f"real-{EVIL}", "knn_distance": 2.5,
+            "p_value": 0.004}, {"episode": 5, "step": 0, "frame_id": "real-5-0",
+                                "knn_distance": 1.5, "p_value": 0.03}]
 
 
 def fill_db(path: Path, *, n_runs: int = 1) -> list[str]:
@@ -57,7 +73,14 @@ def fill_db(path: Path, *, n_runs: int = 1) -> list[str]:
                 db.add_subject(run, name, "encoder", encoder_meta(info, origin, camera="head"))
                 for j, m in enumerate(GAP_METRICS):
                     v = COMBINED[name] if m == "combined" else 0.1 * (i + 1) + 0.01 * j
-                    scores.append(Score(name, m, v, v - 0.05, v + 0.05, n=40 + j))
+                    extra = {"bias": m == "fd", **(NULL if m in ("mmd", "c2st_acc") else {})}
+                    scores.append(Score(name, m, v, v - 0.05, v + 0.05, n=40 + j, extra=extra))
+                rank, tied = RANKS[name]
+                scores.append(Score(name, RANK_ROW, rank, n=40,
+                                    extra={"score": "combined", "value": COMBINED[name],
+                                           "tied_with": tied}))
+                db.add_artifact(run, FLAGGED_ARTIFACT, json.dumps(FLAGGED).encode(),
+                                mime="application/json", subject=name)
                 scores.append(Score(name, "outside_fraction", 0.25, n=8, group="BG=1",
                                     extra={"k": 2}))
                 scores.append(Score(name, "outside_fraction", 0.5, n=4, group="BG=2",
@@ -79,12 +102,19 @@ def test_gap_section_ranks_by_combined_and_labels_random_init(tmp_path: Path) ->
     with ResultsDB(tmp_path / "results.duckdb", read_only=True) as db:
         html = gap_section.render(db)
     assert html is not None
-    body = html.split("<tbody>")[1]
+    body = html.split("<tbody>")[1].split("</tbody>")[0]
     order = [body.find("bc-randomized"), body.find("&lt;script&gt;"), body.find("resnet18-random")]
     assert -1 not in order and order == sorted(order)
+    rows = body.split("<tr>")[1:]
+    # shared ranks are marked and each tied row names the other
+    assert ">1<" in rows[0] and ">=2<" in rows[1] and ">=2<" in rows[2]
+    assert "resnet18-random" in rows[1].split("&lt;/script&gt;", 1)[1]
     assert "badge-random" in html and "[random-init]" in html
-    # an interval cell shows value [lo, hi] and n: dis of encoder 0 is 0.1 + 0.01*1 = 0.110
+    # an interval cell shows value [lo, hi] and n: dis_cal of encoder 0 is 0.1 + 0.01*1 = 0.110
     assert "0.110 <span class='ci'>[0.060, 0.160]</span> <span class='ci'>n=41</span>" in html
+    # the null table shows p-values and effects; a point outside its interval says bias
+    assert 'id="gap-null-table"' in html and "p=0.0099" in html and "effect +12.5 sd" in html
+    assert ">bias</span>" in html
     assert "<script>" not in html
 
 
@@ -105,8 +135,10 @@ def test_coverage_section_shows_counts_and_factor_breakdown(tmp_path: Path) -> N
     assert html is not None
     assert "coverage-factor-table" in html
     assert "0.250 <span class='ci'>2/8</span>" in html and "0.500 <span class='ci'>2/4</span>" in html
-    # headline outside_fraction is metric index 10: 0.1*(i+1)+0.10, n=50 -> k = round(0.2*50)
-    assert "<span class='ci'>10/50</span>" in html
+    # headline outside_fraction is metric index 12: 0.1*(i+1)+0.12, n=52 -> k = round(0.22*52)
+    assert "<span class='ci'>11/52</span>" in html
+    # every flagged frame is listed with episode, step and frame_id (escaped)
+    assert html.count(">real-5-0</td>") == len(ENCODERS) and "real-&lt;script&gt;" in html
     assert "real-&lt;script&gt;" in html and "<script>" not in html
 
 

@@ -245,9 +245,10 @@ def common_space_k(space_k: int, dims: list[int], n_frames: list[int]) -> tuple[
     cap = min(min(dims), min(n_frames) - 1)
     if cap >= space_k:
         return space_k, []
-    return max(cap, 1), [f"common space: {space_k} components requested, {max(cap, 1)} used for "
-                         f"every encoder (smallest embedding dim {min(dims)}, smallest N-1 "
-                         f"{min(n_frames) - 1}); pass --space-k to choose"]
+    msg = (f"common space: {space_k} components requested, {max(cap, 1)} used for every "
+           f"encoder (smallest embedding dim {min(dims)}, smallest N-1 {min(n_frames) - 1}); "
+           "pass --space-k to choose")
+    return max(cap, 1), [msg]
 
 
 def probe_split_seed(seed: int) -> int:

@@ -365,7 +365,7 @@ def _two_sample_scores(
     obs_w = design.observed_weights()
     boot_w = design.boot_weights(counts) if counts is not None and len(counts) else None
     perm_w = design.perm_weights(perms) if perms is not None and len(perms) else None
-    n_eps, n_frames = int(design.used.sum()), int(len(design.codes))
+    n_eps, n_frames = int(design.used.sum()), len(design.codes)
     reps: dict[str, np.ndarray | None] = {}
     nulls: dict[str, NullResult] = {}
     points: dict[str, float] = {}
