@@ -29,6 +29,7 @@ from the store while the current chunk runs through the network under
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -67,20 +68,23 @@ def cache_path(encoder: Encoder, frameset: Any, camera: str, cache_dir: str | os
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no partial temporary file behind
+        raise
 
 
 def _save_chunk(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # Through bytes: numpy's tofile() reports a full disk as a bare OSError with no errno
+    # ("13824 requested and 9184 written"); a file write says ENOSPC.
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    _atomic_write_bytes(path, buf.getvalue())
 
 
 def _chunk_ok(path: Path, rows: int, dim: int) -> bool:

@@ -69,13 +69,18 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     tmp = p.with_suffix(".pt.tmp")
     try:
-        # Saved through a file object: a full disk then surfaces as OSError(ENOSPC), not
-        # as the "unexpected pos" RuntimeError of torch's zip writer on a path.
         with open(tmp, "wb") as f:
             torch.save(data, f)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)  # a failed save leaves no epoch-XXXX.pt.tmp behind
+        # A full disk shows up as torch's "unexpected pos" RuntimeError raised while
+        # handling the OSError(ENOSPC): surface that OSError, naming the checkpoint.
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        if isinstance(cause, OSError) and cause.filename is None:
+            raise OSError(cause.errno, cause.strerror, str(p)) from exc
         raise
     return p
 
