@@ -118,6 +118,10 @@ def _fold_order(n_episodes: int, rng: RngLike) -> np.ndarray | None:
     return None if rng is None else as_rng(rng).permutation(n_episodes)
 
 
+def _n_episodes(episodes: np.ndarray) -> int:
+    return int(np.unique(episodes).size)
+
+
 def _check_folds(n_folds: int, n_episodes: int) -> int:
     n_folds = check_positive_int(n_folds, "n_folds", minimum=2)
     if n_episodes < 2:
@@ -429,14 +433,13 @@ def _crossfit_result(frame_err: np.ndarray, ep: np.ndarray, n_dims: int, alphas:
 
 
 def _crossfit(x: np.ndarray, y: np.ndarray, ep: np.ndarray, n_folds: int,
-              rng: RngLike | np.ndarray, variant: str) -> CrossFitAS:
-    """The cross-fit shared by AS, its floor and its ceiling (module docstring)."""
+              order: np.ndarray | None, variant: str) -> CrossFitAS:
+    """The cross-fit shared by AS, its floor and its ceiling (module docstring); ``order``:
+    the dealing order of the episode codes into folds (:func:`_fold_order`)."""
     _, codes = np.unique(ep, return_inverse=True)
     codes = codes.ravel()
     n_eps = int(codes.max()) + 1
     k = _check_folds(n_folds, n_eps)
-    # ``rng`` may be the dealing order already drawn (the floor draws it before its shuffle).
-    order = rng if isinstance(rng, np.ndarray) else _fold_order(n_eps, rng)
     fold = _fold_of_episode(n_eps, k, order)[codes]
     n_dims = int((y.std(axis=0) > _CONSTANT_STD).sum())
     if n_dims == 0:
@@ -480,7 +483,7 @@ def action_score_crossfit(
         :class:`CrossFitAS` over every episode.
     """
     x, y, ep = _inputs(emb, actions, episodes, "")
-    return _crossfit(x, y, ep, n_folds, rng, "crossfit")
+    return _crossfit(x, y, ep, n_folds, _fold_order(_n_episodes(ep), rng), "crossfit")
 
 
 def shuffle_between_episodes(actions: np.ndarray, episodes: np.ndarray, rng: RngLike = None) -> np.ndarray:
@@ -527,11 +530,9 @@ def action_score_floor(
     With None the folds are the deterministic ones and the shuffle is unseeded.
     """
     x, y, ep = _inputs(emb, actions, episodes, "")
-    n_eps = int(np.unique(ep).size)
     gen = as_rng(rng)
-    order = None if rng is None else gen.permutation(n_eps)  # the AS's draw, then the shuffle
-    y_shuf = shuffle_between_episodes(y, ep, gen)
-    return _crossfit(x, y_shuf, ep, n_folds, np.arange(n_eps) if order is None else order, "floor")
+    order = _fold_order(_n_episodes(ep), None if rng is None else gen)  # the AS's draw first
+    return _crossfit(x, shuffle_between_episodes(y, ep, gen), ep, n_folds, order, "floor")
 
 
 def action_score_ceiling(
@@ -551,7 +552,7 @@ def action_score_ceiling(
     if s.ndim == 2 and s.shape[1] == 0 or s.size == 0:
         return None
     x, y, ep = _inputs(s, actions, episodes, "", emb_name="state")
-    return _crossfit(x, y, ep, n_folds, rng, "ceiling")
+    return _crossfit(x, y, ep, n_folds, _fold_order(_n_episodes(ep), rng), "ceiling")
 
 
 def transfer_action_score_all(
