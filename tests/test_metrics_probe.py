@@ -374,3 +374,16 @@ def test_crossfit_bad_inputs_name_the_argument() -> None:
         action_score_ceiling(np.ones((3, 2)), y, ep)
     with pytest.raises(DataError, match="emb_real"):
         transfer_action_score_all(x, y, ep, x[:, :3], y, ep)
+
+
+def test_as_with_floor_equals_the_two_separate_calls() -> None:
+    from realgap.metrics.probe import action_score_with_floor
+
+    for dim in (8, 120):  # primal and dual designs are shared alike
+        oracle, _, _, act, ep = _reach_task(3, n_eps=12, steps=6, noise_dims=dim)
+        both = action_score_with_floor(oracle, act, ep, rng=4)
+        alone = (action_score_crossfit(oracle, act, ep, rng=4),
+                 action_score_floor(oracle, act, ep, rng=4))
+        for a, b in zip(both, alone):
+            assert a.variant == b.variant and a.alphas == b.alphas
+            assert np.allclose(a.sse, b.sse, rtol=1e-10)

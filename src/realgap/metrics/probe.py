@@ -144,73 +144,114 @@ def _inv_shift(s2: np.ndarray, alpha: float) -> np.ndarray:
     return out
 
 
-def _path_errors(xs: np.ndarray, ys: np.ndarray, labels: np.ndarray, alphas: np.ndarray,
-                 gram: np.ndarray | None = None) -> np.ndarray:
-    """Summed squared held-out error ``(len(alphas),)`` of ridge (no intercept) on
-    ``(xs, ys)``, each label of ``labels`` held out once.
+class _RidgeDesign:
+    """Standardized training features and the decompositions every penalty reuses.
 
-    Dual when ``D`` exceeds the rows (and every penalty is > 0): one eigendecomposition of the
-    Gram matrix ``G = xs xs^T`` (computed once, or passed in) serves every held-out block
-    and penalty through the leave-block-out identity of ridge regression: with
-    ``M = (G + a I)^{-1}``, the residuals on block ``B`` of the fit without ``B`` are
-    ``M_BB^{-1} (M y)_B`` (Woodbury; exact). Primal otherwise: ``xs^T xs`` minus the
-    held-out block, one ``D x D`` eigendecomposition per block.
+    One per training set, shared by every action target fitted on it (the AS and its floor
+    see the same frames, so they share the Gram matrix and its eigendecomposition).
+    ``xs = (x - x_mean) / x_std`` ``(n, D)``; the dual form is used when ``D > n``.
     """
-    n, d = xs.shape
-    err = np.zeros(alphas.size)
-    blocks = [labels == lab for lab in np.unique(labels)]
-    if d > n and np.all(alphas > 0):
-        from scipy.linalg import cho_factor, cho_solve
 
-        g = xs @ xs.T if gram is None else gram
-        s2, u = np.linalg.eigh(g)
-        s2 = np.clip(s2, 0.0, None)
-        uty = u.T @ ys
-        for i, alpha in enumerate(alphas):
-            w = 1.0 / (s2 + float(alpha))
-            my = u @ (uty * w[:, None])                  # M y, (n, A)
+    def __init__(self, xs: np.ndarray, x_mean: np.ndarray, x_std: np.ndarray) -> None:
+        self.xs, self.x_mean, self.x_std = xs, x_mean, x_std
+        self.dual = xs.shape[1] > xs.shape[0]
+        self._gram: np.ndarray | None = None
+        self._eig: tuple[np.ndarray, np.ndarray] | None = None
+        self._cov: np.ndarray | None = None
+        self._blocks: dict[bytes, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    @classmethod
+    def standardize(cls, x: np.ndarray) -> _RidgeDesign:
+        """Features standardized with their own statistics (a constant feature keeps std 1)."""
+        x_mean, x_std = x.mean(axis=0), x.std(axis=0)
+        x_std = np.where(x_std > 0, x_std, 1.0)
+        return cls((x - x_mean) / x_std, x_mean, x_std)
+
+    def gram(self) -> np.ndarray:
+        """``xs xs^T`` ``(n, n)``."""
+        if self._gram is None:
+            self._gram = self.xs @ self.xs.T
+        return self._gram
+
+    def eig(self) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues (clipped at 0) and eigenvectors of the Gram matrix."""
+        if self._eig is None:
+            s2, u = np.linalg.eigh(self.gram())
+            self._eig = (np.clip(s2, 0.0, None), u)
+        return self._eig
+
+    def cov(self) -> np.ndarray:
+        """``xs^T xs`` ``(D, D)`` (primal form)."""
+        if self._cov is None:
+            self._cov = self.xs.T @ self.xs
+        return self._cov
+
+    def path_errors(self, ys: np.ndarray, labels: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+        """Summed squared held-out error ``(len(alphas),)`` of ridge (no intercept) on
+        ``(xs, ys)``, each label of ``labels`` held out once; ``alphas > 0``.
+
+        Dual: one eigendecomposition of ``G = xs xs^T`` serves every held-out block and
+        penalty through ridge's leave-block-out identity: with ``M = (G + a I)^{-1}``, the
+        residuals on block ``B`` of the fit without ``B`` are ``M_BB^{-1} (M y)_B``
+        (Woodbury; exact). Primal: ``xs^T xs`` minus the held-out block, one ``D x D``
+        eigendecomposition per block (kept for further targets).
+        """
+        err = np.zeros(alphas.size)
+        blocks = [labels == lab for lab in np.unique(labels)]
+        if self.dual:
+            from scipy.linalg import cho_factor, cho_solve
+
+            s2, u = self.eig()
+            uty = u.T @ ys
+            for i, alpha in enumerate(alphas):
+                w = 1.0 / (s2 + float(alpha))
+                my = u @ (uty * w[:, None])                  # M y, (n, A)
+                for te in blocks:
+                    ub = u[te]
+                    m_bb = (ub * w) @ ub.T                   # M_BB, positive definite
+                    try:
+                        resid = cho_solve(cho_factor(m_bb), my[te])
+                    except np.linalg.LinAlgError:  # round-off broke definiteness
+                        resid = np.linalg.lstsq(m_bb, my[te], rcond=None)[0]
+                    err[i] += float((resid * resid).sum())
+            return err
+        key = np.ascontiguousarray(labels).tobytes()
+        if key not in self._blocks:
+            self._blocks[key] = []
             for te in blocks:
-                ub = u[te]
-                m_bb = (ub * w) @ ub.T                   # M_BB, (n_B, n_B), positive definite
-                try:
-                    resid = cho_solve(cho_factor(m_bb), my[te])
-                except np.linalg.LinAlgError:  # round-off broke definiteness: least squares
-                    resid = np.linalg.lstsq(m_bb, my[te], rcond=None)[0]
-                err[i] += float((resid * resid).sum())
+                xt = self.xs[te]
+                s2, v = np.linalg.eigh(self.cov() - xt.T @ xt)
+                self._blocks[key].append((te, np.clip(s2, 0.0, None), v))
+        r_all = self.xs.T @ ys
+        for te, s2, v in self._blocks[key]:
+            xt, yt = self.xs[te], ys[te]
+            b = v.T @ (r_all - xt.T @ yt)                     # (D, A)
+            z = xt @ v                                        # (n_te, D)
+            for i, alpha in enumerate(alphas):
+                pred = z @ (b * _inv_shift(s2, float(alpha))[:, None])
+                err[i] += float(((yt - pred) ** 2).sum())
         return err
-    c_all, r_all = xs.T @ xs, xs.T @ ys
-    for te in blocks:
-        xt, yt = xs[te], ys[te]
-        s2, u = np.linalg.eigh(c_all - xt.T @ xt)
-        s2 = np.clip(s2, 0.0, None)
-        b = u.T @ (r_all - xt.T @ yt)                     # (D, A)
-        z = xt @ u                                        # (n_te, D)
-        for i, alpha in enumerate(alphas):
-            pred = z @ (b * _inv_shift(s2, float(alpha))[:, None])
-            err[i] += float(((yt - pred) ** 2).sum())
-    return err
+
+    def coef(self, ys: np.ndarray, alpha: float) -> np.ndarray:
+        """Ridge weights ``(D, A)`` without intercept: primal ``(X^T X + a I)^{-1} X^T Y``, or
+        dual ``X^T (X X^T + a I)^{-1} Y`` from the Gram eigendecomposition (equal for
+        ``a > 0``; at ``a = 0`` both give the minimum-norm least-squares solution)."""
+        if self.dual:
+            s2, u = self.eig()
+            return self.xs.T @ (u @ ((u.T @ ys) * _inv_shift(s2, alpha)[:, None]))
+        c = self.cov().copy()
+        c[np.diag_indices_from(c)] += alpha
+        rhs = self.xs.T @ ys
+        if alpha == 0:
+            return np.linalg.lstsq(c, rhs, rcond=None)[0]
+        from scipy.linalg import solve
+
+        return solve(c, rhs, assume_a="pos")
 
 
-def _ridge_coef(xs: np.ndarray, ys: np.ndarray, alpha: float, gram: np.ndarray | None = None) -> np.ndarray:
-    """Ridge weights ``(D, A)`` on ``(xs, ys)`` without intercept: primal
-    ``(X^T X + a I)^{-1} X^T Y`` when ``D <= n``, dual ``X^T (X X^T + a I)^{-1} Y`` otherwise
-    (equal for ``a > 0``; at ``a = 0`` both are the minimum-norm least-squares solution)."""
-    n, d = xs.shape
-    if d > n:
-        g = (xs @ xs.T) if gram is None else gram.copy()
-        g[np.diag_indices_from(g)] += alpha
-        dual = np.linalg.lstsq(g, ys, rcond=None)[0] if alpha == 0 else _spd_solve(g, ys)
-        return xs.T @ dual
-    c = xs.T @ xs
-    c[np.diag_indices_from(c)] += alpha
-    rhs = xs.T @ ys
-    return np.linalg.lstsq(c, rhs, rcond=None)[0] if alpha == 0 else _spd_solve(c, rhs)
-
-
-def _spd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve
-
-    return solve(a, b, assume_a="pos")
+def _path_errors(xs: np.ndarray, ys: np.ndarray, labels: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """:meth:`_RidgeDesign.path_errors` on already standardized ``xs``."""
+    return _RidgeDesign(xs, np.zeros(xs.shape[1]), np.ones(xs.shape[1])).path_errors(ys, labels, alphas)
 
 
 def _labels_of_split(groups: np.ndarray, n_folds: int) -> np.ndarray | None:
@@ -234,7 +275,6 @@ def select_alpha(
     groups: np.ndarray,
     alphas: tuple[float, ...] = ALPHA_GRID,
     n_folds: int = 5,
-    gram: np.ndarray | None = None,
 ) -> float:
     """The penalty with the lowest leave-episodes-out MSE on standardized ``(xs, ys)``.
 
@@ -243,13 +283,21 @@ def select_alpha(
     standardized once with the statistics of all of ``xs`` (a small, documented leak inside
     the training data; held-out episodes of an outer split are never here). With fewer
     than 2 groups there is nothing to cross-validate and the geometric middle of
-    ``alphas`` is returned. ``gram``: ``xs xs^T`` if already computed (dual form).
+    ``alphas`` is returned.
     """
-    labels = _labels_of_split(np.asarray(groups), n_folds)
-    if labels is None:
-        return float(alphas[len(alphas) // 2])
+    design = _RidgeDesign(xs, np.zeros(xs.shape[1]), np.ones(xs.shape[1]))
+    return _select(design, ys, np.asarray(groups), alphas, n_folds)
+
+
+def _select(design: _RidgeDesign, ys: np.ndarray, groups: np.ndarray,
+            alphas: tuple[float, ...], n_folds: int) -> float:
     a = np.asarray(alphas, dtype=np.float64)
-    return float(a[int(np.argmin(_path_errors(xs, ys, labels, a, gram)))])
+    if a.size == 0 or not np.all(np.isfinite(a) & (a > 0)):
+        raise ConfigError(f"alphas: a penalty grid needs finite penalties > 0, got {alphas}")
+    labels = _labels_of_split(groups, n_folds)
+    if labels is None:
+        return float(a[len(a) // 2])
+    return float(a[int(np.argmin(design.path_errors(ys, labels, a)))])
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,24 +341,24 @@ class RidgeProbe:
                 raise ConfigError("alpha='cv' needs the episode id of each train frame (groups)")
         elif not (np.isfinite(alpha) and alpha >= 0):  # NaN slipped through as a NaN score
             raise ConfigError(f"alpha: expected a finite ridge penalty >= 0 or 'cv', got {alpha}")
-        x_mean, x_std = x.mean(axis=0), x.std(axis=0)
+        return cls._fit(_RidgeDesign.standardize(x), y, alpha, groups, n_folds)
+
+    @classmethod
+    def _fit(cls, design: _RidgeDesign, y: np.ndarray, alpha: float | str,
+             groups: np.ndarray | None, n_folds: int) -> RidgeProbe:
+        """The fit on a design already standardized (shared by several targets)."""
         y_mean, y_std = y.mean(axis=0), y.std(axis=0)
         active = y_std > _CONSTANT_STD
         if not active.any():
             raise DataError("actions: every action dimension is constant on the train episodes; "
                             "the Action Score needs actions that vary")
-        x_std = np.where(x_std > 0, x_std, 1.0)
         y_std = np.where(active, y_std, 1.0)
-        xs = (x - x_mean) / x_std
         ys = ((y - y_mean) / y_std)[:, active]
-        # The Gram matrix is the costly product in the dual regime: form it once for the
-        # penalty search and the final fit.
-        gram = xs @ xs.T if xs.shape[1] > xs.shape[0] else None
         if isinstance(alpha, str):
-            alpha = select_alpha(xs, ys, np.asarray(groups), n_folds=n_folds, gram=gram)
-        coef = np.zeros((x.shape[1], y.shape[1]))
-        coef[:, active] = _ridge_coef(xs, ys, float(alpha), gram)
-        return cls(x_mean, x_std, y_mean, y_std, coef, float(alpha), active)
+            alpha = _select(design, ys, np.asarray(groups), ALPHA_GRID, n_folds)
+        coef = np.zeros((design.xs.shape[1], y.shape[1]))
+        coef[:, active] = design.coef(ys, float(alpha))
+        return cls(design.x_mean, design.x_std, y_mean, y_std, coef, float(alpha), active)
 
     def frame_errors(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``(n,)`` squared error per frame, averaged over the scored standardized action dims."""
@@ -432,32 +480,38 @@ def _crossfit_result(frame_err: np.ndarray, ep: np.ndarray, n_dims: int, alphas:
                       alphas=tuple(alphas), n_folds=int(n_folds), fold=fold, frame_error=frame_err)
 
 
-def _crossfit(x: np.ndarray, y: np.ndarray, ep: np.ndarray, n_folds: int,
-              order: np.ndarray | None, variant: str) -> CrossFitAS:
-    """The cross-fit shared by AS, its floor and its ceiling (module docstring); ``order``:
-    the dealing order of the episode codes into folds (:func:`_fold_order`)."""
+def _crossfit(x: np.ndarray, targets: list[tuple[np.ndarray, str]], ep: np.ndarray,
+              n_folds: int, order: np.ndarray | None) -> list[CrossFitAS]:
+    """The cross-fit shared by AS, its floor and its ceiling (module docstring), for one or
+    more action targets ``(y, variant)`` on the same frames and folds: each training fold's
+    standardized features and their decomposition are built once for all targets; each
+    target gets its own penalty. ``order``: the dealing order of the episode codes into
+    folds (:func:`_fold_order`)."""
     _, codes = np.unique(ep, return_inverse=True)
     codes = codes.ravel()
     n_eps = int(codes.max()) + 1
     k = _check_folds(n_folds, n_eps)
     fold = _fold_of_episode(n_eps, k, order)[codes]
-    n_dims = int((y.std(axis=0) > _CONSTANT_STD).sum())
-    if n_dims == 0:
+    n_dims = [int((y.std(axis=0) > _CONSTANT_STD).sum()) for y, _ in targets]
+    if min(n_dims) == 0:
         raise DataError("actions: every action dimension is constant; "
                         "the Action Score needs actions that vary")
-    frame_err = np.empty(len(x))
-    alphas = []
+    frame_err = [np.empty(len(x)) for _ in targets]
+    alphas: list[list[float]] = [[] for _ in targets]
     for f in range(k):
         te = fold == f
         tr = ~te
+        design = _RidgeDesign.standardize(x[tr])
         # Inner CV folds: the other outer folds (whole episodes); with K = 2 the training
         # fold is one fold, so its own episodes are the inner groups.
         inner = fold[tr] if k > 2 else codes[tr]
-        probe = RidgeProbe.fit(x[tr], y[tr], "cv", groups=inner, n_folds=max(k - 1, 2))
-        # Per-frame mean over this fold's scored dims; sse scales back by n_dims (exact MSE).
-        frame_err[te] = probe.frame_errors(x[te], y[te])
-        alphas.append(probe.alpha)
-    return _crossfit_result(frame_err, ep, n_dims, alphas, k, fold, variant)
+        for t, (y, _) in enumerate(targets):
+            probe = RidgeProbe._fit(design, y[tr], "cv", inner, max(k - 1, 2))
+            # Per-frame mean over this fold's scored dims; sse scales back by n_dims (exact MSE).
+            frame_err[t][te] = probe.frame_errors(x[te], y[te])
+            alphas[t].append(probe.alpha)
+    return [_crossfit_result(frame_err[t], ep, n_dims[t], alphas[t], k, fold, variant)
+            for t, (_, variant) in enumerate(targets)]
 
 
 def action_score_crossfit(
@@ -483,7 +537,7 @@ def action_score_crossfit(
         :class:`CrossFitAS` over every episode.
     """
     x, y, ep = _inputs(emb, actions, episodes, "")
-    return _crossfit(x, y, ep, n_folds, _fold_order(_n_episodes(ep), rng), "crossfit")
+    return _crossfit(x, [(y, "crossfit")], ep, n_folds, _fold_order(_n_episodes(ep), rng))[0]
 
 
 def shuffle_between_episodes(actions: np.ndarray, episodes: np.ndarray, rng: RngLike = None) -> np.ndarray:
@@ -532,7 +586,26 @@ def action_score_floor(
     x, y, ep = _inputs(emb, actions, episodes, "")
     gen = as_rng(rng)
     order = _fold_order(_n_episodes(ep), None if rng is None else gen)  # the AS's draw first
-    return _crossfit(x, shuffle_between_episodes(y, ep, gen), ep, n_folds, order, "floor")
+    return _crossfit(x, [(shuffle_between_episodes(y, ep, gen), "floor")], ep, n_folds, order)[0]
+
+
+def action_score_with_floor(
+    emb: np.ndarray,
+    actions: np.ndarray,
+    episodes: np.ndarray,
+    *,
+    n_folds: int = DEFAULT_FOLDS,
+    rng: RngLike = None,
+) -> tuple[CrossFitAS, CrossFitAS]:
+    """``(AS, floor)``, equal to :func:`action_score_crossfit` and :func:`action_score_floor`
+    with the same arguments, at about the cost of one: both fit the same frames in the same
+    folds, so each fold's Gram matrix and its eigendecomposition serve both."""
+    x, y, ep = _inputs(emb, actions, episodes, "")
+    gen = as_rng(rng)
+    order = _fold_order(_n_episodes(ep), None if rng is None else gen)
+    shuffled = shuffle_between_episodes(y, ep, gen)
+    as_, floor = _crossfit(x, [(y, "crossfit"), (shuffled, "floor")], ep, n_folds, order)
+    return as_, floor
 
 
 def action_score_ceiling(
@@ -552,7 +625,7 @@ def action_score_ceiling(
     if s.ndim == 2 and s.shape[1] == 0 or s.size == 0:
         return None
     x, y, ep = _inputs(s, actions, episodes, "", emb_name="state")
-    return _crossfit(x, y, ep, n_folds, _fold_order(_n_episodes(ep), rng), "ceiling")
+    return _crossfit(x, [(y, "ceiling")], ep, n_folds, _fold_order(_n_episodes(ep), rng))[0]
 
 
 def transfer_action_score_all(
