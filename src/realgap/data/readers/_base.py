@@ -168,6 +168,12 @@ def check_images(path: Path | str, what: str, x: Any) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind not in "uif" and a.dtype != np.bool_:
         raise DataError(f"{path}: {what} is {a.dtype}, not numeric pixels; store 8-bit images")
+    if a.dtype.kind == "f":  # before the grayscale expansion, so counts are the source's
+        bad = ~np.isfinite(a)
+        if bad.any():
+            t = int(np.argwhere(bad)[0][0]) if a.ndim else 0
+            raise DataError(f"{path}: {what} has {int(bad.sum())} NaN/inf values (first in "
+                            f"frame {t}); repair or drop those frames before converting")
     if a.ndim == 3:
         a = a[..., None]
     if a.ndim == 4 and a.shape[-1] == 1:
@@ -176,14 +182,8 @@ def check_images(path: Path | str, what: str, x: Any) -> np.ndarray:
         raise DataError(f"{path}: {what} has shape {a.shape}, expected (T, H, W, 3) RGB images; "
                         "store images as frames x height x width x 3")
     if a.dtype != np.uint8:
-        if a.dtype.kind == "f":
-            bad = ~np.isfinite(a)
-            if bad.any():
-                t = int(np.argwhere(bad)[0][0])
-                raise DataError(f"{path}: {what} has {int(bad.sum())} NaN/inf values (first in "
-                                f"frame {t}); repair or drop those frames before converting")
-            if a.size and float(a.max()) <= 1.0:
-                a = np.clip(np.round(a * 255.0), 0, 255)
+        if a.dtype.kind == "f" and a.size and float(a.max()) <= 1.0:
+            a = np.clip(np.round(a * 255.0), 0, 255)
         if a.size and (float(a.min()) < 0 or float(a.max()) > 255):
             raise DataError(f"{path}: {what} is {a.dtype} with values outside [0, 255]; "
                             "store 8-bit images")
@@ -308,6 +308,8 @@ def decode_image(data: bytes | Path, file: Path | str, what: str) -> np.ndarray:
 
     try:
         with warnings.catch_warnings():
+            # Pillow's notes (palette transparency, EXIF) would break the one-line stderr
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)

@@ -111,6 +111,7 @@ def _image_size(p: Path) -> tuple[int, int]:
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # keep Pillow's notes off the one-line stderr
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 return im.size
