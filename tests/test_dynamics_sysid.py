@@ -40,11 +40,33 @@ def test_recovers_gravity_within_5_percent(target: Transitions) -> None:
     g = res.params["gravity"]
     assert abs(g.value - 1.5) / 1.5 < 0.05
     assert g.lo <= 1.5 * 1.05 and g.hi >= 1.5 * 0.95 and g.n == target.episodes.size
+    # Noise-free target: every resample identifies the truth, and the point, found by the
+    # same procedure, is as converged (issue 8 saw 'gravity: 1.501 [1.5, 1.5]').
+    assert abs(g.value - 1.5) < 1e-6 and abs(g.lo - 1.5) < 1e-6 and abs(g.hi - 1.5) < 1e-6
     assert res.objective < res.objective_nominal
     # Deterministic: the same data give the same bytes.
     a, b = (identify(ENV, target.subset(np.arange(80)), ["gravity"], n_boot=0) for _ in "ab")
     assert a.params["gravity"].value == b.params["gravity"].value
     assert a.objective == b.objective and np.isnan(a.params["gravity"].lo)  # no bootstrap
+
+
+def test_interval_comes_from_the_bootstrap_and_contains_the_estimate() -> None:
+    # Recoverable case with sampling noise: InvertedPendulum at gravity x1.3, velocity sensor
+    # noise (sd 0.01, ~1% of the one-step change), so resampled trajectories really disagree.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = collect_perturbed("InvertedPendulum-v5", Perturbation(gravity=1.3), 240,
+                               max_episode_steps=40, rng=5)
+    nv = tr.next_qvel + np.random.default_rng(0).normal(0, 0.01, tr.next_qvel.shape)
+    noisy = Transitions.validated(obs=tr.obs, action=tr.action, episode=tr.episode,
+                                  next_obs=np.hstack([tr.next_qpos, nv]), qpos=tr.qpos,
+                                  qvel=tr.qvel, next_qpos=tr.next_qpos, next_qvel=nv)
+    res = identify("InvertedPendulum-v5", noisy, ["gravity"], n_boot=8, rng=0)
+    g = res.params["gravity"]
+    assert (g.n, g.n_frames, g.n_boot) == (tr.episodes.size, 240, 8)
+    assert g.lo < g.value < g.hi and not g.bias  # a real interval, around its own point
+    assert g.lo < 1.3 < g.hi and g.hi - g.lo < 0.1
+    assert not res.at_bound["gravity"] and res.as_dict()["params"]["gravity"]["bias"] is False
 
 
 def test_recovers_gravity_from_observations_alone(target: Transitions) -> None:
