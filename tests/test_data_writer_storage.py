@@ -236,3 +236,15 @@ def test_manifest_hash_of_a_slice_equals_the_part_written_alone(tmp_path: Path) 
         assert hash_manifest(fs._store.table.slice(start, r["n_frames"])) == r["manifest_hash"]
         start += r["n_frames"]
     assert os.path.exists(root / "manifest.parquet")
+
+
+def test_image_file_symlinked_outside_the_set_is_refused(tmp_path: Path) -> None:
+    root = _fs(tmp_path)
+    ep = root / "episodes" / episode_key("sim", "reach-mug", 0)
+    outside = tmp_path / "outside.zst"
+    (ep / "head.zst").rename(outside)
+    (ep / "head.zst").symlink_to(outside)  # same bytes, same hash: still refused
+    with pytest.raises(DataError, match="outside the FrameSet"):
+        FrameSet.open(root).select(domain="sim", episode=0).images("head")
+    with pytest.raises(DataError, match="outside the FrameSet"):
+        validate(root)

@@ -83,6 +83,14 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+def check_inside(resolved: Path, path: Path, root: Path) -> None:
+    """Refuse a file that resolves outside the FrameSet (a symlink planted in a set)."""
+    if not resolved.is_relative_to(root.resolve()):
+        raise DataError(f"{path}: resolves to {resolved}, outside the FrameSet {root} (a "
+                        "symlink?); FrameSets never read files outside their directory, copy "
+                        "the file in")
+
+
 def _stat_key(path: Path) -> tuple[str, int, int, int, int]:
     st = path.stat()
     return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
@@ -101,6 +109,7 @@ def verify_file(path: Path, expected: str, root: Path) -> None:
         raise DataError(f"{path}: image file missing; the FrameSet is damaged, run "
                         f"`realgap data validate {root}` and regenerate or reconvert it")
     key = _stat_key(path)
+    check_inside(Path(key[0]), path, root)
     with _VERIFIED_LOCK:
         if _VERIFIED.get(key) == expected:
             return

@@ -170,6 +170,7 @@ def _check_images_v3(root: Path, ep_dir: Path, rec: dict[str, Any], cam: str,
     path = root / entry["file"] if video else ep_dir / entry["file"]
     if not path.is_file():
         raise MissingFileError(f"{path}: image file missing; {_REGEN}")
+    _images.check_inside(path.resolve(), path, root)
     got = _images.file_hash(path)
     if got != entry["blake2b"]:
         raise DataError(f"{path}: file content hash {got[:12]} differs from its record "
