@@ -331,8 +331,13 @@ def coverage_report(
         real_episodes: ``(n_real,)`` episode of each real frame (carried to the output).
         k: neighbourhood size (Naeem et al. use 5).
         alpha: a real frame is flagged when its conformal p-value is below ``alpha``.
-        n_components: None keeps every sim-standardized feature; an int projects on that
-            many leading sim principal axes (cut to ``n_sim - 1`` and ``D``, recorded).
+        n_components: None (default) keeps every sim-standardized feature; an int projects
+            on that many leading sim principal axes (cut to ``n_sim - 1`` and ``D``,
+            recorded). The axes are fitted on all sim frames, the calibration folds
+            included, so the sim frames spread further along them than new frames do: the
+            flag becomes conservative (fewer than ``alpha`` of in-distribution frames
+            flagged; on a flat, structureless spectrum far fewer). None keeps the
+            calibration exact.
         factors: optional table (DataFrame or dict of columns), one row per real frame,
             for the per-factor-level breakdown of the flags.
         rng: seed of the calibration folds (and of a randomized PCA); None deals the sorted
