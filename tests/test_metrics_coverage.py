@@ -126,7 +126,7 @@ def _shifted_with_outliers(seed: int, share: float = 0.15):
     sim, es = _trajectories(rng, 50, 12, 24, mix)
     real, er = _trajectories(rng, 20, 12, 24, mix)
     real += 0.15 * mix.std() * rng.normal(size=24)            # a mild, global shift
-    n_out = int(round(share * len(real)))
+    n_out = round(share * len(real))
     hide = rng.choice(len(real), n_out, replace=False)
     return sim, es, real, er, hide
 
@@ -142,7 +142,7 @@ def test_hidden_out_of_support_frames_are_flagged_with_few_false_flags() -> None
     inlier[hide] = False
     assert r.flagged[hide].mean() >= 0.8
     assert r.flagged[inlier].mean() <= 0.10
-    assert set(int(i) for i in r.worst[:5]) <= set(int(i) for i in hide)
+    assert {int(i) for i in r.worst[:5]} <= {int(i) for i in hide}
 
 
 def test_hiding_outliers_does_not_lower_the_flag_rate_of_the_other_frames() -> None:

@@ -7,6 +7,15 @@ import pytest
 
 from realgap.errors import ConfigError, DataError
 from realgap.metrics import action_score, episode_split, transfer_action_score
+from realgap.metrics.probe import (
+    ALPHA_GRID,
+    action_score_ceiling,
+    action_score_crossfit,
+    action_score_floor,
+    episode_folds,
+    shuffle_between_episodes,
+    transfer_action_score_all,
+)
 
 
 def _episodes(n_eps: int, steps: int) -> np.ndarray:
@@ -197,17 +206,6 @@ def test_select_alpha_matches_sklearn_group_cv_when_dimensions_exceed_frames() -
 
 # --------------------------------------------------------------------------------------
 # Cross-fitted AS.
-
-from realgap.metrics.probe import (  # noqa: E402
-    ALPHA_GRID,
-    action_score_ceiling,
-    action_score_crossfit,
-    action_score_floor,
-    episode_folds,
-    shuffle_between_episodes,
-    transfer_action_score_all,
-)
-
 
 def _plain_crossfit(x: np.ndarray, y: np.ndarray, ep: np.ndarray, n_folds: int) -> float:
     """MSE of the cross-fit by an independent port with scikit-learn: round-robin folds over

@@ -173,7 +173,7 @@ def _smallest_per_fold(d: np.ndarray, bounds: np.ndarray, m: int) -> np.ndarray:
 def _kth_excluding(cand: np.ndarray, k: int) -> np.ndarray:
     """``(rows, K)``: the ``k``-th smallest distance to the sim frames outside each fold,
     from the per-fold candidates ``(rows, K, m >= k)``."""
-    rows, n_folds, m = cand.shape
+    rows, n_folds, _ = cand.shape
     out = np.empty((rows, n_folds))
     for f in range(n_folds):
         others = np.delete(cand, f, axis=1).reshape(rows, -1)
@@ -377,7 +377,6 @@ def coverage_report(
         raise DataError(f"k: {k} neighbours needs more than {k} sim frames, got {len(zs)}")
     s_sq = (zs_o * zs_o).sum(1)
     step = _block_rows(len(zs_o))
-    m = k + 1
 
     # Sim against sim: calibration scores (other folds only) and prdc radii (all, self = 0).
     cal = np.empty(len(zs_o))

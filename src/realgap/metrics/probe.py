@@ -50,13 +50,16 @@ solve; no ``D x D`` matrix and no SVD of ``n x D``. Otherwise the primal form wo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from realgap._rng import RngLike, as_rng
 from realgap.errors import ConfigError, DataError
 from realgap.metrics._validate import as_groups, as_matrix, check_positive_int, check_prob, same_dim
+
+if TYPE_CHECKING:
+    from realgap.stats import Estimate
 
 #: Ridge penalties tried by ``alpha="cv"`` (standardized features, so the scale is shared).
 ALPHA_GRID: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 5, 15))
@@ -448,8 +451,9 @@ class CrossFitAS:
         return np.clip(1.0 - mse, 0.0, 1.0)
 
     def estimate(self, n_boot: int = 200, rng: RngLike = None, alpha: float = 0.05,
-                 method: str = "percentile") -> Any:
-        """:class:`realgap.stats.Estimate` over all scored episodes (``n = E``)."""
+                 method: str = "percentile") -> Estimate:
+        """:class:`realgap.stats.Estimate` over all scored episodes (``n = E``): ``n_boot``
+        replicates of :meth:`replicates` on episodes resampled with ``rng``."""
         from realgap.stats import bootstrap_counts, estimate_from_replicates
 
         counts = bootstrap_counts(np.zeros(self.n_episodes, dtype=np.int64), n_boot, rng)
