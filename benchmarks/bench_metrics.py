@@ -1,41 +1,54 @@
-"""Benchmark: the realgap metric suite on 50,000 x 768 synthetic embeddings.
+"""Benchmark: the whole gap suite WITH its permutation nulls, against a plain route.
 
-Runs DIS + AS (sim, transfer) + MMD + Fréchet + coverage through realgap.metrics, then
-the same numbers through a plain scikit-learn / scipy implementation on the same data
-(same split, same subsample indices), prints both timings and the agreement, and finally
-times ``gap_suite`` (all metrics with episode-bootstrap intervals).
+Two shapes (issue 8, item 9): 50,000 x 768 (a ViT-sized embedding) and 2,000 x 12,288 (raw
+64 px pixels). For each, in one run on the same data:
 
-    python benchmarks/bench_metrics.py [--frames 50000] [--dim 768] [--n-boot 200]
+- realgap: :func:`realgap.metrics.gap_suite` (common space, centroid distance / DIS /
+  calibrated DIS / paper DIS / MMD / Fréchet / nested-CV C2ST, each with a 200-permutation
+  null over episodes and 200 episode-bootstrap replicates; cross-fitted AS sim/real/transfer
+  with floors; sim-fitted coverage), timed as a whole and piece by piece;
+- plain: scikit-learn / scipy doing the same things the obvious way: ``StandardScaler +
+  PCA + MinMaxScaler``; each permutation recomputes every two-sample score from the
+  relabelled frames (means, ``rbf_kernel`` sub-blocks, ``np.cov`` + ``scipy.linalg.sqrtm``,
+  and the nested CV refitted with ``LinearDiscriminantAnalysis`` over the same grid of
+  leading components and ``StratifiedGroupKFold``/``GroupKFold`` folds); the bootstrap
+  recomputes the scores on resampled episodes' rows (the MMD left out); AS with
+  ``GridSearchCV(Ridge)`` over ``GroupKFold``; coverage with ``NearestNeighbors``. The
+  plain permutation and bootstrap loops run a few iterations and are extrapolated linearly
+  to 200 (marked ``~``): running them in full would take hours.
 
-Data: 25,000 sim + 25,000 real frames in 250 + 250 episodes of 100 steps; a 32-d latent
-random walk per episode mapped to 768-d embeddings plus noise; real = sim distribution
-shifted along 8 latent directions; actions = a linear map of the latent plus noise.
+    python benchmarks/bench_metrics.py [--shape both|wide|tall] [--n-boot 200] [--n-perm 200]
+
+Data: sim and real in episodes of 100 (tall) or 50 (wide) steps; a 32-d latent random walk
+per episode mapped to the embedding plus noise; real = sim shifted along 8 latent
+directions; actions = a linear map of the latent plus noise; state = the latent.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 
-def make_data(frames: int, dim: int, seed: int = 0):
+def make_data(frames: int, dim: int, steps: int, seed: int = 0) -> tuple[Any, Any]:
     rng = np.random.default_rng(seed)
-    steps = 100
     n_eps = frames // (2 * steps)
     latent_dim = 32
     mix = rng.normal(size=(latent_dim, dim)) / np.sqrt(latent_dim)
     act_map = rng.normal(size=(latent_dim, 7))
 
-    def domain(shift: float):
+    def domain(shift: float) -> tuple[np.ndarray, ...]:
         lat = np.cumsum(rng.normal(scale=0.2, size=(n_eps, steps, latent_dim)), axis=1)
         lat += rng.normal(size=(n_eps, 1, latent_dim))
         lat = lat.reshape(-1, latent_dim)
         lat[:, :8] += shift
         emb = (lat @ mix + 0.5 * rng.normal(size=(len(lat), dim))).astype(np.float32)
         act = lat @ act_map + 0.3 * rng.normal(size=(len(lat), 7))
-        return emb, act, np.repeat(np.arange(n_eps), steps)
+        return emb, act, np.repeat(np.arange(n_eps), steps), lat
 
     return domain(0.0), domain(0.4)
 
@@ -44,165 +57,201 @@ class Timer:
     def __init__(self) -> None:
         self.t: dict[str, float] = {}
 
-    def __call__(self, name: str):
+    def __call__(self, name: str) -> Any:
         timer = self
 
         class _Ctx:
-            def __enter__(self):
+            def __enter__(self) -> None:
                 self.s = time.perf_counter()
 
-            def __exit__(self, *a):
+            def __exit__(self, *a: object) -> None:
                 timer.t[name] = time.perf_counter() - self.s
 
         return _Ctx()
 
 
-def run_realgap(sim, real, k: int, cov_dims: int, max_sim: int, mmd_n: int, tm: Timer):
-    from realgap.metrics import coverage_report, fit_gap_space, mmd_rbf
-    from realgap.metrics.distribution import frechet_distance
-    from realgap.metrics.invariance import dis_from_space
-    from realgap.metrics.probe import RidgeProbe, episode_split, score_from_mse
+def run_realgap(sim: Any, real: Any, n_boot: int, n_perm: int, tm: Timer) -> dict[str, Any]:
+    from realgap.metrics import gap_suite
 
-    (xs, ys, es), (xr, yr, er) = sim, real
-    out = {}
-    with tm("realgap: shared space (standardize + PCA + min-max)"):
-        space = fit_gap_space(xs, xr, k=k, rng=0)
-    with tm("realgap: DIS"):
-        d = dis_from_space(space)
-    out["dis"], out["centroid_distance"] = d.dis, d.centroid_distance
-    with tm("realgap: AS sim + transfer (closed-form ridge)"):
-        tr, va = episode_split(es, 0.2, rng=0)
-        probe = RidgeProbe.fit(xs[tr].astype(np.float64), ys[tr], 1.0)
-        out["as_sim"] = score_from_mse(probe.frame_errors(xs[va], ys[va]).mean())
-        out["as_transfer"] = score_from_mse(probe.frame_errors(xr, yr).mean())
-    with tm("realgap: MMD (unbiased, 200 episode permutations)"):
-        m = mmd_rbf(space.z_sim, space.z_real, groups_x=es, groups_y=er, n_perm=200,
-                    max_samples=mmd_n, rng=0)
-    out["mmd2"], out["mmd_p"] = m.mmd2, m.p_value
-    with tm("realgap: Fréchet"):
-        out["fd"] = frechet_distance(space.z_sim, space.z_real)
-    with tm("realgap: coverage (k=5, blocked k-NN)"):
-        c = coverage_report(space.z_sim[:, :cov_dims], space.z_real[:, :cov_dims], ep_sim=es,
-                            k=5, max_sim=max_sim, rng=0)
-    out["outside_fraction"], out["density"], out["naeem_coverage"] = (
-        c.outside_fraction, c.density, c.coverage)
-    return out, space, (tr, va), c
+    (xs, ys, es, ss), (xr, yr, er, sr) = sim, real
+    with tm("realgap: gap_suite, everything (nulls + bootstrap + AS + coverage)"):
+        r = gap_suite(xs, xr, ys, yr, es, er, state_sim=ss, state_real=sr, n_boot=n_boot,
+                      n_perm=n_perm, rng=0)
+    return r
 
 
-def run_baseline(sim, real, k: int, cov_dims: int, space, split, cov, mmd_n: int, tm: Timer):
+def run_realgap_pieces(sim: Any, real: Any, n_boot: int, n_perm: int, tm: Timer) -> None:
+    """The same work piece by piece, to see where the time goes."""
+    from realgap.metrics import resample_plan
+    from realgap.metrics.coverage import coverage_report
+    from realgap.metrics.probe import action_score_crossfit, transfer_action_score_all
+    from realgap.metrics.space import fit_gap_space
+    from realgap.metrics.twosample import Design, two_sample_scores
+    from realgap.stats import permuted_labels
+
+    (xs, ys, es, _), (xr, yr, er, _) = sim, real
+    with tm("realgap: space (standardize, PCA to 384, min-max)"):
+        space = fit_gap_space(xs, xr, k=384, rng=0)
+    plan = resample_plan(es, er, n_boot, 0)
+    design = Design(np.r_[plan.codes_sim, plan.codes_real], plan.ep_real,
+                    np.ones(plan.ep_real.size, bool))
+    perms = permuted_labels(plan.ep_real, n_perm, 1)
+    with tm(f"realgap: two-sample scores, {n_perm} perms + {n_boot} boots"):
+        two_sample_scores(space.leading(32).z, design, counts=plan.counts, perms=perms,
+                          rng=np.random.default_rng(0))
+    with tm("realgap: AS cross-fit sim + real + transfer"):
+        action_score_crossfit(xs, ys, es, rng=0)
+        action_score_crossfit(xr, yr, er, rng=0)
+        transfer_action_score_all(xs, ys, es, xr, yr, er, rng=0)
+    with tm("realgap: coverage (sim-fitted, conformal)"):
+        coverage_report(xs, es, xr, er, rng=0)
+
+
+def _extrapolate(fn: Callable[[int], None], done: int, total: int) -> float:
+    t = time.perf_counter()
+    for i in range(done):
+        fn(i)
+    return (time.perf_counter() - t) / done * total
+
+
+def run_plain(sim: Any, real: Any, n_boot: int, n_perm: int, tm: Timer,
+              plain_iters: int) -> dict[str, float]:
     import scipy.linalg
     from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import Ridge
     from sklearn.metrics.pairwise import rbf_kernel
+    from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedGroupKFold
     from sklearn.neighbors import NearestNeighbors
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-    from realgap.metrics.distribution import _subsample, median_heuristic
+    from realgap.metrics.distribution import median_heuristic
 
-    (xs, ys, es), (xr, yr, _) = sim, real
-    out = {}
-    with tm("baseline: StandardScaler + PCA(randomized) + MinMaxScaler"):
+    (xs, ys, es, _), (xr, yr, er, _) = sim, real
+    out: dict[str, float] = {}
+    n_s = len(xs)
+    with tm("plain: StandardScaler + PCA(32) + MinMaxScaler"):
         pooled = np.vstack([xs, xr]).astype(np.float64)
-        z = MinMaxScaler().fit_transform(
-            PCA(n_components=k, svd_solver="randomized", random_state=0).fit_transform(
-                StandardScaler().fit_transform(pooled)))
-        zs, zr = z[: len(xs)], z[len(xs):]
-    with tm("baseline: DIS"):
-        d = np.linalg.norm(zs.mean(0) - zr.mean(0))
-    out["dis"], out["centroid_distance"] = 1 - d / np.sqrt(k), d
-    with tm("baseline: AS sim + transfer (sklearn Ridge)"):
-        tr, va = split
-        xsc = StandardScaler().fit(xs[tr])
-        ysc = StandardScaler().fit(ys[tr])
-        model = Ridge(alpha=1.0).fit(xsc.transform(xs[tr]), ysc.transform(ys[tr]))
-        mse_v = np.mean((model.predict(xsc.transform(xs[va])) - ysc.transform(ys[va])) ** 2)
-        mse_t = np.mean((model.predict(xsc.transform(xr)) - ysc.transform(yr)) ** 2)
-        out["as_sim"], out["as_transfer"] = max(0, 1 - mse_v), max(0, 1 - mse_t)
-    with tm("baseline: MMD statistic (sklearn rbf_kernel, no permutations)"):
-        gen = np.random.default_rng(0)
-        ix = _subsample(len(space.z_sim), mmd_n, gen)
-        iy = _subsample(len(space.z_real), mmd_n, gen)
-        a, b = space.z_sim[ix], space.z_real[iy]
-        sigma = median_heuristic(np.vstack([a, b]), gen)
-        g = 1 / (2 * sigma**2)
-        kxx, kyy, kxy = rbf_kernel(a, a, gamma=g), rbf_kernel(b, b, gamma=g), rbf_kernel(a, b, gamma=g)
-        n, m = len(a), len(b)
-        out["mmd2"] = ((kxx.sum() - n) / (n * (n - 1)) + (kyy.sum() - m) / (m * (m - 1))
-                       - 2 * kxy.mean())
-    with tm("baseline: Fréchet (scipy.linalg.sqrtm)"):
-        cs, cr = np.cov(space.z_sim, rowvar=False), np.cov(space.z_real, rowvar=False)
-        mu = space.z_sim.mean(0) - space.z_real.mean(0)
-        out["fd"] = mu @ mu + np.trace(cs + cr - 2 * scipy.linalg.sqrtm(cs @ cr).real)
-    with tm("baseline: coverage (sklearn NearestNeighbors, same sim subsample)"):
-        ref = space.z_sim[cov.sim_index, :cov_dims]
-        ref_ep = es[cov.sim_index]
-        nn = NearestNeighbors(n_neighbors=5 + 101, algorithm="brute").fit(ref)
-        dist, idx = nn.kneighbors(ref)
-        same = ref_ep[idx] == ref_ep[:, None]
-        dist = np.where(same, np.inf, dist)
-        radius = np.sort(dist, axis=1)[:, 4]
-        thr = np.quantile(radius, 0.95)
-        dr, _ = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(ref).kneighbors(
-            space.z_real[:, :cov_dims])
-        out["outside_fraction"] = float((dr[:, 4] > thr).mean())
-        # Naeem density needs every ball, not just the 5 nearest: radius_neighbors
-        counts = 0
-        reached = np.zeros(len(ref), bool)
-        nn_r = NearestNeighbors(algorithm="brute").fit(space.z_real[:, :cov_dims])
-        dmin = nn_r.kneighbors(ref, n_neighbors=1)[0][:, 0]
-        reached = dmin <= radius
-        for s in range(0, len(ref), 2000):
-            hits = nn_r.radius_neighbors(ref[s:s + 2000], radius=radius.max(), return_distance=True)
-            for j, dd in enumerate(hits[0]):
-                counts += int((dd <= radius[s + j]).sum())
-        out["density"] = counts / (5 * len(space.z_real))
-        out["naeem_coverage"] = float(reached.mean())
+        solver = "full" if pooled.shape[1] <= 2048 else "randomized"
+        z = MinMaxScaler().fit_transform(PCA(n_components=32, svd_solver=solver, random_state=0)
+                                         .fit_transform(StandardScaler().fit_transform(pooled)))
+    real_f = np.r_[np.zeros(n_s, bool), np.ones(len(xr), bool)]
+    keys = np.r_[np.char.add("s", es.astype(str)), np.char.add("r", er.astype(str))]
+    uniq, codes = np.unique(keys, return_inverse=True)
+    ep_real = np.array([k.startswith("r") for k in uniq])
+    rng = np.random.default_rng(0)
+    sub = np.sort(np.r_[rng.choice(n_s, min(1500, n_s), replace=False),
+                        n_s + rng.choice(len(xr), min(1500, len(xr)), replace=False)])
+    sigma = median_heuristic(z[sub], 0)
+    kmat = rbf_kernel(z[sub], gamma=1 / (2 * sigma**2))
+
+    def scores(lab_f: np.ndarray) -> tuple[float, float, float]:
+        d = float(np.linalg.norm(z[lab_f].mean(0) - z[~lab_f].mean(0)))
+        ls = lab_f[sub]
+        kxx, kyy = kmat[np.ix_(~ls, ~ls)], kmat[np.ix_(ls, ls)]
+        nx, ny = (~ls).sum(), ls.sum()
+        mmd = ((kxx.sum() - nx) / (nx * (nx - 1)) + (kyy.sum() - ny) / (ny * (ny - 1))
+               - 2 * kmat[np.ix_(~ls, ls)].mean())
+        cx, cy = np.cov(z[~lab_f], rowvar=False), np.cov(z[lab_f], rowvar=False)
+        mu = z[~lab_f].mean(0) - z[lab_f].mean(0)
+        fd = float(mu @ mu + np.trace(cx + cy - 2 * np.real(scipy.linalg.sqrtm(cx @ cy))))
+        return d, float(mmd), fd
+
+    with tm("plain: centroid + MMD + FD, point"):
+        out["centroid_distance"], out["mmd"], out["fd"] = scores(real_f)
+    perm_labels = [rng.permutation(ep_real)[codes] for _ in range(plain_iters)]
+    tm.t[f"plain: centroid + MMD + FD nulls, ~{n_perm} perms"] = _extrapolate(
+        lambda i: scores(perm_labels[i]), plain_iters, n_perm)
+
+    grid = [1, 2, 4, 8, 16, 32]
+
+    def nested_c2st(lab_f: np.ndarray) -> float:
+        pred = np.zeros(len(z), bool)
+        outer = StratifiedGroupKFold(5, shuffle=True, random_state=0)
+        for tr, te in outer.split(z, lab_f, codes):
+            inner = GroupKFold(3)
+            score = np.zeros(len(grid))
+            for itr, iva in inner.split(z[tr], lab_f[tr], codes[tr]):
+                for j, m in enumerate(grid):
+                    clf = LinearDiscriminantAnalysis().fit(z[tr][itr][:, :m], lab_f[tr][itr])
+                    score[j] += clf.score(z[tr][iva][:, :m], lab_f[tr][iva])
+            m = grid[int(np.argmax(score))]
+            pred[te] = LinearDiscriminantAnalysis().fit(z[tr][:, :m], lab_f[tr]).predict(z[te][:, :m])
+        ok = pred == lab_f
+        return 0.5 * (ok[lab_f].mean() + ok[~lab_f].mean())
+
+    with tm("plain: nested-CV C2ST (sklearn LDA), point"):
+        out["c2st_acc"] = nested_c2st(real_f)
+    c2st_iters = max(1, plain_iters // 2)
+    tm.t[f"plain: C2ST null, ~{n_perm} refits"] = _extrapolate(
+        lambda i: nested_c2st(perm_labels[i]), c2st_iters, n_perm)
+    t = time.perf_counter()
+    for _ in range(plain_iters):  # each replicate: every score on resampled rows
+        idx = np.concatenate([np.flatnonzero(codes == e) for e in
+                              rng.choice(np.flatnonzero(ep_real), ep_real.sum())]
+                             + [np.flatnonzero(codes == e) for e in
+                                rng.choice(np.flatnonzero(~ep_real), (~ep_real).sum())])
+        zz, rr = z[idx], real_f[idx]
+        np.linalg.norm(zz[rr].mean(0) - zz[~rr].mean(0))
+        cx, cy = np.cov(zz[~rr], rowvar=False), np.cov(zz[rr], rowvar=False)
+        scipy.linalg.sqrtm(cx @ cy)
+    tm.t[f"plain: bootstrap of the scores, ~{n_boot} replicates (no MMD)"] = (
+        (time.perf_counter() - t) / plain_iters * n_boot)
+    with tm("plain: AS cross-fit sim + real + transfer (GridSearchCV Ridge, GroupKFold)"):
+        alphas = {"alpha": list(np.logspace(-2, 5, 8))}
+        for x, y, g in ((xs, ys, es), (xr, yr, er)):
+            for tr, te in GroupKFold(5).split(x, y, g):
+                sx, sy = StandardScaler().fit(x[tr]), StandardScaler().fit(y[tr])
+                GridSearchCV(Ridge(), alphas, cv=GroupKFold(4)).fit(
+                    sx.transform(x[tr]), sy.transform(y[tr]), groups=g[tr]).predict(
+                    sx.transform(x[te]))
+        sx, sy = StandardScaler().fit(xs), StandardScaler().fit(ys)
+        GridSearchCV(Ridge(), alphas, cv=GroupKFold(5)).fit(
+            sx.transform(xs), sy.transform(ys), groups=es).predict(sx.transform(xr))
+    with tm("plain: coverage k-NN (sklearn NearestNeighbors)"):
+        sc = StandardScaler().fit(xs)
+        nn = NearestNeighbors(n_neighbors=6).fit(sc.transform(xs))
+        nn.kneighbors(sc.transform(xr), 5)
+        nn.kneighbors(sc.transform(xs), 6)
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=50_000)
-    ap.add_argument("--dim", type=int, default=768)
-    ap.add_argument("--k", type=int, default=384)
-    ap.add_argument("--n-boot", type=int, default=200)
-    ap.add_argument("--skip-baseline", action="store_true")
-    ap.add_argument("--skip-suite", action="store_true")
-    args = ap.parse_args()
-    cov_dims, max_sim, mmd_n = 64, 10_000, 1500
-    sim, real = make_data(args.frames, args.dim)
-    print(f"data: {len(sim[0])} sim + {len(real[0])} real frames x {args.dim} dims, "
-          f"{len(np.unique(sim[2]))} + {len(np.unique(real[2]))} episodes; k={args.k}, "
-          f"coverage in the leading {cov_dims} components with a {max_sim}-frame sim support, "
-          f"MMD on {mmd_n} + {mmd_n} frames")
+def report(shape: str, frames: int, dim: int, steps: int, n_boot: int, n_perm: int,
+           plain_iters: int) -> None:
+    sim, real = make_data(frames, dim, steps)
+    print(f"\n== {frames:,} frames x {dim:,} dims ({frames // (2 * steps)} + "
+          f"{frames // (2 * steps)} episodes of {steps} steps), n_boot={n_boot}, n_perm={n_perm}")
     tm = Timer()
-    ours, space, split, cov = run_realgap(sim, real, args.k, cov_dims, max_sim, mmd_n, tm)
-    total_ours = sum(v for n, v in tm.t.items() if n.startswith("realgap"))
-    theirs = None
-    if not args.skip_baseline:
-        theirs = run_baseline(sim, real, args.k, cov_dims, space, split, cov, mmd_n, tm)
+    r = run_realgap(sim, real, n_boot, n_perm, tm)
+    run_realgap_pieces(sim, real, n_boot, n_perm, tm)
+    plain = run_plain(sim, real, n_boot, n_perm, tm, plain_iters)
     for name, sec in tm.t.items():
-        print(f"  {name:<66} {sec:8.2f} s")
-    print(f"  {'realgap total (DIS + AS + MMD + FD + coverage)':<66} {total_ours:8.2f} s")
-    if theirs is not None:
-        total_base = sum(v for n, v in tm.t.items() if n.startswith("baseline"))
-        print(f"  {'baseline total (MMD without its permutation test)':<66} {total_base:8.2f} s")
-        print("\nmetric              realgap        baseline       |diff|")
-        for key in theirs:
-            print(f"  {key:<17} {ours[key]:12.6f}  {theirs[key]:12.6f}  {abs(ours[key] - theirs[key]):10.2e}")
-        print(f"  mmd p-value (realgap only, episode permutations): {ours['mmd_p']:.4f}")
-    if not args.skip_suite:
-        from realgap.metrics import gap_suite
+        print(f"  {name:<72s} {sec:9.2f} s")
+    tot_plain = sum(v for k, v in tm.t.items() if k.startswith("plain"))
+    print(f"  {'plain total (~ = extrapolated loops)':<72s} {tot_plain:9.2f} s")
+    print("  score               realgap (common space)     plain     p-value  effect")
+    for m in ("centroid_distance", "mmd", "fd", "c2st_acc"):
+        null = r["nulls"].get(m)
+        print(f"  {m:<18s} {r[m].value:12.6f}      {plain[m]:12.6f}   {null.p_value:7.4f} "
+              f"{null.effect:7.1f}")
+    for m in ("dis_cal", "dis_paper", "as_sim", "as_sim_floor", "as_transfer", "combined",
+              "outside_fraction"):
+        e = r[m]
+        print(f"  {m:<18s} {e.value:.4f} [{e.lo:.4f}, {e.hi:.4f}] n={e.n}")
 
-        t0 = time.perf_counter()
-        res = gap_suite(sim[0], real[0], sim[1], real[1], sim[2], real[2], k=args.k,
-                        n_boot=args.n_boot, rng=0)
-        dt = time.perf_counter() - t0
-        print(f"\ngap_suite with {args.n_boot} episode-bootstrap replicates: {dt:.2f} s")
-        for key in ("dis", "as_sim", "as_transfer", "combined", "mmd", "fd", "c2st_acc", "coverage"):
-            e = res[key]
-            print(f"  {key:<12} {e.value:.4f} [{e.lo:.4f}, {e.hi:.4f}]  n={e.n} episodes, "
-                  f"{e.n_frames} frames, {e.n_boot} replicates")
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", choices=("both", "tall", "wide"), default="both")
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--n-perm", type=int, default=200)
+    ap.add_argument("--plain-iters", type=int, default=4,
+                    help="iterations of the plain permutation/bootstrap loops (extrapolated)")
+    a = ap.parse_args()
+    if a.shape in ("both", "tall"):
+        report("tall", 50_000, 768, 100, a.n_boot, a.n_perm, a.plain_iters)
+    if a.shape in ("both", "wide"):
+        report("wide", 2_000, 12_288, 50, a.n_boot, a.n_perm, a.plain_iters)
 
 
 if __name__ == "__main__":

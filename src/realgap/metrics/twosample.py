@@ -53,7 +53,6 @@ from realgap.metrics.distribution import (
     _subsample,
     frechet_from_moments_unlimited,
     median_heuristic,
-    mmd2_weighted,
     rbf_kernel_matrix,
 )
 from realgap.stats import Estimate, NullResult, estimate_from_replicates, null_from_replicates
@@ -62,8 +61,10 @@ from realgap.stats import Estimate, NullResult, estimate_from_replicates, null_f
 C2ST_GRID: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 #: Ridge penalty of the C2ST discriminant, per training frame (the space is in [0, 1]^k).
 C2ST_RIDGE = 1e-3
-#: Permutation columns evaluated at once for the kernel statistics (memory: M x this).
-_CHUNK = 64
+#: Frames the C2ST reads at most (episodes thinned evenly in time beyond it): consecutive
+#: frames of an episode are near-duplicates, so thinning costs little power and makes each
+#: of the hundreds of nested-CV refits of the null proportionally cheaper.
+C2ST_MAX_FRAMES = 4000
 
 TWO_SAMPLE_SCORES: tuple[str, ...] = ("centroid_distance", "dis", "dis_cal", "mmd", "fd", "c2st_acc")
 #: Direction in which each score signals a gap (the null's alternative).
@@ -153,16 +154,38 @@ def frechet_replicates(s1: np.ndarray, s2: np.ndarray, sizes: np.ndarray, w_sim:
     return out
 
 
-def mmd_replicates(kmat: np.ndarray, sub_codes: np.ndarray, w_sim: np.ndarray,
-                   w_real: np.ndarray) -> np.ndarray:
-    """``(B,)`` unbiased MMD^2 over the kernel subsample (frames of episode ``sub_codes``),
-    each frame weighted by its episode's side weight."""
-    out = np.empty(w_sim.shape[0])
-    for s in range(0, w_sim.shape[0], _CHUNK):
-        wx = w_sim[s:s + _CHUNK][:, sub_codes].T
-        wy = w_real[s:s + _CHUNK][:, sub_codes].T
-        out[s:s + _CHUNK] = mmd2_weighted(kmat, wx, wy)
+def episode_kernel_sums(kmat: np.ndarray, sub_codes: np.ndarray, n_episodes: int) -> np.ndarray:
+    """``(E, E)`` sums of the kernel matrix over pairs of episodes' subsample frames.
+
+    Every weighting here is per episode (a frame counts as often as its episode), so the
+    ``M x M`` kernel enters every MMD only through these block sums: summed once, each of
+    the hundreds of permutations and replicates costs ``O(E^2)`` instead of ``O(M^2)``."""
+    order = np.argsort(sub_codes, kind="stable")
+    codes = sub_codes[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    present = codes[starts]
+    k = kmat[np.ix_(order, order)]
+    blocks = np.add.reduceat(np.add.reduceat(k, starts, axis=0), starts, axis=1)
+    out = np.zeros((n_episodes, n_episodes))
+    out[np.ix_(present, present)] = blocks
     return out
+
+
+def mmd_replicates(kep: np.ndarray, sub_sizes: np.ndarray, w_sim: np.ndarray,
+                   w_real: np.ndarray) -> np.ndarray:
+    """``(B,)`` unbiased MMD^2 over the kernel subsample from the episode block sums ``kep``
+    (:func:`episode_kernel_sums`) and subsample frames per episode ``sub_sizes``; each frame
+    is weighted by its episode's side weight. A draw is never paired with itself
+    (``k(a, a) = 1`` for the RBF kernel); two copies of one frame are distinct draws, as in
+    :func:`realgap.metrics.distribution.mmd2_weighted`."""
+    nx, ny = w_sim @ sub_sizes, w_real @ sub_sizes
+    # a frame drawn c times pairs with its own copies c^2 times in w^T K w; c of those are
+    # the same draw (weights are integers), and each has k = 1
+    sxx = np.einsum("be,ef,bf->b", w_sim, kep, w_sim) - w_sim @ sub_sizes
+    syy = np.einsum("be,ef,bf->b", w_real, kep, w_real) - w_real @ sub_sizes
+    sxy = np.einsum("be,ef,bf->b", w_sim, kep, w_real)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sxx / (nx * (nx - 1)) + syy / (ny * (ny - 1)) - 2.0 * sxy / (nx * ny)
 
 
 # -- C2ST: a nested-CV linear discriminant whose Gram matrix is label-free ------------------
@@ -211,6 +234,7 @@ class C2STModel:
         for i in range(e):
             xe = self.x[order[bounds[i]:bounds[i + 1]]]
             self.gram[i] = xe.T @ xe
+        self.gram_flat = self.gram.reshape(e, p * p)
 
     def _deal(self, label: np.ndarray, eligible: np.ndarray, k: int) -> np.ndarray:
         """Fold of each eligible episode (-1 elsewhere), dealt round-robin within each side."""
@@ -233,7 +257,8 @@ class C2STModel:
         from scipy.linalg import solve_triangular
 
         t = train.astype(np.float64)
-        g = np.tensordot(t, self.gram, axes=1)
+        p = self.x.shape[1]
+        g = (t @ self.gram_flat).reshape(p, p)
         s_real = (t * label) @ self.s1
         s_sim = (t * ~label) @ self.s1
         n_real = float((t * label) @ self.sizes)
@@ -249,8 +274,7 @@ class C2STModel:
         y = inv @ s_real[:p_max]
         w = np.zeros((self.x.shape[1], len(self.grid)))
         for j, m in enumerate(self.grid):
-            p = m + 1
-            w[:p, j] = inv[:p, :p].T @ y[:p]
+            w[:m + 1, j] = inv[:m + 1, :m + 1].T @ y[:m + 1]
         thr = 0.5 * (s_real @ w / n_real + s_sim @ w / n_sim)
         return w, thr
 
@@ -340,6 +364,8 @@ def two_sample_scores(z: np.ndarray, design: Design, **kwargs: Any) -> TwoSample
         alpha, method: interval level and method (``"percentile"`` or ``"bc"``).
         mmd_max_samples: kernel subsample per side (seeded from ``rng``).
         c2st_grid: leading-component counts the C2ST chooses among.
+        c2st_max_frames: the C2ST reads at most this many frames, each episode thinned
+            evenly in time (label-free, so every relabelling sees the same frames).
         rng: draws the MMD subsample, the bandwidth subset and the C2ST fold seed, in that order.
     """
     # Thousands of small products: more BLAS threads only contend (see _single_thread).
@@ -357,6 +383,7 @@ def _two_sample_scores(
     method: str = "percentile",
     mmd_max_samples: int = 1500,
     c2st_grid: tuple[int, ...] = C2ST_GRID,
+    c2st_max_frames: int = C2ST_MAX_FRAMES,
     rng: np.random.Generator,
 ) -> TwoSampleResult:
     k = z.shape[1]
@@ -394,19 +421,23 @@ def _two_sample_scores(
     # MMD on a label-free subsample
     sub = _mmd_subsample(design, mmd_max_samples, rng)
     sigma = median_heuristic(z[sub], rng)
-    kmat = rbf_kernel_matrix(z[sub], sigma)
-    run("mmd", lambda ws, wr: mmd_replicates(kmat, design.codes[sub], ws, wr))
+    kep = episode_kernel_sums(rbf_kernel_matrix(z[sub], sigma), design.codes[sub],
+                              design.n_episodes)
+    sub_sizes = np.bincount(design.codes[sub], minlength=design.n_episodes).astype(np.float64)
+    run("mmd", lambda ws, wr: mmd_replicates(kep, sub_sizes, ws, wr))
 
     # Fréchet distance from per-episode moments
     s2 = _second_moments(z, design, np.zeros((design.n_episodes, k, k)))
     run("fd", lambda ws, wr: frechet_replicates(s1, s2, sizes, ws, wr))
 
     # C2ST: refit per relabelling; bootstrap holds correctness fixed
-    model = C2STModel(z, design, grid=c2st_grid, seed=int(rng.integers(2**31 - 1)))
+    c_rows = _thin(design, c2st_max_frames)
+    c_design = Design(design.codes[c_rows], design.ep_real, design.used)
+    model = C2STModel(z[c_rows], c_design, grid=c2st_grid, seed=int(rng.integers(2**31 - 1)))
     obs = model.fit(design.ep_real)
     points["c2st_acc"] = obs.accuracy
     reps["c2st_acc"] = None if boot_w is None else balanced_accuracy_replicates(
-        obs.correct, design, counts)
+        obs.correct, c_design, counts)
     if perms is not None and len(perms):
         null = np.array([model.fit(p).accuracy for p in np.asarray(perms, dtype=bool)])
         nulls["c2st_acc"] = null_from_replicates(obs.accuracy, null, "greater")
@@ -416,8 +447,12 @@ def _two_sample_scores(
                  for name in points}
     estimates["mmd"] = estimate_from_replicates(points["mmd"], reps["mmd"], n=n_eps,
                                                 n_frames=int(sub.size), alpha=alpha, method=method)
+    estimates["c2st_acc"] = estimate_from_replicates(points["c2st_acc"], reps["c2st_acc"], n=n_eps,
+                                                     n_frames=int(c_rows.size), alpha=alpha,
+                                                     method=method)
     details = {"k": k, "mmd_bandwidth": sigma, "mmd_frames": int(sub.size),
                "c2st_components": list(obs.components), "c2st_folds": obs.n_folds,
+               "c2st_frames": int(c_rows.size),
                "c2st_grid": list(model.grid), "null_mean_d2": null_d2}
     return TwoSampleResult(estimates, nulls, reps, details)
 
@@ -429,6 +464,24 @@ def _second_moments(z: np.ndarray, design: Design, out: np.ndarray) -> np.ndarra
         ze = z[order[bounds[e]:bounds[e + 1]]]
         out[e] = ze.T @ ze
     return out
+
+
+def _thin(design: Design, max_frames: int) -> np.ndarray:
+    """Rows keeping at most ``max_frames`` frames: each episode keeps a share proportional to
+    its length (at least 1), evenly spaced in time. Independent of the labels."""
+    n = len(design.codes)
+    if n <= max_frames:
+        return np.arange(n)
+    keep = []
+    order = np.argsort(design.codes, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(design.codes, minlength=design.n_episodes))]
+    for e in range(design.n_episodes):
+        rows = order[bounds[e]:bounds[e + 1]]
+        if rows.size == 0:
+            continue
+        m = max(1, int(rows.size * max_frames // n))
+        keep.append(rows[np.linspace(0, rows.size - 1, m).round().astype(np.int64)])
+    return np.sort(np.unique(np.concatenate(keep)))
 
 
 def _mmd_subsample(design: Design, max_samples: int, rng: np.random.Generator) -> np.ndarray:
