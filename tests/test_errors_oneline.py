@@ -150,7 +150,8 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def gap_args(frames: Path, out: Path, *extra: str) -> list[str]:
     return ["gap", "--frames", str(frames), "--encoders", "pixels", "--k", "4", "--n-boot", "5",
-            "--saliency-pairs", "0", "--out", str(out), "--quiet", *extra]
+            "--n-perm", "0", "--saliency-pairs", "0", "--maps", "none", "--out", str(out),
+            "--quiet", *extra]
 
 
 def train_args(frames: Path, out: Path, *extra: str) -> list[str]:
@@ -189,8 +190,17 @@ def test_help_is_still_the_full_page(capsys) -> None:
     assert out.startswith("usage: realgap gap") and "--saliency-pairs" in out
 
 
+def _earlier_results(out: Path) -> None:
+    """A results database with one finished run and its report, as an earlier run leaves."""
+    from realgap.store import ResultsDB
+
+    with ResultsDB(out) as db:
+        db.finish_run(db.new_run("gap", {"note": "earlier"}))
+    assert main(["report", str(out)]) == 0
+
+
 def test_negative_seed_writes_nothing(frames: Path, tmp_path: Path, capsys) -> None:
-    assert main(gap_args(frames, tmp_path)) == 0
+    _earlier_results(tmp_path)
     capsys.readouterr()
     before = digest(tmp_path)
     line = error_line(capsys, gap_args(frames, tmp_path, "--seed", "-1"))
@@ -265,7 +275,7 @@ def test_disk_full_in_gap_keeps_the_previous_report(
         frames: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     from realgap.store import ResultsDB
 
-    assert main(gap_args(frames, tmp_path)) == 0
+    _earlier_results(tmp_path)
     capsys.readouterr()
     report = tmp_path / "report.html"
     old_report = report.read_bytes()
@@ -281,8 +291,9 @@ def test_disk_full_in_gap_keeps_the_previous_report(
     assert f"{report}: No space left on device; free space" in line
     assert report.read_bytes() == old_report
     assert not list(tmp_path.glob("*.tmp"))
-    with ResultsDB(tmp_path, read_only=True) as db:  # both runs' numbers were kept
+    with ResultsDB(tmp_path, read_only=True) as db:  # the new run's numbers were kept
         assert db.runs()["status"].tolist() == ["ok", "ok"]
+        assert len(db.scores()) > 0
 
 
 def test_disk_full_in_the_embedding_cache_is_one_line(
