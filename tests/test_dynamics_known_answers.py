@@ -60,7 +60,7 @@ def _null_counts(pairs: list[tuple[Transitions, Transitions]], max_iter: int) ->
 
 
 def test_identical_linear_dynamics_rejects_in_at_most_3_of_20_seeds() -> None:
-    pairs = [(linear(1.0, 60, 12, 2 * s), linear(1.0, 60, 12, 2 * s + 1)) for s in range(20)]
+    pairs = [(linear(1.0, 40, 12, 2 * s), linear(1.0, 40, 12, 2 * s + 1)) for s in range(20)]
     counts = _null_counts(pairs, max_iter=30)
     for name, (by_p, by_ci) in counts.items():
         assert by_p <= 3 and by_ci <= 3, (name, counts)
@@ -75,6 +75,9 @@ def test_linear_ladder_is_monotone_and_detected() -> None:
         assert v == sorted(v) and v[0] < v[1] < v[2] < v[3], (name, v)
         assert res[1.0][name].p_value > 0.05 and res[1.3][name].p_value < 0.01, name
         assert res[1.6][name].lo > res[1.0][name].hi, name
+    # same seed, same bytes (estimates, nulls and details)
+    assert gap_measures(src, linear(1.3, 60, 12, 101), rng=0, n_boot=200, n_perm=200,
+                        max_iter=30) == res[1.3]
 
 
 def _pendulum(g: float, steps: int, seed: int) -> Transitions:

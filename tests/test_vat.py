@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from realgap.cli import main
@@ -92,6 +93,14 @@ def test_vat_smoke_end_to_end(tmp_path: Path) -> None:
     # the same initial states for pi_B and pi_B'
     seeds = {s: sorted(oc[oc.subject == s]["seed"]) for s in ("pi_B", "pi_B'")}
     assert seeds["pi_B"] == seeds["pi_B'"] == [50_000, 50_001]
+    # mean return: the rollouts' mean with its rollout-bootstrap interval from realgap.stats
+    from realgap.stats import bootstrap_ci
+
+    for s, rets in (("pi_B", res.returns_b), ("pi_B'", res.returns_b_prime)):
+        row = sc[(sc.subject == s) & (sc.metric == "mean_return")].iloc[0]
+        ref = bootstrap_ci(np.mean, np.array(rets), groups=np.arange(len(rets)), n_boot=2000, rng=0)
+        assert (row["value"], row["lo"], row["hi"], row["n"]) == pytest.approx(
+            (ref.value, ref.lo, ref.hi, 2))
     html = build_report(tmp_path).read_text()
     assert 'id="vat"' in html and extra["decision"].split(" (")[0] in html
 

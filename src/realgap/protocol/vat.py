@@ -12,7 +12,7 @@ Two tasks with the same visual distribution but different motor signals (realgap
    training, for each of the last ``checkpoints`` checkpoints of both (the reference
    tests several checkpoints, IV-A1); outcome pairs are matched by (checkpoint rank, seed);
 5. the one-sided dependent t-test on ``D_i = r_i(pi_B) - r_i(pi_B')`` with threshold
-   ``eps`` and level ``alpha`` (equations 4-7; :func:`realgap.protocol.stats.vat_ttest`):
+   ``eps`` and level ``alpha`` (equations 4-7; :func:`realgap.stats.vat_ttest`):
    rejecting H0 says pi_A's encoder cannot stand in for pi_B's, i.e. the end-to-end
    encoder takes part in decisions;
 6. a FullGrad saliency grid (pytorch-grad-cam; section III-D) of pi_A's and pi_B's
@@ -122,7 +122,7 @@ class VATConfig:
 
 @dataclass(frozen=True)
 class VATResult:
-    """What a VAT run found (``test`` is :class:`realgap.protocol.stats.PairedTTest`)."""
+    """What a VAT run found (``test`` is :class:`realgap.stats.PairedTTest`)."""
 
     config: VATConfig
     test: Any
@@ -165,7 +165,7 @@ def run_vat(cfg: VATConfig, out: str | Path, *, progress: bool = True) -> VATRes
     from realgap.policy import PolicyConfig, TrainConfig, train_policy
     from realgap.policy.checkpoint import list_checkpoints
     from realgap.policy.episodes import EnvSpec, EpisodeSpec, run_episodes
-    from realgap.protocol.stats import success_rate, vat_ttest
+    from realgap.stats import success_rate, vat_ttest
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -255,15 +255,15 @@ def _write(res: VATResult, out: Path, outcomes: dict[str, list[Any]], data: Path
             scores.append(Score(label, "success_rate", r.rate, r.lo, r.hi, r.trials, "vat",
                                 {"successes": r.successes, "trials": r.trials,
                                  "task": res.config.task_b}))
-        from scipy import stats
+        from realgap.stats import bootstrap_ci
 
         for label, oc in outcomes.items():
             rets = np.array([o.ret for o in oc], dtype=np.float64)
-            lo, hi = (stats.t.interval(0.95, len(rets) - 1, loc=rets.mean(),
-                                       scale=stats.sem(rets)) if rets.std() > 0
-                      else (rets.mean(), rets.mean()))
-            scores.append(Score(label, "mean_return", float(rets.mean()), float(lo), float(hi),
-                                len(rets), "vat", {"interval": "95% t interval of the mean"}))
+            # one rollout = one episode, the resampling unit; seeded, never widened
+            e = bootstrap_ci(np.mean, rets, groups=np.arange(rets.size), n_boot=2000, rng=0)
+            scores.append(Score(label, "mean_return", e.value, e.lo, e.hi, e.n, "vat",
+                                {"interval": "95% percentile bootstrap over rollouts",
+                                 "n_boot": e.n_boot, "bias": e.bias}))
         extra = {**t.as_dict(), "metric": res.config.metric}
         scores += [
             Score("vat", "t", t.t, None, None, t.n, "vat", extra),

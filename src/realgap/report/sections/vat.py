@@ -67,14 +67,14 @@ def _one(db: ResultsDB, run: pd.Series) -> str:
         rates.append({"policy": subj, "trained": what,
                       "k/n": f"{ex.get('successes', '?')}/{ex.get('trials', row['n'])}",
                       "success rate [95% Wilson]": fmt_ci(row["value"], row["lo"], row["hi"]),
-                      "mean return [95% t]": ret_cell})
+                      "mean return [95% bootstrap]": ret_cell})
     parts = [head,
              table(stats, table_id=f"vat-test-{run['run_id']}", sortable=False,
                    caption="One-sided dependent t-test of H0: mean(D) <= eps, D_i = r_i(pi_B) - "
                            "r_i(pi_B') over paired initial states (visual-alignment-testing.txt "
                            f"III-C, eq. 4-7); r = {test.get('metric', 'success')} per rollout."),
              table(pd.DataFrame(rates), table_id=f"vat-rates-{run['run_id']}", sortable=False,
-                   raw_html_columns=("success rate [95% Wilson]", "mean return [95% t]"),
+                   raw_html_columns=("success rate [95% Wilson]", "mean return [95% bootstrap]"),
                    caption=f"head {cfg.get('head', '?')}, encoder {cfg.get('encoder', '?')}, "
                            f"{cfg.get('rollouts', '?')} rollouts x {cfg.get('checkpoints', '?')} "
                            "checkpoint(s) per policy")]
