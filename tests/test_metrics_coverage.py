@@ -84,13 +84,13 @@ def _brute_conformal(sim: np.ndarray, fold: np.ndarray, real: np.ndarray, k: int
 
 
 def test_p_values_equal_a_brute_force_cross_conformal_port() -> None:
-    from realgap.metrics.coverage import _cal_folds
-
     rng = np.random.default_rng(3)
     sim, real = rng.normal(size=(60, 3)), rng.normal(size=(25, 3)) * 1.5
     ep = np.repeat(np.arange(12), 5)
     r = coverage_report(sim, ep, real, np.arange(25), k=3, rng=7, n_cal_folds=4)
-    fold, _ = _cal_folds(ep, 4, np.random.default_rng(7))
+    fold = r.sim_fold
+    assert np.array_equal(np.unique(fold), np.arange(4))
+    assert all(np.unique(fold[ep == e]).size == 1 for e in range(12))  # whole episodes
     z_sim, z_real = _sim_standardize(sim, sim), _sim_standardize(sim, real)
     assert np.allclose(r.p_value, _brute_conformal(z_sim, fold, z_real, 3))
     assert np.allclose(r.knn_distance, np.sort(np.sqrt(((z_real[:, None] - z_sim[None]) ** 2)
@@ -117,6 +117,22 @@ def test_in_distribution_flag_rate_is_what_alpha_says() -> None:
         real, er = _trajectories(rng, 60, 10, 16, mix)  # new episodes, same distribution
         rates.append(coverage_report(sim, es, real, er, alpha=0.1, rng=seed).outside_fraction)
     # 8 x 600 correlated frames: the mean rate of a calibrated flag sits near alpha = 0.1
+    assert 0.06 < float(np.mean(rates)) < 0.14, rates
+
+
+def test_principal_axes_keep_the_calibration() -> None:
+    # Axes fitted on the calibration frames spread them along the axes: on a flat spectrum
+    # the flag rate fell from 0.05 to 0.000. Axes fitted on a fold that does not calibrate
+    # keep it at alpha.
+    rates = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        sim, real = rng.normal(size=(1200, 60)), rng.normal(size=(1200, 60))
+        ep = np.repeat(np.arange(60), 20)
+        r = coverage_report(sim, ep, real, ep, n_components=8, rng=seed, alpha=0.1)
+        rates.append(r.outside_fraction)
+        assert np.isnan(r.calibration_score[r.sim_fold == 0]).all()
+        assert r.space["fitted_on"] == "sim calibration fold 0 (240 frames)"
     assert 0.06 < float(np.mean(rates)) < 0.14, rates
 
 
@@ -197,7 +213,8 @@ def test_space_records_a_cut_and_the_report_is_json_ready() -> None:
     factors = pd.DataFrame({"light": ["dim"] * 5 + ["day"] * 5})
     r = coverage_report(sim, np.repeat(np.arange(6), 5), real, np.repeat([7, 8], 5),
                         n_components=64, factors=factors, rng=0)
-    assert r.space["n_components"] == 29 and "cut to 29" in r.space["warning"]
+    n_axes = int((r.sim_fold == 0).sum()) - 1  # the axes are fitted on fold 0 alone
+    assert r.space["n_components"] == n_axes and f"cut to {n_axes}" in r.space["warning"]
     d = json.loads(json.dumps(r.as_dict()))
     assert d["n_flagged"] == len(d["flagged"]) == int(r.flagged.sum()) > 0
     assert {f["episode"] for f in d["flagged"]} <= {7, 8}

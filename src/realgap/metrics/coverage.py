@@ -21,6 +21,10 @@ near-duplicates); a real frame ``i`` gets, against the same supports, the distan
 
     p_i = (1 + sum_f #{j in fold f : s_j >= d_i^f}) / (1 + n_sim)
 
+With principal axes (``n_components``), the axes are fitted on calibration fold 0 only,
+which then serves as support but never as calibration, so that calibration frames, like
+real ones, are new to the space (sums over ``f`` then skip fold 0 and ``n_sim`` counts the
+calibrating frames).
 A real frame from new episodes of the sim distribution is exchangeable with the held-out
 sim episodes, so ``P(p_i < alpha) ~ alpha``: ``flagged = p_value < alpha`` flags about an
 ``alpha`` share of in-distribution frames (marginally over frames; frames of one episode
@@ -111,44 +115,70 @@ def kth_neighbour_distance(
 # The space: fitted on sim only.
 
 
-def fit_sim_space(
-    xs: np.ndarray, xr: np.ndarray, n_components: int | None, rng: RngLike
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """``(z_sim, z_real, space)``: both sets standardized with the sim statistics and, when
-    ``n_components`` is set, projected on the leading principal axes of the standardized
-    sim frames (``min(n_components, n_sim - 1, D)`` of them; the cut is recorded in
-    ``space["warning"]``). ``space``: ``name``, ``fitted_on``, ``n_components``,
-    ``n_components_requested``, ``retained_variance`` (share of the standardized sim
-    variance kept), ``warning`` (None or a sentence)."""
+@dataclass(frozen=True, eq=False)
+class SimSpace:
+    """The comparison space, fitted on sim frames only.
+
+    Attributes:
+        mean, std: ``(D,)`` sim feature statistics (a constant feature keeps std 1).
+        components: ``(m, D)`` leading principal axes of the standardized sim frames, or
+            None (all standardized features).
+        description: ``name``, ``fitted_on``, ``n_components``, ``n_components_requested``,
+            ``retained_variance`` (share of the standardized sim variance kept), ``warning``
+            (None or a sentence saying the request was cut by the data).
+        seed: seed of the (possibly randomized) PCA solver, re-used for per-fold axes.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    components: np.ndarray | None
+    description: dict[str, Any]
+    seed: int
+
+    def standardize(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.std
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """``(n, m)`` coordinates; the standardized sim frames are centred, so this is a
+        plain product: nothing is re-centred on the frames being projected."""
+        z = self.standardize(x)
+        return z if self.components is None else z @ self.components.T
+
+
+def _pca_axes(z: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, float]:
+    """``(components (m, D), retained variance share)`` of the rows of ``z``."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=m, random_state=seed).fit(z)
+    return pca.components_, float(pca.explained_variance_ratio_.sum())
+
+
+def fit_sim_space(xs: np.ndarray, n_components: int | None, rng: RngLike) -> SimSpace:
+    """Standardize with the sim statistics and, when ``n_components`` is set, project on the
+    leading principal axes of the standardized sim frames (``min(n_components, n_sim - 1,
+    D)`` of them; a cut is recorded in ``description["warning"]``)."""
     mean = xs.mean(axis=0)
     std = xs.std(axis=0)
     std = np.where(std > 0, std, 1.0)
-    zs = (xs - mean) / std
-    zr = (xr - mean) / std
     dim = xs.shape[1]
-    space: dict[str, Any] = {"name": "sim-standardized", "fitted_on": "sim", "n_components": dim,
-                             "n_components_requested": n_components, "retained_variance": 1.0,
-                             "warning": None}
+    desc: dict[str, Any] = {"name": "sim-standardized", "fitted_on": "sim", "n_components": dim,
+                            "n_components_requested": n_components, "retained_variance": 1.0,
+                            "warning": None}
+    seed = int(as_rng(rng).integers(2**31 - 1))
     if n_components is None:
-        return zs, zr, space
+        return SimSpace(mean, std, None, desc, seed)
     want = check_positive_int(n_components, "n_components")
     m = min(want, len(xs) - 1, dim)
     if m < 1:
         raise DataError(f"sim_emb: a PCA space needs at least 2 sim frames, got {len(xs)}")
     if m < want:
-        space["warning"] = (f"n_components={want} cut to {m} by the data "
-                            f"({len(xs)} sim frames, {dim} dims)")
+        desc["warning"] = (f"n_components={want} cut to {m} by the data "
+                           f"({len(xs)} sim frames, {dim} dims)")
     if m == dim:
-        return zs, zr, space | {"n_components": m}
-    from sklearn.decomposition import PCA
-
-    seed = int(as_rng(rng).integers(2**31 - 1))
-    pca = PCA(n_components=m, random_state=seed).fit(zs)
-    space |= {"name": "sim-pca", "n_components": m,
-              "retained_variance": float(pca.explained_variance_ratio_.sum())}
-    # zs is centred (sim mean 0), so the projection is a plain product: no re-centring
-    # that could move real frames.
-    return zs @ pca.components_.T, zr @ pca.components_.T, space
+        return SimSpace(mean, std, None, desc | {"n_components": m}, seed)
+    comps, kept = _pca_axes((xs - mean) / std, m, seed)
+    desc |= {"name": "sim-pca", "n_components": m, "retained_variance": kept}
+    return SimSpace(mean, std, comps, desc, seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -201,7 +231,9 @@ class CoverageReport:
         sim_reached: ``(n_sim,)`` bool, sim ball strictly reached by some real frame;
             ``naeem_coverage = sim_reached.mean()``.
         sim_radius: ``(n_sim,)`` prdc radius of each sim frame.
-        calibration_score: ``(n_sim,)`` each sim frame's k-NN distance to the other folds.
+        calibration_score: ``(n_sim,)`` each sim frame's k-NN distance to the other folds
+            (NaN for the frames that fitted the principal axes).
+        sim_fold: ``(n_sim,)`` the calibration fold of each sim frame used.
         sim_episodes: ``(n_sim,)`` the episode of each sim frame used (as given).
         sim_index: ``(n_sim,)`` rows of ``sim_emb`` used (all unless ``max_sim`` cut them).
         worst: indices into the real rows, lowest p-value first (ties: larger distance
@@ -227,6 +259,7 @@ class CoverageReport:
     sim_reached: np.ndarray = field(repr=False)
     sim_radius: np.ndarray = field(repr=False)
     calibration_score: np.ndarray = field(repr=False)
+    sim_fold: np.ndarray = field(repr=False)
     sim_episodes: np.ndarray = field(repr=False)
     sim_index: np.ndarray = field(repr=False)
     worst: np.ndarray = field(repr=False)
@@ -333,11 +366,10 @@ def coverage_report(
         alpha: a real frame is flagged when its conformal p-value is below ``alpha``.
         n_components: None (default) keeps every sim-standardized feature; an int projects
             on that many leading sim principal axes (cut to ``n_sim - 1`` and ``D``,
-            recorded). The axes are fitted on all sim frames, the calibration folds
-            included, so the sim frames spread further along them than new frames do: the
-            flag becomes conservative (fewer than ``alpha`` of in-distribution frames
-            flagged; on a flat, structureless spectrum far fewer). None keeps the
-            calibration exact.
+            recorded). The axes (and the standardization) are then fitted on calibration
+            fold 0 alone, which serves as support but not as calibration: frames the axes
+            were fitted on spread further along them than new frames, and calibrating on
+            them made the flag conservative. Needs 3 folds.
         factors: optional table (DataFrame or dict of columns), one row per real frame,
             for the per-factor-level breakdown of the flags.
         rng: seed of the calibration folds (and of a randomized PCA); None deals the sorted
@@ -358,12 +390,22 @@ def coverage_report(
     alpha = check_prob(alpha, "alpha")
     n_worst = check_positive_int(n_worst, "n_worst", minimum=0)
     gen = None if rng is None else as_rng(rng)
-    zs, zr, space = fit_sim_space(xs, xr, n_components, gen)  # on all sim frames
     sim_index = np.arange(len(xs))
     if max_sim is not None and check_positive_int(max_sim, "max_sim", minimum=2) < len(xs):
         sim_index = _episode_subsample(es, int(max_sim), as_rng(gen))
-        zs, es = zs[sim_index], es[sim_index]
+        xs, es = xs[sim_index], es[sim_index]
     fold, n_folds = _cal_folds(es, n_cal_folds, gen)
+    # Principal axes spread the frames they were fitted on: fitted on calibration frames
+    # they made the flag conservative (0.000 instead of 0.05 on a flat spectrum). So with
+    # axes, fold 0 fits the space and is support only; the other folds calibrate.
+    pca = n_components is not None
+    if pca and n_folds < 3:
+        raise DataError(f"sim_episodes: principal axes need 3 calibration folds (one fits the "
+                        f"axes), got {n_folds}; record more sim episodes or pass "
+                        "n_components=None")
+    space = fit_sim_space(xs[fold == 0] if pca else xs, n_components, gen)
+    zs, zr = space.project(xs), space.project(xr)
+    cal_folds = range(1, n_folds) if pca else range(n_folds)
 
     # Sim sorted by fold: each fold is one contiguous column slice of a distance block.
     order = np.argsort(fold, kind="stable")
@@ -396,7 +438,7 @@ def coverage_report(
     count = np.empty(len(zr), dtype=np.int64)
     nearest_real = np.full(len(zs_o), np.inf)
     n_at_least = np.zeros(len(zr), dtype=np.int64)
-    cal_sorted = [np.sort(cal[bounds[f]:bounds[f + 1]]) for f in range(n_folds)]
+    cal_sorted = {f: np.sort(cal[bounds[f]:bounds[f + 1]]) for f in cal_folds}
     for s in range(0, len(zr), step):
         d = _distances(np.ascontiguousarray(zr[s:s + step]), zs_o, s_sq)
         count[s:s + step] = (d < radius[None, :]).sum(1)
@@ -404,23 +446,29 @@ def coverage_report(
         cand = _smallest_per_fold(d, bounds, k)
         knn[s:s + step] = np.sort(cand.reshape(len(d), -1), axis=1)[:, k - 1]
         kth = _kth_excluding(cand, k)
-        for f in range(n_folds):
+        for f in cal_folds:
             # #{j in fold f: s_j >= d_i^f}
             n_at_least[s:s + step] += cal_sorted[f].size - np.searchsorted(
                 cal_sorted[f], kth[:, f], side="left")
-    p_value = (1.0 + n_at_least) / (1.0 + len(zs_o))
-    flagged = p_value < alpha
-
     inv = np.empty_like(order)
     inv[order] = np.arange(len(order))
     sim_radius, sim_reached, cal_score = radius[inv], (nearest_real < radius)[inv], cal[inv]
+    n_cal = sum(cal_sorted[f].size for f in cal_folds)
+    if pca:
+        cal_score[fold == 0] = np.nan  # fitted the axes: no calibration score
+    p_value = (1.0 + n_at_least) / (1.0 + n_cal)
+    flagged = p_value < alpha
+
     worst = np.lexsort((-knn, p_value))[:n_worst]
     return CoverageReport(
-        k=k, alpha=alpha, n_sim=len(zs), n_real=len(zr), n_cal_folds=n_folds, space=space,
+        k=k, alpha=alpha, n_sim=len(zs), n_real=len(zr), n_cal_folds=n_folds,
+        space=dict(space.description) | ({"fitted_on": f"sim calibration fold 0 "
+                                                        f"({int((fold == 0).sum())} frames)"}
+                                         if pca else {}),
         outside_fraction=float(flagged.mean()), density=float(count.sum() / (k * len(zr))),
         naeem_coverage=float(sim_reached.mean()), knn_distance=knn, p_value=p_value,
         flagged=flagged, real_episodes=er, density_count=count, sim_reached=sim_reached,
-        sim_radius=sim_radius, calibration_score=cal_score, sim_episodes=es,
+        sim_radius=sim_radius, calibration_score=cal_score, sim_fold=fold, sim_episodes=es,
         sim_index=sim_index, worst=worst,
         by_factor=_factor_table(factors, flagged),
     )
