@@ -6,12 +6,13 @@ Times, on one synthetic set of ``--frames`` x ``--dim`` embeddings (40 episodes)
   grouped CV inside the train split;
 - ``crossfit``: the cross-fitted AS (:func:`realgap.metrics.probe.action_score_crossfit`),
   5 outer folds, each with its nested penalty search;
+- ``--floor``: the AS and its floor together (:func:`~realgap.metrics.probe.action_score_with_floor`);
 - ``sklearn``: the same cross-fit through a plain scikit-learn route (``RidgeCV``-free:
   ``Ridge`` refitted per inner fold and penalty), the baseline the dual path replaces;
 - ``--old``: the single-split AS of the commit before the dual path (``git show``), which
   formed the ``D x D`` matrix ``X^T X`` and took full SVDs of ``n x D`` blocks.
 
-Run: ``python benchmarks/bench_probe.py [--frames 2000] [--dim 12288] [--old] [--sklearn]``.
+Run: ``python benchmarks/bench_probe.py [--frames 2000] [--dim 12288] [--old] [--sklearn] [--floor]``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _sklearn_crossfit(x: np.ndarray, y: np.ndarray, ep: np.ndarray) -> float:
 
     from realgap.metrics.probe import ALPHA_GRID, episode_folds
 
-    fold = episode_folds(ep, 5)
+    fold = episode_folds(ep, 5, rng=0)  # the folds of action_score_crossfit(rng=0)
     err = np.empty(len(x))
     for f in range(5):
         tr, te = fold != f, fold == f
@@ -77,13 +78,17 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=12288)
     ap.add_argument("--old", action="store_true", help="also time the pre-dual single split")
     ap.add_argument("--sklearn", action="store_true", help="also time the plain sklearn cross-fit")
+    ap.add_argument("--floor", action="store_true", help="also time AS + floor sharing the folds")
     args = ap.parse_args()
-    from realgap.metrics.probe import action_score, action_score_crossfit
+    from realgap.metrics.probe import action_score, action_score_crossfit, action_score_with_floor
 
     x, y, ep = _data(args.frames, args.dim)
     print(f"embeddings {args.frames} x {args.dim}, 40 episodes, 4 action dims")
     runs = [("single (realgap, dual)", lambda: action_score(x, y, ep, rng=0).score),
             ("crossfit (realgap, dual)", lambda: action_score_crossfit(x, y, ep, rng=0).value)]
+    if args.floor:
+        runs.append(("crossfit + floor, shared folds",
+                     lambda: action_score_with_floor(x, y, ep, rng=0)[1].value))
     if args.sklearn:
         runs.append(("crossfit (plain sklearn Ridge refits)", lambda: _sklearn_crossfit(x, y, ep)))
     if args.old:
