@@ -551,3 +551,20 @@ def test_process_gone_checks_host_pid_and_start_time() -> None:
     assert process_gone(host, int(done), None)
     if token is not None:  # Linux: a reused pid has another start time
         assert process_gone(host, me, token + "0")
+
+
+def test_report_on_a_tampered_value_inside_valid_json_is_one_line(tmp_path: Path, capsys) -> None:
+    import duckdb
+    from test_report_gap import fill_db  # a gap run with known numbers (tests/ is on sys.path)
+
+    fill_db(tmp_path / "results.duckdb")
+    assert main(["report", str(tmp_path)]) == 0
+    capsys.readouterr()
+    con = duckdb.connect(str(tmp_path / "results.duckdb"))
+    con.execute("""UPDATE scores SET extra = '{"k": "x"}'""")  # valid JSON, wrong type
+    con.close()
+    before = digest(tmp_path)
+    line = error_line(capsys, ["report", str(tmp_path)])
+    assert f"{tmp_path / 'results.duckdb'}: the report's" in line
+    assert "cannot read the stored results (ValueError" in line
+    assert digest(tmp_path) == before

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from realgap.errors import ConfigError, DataError
+from realgap.errors import ConfigError, DataError, RealgapError
 from realgap.report._html import page
 from realgap.store import ResultsDB, resolve_db_path
 
@@ -30,6 +30,10 @@ SECTIONS: tuple[str, ...] = (
     "comparison",
     "provenance",
 )
+
+
+#: What a section raises on a stored value of the wrong type or shape.
+_CONTENT_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
 class PinnedRuns:
@@ -76,7 +80,18 @@ def build_report(db_or_dir: str | Path, out: str | Path | None = None,
         n_runs = len(db.runs())
         for name in SECTIONS:
             mod = importlib.import_module(f"realgap.report.sections.{name}")
-            body = mod.render(db)
+            try:
+                body = mod.render(db)
+            except RealgapError:  # already a one-line message (ConfigError is a ValueError)
+                raise
+            except _CONTENT_ERRORS as exc:
+                # Sections trust the values inside the database's JSON (whose shape the
+                # store checks); an edited value of the wrong type is input, not a bug.
+                raise DataError(
+                    f"{db_path}: the report's {mod.TITLE!r} section cannot read the stored "
+                    f"results ({type(exc).__name__}: {exc}); the database was edited or written "
+                    "by another realgap version: restore it, or write new results with a new "
+                    "--out") from exc
             if body:
                 parts.append((mod.ANCHOR, mod.TITLE, body))
     shown = "; showing run(s) " + ", ".join(db.pinned.values()) if db.pinned else ""
