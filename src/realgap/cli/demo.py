@@ -1,5 +1,6 @@
 """``realgap demo [--out DIR]``: generate the embedded default if absent, run the gap job on
-it with the offline encoders, write the report (see :mod:`realgap.jobs.demo`)."""
+it with the offline encoders at both real-proxy severities, write the report (see
+:mod:`realgap.jobs.demo`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from realgap.cli._args import seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from realgap.jobs.demo import DEFAULT_OUT, DEMO_ENCODERS
+    from realgap.jobs.demo import DEFAULT_OUT, DEMO_ENCODERS, DEMO_REAL_DOMAINS
 
     p = sub.add_parser(
         "demo", help="run the main job on the embedded default dataset and write the report",
         description="Generate the embedded default FrameSet (sim, sim-nominal and real-proxy "
-                    "renders of two reach tasks) unless it exists, compare the offline encoders "
-                    f"({', '.join(DEMO_ENCODERS)}) with `realgap gap`, write the report.")
+                    "renders of a reach task, the proxy at two severities) unless it exists, "
+                    f"compare the offline encoders ({', '.join(DEMO_ENCODERS)}) with "
+                    f"`realgap gap` against {' and '.join(DEMO_REAL_DOMAINS)}, write the "
+                    "report.")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
     p.add_argument("--seed", type=seed, default=0, help="seed of the gap job")
@@ -25,13 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from realgap.jobs.demo import DemoConfig, run_demo
-    from realgap.jobs.gap import RANKING_LEGEND, ranking_table
+    from realgap.jobs.gap import ranking_table
 
     cfg = DemoConfig(out=args.out, n_boot=args.n_boot, seed=args.seed, progress=not args.quiet)
     result = run_demo(args.out, cfg)
-    print(ranking_table(result))
-    print(RANKING_LEGEND + "; "
+    for real, run_ in result.runs.items():
+        print(f"sim vs {real}:")
+        print(ranking_table(run_))
+        print(f"run {run_.run_id} ({run_.seconds:.0f} s)")
+        print()
+    print("combined = harmonic mean of DIS and transfer AS; [95% episode-bootstrap interval]; "
           "real = real-proxy renders (a proxy, not camera data)")
-    print(f"run {result.run_id} in {result.db_path} ({result.seconds:.0f} s)")
-    print(f"report: {result.report_path}")
+    print(f"dataset {result.frameset_hash[:16]}; {result.last.db_path} "
+          f"({result.seconds:.0f} s in all)")
+    print(f"report: {result.last.report_path}")
     return 0
