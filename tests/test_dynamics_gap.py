@@ -112,20 +112,24 @@ def _rows(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return g.gamma(1.0, 1.0, size=groups.size) * (1 + 0.3 * is_t), is_t, groups
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_excess_error_fast_route_equals_plain_resample(seed: int) -> None:
+@pytest.mark.parametrize("seed, geometric", [(0, False), (1, False), (2, True), (3, True)])
+def test_excess_error_fast_route_equals_plain_resample(seed: int, geometric: bool) -> None:
     err, is_t, groups = _rows(seed)
 
     def ratio(e: np.ndarray, t: np.ndarray) -> float:
+        if geometric:
+            return float(np.exp(np.log(e[t]).mean() - np.log(e[~t]).mean()) - 1.0)
         return float(e[t].mean() / e[~t].mean() - 1.0)
 
-    fast, _ = excess_error_score(err, is_t, groups, n_boot=300, n_perm=0, rng=seed)
+    fast, _ = excess_error_score(err, is_t, groups, n_boot=300, n_perm=0, rng=seed,
+                                 geometric=geometric)
     plain = bootstrap_ci(ratio, err, is_t, groups=groups, strata=is_t, n_boot=300, rng=seed)
     assert fast.value == pytest.approx(plain.value, rel=1e-12)
     assert (fast.lo, fast.hi) == pytest.approx((plain.lo, plain.hi), rel=1e-9)
     assert (fast.n, fast.n_frames, fast.n_boot) == (plain.n, plain.n_frames, plain.n_boot) == (21, err.size, 300)
     # one fold: the within-fold null is the plain whole-trajectory permutation null
-    _, null = excess_error_score(err, is_t, groups, n_boot=0, n_perm=200, rng=seed)
+    _, null = excess_error_score(err, is_t, groups, n_boot=0, n_perm=200, rng=seed,
+                                 geometric=geometric)
     ref = permutation_test(lambda m: ratio(err, m), groups, is_t, n_perm=200, rng=seed)
     assert null.p_value == ref.p_value and null.null_mean == pytest.approx(ref.null_mean, rel=1e-9)
 
@@ -149,13 +153,16 @@ def test_balanced_accuracy_fast_route_equals_plain_resample(seed: int) -> None:
 
 def test_gap_scores_by_hand() -> None:
     # two source trajectories (errors 1, 1 | 3) and two target ones (4 | 4, 4): source row mean
-    # 5/3, target 4: gap = 4 / (5/3) - 1 = 1.4. Calls: target rows all "target", source rows
+    # 5/3, target 4: arithmetic gap = 4 / (5/3) - 1 = 1.4. Calls: target rows all "target", source rows
     # "target" once in three: balanced accuracy (2/3 + 1) / 2, gap 2/3.
     err = np.array([1.0, 1.0, 3.0, 4.0, 4.0, 4.0])
     is_t = np.array([0, 0, 0, 1, 1, 1], bool)
     groups = np.array([0, 0, 1, 0, 1, 1])
     e, null = excess_error_score(err, is_t, groups, n_boot=0, n_perm=50, rng=0)
     assert e.value == pytest.approx(1.4) and np.isnan(e.lo) and null.n_perm == 50
+    # geometric means: source (1 * 1 * 3)^(1/3), target 4
+    g, _ = excess_error_score(err, is_t, groups, n_boot=0, n_perm=0, geometric=True)
+    assert g.value == pytest.approx(4 / 3 ** (1 / 3) - 1)
     c, _ = balanced_accuracy_score(np.array([0, 0, 1, 1, 1, 1.0]), is_t, groups, n_boot=0,
                                    n_perm=0)
     assert c.value == pytest.approx(2 / 3)
@@ -195,7 +202,7 @@ def test_prediction_gap_is_zero_for_same_dynamics_and_rises(domains: dict[float,
     for s, e in g.items():
         n_traj = np.unique(domains[0.0].episode).size + np.unique(domains[s].episode).size
         assert e.n == n_traj and e.estimate.n_frames == 6000 and e.estimate.n_boot == 200
-        assert e.details["folds"] == 5 and e.null.n_perm == 200
+        assert e.details["folds"] == 5 and e.null.n_perm == 200 and e.details["geometric"]
     again = prediction_gap(domains[0.0], domains[1.5], n_boot=200, n_perm=200, rng=0)
     assert again == g[1.5]
 
