@@ -204,3 +204,26 @@ def test_av1_video_is_kept_and_decodes_exactly(tmp_path: Path) -> None:
     for e, v in enumerate(vids):
         np.testing.assert_array_equal(fs.select(episode=e).images("top"), _direct_decode(v))
     assert _size(tmp_path / "fs") <= 2 * _size(src)
+
+
+def test_failed_video_conversion_into_a_set_without_videos_adds_nothing(tmp_path: Path, capsys,
+                                                                       monkeypatch) -> None:
+    import realgap.data.readers.lerobot as lr
+
+    src = _write_lerobot_v21(tmp_path / "src", _lerobot_eps([3, 3]))
+    out = tmp_path / "fs"
+    convert(src, out, domain="sim", video_storage="lossless")  # no videos/ directory
+    before = _snapshot(out)
+    real = lr.decode_video
+    n = {"calls": 0}
+
+    def fails_on_second(path, times, fps):
+        n["calls"] += 1
+        if n["calls"] == 2:
+            raise DataError(f"{path}: video cannot be decoded; copy it again")
+        return real(path, times, fps)
+
+    monkeypatch.setattr(lr, "decode_video", fails_on_second)
+    _one_line(capsys, ["data", "convert", str(src), "--out", str(out), "--domain", "real",
+                       "--append", "--no-progress"])
+    assert _snapshot(out) == before

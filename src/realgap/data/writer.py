@@ -525,7 +525,6 @@ class FrameSetWriter:
         st = src.stat()
         memo_key = (str(src.resolve()), st.st_size, st.st_mtime_ns)
         if memo_key not in self._video_memo:
-            (self.root / _images.VIDEOS_DIR).mkdir(exist_ok=True)
             part = self.root / TMP_DIR / f"video.{os.getpid()}.part"
             digest = _images.copy_hashed(src, part, _sync)
             name = f"{digest}.{_images.video_suffix(src)}"
@@ -538,6 +537,7 @@ class FrameSetWriter:
                 os.rename(part, staged)
                 self._staged_videos[name] = staged
             else:
+                final.parent.mkdir(exist_ok=True)
                 os.rename(part, final)
             self._video_memo[memo_key] = (name, digest)
         name, digest = self._video_memo[memo_key]
