@@ -442,3 +442,17 @@ def test_huge_declared_shape_is_not_allocated(tmp_path: Path, existing: Path, ca
     assert src.stat().st_size < 1e6
     _fails(capsys, src, existing, str(src), "data/demo_1/actions declares shape (4294967296, 2) "
                                             "(64 GiB in one read")
+
+
+def test_folder_empty_task_cell(tmp_path: Path, existing: Path, capsys) -> None:
+    # found by fuzzing: a null in a float task column was a TypeError traceback, and an
+    # empty cell in a text column would have become the task "nan"
+    src = _write_folder(tmp_path / "src", _episodes([2, 2], cams=("head",)), "parquet")
+    df = pd.read_parquet(src / "manifest.parquet")
+    df.loc[(df["episode"] == 1) & (df["step"] == 0), "task"] = None
+    df.to_parquet(src / "manifest.parquet")
+    _fails(capsys, src, existing, str(src / "manifest.parquet"),
+           "the task of episode 1, step 0 is empty")
+    df["task"] = [0.0, 0.0, 0.0, None]
+    df.to_parquet(src / "manifest.parquet")
+    _fails(capsys, src, existing, str(src / "manifest.parquet"), "is empty")

@@ -196,7 +196,13 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
     # checked before anything is written.
     ep_task: dict[int, str] = {ep: str(task) for ep, _ in groups}
     if "task" in df.columns:
-        col = df["task"].astype(str)
+        empty = [i for i, v in enumerate(df["task"])
+                 if (pd.api.types.is_scalar(v) and pd.isna(v)) or not str(v).strip()]
+        if empty:  # pandas keeps NaN through astype(str): it would become a task "nan"
+            raise DataError(f"{manifest}: the task of episode {df['episode'].iloc[empty[0]]}, step "
+                            f"{df['step'].iloc[empty[0]]} is empty; name a task in every row or "
+                            "drop the column and pass --task")
+        col = df["task"].map(str)
         for ep, rows in groups:
             names = sorted(set(col.iloc[rows]))
             if len(names) != 1:
