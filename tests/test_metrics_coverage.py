@@ -27,8 +27,8 @@ def _prdc_density_coverage(reference: np.ndarray, samples: np.ndarray, k: int) -
 
 
 def _sim_standardize(sim: np.ndarray, x: np.ndarray) -> np.ndarray:
-    sd = sim.std(0)
-    return (x - sim.mean(0)) / np.where(sd > 0, sd, 1.0)
+    """The coverage space: centred on the sim mean, divided by the sim RMS feature std."""
+    return (x - sim.mean(0)) / np.sqrt(sim.var(0).mean())
 
 
 def test_kth_neighbour_matches_sklearn() -> None:
@@ -148,11 +148,10 @@ def _shifted_with_outliers(seed: int, share: float = 0.15):
 
 
 def test_hidden_out_of_support_frames_are_flagged_with_few_false_flags() -> None:
-    # issue 8 (d): 15% of a mildly shifted set replaced by far-away frames (the embedding of
-    # a colour inversion points away from the sim mean: minus the centred frame, pushed out).
+    # issue 8 (d): 15% of a mildly shifted set replaced by frames pushed off the sim
+    # manifold (2 noise scales per dimension, ~10 units where sim neighbours sit ~3 apart).
     sim, es, real, er, hide = _shifted_with_outliers(0)
-    mu = sim.mean(0)
-    real[hide] = mu - 3.0 * (real[hide] - mu)
+    real[hide] += 2.0 * np.random.default_rng(100).normal(size=(len(hide), real.shape[1]))
     r = coverage_report(sim, es, real, er, alpha=0.05, rng=0)
     inlier = np.ones(len(real), dtype=bool)
     inlier[hide] = False
@@ -165,7 +164,7 @@ def test_hiding_outliers_does_not_lower_the_flag_rate_of_the_other_frames() -> N
     # The regression of issue 8: a pooled space stretched to hidden outliers and flagged
     # fewer of the other shifted frames. Fitted on sim only, the other frames do not move.
     sim, es, real, er, hide = _shifted_with_outliers(1)
-    real = real + 0.7 * sim.std(0)  # shifted enough that some frames are flagged
+    real = real + 0.8 * sim.std(0)  # shifted enough that some frames are flagged
     keep = np.setdiff1d(np.arange(len(real)), hide)
     clean = coverage_report(sim, es, real[keep], er[keep], rng=0)
     dirty_real = real.copy()
@@ -178,7 +177,8 @@ def test_hiding_outliers_does_not_lower_the_flag_rate_of_the_other_frames() -> N
     assert dirty.space == clean.space
 
 
-def _images(rng: np.random.Generator, n_eps: int, steps: int, size: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def _images(rng: np.random.Generator, n_eps: int, steps: int, size: int = 12,
+            noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
     """Tiny rendered scenes: a red block sliding over a grey table with per-episode light."""
     frames = []
     for _ in range(n_eps):
@@ -188,7 +188,7 @@ def _images(rng: np.random.Generator, n_eps: int, steps: int, size: int = 12) ->
             img = np.full((size, size, 3), 0.5 * light)
             cx = min(size - 3, x0 + t // 2)
             img[y0:y0 + 3, cx:cx + 3] = np.array([0.9, 0.1, 0.1]) * light
-            frames.append(img + 0.02 * rng.normal(size=img.shape))
+            frames.append(img + noise * rng.normal(size=img.shape))
     return np.asarray(frames).reshape(n_eps * steps, -1), np.repeat(np.arange(n_eps), steps)
 
 
@@ -258,4 +258,19 @@ def test_max_sim_takes_whole_episodes_seeded() -> None:
                           [10] * 10)                                    # whole episodes
     assert a.p_value.tobytes() == b.p_value.tobytes()
     full = coverage_report(sim, ep, real, np.arange(30), rng=1)
-    assert full.n_sim == 300 and full.space == a.space                 # space from all sim
+    assert full.n_sim == 300 and not np.array_equal(full.p_value, a.p_value)
+
+
+@pytest.mark.parametrize("n_components", [None, 8])
+def test_noiseless_pixels_of_the_sim_distribution_are_flagged_at_about_alpha(n_components: int | None) -> None:
+    # Pixels a sliding block rarely covers have a tiny sim std: per-feature standardization
+    # divided by it, the calibration frames (which helped set it) looked typical and 28% of
+    # new frames of the same distribution were flagged at alpha = 0.05.
+    rates = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        sim, es = _images(rng, 30, 8, noise=0.0)
+        real, er = _images(rng, 30, 8, noise=0.0)
+        rates.append(coverage_report(sim, es, real, er, n_components=n_components,
+                                     rng=seed).outside_fraction)
+    assert float(np.mean(rates)) <= 0.10, rates

@@ -3,12 +3,17 @@
 sim-to-real-glossary.txt ("if your real-world samples land in a region your simulated
 data never covers, you've found your sim-to-real failure"), made a per-frame test.
 
-**Space, fitted on sim only.** Features are standardized with the *sim* mean and std (a
-feature constant on sim keeps std 1), optionally projected on the leading ``n_components``
-principal axes of the standardized *sim* frames. Real frames are only projected: a real
-outlier never stretches the space it is judged in (a pooled space shrinks the distances
-of everything else to make room for it, which once hid 15% colour-inverted frames).
-All distances are Euclidean, in float64, in this sim-centred space.
+**Space, fitted on sim only.** Embeddings are centred on the *sim* mean and divided by one
+number, the sim RMS feature std (``scale``), so distances keep the encoder's own geometry
+in units comparable across encoders; optionally they are projected on ``n_components``
+leading principal axes of sim frames, plus one coordinate, the distance to that principal
+subspace (novelty off the sim axes must stay visible). Real frames are only projected: a real outlier never
+stretches the space it is judged in (a pooled space shrinks the distances of everything
+else to make room for it, which once hid 15% colour-inverted frames). Per-feature
+standardization is not used: on pixels it divides a rarely covered pixel by a tiny std,
+and since the calibration frames help set those stds, held-out sim frames looked typical
+and 28% of in-distribution real frames were flagged at alpha = 0.05. All distances are
+Euclidean, in float64, in this sim-centred space.
 
 **Per-frame k-NN distance and conformal p-value.** For each real frame, ``knn_distance`` is
 its distance to its ``k``-th nearest sim frame. Whether that distance is large is decided
@@ -120,29 +125,38 @@ class SimSpace:
     """The comparison space, fitted on sim frames only.
 
     Attributes:
-        mean, std: ``(D,)`` sim feature statistics (a constant feature keeps std 1).
-        components: ``(m, D)`` leading principal axes of the standardized sim frames, or
-            None (all standardized features).
+        mean: ``(D,)`` sim feature means.
+        scale: the sim RMS feature std (1 when every feature is constant).
+        components: ``(m, D)`` leading principal axes of the centred sim frames, or None.
         description: ``name``, ``fitted_on``, ``n_components``, ``n_components_requested``,
-            ``retained_variance`` (share of the standardized sim variance kept), ``warning``
+            ``scale``, ``retained_variance`` (share of the sim variance kept), ``warning``
             (None or a sentence saying the request was cut by the data).
         seed: seed of the (possibly randomized) PCA solver, re-used for per-fold axes.
     """
 
     mean: np.ndarray
-    std: np.ndarray
+    scale: float
     components: np.ndarray | None
     description: dict[str, Any]
     seed: int
 
     def standardize(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean) / self.std
+        """Centred on the sim mean, divided by the sim RMS std (a similarity transform)."""
+        return (x - self.mean) / self.scale
 
     def project(self, x: np.ndarray) -> np.ndarray:
-        """``(n, m)`` coordinates; the standardized sim frames are centred, so this is a
-        plain product: nothing is re-centred on the frames being projected."""
+        """``(n, m + 1)`` coordinates with principal axes (the ``m`` projections and the
+        distance to the principal subspace), else ``(n, D)``. Without that last coordinate
+        a frame that differs from sim only off the sim axes (an inverted colour channel
+        that sim never varies) would project onto sim and pass unseen. The sim frames are
+        centred, so projecting is a plain product: nothing is re-centred on the frames
+        being projected."""
         z = self.standardize(x)
-        return z if self.components is None else z @ self.components.T
+        if self.components is None:
+            return z
+        proj = z @ self.components.T
+        resid = np.sqrt(np.maximum((z * z).sum(1) - (proj * proj).sum(1), 0.0))
+        return np.column_stack([proj, resid])
 
 
 def _pca_axes(z: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, float]:
@@ -154,19 +168,19 @@ def _pca_axes(z: np.ndarray, m: int, seed: int) -> tuple[np.ndarray, float]:
 
 
 def fit_sim_space(xs: np.ndarray, n_components: int | None, rng: RngLike) -> SimSpace:
-    """Standardize with the sim statistics and, when ``n_components`` is set, project on the
-    leading principal axes of the standardized sim frames (``min(n_components, n_sim - 1,
+    """Centre on the sim mean, divide by the sim RMS std and, when ``n_components`` is set,
+    project on the leading principal axes of these frames (``min(n_components, n_sim - 1,
     D)`` of them; a cut is recorded in ``description["warning"]``)."""
     mean = xs.mean(axis=0)
-    std = xs.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    rms = float(np.sqrt(xs.var(axis=0).mean()))
+    scale = rms if rms > 0 else 1.0
     dim = xs.shape[1]
-    desc: dict[str, Any] = {"name": "sim-standardized", "fitted_on": "sim", "n_components": dim,
-                            "n_components_requested": n_components, "retained_variance": 1.0,
-                            "warning": None}
+    desc: dict[str, Any] = {"name": "sim-centred", "fitted_on": "sim", "n_components": dim,
+                            "n_components_requested": n_components, "scale": scale,
+                            "retained_variance": 1.0, "warning": None}
     seed = int(as_rng(rng).integers(2**31 - 1))
     if n_components is None:
-        return SimSpace(mean, std, None, desc, seed)
+        return SimSpace(mean, scale, None, desc, seed)
     want = check_positive_int(n_components, "n_components")
     m = min(want, len(xs) - 1, dim)
     if m < 1:
@@ -175,10 +189,10 @@ def fit_sim_space(xs: np.ndarray, n_components: int | None, rng: RngLike) -> Sim
         desc["warning"] = (f"n_components={want} cut to {m} by the data "
                            f"({len(xs)} sim frames, {dim} dims)")
     if m == dim:
-        return SimSpace(mean, std, None, desc | {"n_components": m}, seed)
-    comps, kept = _pca_axes((xs - mean) / std, m, seed)
+        return SimSpace(mean, scale, None, desc | {"n_components": m}, seed)
+    comps, kept = _pca_axes((xs - mean) / scale, m, seed)
     desc |= {"name": "sim-pca", "n_components": m, "retained_variance": kept}
-    return SimSpace(mean, std, comps, desc, seed)
+    return SimSpace(mean, scale, comps, desc, seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -364,9 +378,9 @@ def coverage_report(
         real_episodes: ``(n_real,)`` episode of each real frame (carried to the output).
         k: neighbourhood size (Naeem et al. use 5).
         alpha: a real frame is flagged when its conformal p-value is below ``alpha``.
-        n_components: None (default) keeps every sim-standardized feature; an int projects
-            on that many leading sim principal axes (cut to ``n_sim - 1`` and ``D``,
-            recorded). The axes (and the standardization) are then fitted on calibration
+        n_components: None (default) keeps every feature; an int projects on that many
+            leading sim principal axes (cut to ``n_sim - 1`` and ``D``, recorded). The
+            axes (and the centring and scale) are then fitted on calibration
             fold 0 alone, which serves as support but not as calibration: frames the axes
             were fitted on spread further along them than new frames, and calibrating on
             them made the flag conservative. Needs 3 folds.
