@@ -47,6 +47,8 @@ the convention **sim = the reference manifold, real frames = the evaluated sampl
 
 with strict ``<`` as in prdc (identical sets give density 1.000 exactly), in float64 in the
 sim-centred space (far from the origin, float32 distances lose the digits that decide ties).
+Centring and one global scale change no neighbour relation, so without ``n_components``
+these are prdc's numbers on the raw embeddings; with it, prdc's numbers in that space.
 
 Memory: distances are computed in row blocks of at most ~64 MiB; no ``N x N`` matrix.
 """
