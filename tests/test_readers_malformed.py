@@ -199,7 +199,7 @@ def test_lerobot_video_path_outside_root(tmp_path: Path, lerobot: Path, existing
     info["video_path"] = "../secret/" + info["video_path"]
     _set_info(lerobot, info)
     err = _fails(capsys, lerobot, existing, str(lerobot / "meta/info.json"),
-                 "video_path gives '../secret/videos/", "outside the dataset")
+                 "video path '../secret/videos/", "outside the dataset")
     assert "episode_000000.mp4" in err
     info["video_path"] = str(tmp_path / "secret") + "/" + info["video_path"].removeprefix("../secret/")
     _set_info(lerobot, info)
@@ -221,7 +221,7 @@ def test_lerobot_data_path_outside_root(tmp_path: Path, lerobot: Path, existing:
     info = _info(lerobot)
     info["data_path"] = "../elsewhere/" + info["data_path"]
     _set_info(lerobot, info)
-    _fails(capsys, lerobot, existing, str(lerobot / "meta/info.json"), "data_path gives",
+    _fails(capsys, lerobot, existing, str(lerobot / "meta/info.json"), "data path '../elsewhere/data/",
            "outside the dataset")
 
 
@@ -350,7 +350,7 @@ def test_zarr_corrupt_metadata(tmp_path: Path, existing: Path, capsys) -> None:
     _fails(capsys, src, existing, str(src), "not a readable zarr group")
     src = _zarr(tmp_path / "b")
     (src / "data/action/zarr.json").write_text('{"zarr_format": 3, "node_type": "array", "shape": "x"}')
-    _fails(capsys, src, existing, str(src), "data/action")
+    _fails(capsys, src, existing, str(src), "data/action cannot be read")
     src = _zarr(tmp_path / "c", fmt=2)
     (src / "meta/episode_ends/.zarray").write_bytes(b"\xff\xfe")
     _fails(capsys, src, existing, str(src), "meta/episode_ends")

@@ -253,12 +253,12 @@ def _episodes_v2(root: Path, info_path: Path, info: dict[str, Any]) -> list[Epis
     for e in sorted(idx):
         fields = {"episode_chunk": e // chunks, "episode_index": e}
         data = inside_root(root, format_path(tmpl, fields, info_path, "data_path"), info_path,
-                           "data_path gives")
+                           "data path")
 
         def video(key: str, fields: dict[str, int] = fields) -> tuple[Path, float]:
             rel = format_path(info["video_path"], {**fields, "video_key": key}, info_path,
                               "video_path")
-            return inside_root(root, rel, info_path, "video_path gives"), 0.0
+            return inside_root(root, rel, info_path, "video path"), 0.0
 
         eps.append({"episode_index": e, "data": data, "video": video})
     return eps
@@ -289,7 +289,7 @@ def _episodes_v3(root: Path, info_path: Path, info: dict[str, Any]) -> list[Epis
         fields = {"chunk_index": _index(r["data/chunk_index"], p, "data/chunk_index", where),
                   "file_index": _index(r["data/file_index"], p, "data/file_index", where)}
         data = inside_root(root, format_path(tmpl, fields, info_path, "data_path"), info_path,
-                           "data_path gives")
+                           "data path")
 
         def video(key: str, r: dict[str, Any] = r, p: Path = p, where: str = where) -> tuple[Path, float]:
             cols = [f"videos/{key}/{c}" for c in ("chunk_index", "file_index", "from_timestamp")]
@@ -299,7 +299,7 @@ def _episodes_v3(root: Path, info_path: Path, info: dict[str, Any]) -> list[Epis
             fields = {"chunk_index": _index(r[cols[0]], p, cols[0], where),
                       "file_index": _index(r[cols[1]], p, cols[1], where), "video_key": key}
             rel = format_path(info["video_path"], fields, info_path, "video_path")
-            return (inside_root(root, rel, info_path, "video_path gives"),
+            return (inside_root(root, rel, info_path, "video path"),
                     _time(r[cols[2]], p, cols[2], where))
 
         eps.append({"episode_index": e, "data": data, "video": video})
@@ -307,6 +307,11 @@ def _episodes_v3(root: Path, info_path: Path, info: dict[str, Any]) -> list[Epis
 
 
 _VIDEO_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError, OverflowError)
+
+
+def _av_message(exc: BaseException) -> str:
+    """FFmpeg's reason without the file name PyAV appends (the message names it first)."""
+    return str(getattr(exc, "strerror", None) or exc).splitlines()[0][:160]
 
 
 def _av_errors() -> tuple[type[BaseException], ...]:
@@ -325,7 +330,7 @@ def probe_video(path: Path) -> None:
                 raise DataError(f"{path}: video cannot be decoded (no video stream); copy it again")
             next(iter(container.decode(container.streams.video[0])), None)
     except _av_errors() as exc:
-        raise DataError(f"{path}: video cannot be decoded ({str(exc)[:160]}); the file is "
+        raise DataError(f"{path}: video cannot be decoded ({_av_message(exc)}); the file is "
                         "truncated or corrupt, copy it again") from exc
 
 
@@ -360,7 +365,7 @@ def decode_video(path: Path, times: np.ndarray, fps: float) -> np.ndarray:
                 frames.append(frame.to_ndarray(format="rgb24"))
                 stamps.append(t)
     except _av_errors() as exc:
-        raise DataError(f"{path}: video cannot be decoded ({str(exc)[:160]}); the file is "
+        raise DataError(f"{path}: video cannot be decoded ({_av_message(exc)}); the file is "
                         "truncated or corrupt, copy it again") from exc
     if not frames:
         raise DataError(f"{path}: no video frames between {times.min():.3f}s and "

@@ -102,6 +102,14 @@ def _check_members(src: Path) -> None:
                 inside_root(src, p.relative_to(src), p, "symlink")
 
 
+def _stored(src: Path, member: str) -> bool:
+    """Whether the store holds any file under ``member`` (a zarr node it may not parse)."""
+    if src.is_dir():
+        return (src / member).exists()
+    with zipfile.ZipFile(src) as z:
+        return any(n.startswith(f"{member}/") for n in z.namelist())
+
+
 def _open_root(src: Path) -> Any:
     zarr = require("zarr")
     _check_members(src)
@@ -156,6 +164,10 @@ def open_zarr_buffer(
                            ("data", "state", data)):
         with _zarr_errors(src, f"{grp}/{key}"):
             has[key] = key in node
+        if not has[key] and _stored(src, f"{grp}/{key}"):
+            # zarr calls a node whose metadata it cannot parse absent: name the damage
+            _node(src, node, key, f"{grp}/{key}", "array")
+            has[key] = True
     if not (has["action"] and has["episode_ends"]):
         raise DataError(f"{src}: expected data/action and meta/episode_ends; fix the replay "
                         "buffer's layout")
