@@ -2,13 +2,25 @@
 
 ``run_gap(GapConfig) -> GapResult`` loads sim and real frames (FrameSet, ``realgap.data``),
 embeds them with every requested encoder through the on-disk embedding cache
-(``realgap.encoders.embed_frameset``), computes the gap suite with intervals bootstrapped
-over episodes (``realgap.metrics.gap_suite``: DIS and centroid distance, AS per domain,
-transfer AS, combined score, MMD, Fréchet distance, C2ST accuracy, coverage;
-encoder-dis-as-framework.txt III-C/III-D and DESIGN.md), draws a saliency grid per encoder
-(``realgap.explain``, ref. III-E) and thumbnails of the worst-covered real frames, writes
-all of it to a new run of the results database in ``out`` (nothing is overwritten) and
-builds the HTML report. The database layout is :mod:`realgap.jobs.records`.
+(``realgap.encoders.embed_frameset``) and computes the gap suite of each
+(``realgap.metrics.gap_suite``; encoder-dis-as-framework.txt III-C/III-D and DESIGN.md):
+the two-sample scores (centroid distance, DIS, calibrated DIS, MMD, Fréchet distance, C2ST)
+in ONE common space whose number of components is the same for every encoder, each with a
+permutation null over episodes; the paper's DIS; the cross-fitted AS per domain and the
+transfer AS with their floors and ceilings; sim-fitted coverage with per-frame flags.
+
+One resampling plan serves the whole run: the same bootstrap draws of episodes for every
+encoder, so the ranking compares encoders by paired differences
+(:func:`realgap.stats.rank_with_ties`: encoders whose difference interval contains 0 share
+a rank). Encoders realgap trains itself (``bc-*``) are scored only on the sim episodes
+they never trained on (:func:`heldout_sim_episodes`); the plan resamples those episodes as
+a stratum of their own, so their replicates stay paired with the others'.
+
+Everything goes to a new run of the results database in ``out`` (layout:
+:mod:`realgap.jobs.records`; nothing is overwritten): per encoder every score with its
+interval, bias flag and null, the rank with ties, the spaces and warnings, the flagged real
+frames, one thumbnail per episode of the flagged frames, the saliency grid; then the HTML
+report is built from the database.
 
 Frames come either from one FrameSet holding both domains (``frames`` with
 ``sim_domain``/``real_domain``) or from two FrameSets (``sim`` and ``real``; a file holding

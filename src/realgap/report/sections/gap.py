@@ -5,8 +5,14 @@ Built from the newest finished ``gap`` run of the results database (layout in
 III-C): the left one plots AS on real frames (III-D, the reference's y axis), the right one
 the transfer AS(sim -> real) that a sim-trained policy lives by (DESIGN.md). As in Fig. 4
 (section IV-A), colour = architecture family, marker = pre-training data, size = parameter
-count; error bars are the run's bootstrap intervals. Random-init encoders are drawn hollow
-and labelled ``[random-init]`` everywhere.
+count; error bars are the run's bootstrap intervals (drawn as segments: never widened
+around the point). Random-init encoders are drawn hollow and labelled ``[random-init]``
+everywhere.
+
+Below the figure: the ranking with ties (shared ranks ``=k``, the encoders each one cannot
+be told apart from), the null-calibration table (each two-sample score's permutation p-value
+and null-standardized effect), the spaces the scores were computed in with their retained
+variance, the run's warnings, and every score with its interval and bias flag.
 """
 
 from __future__ import annotations
