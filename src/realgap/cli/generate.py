@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "contact_sheet.png. Resumable: rerun the same command to finish an interrupted run.",
     )
     p.add_argument("--demo", action="store_true",
-                   help="write the embedded demo dataset (both reach tasks; sim, sim-nominal, "
-                        "real-proxy); other options except --out are ignored")
+                   help="write the embedded demo dataset (reach-mug, 100 episodes; sim, "
+                        "sim-nominal, real-proxy-mild, real-proxy-strong); other options except "
+                        "--out are ignored")
     p.add_argument("--task", action="append", default=None, metavar="NAME[,NAME]",
                    help="task name(s): reach-mug, reach-box, push, pick-place (repeatable)")
     p.add_argument("--episodes", type=int, default=20, help="episodes per task (default 20)")
