@@ -42,9 +42,14 @@ as a named variant. It rests on the few validation episodes only.
 Speed: when there are more dimensions than training frames (raw pixels: 12,288 dims on a
 few thousand frames) the probe works in the dual form: the penalty search of a training
 fold costs one eigendecomposition of its Gram matrix ``X X^T`` (``n x n``), shared by every
-inner fold and penalty through ridge's leave-block-out identity, and the fit one Cholesky
-solve; no ``D x D`` matrix and no SVD of ``n x D``. Otherwise the primal form works on
-``X^T X`` (``D x D``), one eigendecomposition per inner fold.
+inner fold and penalty through ridge's leave-block-out identity, and by the final fit; no
+``D x D`` matrix and no SVD of ``n x D``. Otherwise the primal form works on ``X^T X``
+(``D x D``), one eigendecomposition per inner fold. :func:`action_score_with_floor` fits
+the AS and its floor on the same decompositions.
+
+Folds: with ``rng=None`` the sorted episode ids are dealt round-robin into the folds; with a
+seed, in a seeded random order. Either way identical inputs get identical folds, so the
+same frames given as sim and as real score the same AS.
 """
 
 from __future__ import annotations
