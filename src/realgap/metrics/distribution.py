@@ -18,7 +18,14 @@ All three take two row-sets in the same space -- in realgap the shared DIS space
   "source determination" of encoder-dis-as-framework.txt (III): a logistic regression
   predicts the domain, cross-validated BY EPISODE (``StratifiedGroupKFold``); the
   out-of-fold accuracy is reported against its chance level (the majority-class share).
-  0.5 on balanced data means indistinguishable domains.
+  0.5 on balanced data means indistinguishable domains. A standalone variant with a fixed
+  ``C``: ``gap_suite`` uses the nested-CV, null-calibrated C2ST of
+  :mod:`realgap.metrics.twosample` instead (a fixed capacity in hundreds of components let
+  noise swamp the domain direction).
+
+The permutation nulls and bootstrap replicates ``gap_suite`` reports are computed in
+:mod:`realgap.metrics.twosample` from per-episode sums; the functions here are the plain
+point estimates.
 """
 
 from __future__ import annotations
