@@ -456,3 +456,24 @@ def test_folder_empty_task_cell(tmp_path: Path, existing: Path, capsys) -> None:
     df["task"] = [0.0, 0.0, 0.0, None]
     df.to_parquet(src / "manifest.parquet")
     _fails(capsys, src, existing, str(src / "manifest.parquet"), "is empty")
+
+
+def test_faults_found_by_fuzzing(tmp_path: Path, lerobot: Path, existing: Path, capsys) -> None:
+    # numbered state columns holding text or lists were ValueError tracebacks from pandas
+    src = _write_folder(tmp_path / "src", _episodes([2, 2], cams=("head",)))
+    df = pd.read_csv(src / "manifest.csv")
+    for value in ("../secret.png", "[1.0, 2.0]"):
+        bad = df.astype({"state_0": object})
+        bad.loc[0, "state_0"] = value
+        bad.to_csv(src / "manifest.csv", index=False)
+        _fails(capsys, src, existing, str(src / "manifest.csv"), "state columns is not numeric")
+    # LeRobot episode_index of lists (ambiguous truth value) and frame_index of empty lists
+    # (IndexError)
+    part = lerobot / "data/chunk-000/episode_000001.parquet"
+    good = pq.read_table(part)
+    for col, phrase in (("episode_index", "column 'episode_index' is object, expected integers"),
+                        ("frame_index", "frame_index of episode 1 holds 0 numbers per frame")):
+        t = good.set_column(good.schema.get_field_index(col), col,
+                            pa.array([[]] * good.num_rows, pa.list_(pa.float64())))
+        pq.write_table(t, part)
+        _fails(capsys, lerobot, existing, str(part), phrase)
