@@ -28,6 +28,7 @@ EXTRA_OF: dict[str, str] = {
     "diffusers": "torch",
     "safetensors": "torch",
     "stable_baselines3": "dynamics",
+    "ray": "ray",
 }
 
 
