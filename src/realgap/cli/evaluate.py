@@ -30,15 +30,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="label of this policy in the results")
     p.add_argument("--out", default=None, help="results directory or .duckdb file to write")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from realgap.executors import add_executor_args
+
+    add_executor_args(p, "the episodes (Ray: tasks of a pool of --workers actors)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from realgap.executors import executor_from_args
     from realgap.protocol.runner import evaluate_policy, format_table
 
     res = evaluate_policy(args.policy, args.protocol, task=args.task, trials=args.trials,
                           workers=args.workers, out=args.out, name=args.name,
-                          image_size=args.image_size, progress=not args.no_progress)
+                          image_size=args.image_size, progress=not args.no_progress,
+                          executor=executor_from_args(args))
     print(format_table(res))
     if res.run_id:
         print(f"run {res.run_id} written to {args.out}")

@@ -59,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--map-frames", type=int, default=400,
                    help="frames per domain on the embedding maps (default 400)")
     p.add_argument("--device", default="cpu", help="torch device")
+    from realgap.executors import add_executor_args
+
+    add_executor_args(p, "embedding extraction (one task per episode x encoder, into the same cache)")
     p.add_argument("--out", required=True, help="output dir (results.duckdb, report.html)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         weights=_weights(args.weights), saliency_pairs=args.saliency_pairs,
         device=args.device, progress=not (args.quiet or args.json),
         maps=_maps(args.maps), map_frames=args.map_frames,
+        executor=args.executor, ray_address=args.ray_address,
     )
     result = run_gap(cfg)
     if args.json:

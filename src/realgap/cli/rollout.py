@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
     p.add_argument("--out", default=None, help="results directory or .duckdb file to write")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from realgap.executors import add_executor_args
+
+    add_executor_args(p, "the episodes (Ray: tasks of a pool of --workers actors)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +67,7 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from realgap.errors import ConfigError
+    from realgap.executors import executor_from_args
     from realgap.policy import rollout
 
     seeds = None
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     randomize = tuple(s.strip() for s in args.randomize.split(",") if s.strip())
     res = rollout(args.policy, args.task, args.episodes, seeds, parse_settings(args.set),
                   workers=args.workers, db=args.out, image_size=args.image_size,
-                  randomize=randomize, max_steps=args.max_steps, progress=not args.no_progress)
+                  randomize=randomize, max_steps=args.max_steps, progress=not args.no_progress,
+                  executor=executor_from_args(args))
     print(f"{res.policy} on {res.task}: {res.successes}/{res.episodes} successes, rate "
           f"{res.rate:.3f} [95% Wilson {res.lo:.3f}, {res.hi:.3f}], mean return {res.mean_return:.3f}")
     if res.run_id:

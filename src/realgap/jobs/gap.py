@@ -116,6 +116,11 @@ class GapConfig:
     empty: none."""
     map_frames: int = 400
     """Frames per domain shown on the embedding maps (spread over episodes)."""
+    executor: str = "local"
+    """Where embedding extraction runs: ``local`` or ``ray`` (one task per episode x
+    encoder, rows into the same cache; :mod:`realgap.executors`). Same numbers either way."""
+    ray_address: str | None = None
+    """Ray cluster to join (``auto``, ``ray://host:10001``); None starts Ray on this machine."""
 
 
 @dataclass(frozen=True)
@@ -442,6 +447,9 @@ def check_config(cfg: GapConfig) -> None:
         raise ConfigError(f"--maps: expected a comma list of {', '.join(MAP_METHODS)} (or none) "
                           f"and --map-frames >= 1, got {','.join(cfg.maps)!r} and {cfg.map_frames}")
     _check_device(cfg.device)
+    from realgap.executors import Executor
+
+    Executor(cfg.executor, cfg.ray_address)  # a bad --executor fails before any work
 
 
 def _check_device(device: str) -> None:
@@ -529,7 +537,19 @@ def run_gap(cfg: GapConfig) -> GapResult:
     state_real = _states(real)
 
     embedded = {}
-    for enc in encoders:
+    if cfg.executor == "ray":
+        # every encoder x domain x episode is submitted at once: Ray keeps all workers busy
+        from realgap.encoders.cache import embed_framesets
+        from realgap.executors import Executor
+
+        t = time.perf_counter()
+        _say(cfg, f"embedding with {len(encoders)} encoder(s) on ray ({len(sim)} sim + "
+                  f"{len(real)} real frames each)")
+        embs = embed_framesets([(e, v) for e in encoders for v in (sim, real)], camera, cache,
+                               cfg.batch_size, cfg.progress, Executor("ray", cfg.ray_address))
+        embedded = {e.name: (embs[2 * i], embs[2 * i + 1]) for i, e in enumerate(encoders)}
+        timings["embed:ray"] = time.perf_counter() - t
+    for enc in encoders if cfg.executor != "ray" else ():
         t = time.perf_counter()
         _say(cfg, f"embedding with {enc.name} ({len(sim)} sim + {len(real)} real frames)")
         emb_sim = embed_frameset(enc, sim, camera=camera, cache_dir=cache,

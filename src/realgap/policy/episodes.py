@@ -248,24 +248,37 @@ def run_episodes(
     workers: int = 2,
     progress: bool = False,
     desc: str = "rollout",
+    executor: Any = None,
 ) -> list[EpisodeOutcome]:
     """Play ``episodes`` with ``policy`` (``"expert"``, a checkpoint path, or, in-process
     only, a :class:`~realgap.policy.predictor.PolicyPredictor` object; None when every
     episode names its own ``policy``) and return their outcomes in the order given.
 
     ``workers > 1`` spreads the episodes over that many spawned processes, each with one
-    torch thread; ``workers == 1`` plays them in this process.
+    torch thread; ``workers == 1`` plays them in this process. With ``executor="ray"``
+    (or a :class:`realgap.executors.Executor`) the episodes are tasks of a
+    ``ray.util.ActorPool`` of ``workers`` actors, each one such worker (policy loaded and
+    environment built once, one torch thread); outcomes come back in the order given, so
+    they equal the local ones episode for episode.
     """
     from tqdm import tqdm
 
+    from realgap.executors import as_executor
+
+    ex = as_executor(executor)
     if isinstance(workers, bool) or int(workers) < 1:
         raise ConfigError(f"--workers {workers!r}: must be a positive integer")
     workers = min(int(workers), max(len(episodes), 1))
     ref = str(policy) if isinstance(policy, Path) else policy
-    if workers > 1 and ref is not None and not isinstance(ref, str):
+    if (workers > 1 or ex.is_ray) and ref is not None and not isinstance(ref, str):
         raise ConfigError("parallel rollouts take a checkpoint path or 'expert', not a policy "
                           "object; save it with train_policy() or use workers=1")
     bar = tqdm(total=len(episodes), desc=desc, disable=not progress)
+    if ex.is_ray:
+        try:
+            return _run_on_ray(ex, ref, env_spec, episodes, workers, bar)
+        finally:
+            bar.close()
     if workers == 1:
         from realgap.sim.generate import headless_gl
 
@@ -295,6 +308,43 @@ def run_episodes(
             return out
     finally:
         bar.close()
+
+
+class _RayWorker:
+    """A Ray actor playing episodes: the body of one spawned local worker."""
+
+    def __init__(self, policy_ref: Any, env_spec: EnvSpec, allow_plugins: bool) -> None:
+        _init_worker(policy_ref, env_spec, 1, allow_plugins)
+
+    def run(self, ep: EpisodeSpec) -> EpisodeOutcome:
+        return _run_in_worker(ep)
+
+    def close(self) -> None:
+        if _WORKER is not None:
+            _WORKER.close()
+
+
+def _run_on_ray(ex: Any, ref: Any, env_spec: EnvSpec, episodes: Sequence[EpisodeSpec],
+                workers: int, bar: Any) -> list[EpisodeOutcome]:
+    """Episodes as tasks of an ActorPool of ``workers`` actors (Ray schedules them)."""
+    from realgap.executors import _unwrap, ray_module
+
+    ray = ray_module(ex)
+    actor = ray.remote(num_cpus=ex.num_cpus)(_RayWorker)
+    actors = [actor.remote(ref, env_spec, _plugins_allowed_here()) for _ in range(workers)]
+    pool = ray.util.ActorPool(actors)
+    out: list[EpisodeOutcome] = []
+    try:
+        # map() yields in the order of `episodes`, whichever actor played each one
+        for res in pool.map(lambda a, ep: a.run.remote(ep), list(episodes)):
+            out.append(res)
+            bar.update()
+    except Exception as exc:  # noqa: BLE001 - a realgap error from an actor as itself
+        raise _unwrap(ray, exc) from None
+    finally:
+        for a in actors:
+            ray.kill(a)  # the actors' environments and policies go with them
+    return out
 
 
 def episode_specs(n: int | None, seeds: Iterable[int] | None, settings: Any = None,

@@ -55,6 +55,7 @@ def rollout(
     max_steps: int | None = None,
     name: str | None = None,
     progress: bool = False,
+    executor: Any = None,
 ) -> RolloutResult:
     """Run ``policy`` in ``task`` for ``n`` episodes (seeds ``0..n-1``) or the given
     ``seeds``, under factor ``settings`` (one dict for all episodes, or one per episode).
@@ -62,7 +63,9 @@ def rollout(
     Args:
         policy: ``"expert"`` or a checkpoint file / training directory.
         task: task name; defaults to the checkpoint's, and must match it.
-        workers: rollout processes (1 runs in this process).
+        workers: rollout processes (1 runs in this process), or Ray actors.
+        executor: ``"local"`` (default) or ``"ray"`` / a :class:`realgap.executors.Executor`:
+            the episodes become tasks of a Ray actor pool; same outcomes, same order.
         db: results database (directory or ``.duckdb``) to write a ``rollout`` run to.
         image_size: rendered image side; learned policies use their training size.
         randomize, fidelity, max_steps: environment options (see :class:`EnvSpec`).
@@ -76,7 +79,8 @@ def rollout(
                    max_steps=max_steps, randomize=tuple(randomize))
     if db is not None:
         check_out(db)
-    outcomes = run_episodes(ref, spec, eps, workers=workers, progress=progress)
+    outcomes = run_episodes(ref, spec, eps, workers=workers, progress=progress,
+                            executor=executor)
     k = sum(o.success for o in outcomes)
     row = rate_row("all", "", None, k, len(outcomes))
     label = name or ref

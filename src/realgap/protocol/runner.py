@@ -100,6 +100,7 @@ def evaluate_policy(
     image_size: int | None = None,
     max_steps: int | None = None,
     progress: bool = False,
+    executor: Any = None,
 ) -> EvaluationResult:
     """Evaluate ``policy`` (``"expert"`` or a checkpoint file/dir) under ``protocol``.
 
@@ -113,6 +114,8 @@ def evaluate_policy(
         name: the setting label in results (default: ``expert`` or the checkpoint path).
         image_size: rendered image side for the expert (learned policies use their own).
         max_steps: episode cap (None: the task's own limit).
+        executor: ``"local"`` (default) or ``"ray"`` / a :class:`realgap.executors.Executor`
+            (episodes as tasks of a Ray actor pool of ``workers`` actors; same outcomes).
     """
     spec = protocol if isinstance(protocol, ProtocolSpec) else load_protocol(protocol)
     spec = spec.with_trials(trials)
@@ -130,7 +133,7 @@ def evaluate_policy(
     if out is not None:
         check_out(out)
     outcomes = run_episodes(ref, env_spec, episodes, workers=workers, progress=progress,
-                            desc=f"evaluate {spec.name}")
+                            desc=f"evaluate {spec.name}", executor=executor)
     rows = []
     for c in spec.conditions:
         oc = [o for o in outcomes if o.condition == c.name]
