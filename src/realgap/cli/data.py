@@ -11,6 +11,8 @@ CONVERT_EPILOG = """source layouts (details in the realgap.data.readers module d
              image or image_<camera> (paths relative to the manifest), action (list,
              "[..]" or "a b c") or action_0..; optional state/state_0.., task, factors
   robomimic  FILE.hdf5: data/demo_N/{actions, obs/<camera>_image, obs/<low-dim keys>}
+             (LIBERO obs/<camera>_rgb too; a raw robosuite demo.hdf5 needs robomimic's
+             dataset_states_to_obs.py first)
   zarr       DIR.zarr or FILE.zarr.zip (v2 or v3): data/{img|<camera>, action, state},
              meta/episode_ends
   lerobot    DIR with meta/info.json (codebase v2.x or v3.0), parquet data, images as
@@ -47,8 +49,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="source format (default: detect)")
     pc.add_argument("--domain", default="real", help="domain label of the frames (default: real)")
     pc.add_argument("--task", default=None, help="task name (default: from the source)")
-    pc.add_argument("--camera", action="append", default=None,
-                    help="camera/image key to import (repeatable; default: all)")
+    pc.add_argument("--camera", action="append", default=None, metavar="NAME|SRC=DST",
+                    help="camera to import (NAME), or to import renamed (SRC=DST, e.g. top=head); "
+                         "repeatable. Plain names select cameras (only those named are "
+                         "imported); with only SRC=DST renames, the other cameras are kept "
+                         "under their own names unless --only-mapped (default: all cameras)")
+    pc.add_argument("--only-mapped", action="store_true",
+                    help="import only the cameras named by --camera SRC=DST")
+    pc.add_argument("--action-key", default=None, metavar="KEY",
+                    help="source field holding the actions (default: LeRobot 'action', robomimic "
+                         "'actions', zarr data/action, manifest 'action'), e.g. --action-key actions")
+    pc.add_argument("--state-key", action="append", default=None, metavar="KEY",
+                    help="source field holding the state; repeatable, concatenated in order "
+                         "(default: LeRobot 'observation.state', robomimic all low-dim obs, zarr "
+                         "data/state, manifest 'state'), e.g. --state-key state")
     pc.add_argument("--append", action="store_true",
                     help="add to an existing FrameSet at --out instead of refusing")
     pc.add_argument("--video-storage", default="copy", choices=("copy", "lossless"),
@@ -81,10 +95,12 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from realgap.data.conversion import convert
+    from realgap.data.conversion import convert, parse_camera_args
 
+    plain, cmap = parse_camera_args(args.camera)
     fs = convert(args.src, args.out, fmt=args.format, domain=args.domain, task=args.task,
-                 cameras=args.camera, append=args.append,
+                 cameras=plain, camera_map=cmap, only_mapped=args.only_mapped,
+                 action_key=args.action_key, state_keys=args.state_key, append=args.append,
                  progress=not args.no_progress and sys.stderr.isatty(),
                  video_storage=args.video_storage)
     print(f"wrote {fs.root}: {len(fs)} frames, cameras {fs.cameras}, hash {fs.content_hash[:12]}")

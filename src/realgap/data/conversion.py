@@ -20,13 +20,22 @@ Frames a reader decoded from a video are kept as that video (``video_storage="co
 the default; zero error against a direct decode of the source, size at most the
 source's), see :mod:`realgap.data._images`; ``video_storage="lossless"`` stores the
 decoded frames compressed losslessly instead.
+
+Mapping on the way in: ``camera_map`` renames cameras (``{"top": "head"}``: the source's
+``top`` frames become the FrameSet's ``head``), ``action_key``/``state_keys`` name the
+source's action and state fields when they are not the format's defaults (LeRobot
+``actions``/``state``, a robomimic dataset, zarr arrays, manifest columns). Cameras the
+map does not name are kept under their own names, unless ``only_mapped`` or a plain
+camera selection (``cameras``) says otherwise; ``--append`` compares the cameras after
+renaming, so a real set converted with ``--camera top=head`` can grow from more sources
+mapped the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +44,7 @@ from tqdm import tqdm
 
 from realgap.data.frameset import FrameSet
 from realgap.data.readers import READERS, detect_format
+from realgap.data.readers._base import CAMERA_NAME_CHARS
 from realgap.data.writer import FrameSetWriter
 from realgap.errors import ConfigError, DataError, MissingFileError
 
@@ -53,6 +63,10 @@ def convert(
     skip_existing: bool = True,
     progress: bool = False,
     video_storage: str = "copy",
+    camera_map: Mapping[str, str] | None = None,
+    only_mapped: bool = False,
+    action_key: str | None = None,
+    state_keys: Sequence[str] | None = None,
 ) -> FrameSet:
     """Read ``src`` (format ``fmt`` or detected) and write its episodes to the FrameSet ``out``.
 
@@ -72,6 +86,11 @@ def convert(
         video_storage: ``"copy"`` keeps video-sourced frames as the source video (checked
             to decode to exactly the reader's frames, else stored losslessly);
             ``"lossless"`` always stores decoded frames losslessly.
+        camera_map: source camera -> FrameSet camera name (see the module docstring).
+        only_mapped: import only the cameras ``camera_map`` names (and ``cameras``).
+        action_key: the source's action field (default: the format's, e.g. ``action``).
+        state_keys: the source's state fields, concatenated in this order (default: the
+            format's, e.g. LeRobot ``observation.state``).
 
     Returns:
         The FrameSet at ``out``.
@@ -89,7 +108,13 @@ def convert(
     name = detect_format(src_p) if fmt == "auto" else fmt
     if name not in READERS:
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of {list(FORMATS)}")
-    reader = READERS.create(name, src=src_p, task=task, cameras=cameras)
+    cmap = dict(camera_map or {})
+    select: list[str] | None = None
+    if cameras is not None or only_mapped:
+        select = list(dict.fromkeys([*(cameras or []), *cmap]))
+    reader = READERS.create(name, src=src_p, task=task, cameras=select, action_key=action_key,
+                            state_keys=None if state_keys is None else list(state_keys))
+    rename = _camera_names(src_p, reader.cameras, cmap)
     with FrameSetWriter(out_p, source=reader.source, resume=append, staged=True) as w:
         done = w.completed_episodes()
         bar = tqdm(total=reader.n_episodes, disable=not progress, unit="episode",
@@ -104,13 +129,62 @@ def convert(
                                     "already in the FrameSet; convert into a new directory or "
                                     "use another --domain/--task")
                 videos = ep.videos if video_storage == "copy" else None
-                w.add_episode(domain=domain, task=ep.task, episode=ep.episode, images=ep.images,
+                images = {rename[c]: v for c, v in ep.images.items()}
+                if videos is not None:
+                    videos = {rename[c]: v for c, v in videos.items()}
+                w.add_episode(domain=domain, task=ep.task, episode=ep.episode, images=images,
                               actions=ep.actions, states=ep.states, factors=ep.factors,
                               source=ep.source, videos=videos)
                 del ep  # the episode's frames are on disk now; keep memory to one episode
         finally:
             bar.close()
     return FrameSet.open(out_p)
+
+
+def parse_camera_args(items: Sequence[str] | None, flag: str = "--camera"
+                      ) -> tuple[list[str] | None, dict[str, str]]:
+    """Split repeated ``--camera`` values into plain names and ``SRC=DST`` renames.
+
+    Returns:
+        (plain names, or None when none were given; ``{SRC: DST}``).
+
+    Raises:
+        ConfigError: an empty side, a source named twice, or two sources mapped to one name.
+    """
+    plain: list[str] = []
+    cmap: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            plain.append(item)
+            continue
+        a, _, b = (x.strip() for x in item.partition("="))
+        if not a or not b or "=" in b:
+            raise ConfigError(f"{flag} {item!r}: expected SRC=DST with both names, e.g. "
+                              f"{flag} top=head")
+        if a in cmap and cmap[a] != b:
+            raise ConfigError(f"{flag}: camera {a!r} is mapped twice ({cmap[a]!r} and {b!r}); "
+                              "map it once")
+        cmap[a] = b
+    return (plain or None), cmap
+
+
+def _camera_names(src: Path, have: Sequence[str], cmap: Mapping[str, str]) -> dict[str, str]:
+    """Source camera -> FrameSet camera for the cameras the reader will yield."""
+    missing = [c for c in cmap if c not in have]
+    if missing:
+        raise ConfigError(f"{src}: --camera maps {missing}, which the source does not have; "
+                          f"its cameras: {sorted(have)}")
+    rename = {c: cmap.get(c, c) for c in have}
+    bad = [d for d in rename.values() if not d or not set(d) <= CAMERA_NAME_CHARS]
+    if bad:
+        raise ConfigError(f"--camera: new names {bad} must be letters, digits, '_', '-' or '.'")
+    seen: dict[str, str] = {}
+    for c, d in rename.items():
+        if d in seen:
+            raise ConfigError(f"--camera: cameras {seen[d]!r} and {c!r} would both be named {d!r}; "
+                              "map them to different names or pass --only-mapped")
+        seen[d] = c
+    return rename
 
 
 def upgrade(src: str | os.PathLike[str], out: str | os.PathLike[str], progress: bool = False) -> FrameSet:

@@ -294,9 +294,11 @@ def check_episodes(path: Path | str, episodes: Iterator[ReadEpisode]) -> Iterato
         yield ep
 
 
-def decode_image(data: bytes | Path, file: Path | str, what: str) -> np.ndarray:
+def decode_image(data: bytes | Path, file: Path | str, what: str, exif: bool = False) -> np.ndarray:
     """One encoded image (bytes, or a file already checked with :func:`inside_root`) as
-    uint8 ``(H, W, 3)`` RGB.
+    uint8 ``(H, W, 3)`` RGB; with ``exif``, turned upright by its EXIF orientation tag
+    (``PIL.ImageOps.exif_transpose``: photos from phones and cameras). LeRobot image
+    columns are decoded without it, as lerobot's own loader does.
 
     Pillow raises many exception types on malformed input (its own fuzzing harness catches
     ``Exception``), so any failure to decode becomes a DataError naming ``file``; images
@@ -312,6 +314,11 @@ def decode_image(data: bytes | Path, file: Path | str, what: str) -> np.ndarray:
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+                if exif:
+                    from PIL import ImageOps
+
+                    upright = ImageOps.exif_transpose(im)
+                    return np.asarray(upright.convert("RGB"), dtype=np.uint8)
                 return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except MemoryError:
         raise

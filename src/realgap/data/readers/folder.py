@@ -16,6 +16,11 @@ Manifest columns, one row per frame:
 - actions: ``action`` (a Parquet list column, or in CSV a JSON list ``"[0.1, 0.2]"`` or
   space-separated numbers) or numbered columns ``action_0, action_1, ...``; required.
 - states: ``state`` or ``state_0, ...`` in the same forms; optional.
+- ``action_key`` / ``state_keys`` name other columns (or prefixes of numbered columns),
+  e.g. ``actions`` or ``["joint_pos", "gripper"]`` (concatenated in that order).
+- JPEG EXIF orientation is applied (``PIL.ImageOps.exif_transpose``), as a photo viewer
+  shows the image: a phone photo taken in portrait is stored landscape with an
+  orientation tag, and its camera's size is the size after rotation.
 - optional ``task`` (str; overrides ``--task`` per row) and ``factors`` (JSON object).
 
 The manifest is untrusted: an image path must stay inside the manifest's folder (no
@@ -65,7 +70,7 @@ def _detect(src: Path) -> bool:
 
 
 def _vector_columns(df: pd.DataFrame, prefix: str) -> list[str]:
-    pat = re.compile(rf"^{prefix}[_.]?(\d+)$")
+    pat = re.compile(rf"^{re.escape(prefix)}[_.]?(\d+)$")
     numbered = sorted((int(m.group(1)), c) for c in df.columns if (m := pat.match(str(c))))
     return [c for _, c in numbered]
 
@@ -114,7 +119,9 @@ def _image_size(p: Path) -> tuple[int, int]:
             warnings.simplefilter("ignore")  # keep Pillow's notes off the one-line stderr
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as im:
-                return im.size
+                w, h = im.size
+                # EXIF orientations 5-8 turn the image a quarter: width and height swap
+                return (h, w) if im.getexif().get(0x0112) in (5, 6, 7, 8) else (w, h)
     except MemoryError:
         raise
     except Exception as exc:  # Pillow raises many types on bad input
@@ -122,8 +129,15 @@ def _image_size(p: Path) -> tuple[int, int]:
                         "re-export it as PNG/JPEG") from exc
 
 
-def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -> SourceReader:
-    """Check a manifest folder (see the module docstring) and return its reader."""
+def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None,
+                action_key: str | None = None,
+                state_keys: Sequence[str] | None = None) -> SourceReader:
+    """Check a manifest folder (see the module docstring) and return its reader.
+
+    Args:
+        action_key: column (or numbered-column prefix) of the actions (default ``action``).
+        state_keys: columns concatenated into the state (default ``state`` when present).
+    """
     manifest = find_manifest(src)
     if manifest is None:
         raise MissingFileError(f"{src}: no manifest found (looked for {', '.join(MANIFEST_NAMES)}); "
@@ -155,8 +169,12 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
         r = df[dup].iloc[0]
         raise DataError(f"{manifest}: (episode {r['episode']}, step {r['step']}) appears twice; "
                         "give each frame a unique step")
-    actions = _matrix(manifest, df, "action", required=True)
-    states = _matrix(manifest, df, "state", required=False)
+    actions = _matrix(manifest, df, action_key or "action", required=True)
+    if state_keys is None:
+        states = _matrix(manifest, df, "state", required=False)
+    else:
+        parts = [_matrix(manifest, df, k, required=True) for k in state_keys]
+        states = np.concatenate(parts, axis=1) if parts else np.zeros((len(df), 0))
     if task is None and "task" not in df.columns:
         task = manifest.parent.name or "task"
     factors = None
@@ -217,7 +235,7 @@ def open_folder(src: Path, *, task: str | None, cameras: Sequence[str] | None) -
                 frames = []
                 for rel in df[image_cols[cam]].iloc[rows]:
                     p = inside_root(base, str(rel), manifest, "image path")
-                    frames.append(decode_image(p, p, "image"))
+                    frames.append(decode_image(p, p, "image", exif=True))
                     if frames[-1].shape != frames[0].shape:  # the header pass saw another size
                         raise DataError(f"{p}: image changed size while converting; convert "
                                         "again from a source nobody is writing to")

@@ -27,8 +27,9 @@ video; tasks in ``meta/tasks.parquet`` (task string as index or column, ``task_i
 Images with ``dtype: "image"`` are Parquet structs ``{bytes, path}`` (PNG/JPEG bytes, or a
 path relative to the dataset root); ``dtype: "video"`` frames are decoded with PyAV and
 matched to timestamps within half a frame period. Cameras are the feature keys with the
-``observation.images.`` prefix removed; actions are ``action``; states are
-``observation.state`` when present.
+``observation.images.`` prefix removed; actions are ``action`` (another feature with
+``action_key``, e.g. ``actions``); states are ``observation.state`` when present (other
+features, concatenated in the given order, with ``state_keys``, e.g. ``state``).
 
 The dataset is untrusted: every path it names (``data_path``/``video_path`` templates,
 image ``path`` fields, symlinks) must stay inside its root, templates may use only the
@@ -66,7 +67,7 @@ from realgap.data.readers._base import (
     pick_cameras,
     read_json,
 )
-from realgap.errors import DataError, MissingFileError
+from realgap.errors import ConfigError, DataError, MissingFileError
 
 IMAGE_PREFIX = "observation.images."
 V2_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
@@ -453,9 +454,6 @@ def _read_info(src: Path) -> tuple[Path, dict[str, Any]]:
         if not isinstance(f, dict):
             raise DataError(f"{info_path}: feature {k!r} is not an object ({_json_kind(f)}); "
                             "each feature needs {\"dtype\": ..., \"shape\": [...]}")
-    if "action" not in feats:
-        raise DataError(f"{info_path}: features lack 'action' (got {sorted(feats)}); realgap "
-                        "needs actions")
     fps = info.get("fps")
     if (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps)
             or fps <= 0):
@@ -464,12 +462,48 @@ def _read_info(src: Path) -> tuple[Path, dict[str, Any]]:
     return info_path, info
 
 
-def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) -> SourceReader:
-    """Check a LeRobot dataset folder (see the module docstring) and return its reader."""
+def _vector_features(info_path: Path, feats: dict[str, dict[str, Any]], what: str,
+                     keys: Sequence[str], flag: str) -> list[str]:
+    """``keys`` checked to be non-visual features of the dataset (DataError/ConfigError)."""
+    plain = sorted(k for k, f in feats.items() if f.get("dtype") not in ("video", "image")
+                   and k not in _BOOKKEEPING)
+    missing = [k for k in keys if k not in feats]
+    if missing:
+        hint = f"pass {flag} KEY (one of {plain})"
+        cls = DataError if keys == ["action"] else ConfigError  # the default, or a user's typo
+        raise cls(f"{info_path}: features lack {', '.join(map(repr, missing))} (got "
+                  f"{sorted(feats)}); realgap needs {what}: {hint}")
+    return list(keys)
+
+
+#: Per-frame bookkeeping columns every LeRobot dataset has; never actions or states.
+_BOOKKEEPING = frozenset({"episode_index", "frame_index", "timestamp", "index", "task_index"})
+
+
+def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None,
+                 action_key: str | None = None,
+                 state_keys: Sequence[str] | None = None) -> SourceReader:
+    """Check a LeRobot dataset folder (see the module docstring) and return its reader.
+
+    Args:
+        action_key: feature holding the actions (default ``action``; e.g. ``actions``).
+        state_keys: features concatenated, in this order, into the state vector (default
+            ``observation.state`` when present, else no state; e.g. ``["state"]``).
+    """
     info_path, info = _read_info(src)
     version: str = info["codebase_version"]
     v3 = version.startswith("v3")
     feats: dict[str, dict[str, Any]] = info["features"]
+    akey = _vector_features(info_path, feats, "actions", [action_key or "action"],
+                            "--action-key")[0]
+    if state_keys is None:
+        skeys = ["observation.state"] if "observation.state" in feats else []
+    else:
+        skeys = _vector_features(info_path, feats, "the state features", list(state_keys),
+                                 "--state-key")
+    if akey in skeys:
+        raise ConfigError(f"{info_path}: {akey!r} is named as both the action and a state "
+                          "feature; pass different --action-key and --state-key")
     fps = float(info["fps"])
     visual = {camera_name(k): k for k, f in feats.items() if f.get("dtype") in ("video", "image")}
     cams = pick_cameras(info_path, list(visual), cameras)
@@ -478,9 +512,8 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
         raise DataError(f"{info_path}: lacks video_path, needed for the video features; restore it")
     tasks = _tasks(src, v3)
     eps = _episodes_v3(src, info_path, info) if v3 else _episodes_v2(src, info_path, info)
-    has_state = "observation.state" in feats
-    cols = ["episode_index", "frame_index", "timestamp", "action"]
-    cols += ["observation.state"] * has_state + ["task_index"] * ("task_index" in feats)
+    cols = ["episode_index", "frame_index", "timestamp", akey, *skeys]
+    cols += ["task_index"] * ("task_index" in feats)
     # Up-front pass over the low-dim columns, image columns present, videos open: a bad
     # source fails before the first episode is written.
     tables: dict[Path, pd.DataFrame] = {}
@@ -505,9 +538,9 @@ def open_lerobot(src: Path, *, task: str | None, cameras: Sequence[str] | None) 
                             "disagree")
         order = np.argsort(_scalars(path, "frame_index", rows["frame_index"], where), kind="stable")
         rows = rows.iloc[order]
-        ep["actions"] = _vectors(path, "action", rows["action"], where)
-        ep["states"] = (_vectors(path, "observation.state", rows["observation.state"], where)
-                        if has_state else np.zeros((len(rows), 0)))
+        ep["actions"] = _vectors(path, akey, rows[akey], where)
+        parts = [_vectors(path, k, rows[k], where) for k in skeys]
+        ep["states"] = np.concatenate(parts, axis=1) if parts else np.zeros((len(rows), 0))
         ep["timestamps"] = _scalars(path, "timestamp", rows["timestamp"], where)
         ep["frame_order"] = order
         ep["task"] = task

@@ -11,11 +11,29 @@ Layout (robomimic's dataset format, as written by its ``dataset_states_to_obs`` 
       demo_1/ ...
     mask/                         (ignored: train/valid filter keys)
 
-Cameras are the ``obs`` keys ending in ``_image`` with the suffix removed (``agentview``).
+Cameras are the image ``obs`` keys, named by :data:`IMAGE_KEYS` (first match wins):
+
+    ========================  ===============  ===========================================
+    ``obs`` key               camera           written by
+    ========================  ===============  ===========================================
+    ``<name>_image``          ``<name>``       robomimic ``dataset_states_to_obs``
+                                               (``agentview_image``, ``robot0_eye_in_hand_image``)
+    ``<name>_rgb``            ``<name>``       LIBERO (``agentview_rgb``, ``eye_in_hand_rgb``)
+    ``image``, ``rgb``        ``image``        single-camera robomimic-style exports
+    ========================  ===============  ===========================================
+
+When two keys give one camera name (``agentview_image`` and ``agentview_rgb``), the first
+row of the table wins. Depth maps (``<name>_depth``) and segmentation are not images.
+Actions are ``actions`` (another dataset of the demo group with ``action_key``).
 The state vector is the concatenation, in the order given by ``state_keys`` (default:
 the low-dim ``obs`` keys present in every demo, sorted by name), of the per-frame vectors;
 the layout is recorded in ``source``. Demos are episodes, numbered by ``N`` of
-``demo_N`` and read in that order. The task defaults to ``env_args["env_name"]``.
+``demo_N`` and read in that order. The task defaults to LIBERO's
+``problem_info["language_instruction"]`` when present, else ``env_args["env_name"]``.
+
+A raw robosuite ``demo.hdf5`` (``data/demo_N/states`` and ``actions``, no ``obs``) holds
+simulator states, not images; it is refused with the two robomimic commands that render
+it (``conversion/convert_robosuite.py``, then ``dataset_states_to_obs.py``).
 
 The file is untrusted: links to other files (``ExternalLink``), datasets whose bytes are
 stored in other files (external storage, virtual datasets) are refused, as is any
@@ -46,9 +64,35 @@ from realgap.data.readers._base import (
     check_read_size,
     pick_cameras,
 )
-from realgap.errors import DataError, RealgapError
+from realgap.errors import ConfigError, DataError, RealgapError
 
 _DEMO = re.compile(r"^demo_(\d+)$")
+#: Recognised image ``obs`` keys: (suffix or whole key, camera name or None = key minus
+#: suffix), in order of precedence. See the module docstring's table.
+IMAGE_KEYS: tuple[tuple[str, str | None], ...] = (
+    ("_image", None), ("_rgb", None), ("image", "image"), ("rgb", "image"))
+#: What a states-only robosuite file needs before realgap can read it.
+STATES_TO_OBS = (
+    "python robomimic/scripts/conversion/convert_robosuite.py --dataset {src} && "
+    "python robomimic/scripts/dataset_states_to_obs.py --dataset {src} --output_name "
+    "image.hdf5 --done_mode 2 --camera_names agentview robot0_eye_in_hand "
+    "--camera_height 84 --camera_width 84")
+
+
+def image_cameras(keys: Sequence[str]) -> dict[str, str]:
+    """Camera name -> ``obs`` key for the image keys among ``keys`` (:data:`IMAGE_KEYS`)."""
+    out: dict[str, tuple[int, str]] = {}
+    for k in keys:
+        for rank, (pat, cam) in enumerate(IMAGE_KEYS):
+            if cam is not None:
+                name = cam if k == pat else None
+            else:
+                name = k[: -len(pat)] if k.endswith(pat) and len(k) > len(pat) else None
+            if name is not None:
+                if name not in out or rank < out[name][0]:
+                    out[name] = (rank, k)
+                break
+    return {c: k for c, (_, k) in out.items()}
 HDF5_SUFFIXES = (".hdf5", ".h5", ".hdf")
 
 
@@ -120,11 +164,16 @@ def _read(src: Path, ds: Any) -> np.ndarray:
 
 
 def _env_name(data: Any) -> str | None:
-    try:
-        name = json.loads(data.attrs["env_args"]).get("env_name")
-    except (KeyError, OSError, json.JSONDecodeError, TypeError, AttributeError, ValueError):
-        return None
-    return name if isinstance(name, str) and name else None
+    """LIBERO's language instruction, else robomimic's env name, else None."""
+    for attr, key in (("problem_info", "language_instruction"), ("env_args", "env_name")):
+        try:
+            name = json.loads(data.attrs[attr]).get(key)
+        except (KeyError, OSError, json.JSONDecodeError, TypeError, AttributeError, ValueError,
+                RecursionError):
+            continue
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return None
 
 
 def open_robomimic(
@@ -133,8 +182,15 @@ def open_robomimic(
     task: str | None,
     cameras: Sequence[str] | None,
     state_keys: Sequence[str] | None = None,
+    action_key: str | None = None,
 ) -> SourceReader:
-    """Check a robomimic HDF5 file (see the module docstring) and return its reader."""
+    """Check a robomimic HDF5 file (see the module docstring) and return its reader.
+
+    Args:
+        state_keys: low-dim ``obs`` keys concatenated into the state (default: all).
+        action_key: dataset of each demo group holding the actions (default ``actions``).
+    """
+    akey = action_key or "actions"
     with _open_file(src) as f, _h5_errors(src):
         if "data" not in f:
             raise DataError(f"{src}: no 'data' group; expected robomimic layout data/demo_N/...")
@@ -146,8 +202,15 @@ def open_robomimic(
         image_sets, lowdim_sets, n_steps, a_dims = [], [], {}, {}
         for _, name in demos:
             g = _member(src, data, name, "group")
+            if g.get("obs", getlink=True) is None and g.get("states", getlink=True) is not None:
+                raise DataError(f"{src}: data/{name} has simulator states but no 'obs' (a raw "
+                                "robosuite demo.hdf5); render observations first: "
+                                + STATES_TO_OBS.format(src=src))
             obs = _member(src, g, "obs", "group")
-            acts = check_finite(src, "actions", _read(src, _member(src, g, "actions", "dataset")),
+            if akey != "actions" and g.get(akey, getlink=True) is None:
+                raise ConfigError(f"{src}: --action-key {akey!r}: data/{name} has no such dataset "
+                                  f"(it has {sorted(g)}); name a dataset of the demo group")
+            acts = check_finite(src, akey, _read(src, _member(src, g, akey, "dataset")),
                                 f" of data/{name}")
             if len(acts) == 0:
                 raise DataError(f"{src}: data/{name} has no frames (0 actions); drop the empty "
@@ -158,11 +221,12 @@ def open_robomimic(
                 raise DataError(f"{src}: data/{name}/actions has {a_dims[name]} dims, data/"
                                 f"{first}'s {a_dims[first]}; one action layout per file")
             members = {k: _member(src, obs, k, "dataset") for k in obs}
-            image_sets.append({k[: -len("_image")] for k in members if k.endswith("_image")})
-            lowdim_sets.append({k for k, d in members.items() if not k.endswith("_image")
+            img_keys = image_cameras(list(members))
+            image_sets.append(set(img_keys.items()))
+            lowdim_sets.append({k for k, d in members.items() if k not in img_keys.values()
                                 and d.ndim <= 2 and d.dtype.kind == "f"})
-        cams_all = sorted(set.intersection(*image_sets))
-        cams = pick_cameras(src, cams_all, cameras)
+        cam_key = dict(set.intersection(*image_sets))
+        cams = pick_cameras(src, sorted(cam_key), cameras)
         common = set.intersection(*lowdim_sets)
         keys = sorted(common) if state_keys is None else list(state_keys)
         missing = [k for k in keys if k not in common]
@@ -173,7 +237,7 @@ def open_robomimic(
         for _, name in demos:
             obs, n = data[name]["obs"], n_steps[name]
             for c in cams:
-                ds, what = obs[f"{c}_image"], f"data/{name}/obs/{c}_image"
+                ds, what = obs[cam_key[c]], f"data/{name}/obs/{cam_key[c]}"
                 if ds.shape[:1] != (n,):
                     raise DataError(f"{src}: {what} has {ds.shape[0] if ds.shape else 0} frames, "
                                     f"its actions {n}; one image per step is needed")
@@ -201,9 +265,9 @@ def open_robomimic(
             data = f["data"]
             for n, name in demos:
                 g = data[name]
-                imgs = {c: check_images(src, f"data/{name}/obs/{c}_image",
-                                        _read(src, g["obs"][f"{c}_image"])) for c in cams}
-                acts = check_finite(src, "actions", _read(src, g["actions"]), f" of data/{name}")
+                imgs = {c: check_images(src, f"data/{name}/obs/{cam_key[c]}",
+                                        _read(src, g["obs"][cam_key[c]])) for c in cams}
+                acts = check_finite(src, akey, _read(src, g[akey]), f" of data/{name}")
                 parts = [np.asarray(_read(src, g["obs"][k]), dtype=np.float64).reshape(len(acts), -1)
                          for k in keys]
                 states = np.concatenate(parts, axis=1) if parts else np.zeros((len(acts), 0))

@@ -13,6 +13,9 @@ Layout (diffusion_policy ``ReplayBuffer``: all episodes concatenated along axis 
         episode_ends          (E,) int                exclusive end row of each episode,
                                                        increasing, last == N
 
+``action_key`` and ``state_keys`` name other arrays of ``data/`` (e.g. ``actions``, or
+``["robot_eef_pos", "robot_eef_quat"]``, concatenated in that order).
+
 Episode ``i`` is rows ``[episode_ends[i-1], episode_ends[i])`` (``episode_ends[-1] = 0``).
 Both zarr v2 (``.zgroup``/``.zarray``) and v3 (``zarr.json``) stores are read by zarr 3,
 which detects the format itself; a ``.zip`` file is read through ``zarr.storage.ZipStore``.
@@ -48,7 +51,7 @@ from realgap.data.readers._base import (
     inside_root,
     pick_cameras,
 )
-from realgap.errors import DataError, RealgapError
+from realgap.errors import ConfigError, DataError, RealgapError
 
 _ZARR_MARKERS = (".zgroup", "zarr.json")
 def _detect(src: Path) -> bool:
@@ -147,9 +150,21 @@ def _read(src: Path, arr: Any, name: str, sl: slice = slice(None)) -> np.ndarray
 
 
 def open_zarr_buffer(
-    src: Path, *, task: str | None, cameras: Sequence[str] | None
+    src: Path, *, task: str | None, cameras: Sequence[str] | None,
+    action_key: str | None = None, state_keys: Sequence[str] | None = None,
 ) -> SourceReader:
-    """Check a replay buffer (see the module docstring) and return its reader."""
+    """Check a replay buffer (see the module docstring) and return its reader.
+
+    Args:
+        action_key: array of ``data/`` holding the actions (default ``action``).
+        state_keys: arrays of ``data/`` concatenated into the state (default ``state``
+            when present, else none).
+    """
+    akey = action_key or "action"
+    want_states = list(state_keys) if state_keys is not None else ["state"]
+    if akey in want_states:
+        raise ConfigError(f"{src}: data/{akey} is named as both the action and a state; pass "
+                          "different --action-key and --state-key")
     root = _open_root(src)
     with _zarr_errors(src, "the root group"):
         present = {g: g in root for g in ("data", "meta")}
@@ -160,19 +175,27 @@ def open_zarr_buffer(
     data = _node(src, root, "data", "data/", "group")
     meta = _node(src, root, "meta", "meta/", "group")
     has = {}
-    for grp, key, node in (("data", "action", data), ("meta", "episode_ends", meta),
-                           ("data", "state", data)):
+    for grp, key, node in (("data", akey, data), ("meta", "episode_ends", meta),
+                           *(("data", k, data) for k in want_states)):
         with _zarr_errors(src, f"{grp}/{key}"):
             has[key] = key in node
         if not has[key] and _stored(src, f"{grp}/{key}"):
             # zarr calls a node whose metadata it cannot parse absent: name the damage
             _node(src, node, key, f"{grp}/{key}", "array")
             has[key] = True
-    if not (has["action"] and has["episode_ends"]):
-        raise DataError(f"{src}: expected data/action and meta/episode_ends; fix the replay "
-                        "buffer's layout")
+    if action_key is not None and not has[akey]:
+        raise ConfigError(f"{src}: --action-key {akey!r}: no data/{akey} in the store; name an "
+                          "array of data/")
+    absent = [k for k in want_states if not has[k]] if state_keys is not None else []
+    if absent:
+        raise ConfigError(f"{src}: --state-key {absent}: no such arrays in data/; name arrays "
+                          "of data/")
+    if not (has[akey] and has["episode_ends"]):
+        raise DataError(f"{src}: expected data/{akey} and meta/episode_ends; fix the replay "
+                        "buffer's layout (or pass --action-key)")
+    skeys = [k for k in want_states if has[k]]
     # the arrays realgap needs first, so a damaged one is named; then the cameras
-    arrays = {k: _node(src, data, k, f"data/{k}", "array") for k in ("action", "state") if has[k]}
+    arrays = {k: _node(src, data, k, f"data/{k}", "array") for k in (akey, *skeys)}
     with _zarr_errors(src, "a member of data/"):
         data_keys = sorted(data.keys())
     zarr = require("zarr")
@@ -182,12 +205,12 @@ def open_zarr_buffer(
                 node = data[k]
             if isinstance(node, zarr.Array):
                 arrays[k] = node
-    image_keys = [k for k, a in arrays.items()
-                  if a.ndim == 4 and a.shape[-1] == 3 and a.dtype == np.uint8]
+    image_keys = [k for k, a in arrays.items() if k not in (akey, *skeys)
+                  and a.ndim == 4 and a.shape[-1] == 3 and a.dtype == np.uint8]
     cams = pick_cameras(src, image_keys, cameras)
-    action = arrays["action"]
+    action = arrays[akey]
     if action.ndim not in (1, 2) or action.shape[0] == 0:
-        raise DataError(f"{src}: data/action has shape {action.shape}, expected (N, A) with N > 0; "
+        raise DataError(f"{src}: data/{akey} has shape {action.shape}, expected (N, A) with N > 0; "
                         "one action vector per frame")
     n = int(action.shape[0])
     ends_arr = _node(src, meta, "episode_ends", "meta/episode_ends", "array")
@@ -198,13 +221,14 @@ def open_zarr_buffer(
     if len(ends) == 0 or np.any(np.diff(np.r_[0, ends]) <= 0) or ends[-1] != n:
         raise DataError(f"{src}: meta/episode_ends {ends[:5].tolist()}... must increase strictly "
                         f"and end at the {n} rows of data/action; fix the episode boundaries")
-    for k in [*cams, "state"]:
-        if k in arrays and (arrays[k].ndim == 0 or int(arrays[k].shape[0]) != n):
-            raise DataError(f"{src}: data/{k} has shape {arrays[k].shape}, data/action has {n} "
+    for k in [*cams, *skeys]:
+        if arrays[k].ndim == 0 or int(arrays[k].shape[0]) != n:
+            raise DataError(f"{src}: data/{k} has shape {arrays[k].shape}, data/{akey} has {n} "
                             "rows; every array needs one row per frame")
-    actions = check_finite(src, "data/action", _read(src, action, "data/action"))
-    states = (check_finite(src, "data/state", _read(src, arrays["state"], "data/state"))
-              if "state" in arrays else np.zeros((n, 0)))
+    actions = check_finite(src, f"data/{akey}", _read(src, action, f"data/{akey}"))
+    parts = [check_finite(src, f"data/{k}", _read(src, arrays[k], f"data/{k}").reshape(n, -1))
+             for k in skeys]
+    states = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0))
     starts = np.r_[0, ends[:-1]]
     task_name = task or src.name.removesuffix(".zip").removesuffix(".zarr") or "task"
     fmt = getattr(getattr(root, "metadata", None), "zarr_format", "?")
