@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", action="append", default=[], metavar="ENCODER=PATH",
                    help="checkpoint of a zoo encoder (repeatable)")
     p.add_argument("--camera", default=None, help="camera to embed (default: head)")
+    p.add_argument("--real-camera", default=None, metavar="NAME",
+                   help="the real set's camera to compare with the sim --camera when the names "
+                        "differ, e.g. --real-camera top for a LeRobot set against sim head "
+                        "(default: the same name in both)")
     p.add_argument("--k", type=int, default=384, help="PCA components of the paper's DIS (dis_paper)")
     p.add_argument("--space-k", type=int, default=32,
                    help="leading components of the common space, the same for every encoder")
@@ -75,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = GapConfig(
         encoders=encoders, out=args.out, frames=args.frames, sim=args.sim, real=args.real,
         sim_domain=args.sim_domain, real_domain=args.real_domain, camera=args.camera,
+        real_camera=args.real_camera,
         k=args.k, space_k=args.space_k, n_boot=args.n_boot, n_perm=args.n_perm,
         seed=args.seed, cache=args.cache,
         weights=_weights(args.weights), saliency_pairs=args.saliency_pairs,

@@ -86,6 +86,10 @@ class GapConfig:
     """Domain label of the real frames."""
     camera: str | None = None
     """Camera to embed; None takes ``head`` when present, else the first camera."""
+    real_camera: str | None = None
+    """The real set's camera paired with the sim camera when their names differ (a LeRobot
+    set's ``top`` against sim ``head``; :func:`realgap.data.mapping.map_real_camera`);
+    None: the same name in both."""
     k: int = 384
     """PCA components of the paper's DIS (``dis_paper``; DESIGN.md; cut to min(k, N-1, D))."""
     space_k: int = 32
@@ -492,6 +496,9 @@ def run_gap(cfg: GapConfig) -> GapResult:
         if len(view) < 4 or np.unique(view.episodes()).size < 2:
             raise DataError(f"{flag}: {len(view)} frames in {np.unique(view.episodes()).size} "
                             "episode(s); the gap suite needs at least 2 episodes per domain")
+    from realgap.data.mapping import map_real_camera
+
+    real = map_real_camera(sim, real, cfg.camera, cfg.real_camera)
     camera = pick_camera(sim, real, cfg.camera)
     cache = Path(cfg.cache) if cfg.cache else Path(cfg.out) / "cache"
     weights = dict(cfg.weights)
