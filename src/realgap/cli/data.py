@@ -1,4 +1,4 @@
-"""``realgap data {info,validate,convert,upgrade}``: inspect, check, import and upgrade FrameSets."""
+"""``realgap data {info,validate,convert,export,upgrade}``: inspect, check, import, export and upgrade FrameSets."""
 
 from __future__ import annotations
 
@@ -71,6 +71,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only on a terminal)")
     pc.set_defaults(func=run_convert)
 
+    pe = dsub.add_parser(
+        "export", help="write a FrameSet as another format (lerobot: LeRobot v3.0, PNG frames)")
+    pe.add_argument("src", metavar="SRC", help="FrameSet directory")
+    pe.add_argument("--format", default="lerobot", choices=("lerobot",),
+                    help="output format (lerobot: codebase v3.0 as lerobot 0.4 writes it)")
+    pe.add_argument("--out", required=True, help="new dataset directory to write")
+    pe.add_argument("--fps", type=float, default=10.0,
+                    help="frames per second recorded in info.json; timestamp = step / fps "
+                         "(default 10)")
+    pe.add_argument("--domain", default=None, help="export only this domain (default: all frames)")
+    pe.set_defaults(func=run_export)
+
     pu = dsub.add_parser("upgrade", help="copy a FrameSet of an older format into a new one")
     pu.add_argument("path", metavar="PATH", help="FrameSet directory (left unchanged)")
     pu.add_argument("--out", required=True, help="new FrameSet directory to write")
@@ -104,6 +116,16 @@ def run_convert(args: argparse.Namespace) -> int:
                  progress=not args.no_progress and sys.stderr.isatty(),
                  video_storage=args.video_storage)
     print(f"wrote {fs.root}: {len(fs)} frames, cameras {fs.cameras}, hash {fs.content_hash[:12]}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from realgap.data.export import export_lerobot
+
+    out = export_lerobot(args.src, args.out, fps=args.fps, domain=args.domain)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    print(f"wrote {out}: LeRobot {info['codebase_version']}, {info['total_frames']} frames in "
+          f"{info['total_episodes']} episodes")
     return 0
 
 
