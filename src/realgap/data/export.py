@@ -24,7 +24,8 @@ Frames are stored as PNG images (``dtype: "image"``), so exporting then converti
 gives the same pixels exactly; actions and states are float32 as in the FrameSet. Every
 episode of the set (each domain, task, episode in canonical order) becomes one LeRobot
 episode numbered 0, 1, ... in that order; the task string is the FrameSet task. One
-data file holds all frames (LeRobot splits files at ``data_files_size_in_mb``; a reader
+data file holds all frames, one Parquet row group per episode written as it is encoded
+(memory: one episode's frames), (LeRobot splits files at ``data_files_size_in_mb``; a reader
 follows the episodes' ``data/file_index`` either way). Domain labels and factors have
 no place in LeRobot's schema and are not exported (select a domain with ``domain``).
 
@@ -94,6 +95,8 @@ def export_lerobot(src: str | os.PathLike[str] | FrameSet, out: str | os.PathLik
         if domain not in fs.domains:
             raise ConfigError(f"--domain {domain!r}: not in {fs.root} (domains: {fs.domains})")
         fs = fs.select(domain=domain)
+    if len(fs) == 0:
+        raise ConfigError(f"{fs.root}: no frames to export; pick a set or --domain with frames")
     m = fs.manifest
     groups = fs.episodes()
     ep_ids = list(dict.fromkeys(groups.tolist()))  # canonical order
@@ -107,50 +110,73 @@ def export_lerobot(src: str | os.PathLike[str] | FrameSet, out: str | os.PathLik
     task_index = np.array([task_of[t] for t in m["task"].astype(str)], dtype=np.int64)
 
     img_t = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    cols: dict[str, pa.Array] = {}
     features: dict[str, Any] = {}
     stats: dict[str, Any] = {}
-    for cam in fs.cameras:
-        key = f"observation.images.{cam}"
+    cams = fs.cameras
+    for cam in cams:
         h, w, c = fs.image_shape(cam)
-        pngs, s1, s2, lo, hi = [], np.zeros(3), np.zeros(3), np.full(3, 255.0), np.zeros(3)
-        for _, batch in fs.iter_images(cam, batch_size=64):  # memory: one batch of frames
-            pngs += [{"bytes": _png(f), "path": None} for f in batch]
-            x = batch.reshape(-1, 3).astype(np.float64)
-            s1 += x.sum(0)
-            s2 += (x * x).sum(0)
-            lo, hi = np.minimum(lo, x.min(0)), np.maximum(hi, x.max(0))
-        cols[key] = pa.array(pngs, img_t)
-        features[key] = {"dtype": "image", "shape": [h, w, c], "names": ["height", "width", "channels"]}
-        count = n * h * w
-        mean = s1 / count
-        std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
-        stats[key] = {k: (v / 255.0).reshape(3, 1, 1).tolist() for k, v in
-                      (("min", lo), ("max", hi), ("mean", mean), ("std", std))}
-        stats[key]["count"] = [int(n)]
+        features[f"observation.images.{cam}"] = {"dtype": "image", "shape": [h, w, c],
+                                                 "names": ["height", "width", "channels"]}
     if s_dim:
-        cols["observation.state"] = pa.array(list(states), pa.list_(pa.float32(), s_dim))
         features["observation.state"] = {"dtype": "float32", "shape": [s_dim],
                                          "names": [f"state_{i}" for i in range(s_dim)]}
         stats["observation.state"] = _vector_stats(states.astype(np.float64))
-    cols["action"] = pa.array(list(actions), pa.list_(pa.float32(), a_dim))
     features["action"] = {"dtype": "float32", "shape": [a_dim],
                           "names": [f"action_{i}" for i in range(a_dim)]}
     stats["action"] = _vector_stats(actions.astype(np.float64))
     timestamp = (frame_index / fps).astype(np.float32)
-    cols["timestamp"] = pa.array(timestamp, pa.float32())
-    for k, v in (("frame_index", frame_index), ("episode_index", ep_index),
-                 ("index", np.arange(n, dtype=np.int64)), ("task_index", task_index)):
-        cols[k] = pa.array(v, pa.int64())
     features["timestamp"] = {"dtype": "float32", "shape": [1], "names": None}
-    for k in ("frame_index", "episode_index", "index", "task_index"):
+    index = np.arange(n, dtype=np.int64)
+    for k, v in (("frame_index", frame_index), ("episode_index", ep_index), ("index", index),
+                 ("task_index", task_index)):
         features[k] = {"dtype": "int64", "shape": [1], "names": None}
-        stats[k] = _vector_stats(cols[k].to_numpy().astype(np.float64)[:, None])
+        stats[k] = _vector_stats(v.astype(np.float64)[:, None])
     stats["timestamp"] = _vector_stats(timestamp.astype(np.float64)[:, None])
 
     (out_p / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
     (out_p / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(cols), out_p / DATA_PATH.format(chunk_index=0, file_index=0))
+    # One row group per episode, written as it is encoded: memory holds one episode's
+    # frames, independent of the set's size.
+    acc = {cam: [np.zeros(3), np.zeros(3), np.full(3, 255.0), np.zeros(3)] for cam in cams}
+    writer: pq.ParquetWriter | None = None
+    try:
+        for e in range(len(ep_ids)):
+            idx = np.flatnonzero(ep_index == e)
+            cols: dict[str, pa.Array] = {}
+            for cam in cams:
+                frames = fs.images(cam, idx)
+                cols[f"observation.images.{cam}"] = pa.array(
+                    [{"bytes": _png(f), "path": None} for f in frames], img_t)
+                x = frames.reshape(-1, 3).astype(np.float64)
+                a = acc[cam]
+                a[0] += x.sum(0)
+                a[1] += (x * x).sum(0)
+                a[2], a[3] = np.minimum(a[2], x.min(0)), np.maximum(a[3], x.max(0))
+            if s_dim:
+                cols["observation.state"] = pa.array(list(states[idx]), pa.list_(pa.float32(), s_dim))
+            cols["action"] = pa.array(list(actions[idx]), pa.list_(pa.float32(), a_dim))
+            cols["timestamp"] = pa.array(timestamp[idx], pa.float32())
+            for k, v in (("frame_index", frame_index), ("episode_index", ep_index),
+                         ("index", index), ("task_index", task_index)):
+                cols[k] = pa.array(v[idx], pa.int64())
+            table = pa.table(cols)
+            if writer is None:
+                writer = pq.ParquetWriter(out_p / DATA_PATH.format(chunk_index=0, file_index=0),
+                                          table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    for cam in cams:
+        s1, s2, lo, hi = acc[cam]
+        h, w, _ = fs.image_shape(cam)
+        count = n * h * w
+        mean = s1 / count
+        std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
+        key = f"observation.images.{cam}"
+        stats[key] = {k: (v / 255.0).reshape(3, 1, 1).tolist() for k, v in
+                      (("min", lo), ("max", hi), ("mean", mean), ("std", std))}
+        stats[key]["count"] = [int(n)]
     rows = []
     for e in range(len(ep_ids)):
         idx = np.flatnonzero(ep_index == e)

@@ -231,8 +231,8 @@ def open_robomimic(
         keys = sorted(common) if state_keys is None else list(state_keys)
         missing = [k for k in keys if k not in common]
         if missing:
-            raise DataError(f"{src}: state keys {missing} are not low-dim obs of every demo; "
-                            f"available: {sorted(common)}")
+            raise ConfigError(f"{src}: --state-key {missing}: not low-dim obs of every demo; "
+                              f"available: {sorted(common)}")
         shapes: dict[str, tuple[int, ...]] = {}
         for _, name in demos:
             obs, n = data[name]["obs"], n_steps[name]
