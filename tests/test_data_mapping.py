@@ -210,3 +210,39 @@ def test_gap_real_camera_maps_lerobot_top_onto_sim_head(tmp_path: Path, capsys) 
     same = json.loads(capsys.readouterr().out)["encoders"]["pixels"]
     for m in ("dis", "mmd", "as_transfer", "coverage"):
         assert same[m]["value"] == est[m]["value"], m
+
+
+def test_zarr_and_folder_keys(tmp_path: Path, capsys) -> None:
+    import zarr
+
+    eps = _episodes([3, 2], cams=("head",), s_dim=3)
+    src = tmp_path / "buf.zarr"
+    root = zarr.open_group(str(src), mode="w", zarr_format=3)
+    root.create_array("data/img", data=np.concatenate([e["images"]["head"] for e in eps]))
+    root.create_array("data/actions", data=np.concatenate([e["actions"] for e in eps]))
+    root.create_array("data/eef", data=np.concatenate([e["states"][:, :2] for e in eps]))
+    root.create_array("data/grip", data=np.concatenate([e["states"][:, 2] for e in eps]))
+    root.create_array("meta/episode_ends", data=np.array([3, 5], dtype=np.int64))
+    err = _one_line_error(capsys, ["data", "convert", str(src), "--out", str(tmp_path / "x")])
+    assert "data/action" in err and "--action-key" in err
+    err = _one_line_error(capsys, ["data", "convert", str(src), "--out", str(tmp_path / "x"),
+                                   "--action-key", "actions", "--state-key", "nope"])
+    assert "--state-key ['nope']" in err
+    assert _convert(src, tmp_path / "fs", "--action-key", "actions", "--state-key", "eef",
+                    "--state-key", "grip", "--camera", "img=head") == 0
+    _assert_round_trip(FrameSet.open(tmp_path / "fs"), eps, {"head": "head"}, [0, 1])
+    # folder: another action column, states from two column groups in the given order
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rows = []
+    for e_i, e in enumerate(eps):
+        for t in range(len(e["actions"])):
+            Image.fromarray(e["images"]["head"][t]).save(folder / f"{e_i}_{t}.png")
+            rows.append({"episode": e_i, "step": t, "image": f"{e_i}_{t}.png",
+                         "cmd": json.dumps(e["actions"][t].tolist()),
+                         "eef": json.dumps(e["states"][t, :2].tolist()),
+                         "grip": float(e["states"][t, 2])})
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    assert _convert(folder, tmp_path / "fs2", "--action-key", "cmd", "--state-key", "eef",
+                    "--state-key", "grip", "--camera", "image=head") == 0
+    _assert_round_trip(FrameSet.open(tmp_path / "fs2"), eps, {"head": "head"}, [0, 1])
