@@ -64,7 +64,7 @@ def _png(frame: np.ndarray) -> bytes:
 
 def _vector_stats(x: np.ndarray) -> dict[str, Any]:
     return {"min": x.min(0).tolist(), "max": x.max(0).tolist(), "mean": x.mean(0).tolist(),
-            "std": x.std(0).tolist(), "count": [int(len(x))]}
+            "std": x.std(0).tolist(), "count": [len(x)]}
 
 
 def export_lerobot(src: str | os.PathLike[str] | FrameSet, out: str | os.PathLike[str],
@@ -181,7 +181,7 @@ def export_lerobot(src: str | os.PathLike[str] | FrameSet, out: str | os.PathLik
     for e in range(len(ep_ids)):
         idx = np.flatnonzero(ep_index == e)
         rows.append({"episode_index": e, "tasks": [tasks[int(task_index[idx[0]])]],
-                     "length": int(len(idx)), "data/chunk_index": 0, "data/file_index": 0,
+                     "length": len(idx), "data/chunk_index": 0, "data/file_index": 0,
                      "dataset_from_index": int(idx[0]), "dataset_to_index": int(idx[-1]) + 1,
                      "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
     pd.DataFrame(rows).to_parquet(out_p / "meta/episodes/chunk-000/file-000.parquet", index=False)
