@@ -289,10 +289,38 @@ def open_handle(handle: dict[str, Any]) -> Any:
     return view
 
 
-def _embed_task(encoder: Encoder, handle: dict[str, Any], camera: str,
+#: Encoders this (worker) process has unpacked, by object reference: once per worker.
+_ENCODERS: dict[str, Encoder] = {}
+
+
+def _worker_encoder(box: list[Any]) -> Encoder:
+    """The encoder inside ``box`` (a one-element list holding its ``ray.put`` reference).
+
+    Boxed so that Ray does not unpickle it before the task body runs: unpickling imports
+    torchvision, which must go through :func:`realgap._torch_compat.ensure_torchvision`
+    first (the installed torchvision's compiled ops do not load beside torch's CPU build;
+    a bare ``import torchvision`` in a Ray worker died with "operator torchvision::nms
+    does not exist").
+    """
+    import ray
+
+    key = box[0].hex()
+    if key not in _ENCODERS:
+        try:
+            from realgap._torch_compat import ensure_torchvision
+
+            ensure_torchvision()
+        except ImportError:  # an encoder without torchvision (pixels) needs no fix
+            pass
+        _ENCODERS[key] = ray.get(box[0])
+    return _ENCODERS[key]
+
+
+def _embed_task(encoder_box: list[Any], handle: dict[str, Any], camera: str,
                 chunks: list[tuple[int, int, int]]) -> list[tuple[int, np.ndarray]]:
     """Ray task: ``(chunk, rows)`` for one episode's chunks, batch for batch as the local
     loop computes them (frames read and hash-checked on the worker)."""
+    encoder = _worker_encoder(encoder_box)
     fs = open_handle(handle)
     return [(i, encoder.embed(fs.images(camera, np.arange(s, e)))) for i, s, e in chunks]
 
@@ -310,7 +338,7 @@ def _embed_ray(planned: list[_Job], camera: str, progress: bool, ex: Any) -> Non
         enc_ref = ray.put(job.encoder)  # shipped once per encoder, not once per task
         fs_ref = ray.put(frameset_handle(job.frameset))
         for group in job.episode_groups():
-            args.append((enc_ref, fs_ref, camera, [(i, *job.bounds[i]) for i in group]))
+            args.append(([enc_ref], fs_ref, camera, [(i, *job.bounds[i]) for i in group]))
             owner.append(job)
     total = sum(j.todo_rows for j in planned)
     names = ",".join(dict.fromkeys(j.encoder.name for j in planned if j.todo))
