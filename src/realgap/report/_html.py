@@ -87,6 +87,7 @@ section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:16px 
 h2{margin-top:0;font-size:19px} h3{font-size:15px;margin-bottom:6px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #dde1e7;padding:4px 8px;text-align:right}
+td{max-width:240px;overflow-wrap:anywhere} table{max-width:100%}
 th{background:#f0f2f5;cursor:pointer;user-select:none} td:first-child,th:first-child{text-align:left}
 table.sortable th:after{content:" \\2195";color:#9aa3b1}
 caption{caption-side:bottom;text-align:left;color:#5b6472;font-size:12px;padding-top:4px}

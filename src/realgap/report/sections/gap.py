@@ -126,7 +126,7 @@ def scatter_png(
         ax.set_xlabel("DIS (domain invariance, ref. III-C) →")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    axes[0].set_title("Fig. 4 of the reference: DIS vs AS")
+    axes[0].set_title("DIS vs AS, as in Fig. 4 of \"Bridging the Sim2Real Gap\"", fontsize=10)
     axes[1].set_title("DIS vs transfer AS (what a sim-trained policy lives by)")
     handles = [Line2D([], [], ls="", marker="o", color=c, label=f) for f, c in
                _FAMILY_COLOURS.items()]
