@@ -244,7 +244,8 @@ def test_consolidated_manifest_is_checked_and_rebuilt(tmp_path: Path, capsys) ->
 
 def test_data_without_action_and_info_on_a_file(tmp_path: Path, capsys) -> None:
     assert main(["data"]) == 2
-    assert "usage: realgap data" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("realgap: error: realgap data: name an action") and err.count("\n") == 1
     f = tmp_path / "demo.hdf5"
     f.write_bytes(b"x")
     err = _error_line(capsys, ["data", "info", str(f)])

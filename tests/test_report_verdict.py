@@ -100,3 +100,30 @@ def test_report_run_pick_and_comparison(tmp_path) -> None:
     assert main(["report", str(tmp_path), "--run", first]) == 0
     assert main(["report", str(tmp_path), "--run", "nope"]) == 2
     assert main(["report", str(tmp_path), "--run", first, "--run", second]) == 2  # one per kind
+
+
+def test_demo_json_is_gap_json_per_severity(tmp_path, monkeypatch, capsys) -> None:
+    """`realgap demo --json` prints, per severity, exactly what `realgap gap --json` prints."""
+    import json
+    from pathlib import Path
+
+    import realgap.jobs.demo as demo
+    from realgap.cli import main
+    from realgap.jobs.gap import GapResult, result_json
+
+    runs = {real: GapResult(run_id=f"r-{real}", db_path=Path(tmp_path / "results.duckdb"),
+                            report_path=Path(tmp_path / "report.html"),
+                            estimates={"pixels": {"combined": {"value": 0.1, "lo": 0.0,
+                                                               "hi": 0.2, "n": 10}}},
+                            ranking=("pixels",), seconds=1.0, timings={},
+                            ranks=[{"encoder": "pixels", "rank": 1, "value": 0.1,
+                                    "tied_with": [], "score": "combined"}],
+                            flagged={"pixels": []}, space={"pixels": {}}, warnings=[])
+            for real in ("real-proxy-mild", "real-proxy-strong")}
+    fake = demo.DemoResult(runs=runs, frameset_hash="abc", seconds=2.0, timings={})
+    monkeypatch.setattr(demo, "run_demo", lambda out, cfg: fake)
+    assert main(["demo", "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataset"] == "abc" and list(out["runs"]) == list(runs)
+    for real, run in runs.items():
+        assert out["runs"][real] == json.loads(json.dumps(result_json(run)))

@@ -25,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
 
     def run_help(_: argparse.Namespace) -> int:
-        p.print_help(sys.stderr)
-        return 2
+        from realgap.cli import fail
+
+        return fail("realgap data: name an action (info, validate, convert, export, upgrade); "
+                    "see `realgap data --help`")
 
     p.set_defaults(func=run_help)
 

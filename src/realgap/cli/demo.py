@@ -5,6 +5,8 @@ it with the offline encoders at both real-proxy severities, write the report (se
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
 from realgap.cli._args import seed
 
@@ -23,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
     p.add_argument("--seed", type=seed, default=0, help="seed of the gap job")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON: per real-proxy severity, exactly what "
+                        "`realgap gap --json` prints for that run")
     p.set_defaults(func=run)
 
 
@@ -30,8 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from realgap.jobs.demo import DemoConfig, run_demo
     from realgap.jobs.gap import ranking_table
 
-    cfg = DemoConfig(out=args.out, n_boot=args.n_boot, seed=args.seed, progress=not args.quiet)
+    cfg = DemoConfig(out=args.out, n_boot=args.n_boot, seed=args.seed,
+                     progress=not (args.quiet or args.json))
     result = run_demo(args.out, cfg)
+    if args.json:
+        print(json.dumps(demo_json(result), indent=1))
+        return 0
     for real, run_ in result.runs.items():
         print(f"sim vs {real}:")
         print(ranking_table(run_))
@@ -43,3 +52,11 @@ def run(args: argparse.Namespace) -> int:
           f"({result.seconds:.0f} s in all)")
     print(f"report: {result.last.report_path}")
     return 0
+
+
+def demo_json(result: Any) -> dict[str, Any]:
+    """``{"dataset": hash, "seconds": s, "runs": {real_domain: <realgap gap --json>}}``."""
+    from realgap.jobs.gap import result_json
+
+    return {"dataset": result.frameset_hash, "seconds": result.seconds,
+            "runs": {real: result_json(run) for real, run in result.runs.items()}}

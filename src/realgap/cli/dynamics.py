@@ -153,7 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", default="out/dynamics")
     s.set_defaults(func=run_sysid)
 
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    p.set_defaults(func=_no_subcommand)
 
 
 @_mujoco_warnings_to_stderr
@@ -254,3 +254,11 @@ def run_sysid(args: argparse.Namespace) -> int:
           f"{res.n_evaluations} simulator evaluations; run {run} -> {Path(args.out)}")
     _report(Path(args.out))
     return 0
+
+
+def _no_subcommand(_: argparse.Namespace) -> int:
+    """``realgap dynamics`` alone: one error line naming the choices, like every usage error."""
+    from realgap.cli import fail
+
+    return fail("realgap dynamics: name a subcommand (collect, gap, degrade, sysid); see "
+                "`realgap dynamics --help`")
