@@ -91,7 +91,7 @@ td{max-width:240px;overflow-wrap:anywhere} table{max-width:100%}
 th{background:#f0f2f5;cursor:pointer;user-select:none} td:first-child,th:first-child{text-align:left}
 table.sortable th:after{content:" \\2195";color:#9aa3b1}
 caption{caption-side:bottom;text-align:left;color:#5b6472;font-size:12px;padding-top:4px}
-.ci{color:#6b7280;font-size:11px} .note{color:#5b6472;font-size:13px}
+.ci{color:#6b7280;font-size:11px} .bias{color:#9a3412;font-size:11px;font-weight:600;white-space:nowrap} .note{color:#5b6472;font-size:13px}
 .warn{background:#fff4e0;border-left:4px solid #e8a33d;padding:6px 10px;font-size:13px}
 figure{margin:10px 0} figcaption{color:#5b6472;font-size:12px;max-width:900px}
 img{max-width:100%} .thumbs img{margin:2px;border:1px solid #ccd}

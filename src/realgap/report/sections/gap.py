@@ -153,7 +153,7 @@ def _cell(est: tuple[float, float, float, Any] | None, extra: dict[str, Any] | N
     n_txt = "" if pd.isna(n) else f" <span class='ci'>n={int(n)}</span>"
     bias = ""
     if extra and extra.get("bias"):
-        bias = (" <span class='warn' title='the point lies outside its bootstrap interval: "
+        bias = (" <span class='bias' title='the point lies outside its bootstrap interval: "
                 "the statistic is biased at this sample size (reported, not hidden)'>bias</span>")
     return fmt_ci(v, lo, hi) + n_txt + bias
 
