@@ -107,8 +107,8 @@ def test_demo_json_is_gap_json_per_severity(tmp_path, monkeypatch, capsys) -> No
     import json
     from pathlib import Path
 
-    import realgap.jobs.demo as demo
     from realgap.cli import main
+    from realgap.jobs import demo
     from realgap.jobs.gap import GapResult, result_json
 
     runs = {real: GapResult(run_id=f"r-{real}", db_path=Path(tmp_path / "results.duckdb"),
