@@ -221,6 +221,12 @@ def _init_worker(policy_ref: Any, env_spec: EnvSpec, threads: int | None,
 
     _ALLOW_PLUGINS.set(allow_plugins)  # the parent's --allow-plugin, not a file's say-so
     headless_gl()
+    # Workers run side by side, one per core: BLAS thread pools of their own would
+    # oversubscribe the cores, and OpenBLAS's spin-waiting threads then slow a 1 s
+    # texture resize to minutes (measured in CI while the parent process was busy).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
     _WORKER_ARGS = (policy_ref, env_spec, threads)
 
 

@@ -215,6 +215,8 @@ def _load_photo(name: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _photo_textures_cached(size: int) -> tuple[tuple[str, np.ndarray], ...]:
+    from threadpoolctl import threadpool_limits
+
     transform = require("skimage.transform")
     out = []
     for name in PHOTO_NAMES:
@@ -225,8 +227,11 @@ def _photo_textures_cached(size: int) -> tuple[tuple[str, np.ndarray], ...]:
         crop = img[y0 : y0 + s, x0 : x0 + s]
         # Area-weighted resampling: anti-aliased when shrinking, exact at the native
         # size, and ~4x faster than a Gaussian pre-filter plus bilinear resize.
-        res = transform.resize_local_mean(crop, (size, size), channel_axis=-1,
-                                          preserve_range=True)
+        # One BLAS thread: the products are small, and a multi-threaded OpenBLAS under
+        # load (rollout workers, a busy parent) spin-waits for seconds per call.
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = transform.resize_local_mean(crop, (size, size), channel_axis=-1,
+                                              preserve_range=True)
         arr = np.clip(np.rint(res), 0, 255).astype(np.uint8)
         arr.setflags(write=False)
         out.append((name, arr))
