@@ -17,7 +17,7 @@ they never trained on (:func:`heldout_sim_episodes`); the plan resamples those e
 a stratum of their own, so their replicates stay paired with the others'.
 
 Everything goes to a new run of the results database in ``out`` (layout:
-:mod:`realgap.jobs.records`; nothing is overwritten): per encoder every score with its
+:mod:`realgap.store.gap`; nothing is overwritten): per encoder every score with its
 interval, bias flag and null, the rank with ties, the spaces and warnings, the flagged real
 frames, one thumbnail per episode of the flagged frames, the saliency grid; then the HTML
 report is built from the database.
@@ -43,7 +43,7 @@ import pandas as pd
 
 from realgap.errors import ConfigError, DataError, MissingFileError
 from realgap.jobs.embedding_map import plan_maps, write_map_frames_of, write_maps_of
-from realgap.jobs.records import (
+from realgap.store.gap import (
     EXTRA_METRICS,
     FLAGGED_ARTIFACT,
     GAP_METRICS,
@@ -300,7 +300,7 @@ def heldout_sim_episodes(sim: Any, seed: int) -> tuple[np.ndarray, list[int]]:
 
 def _estimate_scores(name: str, suite: Mapping[str, Any]) -> list[Score]:
     """Score rows of every metric, each with its estimate fields and, where it has one, its
-    permutation null in ``extra`` (layout: :mod:`realgap.jobs.records`)."""
+    permutation null in ``extra`` (layout: :mod:`realgap.store.gap`)."""
     out = []
     nulls = suite.get("nulls", {}) or {}
     for m in GAP_METRICS + EXTRA_METRICS:

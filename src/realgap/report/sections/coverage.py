@@ -1,6 +1,6 @@
 """Coverage: which real frames land where the simulated data never goes.
 
-From the newest finished ``gap`` run (layout in :mod:`realgap.jobs.records`): per encoder,
+From the newest finished ``gap`` run (layout in :mod:`realgap.store.gap`): per encoder,
 the fraction of real frames flagged outside the sim support (the glossary's "real samples
 that land where simulated data never goes") with its interval and counts; the same fraction
 broken down by recorded factor level; a table of EVERY flagged real frame (``episode``,
@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from realgap.jobs.records import (
+from realgap.store.gap import (
     BADGE,
     WORST_ARTIFACT,
     is_random_init,

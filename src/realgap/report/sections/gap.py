@@ -1,7 +1,7 @@
 """Encoder sim-to-real gap: the DIS-vs-AS scatter of the reference's Fig. 4, and every score.
 
 Built from the newest finished ``gap`` run of the results database (layout in
-:mod:`realgap.jobs.records`). Two panels share the x axis, DIS (encoder-dis-as-framework.txt
+:mod:`realgap.store.gap`). Two panels share the x axis, DIS (encoder-dis-as-framework.txt
 III-C): the left one plots AS on real frames (III-D, the reference's y axis), the right one
 the transfer AS(sim -> real) that a sim-trained policy lives by (DESIGN.md). As in Fig. 4
 (section IV-A), colour = architecture family, marker = pre-training data, size = parameter
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from realgap._plot import literal_text, png_bytes, subplots
-from realgap.jobs.records import (
+from realgap.store.gap import (
     BADGE,
     EXTRA_METRICS,
     GAP_METRICS,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from realgap.jobs.records import SALIENCY_ARTIFACT, is_random_init, latest_gap_run, load_encoders
+from realgap.store.gap import SALIENCY_ARTIFACT, is_random_init, latest_gap_run, load_encoders
 from realgap.report._html import esc, png_img
 from realgap.store import ResultsDB
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from realgap.jobs.records import (
+from realgap.store.gap import (
     estimate_dict,
     is_random_init,
     latest_gap_run,
