@@ -49,7 +49,7 @@ def test_shipped_protocol_varies_one_factor_per_condition() -> None:
      "one factor per condition"),
     ({"trials": -2}, ConfigError, "trials must be a positive integer, got -2"),
     ({"conditions": [{"name": "x", "factor": "LT", "value": "disco"}]}, ConfigError,
-     "LT 'disco' is not a preset"),
+     "LT 'disco' is not valid; expected a lighting preset"),
     ({"format_version": 9}, DataError, "format_version 9"),
 ])
 def test_protocol_validation(change: dict, exc: type, needle: str) -> None:

@@ -119,7 +119,7 @@ def test_cli_rollout_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("args, needle", [
     (["--episodes", "-3"], "--episodes -3: must be a positive integer"),
     (["--episodes", "2", "--set", "GRAVITY=2"], "unknown factor 'GRAVITY'"),
-    (["--episodes", "2", "--set", "LT=disco"], "LT 'disco' is not a preset"),
+    (["--episodes", "2", "--set", "LT=disco"], "LT 'disco' is not valid; expected a lighting preset"),
     (["--episodes", "2", "--workers", "0"], "--workers 0"),
     (["--seeds", "1,x"], "--seeds '1,x'"),
     (["--episodes", "2", "--max-steps", "0"], "--max-steps 0: must be a positive integer"),

@@ -39,30 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``["TD=4", "POS=0.06,0"]`` -> ``{"TD": 4, "POS": [0.06, 0.0]}`` (checked)."""
-    from realgap.errors import ConfigError
-    from realgap.protocol.conditions import check_settings
+    """``["TD=4", "POS=0.06,0"]`` -> ``{"TD": 4, "POS": [0.06, 0.0]}`` (checked by the one
+    protocol-factor schema, :mod:`realgap.protocol.factors`)."""
+    from realgap.protocol.factors import parse_settings as parse
 
-    out: dict[str, Any] = {}
-    for item in items:
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected FACTOR=VALUE, e.g. TD=4")
-        k = k.strip()
-        try:
-            if k in ("TD", "OBJ"):
-                val: Any = int(v)
-            elif k == "TH":
-                val = float(v)
-            elif k in ("POS", "CP"):
-                val = [float(x) for x in v.split(",")]
-            else:
-                val = v.strip()
-        except ValueError:
-            raise ConfigError(f"--set {item!r}: value {v!r} is not a number") from None
-        out[k] = val
-    check_settings(out, where="--set")
-    return out
+    return parse(items, where="--set")
 
 
 def run(args: argparse.Namespace) -> int:

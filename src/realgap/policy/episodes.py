@@ -106,14 +106,13 @@ class EpisodeOutcome:
 # -- environments --------------------------------------------------------------------------
 def make_env(spec: EnvSpec, settings: Mapping[str, Any], seed: int = 0) -> Any:
     """Build the task's environment, wrapped so every reset applies ``settings``
-    (protocol factor values, :mod:`realgap.protocol.conditions`; ``{}`` = nominal)."""
+    (protocol factor values, :mod:`realgap.protocol.factors`; ``{}`` = nominal)."""
     from realgap import sim
 
     env = sim.make(spec.task, randomize=tuple(spec.randomize), fidelity=spec.fidelity,
                    image_size=spec.image_size, cameras=tuple(spec.cameras),
                    domain=spec.domain, seed=seed, max_steps=spec.max_steps)
-    from realgap.protocol.conditions import ConditionedEnv
-
+    from realgap.sim.conditions import ConditionedEnv
 
     return ConditionedEnv(env, settings)
 

@@ -16,7 +16,7 @@ File layout (``format_version`` 1)::
      "tasks": ["reach-mug", ...],          # tasks it is written for (informative)
      "trials": 10,                           # trials per condition
      "seed": 1000,                           # trial i of every condition uses seed + i
-     "base": {"BG": "plain", "LT": "default", ...},   # one value for each factor
+     "base": {"BG": "nominal", "LT": "nominal", ...},   # one value for each factor
      "conditions": [{"name": "BG-wood", "factor": "BG", "value": "photo:wood"}, ...]}
 
 The base condition (``name = "base"``) is implicit and always evaluated first.
@@ -33,22 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from realgap.errors import ConfigError, DataError, FormatVersionError, MissingFileError
-from realgap.protocol.conditions import check_settings
+from realgap.protocol.factors import FACTORS, check_settings, factor
 
 FORMAT = "realgap-protocol"
 FORMAT_VERSION = 1
 
-#: The factors a protocol may vary, with what each value means (the environment side
-#: applies them; see :func:`realgap.protocol.runner.env_settings`).
-FACTORS: dict[str, str] = {
-    "BG": "background/table texture name",
-    "LT": "lighting preset name",
-    "TD": "number of table distractors (int >= 0)",
-    "OBJ": "target object instance index (int >= 0)",
-    "POS": "target object offset on the grid [dx, dy] in metres",
-    "CP": "camera offset [dx, dy, dz] in metres",
-    "TH": "table height offset in metres",
-}
+__all__ = ["FACTORS", "FORMAT", "FORMAT_VERSION", "Condition", "ProtocolSpec",
+           "available_protocols", "load_protocol", "parse_protocol"]
 
 
 @dataclass(frozen=True)
@@ -172,9 +163,7 @@ def parse_protocol(raw: Any, label: str = "<protocol>") -> ProtocolSpec:
     base = raw["base"]
     if not isinstance(base, dict):
         raise DataError(f"{label}: 'base' must be an object factor -> value")
-    for f in base:
-        _check_factor(f, label, "base")
-        _check_value(f, base[f], label, "base")
+    # Value faults are ConfigErrors here as on the command line (one fault, one error).
     check_settings(base, where=f"{label}: base")
     missing = [f for f in FACTORS if f not in base]
     if missing:
@@ -188,7 +177,7 @@ def parse_protocol(raw: Any, label: str = "<protocol>") -> ProtocolSpec:
         if not isinstance(c, dict) or set(c) != {"name", "factor", "value"}:
             raise DataError(f"{label}: {where} must have exactly the keys name, factor, value "
                             "(one factor per condition)")
-        _check_factor(c["factor"], label, where)
+        factor(c["factor"], f"{label}: {where}")
         name = str(c["name"])
         if name in seen:
             raise DataError(f"{label}: {where} repeats condition name {name!r}")
@@ -196,7 +185,6 @@ def parse_protocol(raw: Any, label: str = "<protocol>") -> ProtocolSpec:
         if c["value"] == base[c["factor"]]:
             raise DataError(f"{label}: {where} ({name}) sets {c['factor']} to its base value "
                             f"{c['value']!r}; a condition must change its factor")
-        _check_value(c["factor"], c["value"], label, where)
         check_settings({c["factor"]: c["value"]}, where=f"{label}: {where} ({name})")
         conds.append(Condition(name, c["factor"], c["value"]))
     return ProtocolSpec(
@@ -206,25 +194,3 @@ def parse_protocol(raw: Any, label: str = "<protocol>") -> ProtocolSpec:
         source=label, raw=raw,
     )
 
-
-def _check_factor(factor: Any, label: str, where: str) -> None:
-    if factor not in FACTORS:
-        raise ConfigError(f"{label}: {where} uses unknown factor {factor!r}; "
-                          f"known factors: {', '.join(FACTORS)}")
-
-
-def _check_value(factor: str, value: Any, label: str, where: str) -> None:
-    ok = True
-    if factor in ("TD", "OBJ"):
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    elif factor == "POS":
-        ok = isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
-    elif factor == "CP":
-        ok = isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)
-    elif factor == "TH":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif factor in ("BG", "LT"):
-        ok = isinstance(value, str) and bool(value)
-    if not ok:
-        raise DataError(f"{label}: {where} gives {factor} the value {value!r}; expected "
-                        f"{FACTORS[factor]}")
