@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from realgap.cli._args import seed
+from realgap.cli._common import emit, say
 from realgap.errors import ConfigError
 
 #: MuJoCo warnings that say nothing about the user's run: Gymnasium's stock MuJoCo XML
@@ -93,64 +94,91 @@ def _ci(e: object) -> str:
     return out if math.isnan(p) else f"{out} p={p:.3g}"
 
 
-def _report(out: Path) -> None:
+def _report(out: Path) -> Path:
+    """Rebuild ``OUT/report.html``; returns its path."""
     from realgap.report import build_report
 
-    print(f"report: {build_report(out)}")
+    return Path(build_report(out))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dynamics", help="dynamics gap: perturbations, degradation, gap measures, sysid")
+    p = sub.add_parser("dynamics", help="dynamics gap: perturbations, degradation, gap measures, sysid",
+                       description="The dynamics gap of Gymnasium MuJoCo envs: collect transitions "
+                                   "under physics perturbations, measure how far they move, how a "
+                                   "policy's return degrades, and identify the perturbation back.")
     dsub = p.add_subparsers(dest="dynamics_command", metavar="SUBCOMMAND")
 
-    c = dsub.add_parser("collect", help="collect transitions (s, a, s') from a perturbed env")
-    c.add_argument("--env", default="HalfCheetah-v5")
-    c.add_argument("--perturb", default="", help="FACTOR=SCALE,... e.g. gravity=1.5,torso_length=1.2")
-    c.add_argument("--steps", type=int, default=2000)
-    c.add_argument("--max-episode-steps", type=int, default=100)
-    c.add_argument("--seed", type=seed, default=0)
+    c = dsub.add_parser("collect", help="collect transitions (s, a, s') from a perturbed env",
+                        description="Play random actions in a perturbed Gymnasium MuJoCo env and "
+                                    "write the transitions (s, a, s') to a .npz file.")
+    c.add_argument("--env", default="HalfCheetah-v5", help="Gymnasium MuJoCo env id")
+    c.add_argument("--perturb", default="",
+                   help="FACTOR=SCALE,... multipliers, e.g. gravity=1.5,torso_length=1.2 "
+                        "(default: none, the nominal env)")
+    c.add_argument("--steps", type=int, default=2000, help="transitions to collect")
+    c.add_argument("--max-episode-steps", type=int, default=100,
+                   help="steps per trajectory before a reset")
+    c.add_argument("--seed", type=seed, default=0, help="seed of resets and actions")
     c.add_argument("--out", required=True, help="transitions .npz to write")
     c.set_defaults(func=run_collect)
 
-    g = dsub.add_parser("gap", help="gap measures of target transitions against a source")
-    g.add_argument("--env", default="HalfCheetah-v5")
-    g.add_argument("--factor", default="gravity")
-    g.add_argument("--scales", default="1,1.5,2")
+    g = dsub.add_parser("gap", help="gap measures of target transitions against a source",
+                        description="Measure the dynamics gap (cross-domain one-step prediction "
+                                    "error, transition C2ST, latent map distance) with "
+                                    "trajectory-bootstrap intervals and permutation p-values, "
+                                    "either of --target against --source, or of the env with "
+                                    "--factor at each of --scales against the nominal env.")
+    g.add_argument("--env", default="HalfCheetah-v5", help="Gymnasium MuJoCo env id")
+    g.add_argument("--factor", default="gravity",
+                   help="physics factor to scale, e.g. gravity, friction, torso_length")
+    g.add_argument("--scales", default="1,1.5,2", help="comma-separated multipliers of --factor")
     g.add_argument("--source", default=None, help="source transitions .npz (with --target)")
     g.add_argument("--target", default=None, help="target transitions .npz (with --source)")
-    g.add_argument("--steps", type=int, default=3000)
-    g.add_argument("--max-episode-steps", type=int, default=100)
+    g.add_argument("--steps", type=int, default=3000, help="transitions collected per domain")
+    g.add_argument("--max-episode-steps", type=int, default=100,
+                   help="steps per trajectory before a reset")
     g.add_argument("--no-latent", action="store_true", help="skip the latent cross-domain model")
-    g.add_argument("--latent-steps", type=int, default=600, help="pretrain and joint steps each")
-    g.add_argument("--n-boot", type=int, default=500)
-    g.add_argument("--seed", type=seed, default=0)
-    g.add_argument("--out", default="out/dynamics")
+    g.add_argument("--latent-steps", type=int, default=600,
+                   help="pretrain and joint steps each of the latent model")
+    g.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples over trajectories")
+    g.add_argument("--seed", type=seed, default=0, help="seed: same seed, same numbers")
+    g.add_argument("--out", default="out/dynamics", help="output dir (results.duckdb, report.html)")
     g.set_defaults(func=run_gap)
 
-    d = dsub.add_parser("degrade", help="policy return as one factor grows (SAC or a given SB3 zip)")
-    d.add_argument("--env", default="HalfCheetah-v5")
-    d.add_argument("--factor", default="gravity")
-    d.add_argument("--scales", default="1,1.05,1.25,1.5,2")
+    d = dsub.add_parser("degrade", help="policy return as one factor grows (SAC or a given SB3 zip)",
+                        description="Train SAC in the nominal env (or load an SB3 zip), play it "
+                                    "with --factor at each of --scales and report the return and "
+                                    "its drop with seed-then-episode bootstrap intervals.")
+    d.add_argument("--env", default="HalfCheetah-v5", help="Gymnasium MuJoCo env id")
+    d.add_argument("--factor", default="gravity",
+                   help="physics factor to scale, e.g. gravity, friction, torso_length")
+    d.add_argument("--scales", default="1,1.05,1.25,1.5,2",
+                   help="comma-separated multipliers of --factor (1 is always added)")
     d.add_argument("--policy", default="train", help="'train' or the path of an SB3 .zip")
     d.add_argument("--trust-pickle", action="store_true",
                    help="load --policy with stable-baselines3's load(), which unpickles and can "
                         "run code stored in the zip (default: rebuild the policy, read weights only)")
-    d.add_argument("--train-steps", type=int, default=20000)
-    d.add_argument("--eval-episodes", type=int, default=5)
-    d.add_argument("--seeds", default="0,1,2")
-    d.add_argument("--max-episode-steps", type=int, default=1000)
-    d.add_argument("--n-boot", type=int, default=2000)
-    d.add_argument("--out", default="out/dynamics")
+    d.add_argument("--train-steps", type=int, default=20000,
+                   help="SAC environment steps per seed (with --policy train)")
+    d.add_argument("--eval-episodes", type=int, default=5, help="episodes per seed and scale")
+    d.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
+    d.add_argument("--max-episode-steps", type=int, default=1000, help="steps per episode")
+    d.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (seeds, then episodes)")
+    d.add_argument("--out", default="out/dynamics",
+                   help="output dir (policies/, results.duckdb, report.html)")
     d.set_defaults(func=run_degrade)
 
-    s = dsub.add_parser("sysid", help="identify physics multipliers from target transitions")
-    s.add_argument("--sim-env", default="HalfCheetah-v5")
+    s = dsub.add_parser("sysid", help="identify physics multipliers from target transitions",
+                        description="Fit physics multipliers of --sim-env so that its one-step "
+                                    "predictions match the --real transitions, with "
+                                    "trajectory-bootstrap intervals.")
+    s.add_argument("--sim-env", default="HalfCheetah-v5", help="Gymnasium MuJoCo env id to fit")
     s.add_argument("--real", required=True, help="target transitions .npz")
     s.add_argument("--params", default="gravity", help="comma-separated factors, e.g. gravity,torso_length")
     s.add_argument("--bounds", default="0.25,4", help="multiplier range LOW,HIGH")
-    s.add_argument("--n-boot", type=int, default=20)
-    s.add_argument("--seed", type=seed, default=0)
-    s.add_argument("--out", default="out/dynamics")
+    s.add_argument("--n-boot", type=int, default=20, help="bootstrap refits over trajectories")
+    s.add_argument("--seed", type=seed, default=0, help="seed of the bootstrap")
+    s.add_argument("--out", default="out/dynamics", help="output dir (results.duckdb, report.html)")
     s.set_defaults(func=run_sysid)
 
     p.set_defaults(func=_no_subcommand)
@@ -165,8 +193,19 @@ def run_collect(args: argparse.Namespace) -> int:
     tr = collect_perturbed(args.env, pert, args.steps, max_episode_steps=args.max_episode_steps,
                            rng=args.seed)
     path = save(tr, args.out)
-    print(f"{len(tr)} transitions, {tr.episodes.size} trajectories ({pert.label()}) -> {path}")
-    return 0
+    return emit(args, {"path": path, "env": args.env, "perturbation": pert.label(),
+                       "transitions": len(tr), "trajectories": int(tr.episodes.size)},
+                f"{len(tr)} transitions, {tr.episodes.size} trajectories ({pert.label()}) -> {path}")
+
+
+def _scale_done(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """Progress of ``dynamics gap``: which scale is done, on stderr. The library's message also
+    carries the values, which the final table prints; showing them here printed every result
+    twice."""
+    progress = say(args)
+    if progress is None:
+        return None
+    return lambda message: progress(f"{message.partition(':')[0]} measured")
 
 
 @_mujoco_warnings_to_stderr
@@ -197,16 +236,20 @@ def run_gap(args: argparse.Namespace) -> int:
     else:
         cfg = GapCurveConfig(args.env, args.factor, _floats("--scales", args.scales),
                              args.steps, args.max_episode_steps, not args.no_latent, args.n_boot)
-        results = gap_curve(cfg, latent_config=lcfg, rng=args.seed, progress=print)
+        results = gap_curve(cfg, latent_config=lcfg, rng=args.seed, progress=_scale_done(args))
         env_id, factor = args.env, args.factor
         config = {**cfg.__dict__, "latent_steps": args.latent_steps, "seed": args.seed}
     with ResultsDB(args.out) as db:
         run = write_gap(db, results, env_id=env_id, factor=factor, config=config)
-    for scale, res in results.items():
-        print(f"{factor}={scale:g}  " + "  ".join(f"{k}={_ci(v)}" for k, v in res.items()))
-    print(f"run {run} -> {Path(args.out)}")
-    _report(Path(args.out))
-    return 0
+    report = _report(Path(args.out))
+    lines = [f"{factor}={scale:g}  " + "  ".join(f"{k}={_ci(v)}" for k, v in res.items())
+             for scale, res in results.items()]
+    lines += [f"run {run} -> {Path(args.out)}", f"report: {report}"]
+    return emit(args, {"run_id": run, "out": args.out, "report": report, "env": env_id,
+                       "factor": factor,
+                       "results": [{"scale": scale, "measures": res}
+                                   for scale, res in results.items()]},
+                "\n".join(lines))
 
 
 @_mujoco_warnings_to_stderr
@@ -217,17 +260,22 @@ def run_degrade(args: argparse.Namespace) -> int:
     cfg = DegradeConfig(args.env, args.factor, _floats("--scales", args.scales), args.policy,
                         args.train_steps, args.eval_episodes, _ints("--seeds", args.seeds),
                         args.max_episode_steps, args.n_boot, trust_pickle=args.trust_pickle)
-    res = degradation_curve(cfg, out_dir=args.out, progress=print)
+    res = degradation_curve(cfg, out_dir=args.out, progress=say(args))
     with ResultsDB(args.out) as db:
         run = write_degrade(db, res)
-    print(f"{'scale':>6}  {'mean return [95% CI]':>30}  {'normalized drop [95% CI]':>28}  "
-          f"{'R(1) - R(s) [95% CI]':>28}  n")
-    for s in cfg.all_scales:
-        print(f"{s:>6g}  {_ci(res.returns[s]):>30}  {_ci(res.drops[s]):>28}  "
-              f"{_ci(res.return_drops[s]):>28}  {res.returns[s].n}")
-    print(f"run {run} -> {Path(args.out)}")
-    _report(Path(args.out))
-    return 0
+    report = _report(Path(args.out))
+    lines = [f"{'scale':>6}  {'mean return [95% CI]':>30}  {'normalized drop [95% CI]':>28}  "
+             f"{'R(1) - R(s) [95% CI]':>28}  n"]
+    lines += [f"{s:>6g}  {_ci(res.returns[s]):>30}  {_ci(res.drops[s]):>28}  "
+              f"{_ci(res.return_drops[s]):>28}  {res.returns[s].n}" for s in cfg.all_scales]
+    lines += [f"run {run} -> {Path(args.out)}", f"report: {report}"]
+    return emit(args, {"run_id": run, "out": args.out, "report": report, "env": cfg.env_id,
+                       "factor": cfg.factor, "policies": res.policies,
+                       "scales": [{"scale": s, "mean_return": res.returns[s],
+                                   "normalized_drop": res.drops[s],
+                                   "return_drop": res.return_drops[s], "n": res.returns[s].n}
+                                  for s in cfg.all_scales]},
+                "\n".join(lines))
 
 
 @_mujoco_warnings_to_stderr
@@ -248,12 +296,17 @@ def run_sysid(args: argparse.Namespace) -> int:
         run = write_sysid(db, res, env_id=args.sim_env, target=target, target_path=args.real,
                           params=params, config={"params": params, "bounds": list(bounds),
                                                  "n_boot": args.n_boot, "seed": args.seed})
-    for name, e in res.params.items():
-        print(f"{name}: {_ci(e)} (n={e.n} trajectories)")
-    print(f"one-step error {res.objective:.4g} (nominal {res.objective_nominal:.4g}), "
-          f"{res.n_evaluations} simulator evaluations; run {run} -> {Path(args.out)}")
-    _report(Path(args.out))
-    return 0
+    report = _report(Path(args.out))
+    # _ci marks a point outside its own interval (Estimate.bias) instead of hiding it
+    lines = [f"{name}: {_ci(e)} (n={e.n} trajectories)" for name, e in res.params.items()]
+    lines += [f"one-step error {res.objective:.4g} (nominal {res.objective_nominal:.4g}), "
+              f"{res.n_evaluations} simulator evaluations; run {run} -> {Path(args.out)}",
+              f"report: {report}"]
+    return emit(args, {"run_id": run, "out": args.out, "report": report, "env": args.sim_env,
+                       "params": res.params, "objective": res.objective,
+                       "objective_nominal": res.objective_nominal,
+                       "n_evaluations": res.n_evaluations},
+                "\n".join(lines))
 
 
 def _no_subcommand(_: argparse.Namespace) -> int:

@@ -104,8 +104,33 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def train_sac(env_id: str, steps: int, seed: int, max_episode_steps: int, path: Path) -> Path:
-    """Train SB3 SAC (default hyper-parameters, CPU) in the nominal env and save it."""
+def _tqdm_callback(total: int, desc: str) -> Any:
+    """An SB3 callback drawing a tqdm bar (stderr) over ``total`` environment steps.
+
+    SB3's own ``progress_bar=True`` needs ``rich``, which realgap does not depend on; SAC at
+    the default size runs ~18 minutes, too long behind one line.
+    """
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm.auto import tqdm
+
+    class TqdmCallback(BaseCallback):  # type: ignore[misc]
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return TqdmCallback()
+
+
+def train_sac(env_id: str, steps: int, seed: int, max_episode_steps: int, path: Path,
+              progress_bar: bool = False) -> Path:
+    """Train SB3 SAC (default hyper-parameters, CPU) in the nominal env and save it;
+    ``progress_bar`` draws a tqdm bar over the ``steps`` on stderr."""
     sb3 = require("stable_baselines3")
     torch = require("torch")
     threads = torch.get_num_threads()
@@ -114,7 +139,8 @@ def train_sac(env_id: str, steps: int, seed: int, max_episode_steps: int, path: 
         env = make_env(env_id, max_episode_steps=max_episode_steps)
         model = sb3.SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
                         learning_starts=min(1000, max(1, steps // 4)))
-        model.learn(total_timesteps=steps)
+        callback = _tqdm_callback(steps, f"SAC seed {seed}") if progress_bar else None
+        model.learn(total_timesteps=steps, callback=callback)
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(str(path))
         env.close()
@@ -184,7 +210,8 @@ def degradation_curve(
             path = out / "policies" / f"sac-{config.env_id}-seed{seed}-{config.train_steps}.zip"
             if not path.is_file():
                 say(f"training SAC seed {seed} for {config.train_steps} steps")
-                train_sac(config.env_id, config.train_steps, seed, config.max_episode_steps, path)
+                train_sac(config.env_id, config.train_steps, seed, config.max_episode_steps, path,
+                          progress_bar=progress is not None)
             else:
                 say(f"reusing {path}")
         else:
