@@ -133,7 +133,7 @@ def test_cli_negative_trials(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_bad_out_fails_before_any_rollout(capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from realgap.protocol import runner
+    from realgap.jobs import evaluate as runner
 
     def no_rollouts(*args: object, **kwargs: object) -> None:
         raise AssertionError("rollouts ran before --out was checked")

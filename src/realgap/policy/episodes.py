@@ -103,6 +103,32 @@ class EpisodeOutcome:
         return d
 
 
+def resolve_policy(policy: str | Path, task: str | None) -> tuple[str, str, dict[str, Any]]:
+    """``(policy reference, task, policy config dict)`` for ``"expert"`` or a checkpoint.
+
+    A checkpoint trained for another task than ``task`` is a one-line ConfigError.
+    """
+    if str(policy) == EXPERT:
+        if not task:
+            raise ConfigError("--policy expert needs --task (the scripted expert of which task?)")
+        return EXPERT, task, {}
+    from realgap.policy.checkpoint import check_task, find_checkpoint, load_checkpoint
+
+    ckpt = load_checkpoint(policy)
+    if task is not None:
+        check_task(ckpt, task)
+    return str(find_checkpoint(policy)), str(ckpt["task"]), dict(ckpt["policy_config"])
+
+
+def env_spec_for(task: str, pcfg: Mapping[str, Any], image_size: int | None = None,
+                 **kwargs: Any) -> EnvSpec:
+    """The :class:`EnvSpec` a policy with config ``pcfg`` is played in: its own image size
+    and camera (a learned policy sees what it was trained on), else ``image_size`` (64)."""
+    size = int(pcfg.get("image_size") or (64 if image_size is None else image_size))
+    return EnvSpec(task=task, image_size=size, cameras=(str(pcfg.get("camera", "head")),),
+                   **kwargs)
+
+
 # -- environments --------------------------------------------------------------------------
 def make_env(spec: EnvSpec, settings: Mapping[str, Any], seed: int = 0) -> Any:
     """Build the task's environment, wrapped so every reset applies ``settings``
