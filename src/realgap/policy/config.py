@@ -12,13 +12,101 @@ reference trains for 600 epochs at batch size 128 with Adam (section IV-A2).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from realgap.errors import ConfigError
+from realgap._registry import Registry
+from realgap.errors import ConfigError, UnknownNameError
 
-#: Heads known to :func:`realgap.policy.build_policy`.
-HEADS: tuple[str, ...] = ("bc", "bc-rnn", "dp-c")
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What a policy head declares (the head registry's metadata; no torch needed).
+
+    Training, inference and saliency read a head's windows from here instead of
+    dispatching on its name.
+
+    Attributes:
+        name: registry name (``PolicyConfig.head``).
+        summary: one line for ``--help`` and the docs.
+        module: ``"module:Class"`` of the torch head, imported on first build.
+        obs_window: observation window ``T_o`` (steps ``t-T_o+1..t``) for a config.
+        action_window: action window ``T_a`` trained on for a config: actions at the
+            observation steps when ``act_from_obs``, else at ``t..t+T_a-1`` (a chunk).
+        act_from_obs: the action targets are the observation steps' own actions (BC-RNN).
+        exec_steps: actions executed per prediction before the head predicts again.
+        saliency: what the head's ``saliency_scalar`` measures (FullGrad's target).
+        reference: where the head comes from.
+    """
+
+    name: str
+    summary: str
+    module: str
+    obs_window: Callable[[PolicyConfig], int]
+    action_window: Callable[[PolicyConfig], int]
+    act_from_obs: bool
+    exec_steps: Callable[[PolicyConfig], int]
+    saliency: str
+    reference: str
+
+    def build(self, cond_dim: int, cfg: PolicyConfig) -> Any:
+        """The torch head for conditioning width ``cond_dim`` (imports torch)."""
+        import importlib
+
+        mod, cls = self.module.split(":")
+        return getattr(importlib.import_module(mod), cls).from_config(cond_dim, cfg)
+
+
+#: The head registry: name -> :class:`HeadSpec` (each entry's factory returns its spec).
+HEAD_REGISTRY: Registry[HeadSpec] = Registry("head")
+
+#: Diffusion Policy's observation horizon (Chi et al., n_obs_steps=2) for DP-T.
+DPT_OBS_STEPS = 2
+
+
+def _add_head(spec: HeadSpec) -> None:
+    HEAD_REGISTRY.add(spec.name, lambda: spec, spec=spec)
+
+
+_add_head(HeadSpec(
+    "bc", "two-layer MLP on the current observation, one action",
+    "realgap.policy.heads:BCHead", obs_window=lambda c: 1, action_window=lambda c: 1,
+    act_from_obs=False, exec_steps=lambda c: 1,
+    saliency="norm of the predicted (normalised) action",
+    reference="visual-alignment-testing.txt III-B2"))
+_add_head(HeadSpec(
+    "bc-rnn", "LSTM over the last `history` observations, MSE at every step",
+    "realgap.policy.heads:BCRNNHead", obs_window=lambda c: c.history,
+    action_window=lambda c: c.history, act_from_obs=True, exec_steps=lambda c: 1,
+    saliency="norm of the last step's predicted action",
+    reference="visual-alignment-testing.txt III-B2 (robomimic BC-RNN)"))
+_add_head(HeadSpec(
+    "dp-c", "1-D convolutional U-Net diffusion over `horizon` actions (chunked)",
+    "realgap.policy.diffusion:DiffusionHead", obs_window=lambda c: 1,
+    action_window=lambda c: c.horizon, act_from_obs=False,
+    exec_steps=lambda c: c.n_action_steps,
+    saliency="norm of the predicted noise at the first DDIM step (fixed noise)",
+    reference="visual-alignment-testing.txt III-B2; Chi et al., Diffusion Policy (CNN)"))
+_add_head(HeadSpec(
+    "dp-t", "transformer diffusion over `horizon` actions, cross-attending to 2 observations",
+    "realgap.policy.diffusion:TransformerDiffusionHead",
+    obs_window=lambda c: DPT_OBS_STEPS, action_window=lambda c: c.horizon,
+    act_from_obs=False, exec_steps=lambda c: c.n_action_steps,
+    saliency="norm of the predicted noise at the first DDIM step (fixed noise)",
+    reference="visual-alignment-testing.txt III-B2; Chi et al., Diffusion Policy (transformer)"))
+
+
+def head_spec(name: str) -> HeadSpec:
+    """The :class:`HeadSpec` of ``name``; an unknown name is a ConfigError with close matches."""
+    try:
+        return HEAD_REGISTRY.get(name).meta["spec"]
+    except UnknownNameError as exc:
+        raise ConfigError(f"--head: {exc}") from None
+
+
+#: Heads known to :func:`realgap.policy.train_policy` (registry order of registration).
+HEADS: tuple[str, ...] = ("bc", "bc-rnn", "dp-c", "dp-t")
 
 #: End-to-end encoders of :mod:`realgap.encoders.e2e` (name -> ``build_e2e`` arch): the
 #: reference's ResNet18 with group norm and spatial softmax, and the same recipe on a
@@ -50,8 +138,10 @@ class PolicyConfig:
             places of :func:`realgap.encoders.create_encoder`). Stored with the policy so a
             rollout rebuilds the same encoder; its hash is checked on load.
         feature_dim: output width of an end-to-end encoder.
-        head: ``"bc"`` (two-layer MLP), ``"bc-rnn"`` (LSTM over ``history`` steps) or
-            ``"dp-c"`` (1-D convolutional U-Net diffusion over ``horizon`` actions).
+        head: a :data:`HEAD_REGISTRY` name: ``"bc"`` (two-layer MLP), ``"bc-rnn"`` (LSTM
+            over ``history`` steps), ``"dp-c"`` (1-D convolutional U-Net diffusion over
+            ``horizon`` actions) or ``"dp-t"`` (transformer diffusion over ``horizon``
+            actions conditioned on the last :data:`DPT_OBS_STEPS` observations).
         camera: camera name whose image the policy sees.
         image_size: side of the square image fed to the encoder, in pixels
             (16..:data:`MAX_IMAGE_SIZE`).
@@ -66,8 +156,8 @@ class PolicyConfig:
             and Visual Alignment Testing would test nothing.
         hidden: width of the MLP / LSTM / U-Net conditioning.
         history: BC-RNN sequence length (the reference uses 10, section III-B2).
-        horizon: DP-C predicted action horizon ``T_p``.
-        n_action_steps: DP-C actions executed per prediction before re-planning.
+        horizon: predicted action horizon ``T_p`` of the chunking heads (DP-C, DP-T).
+        n_action_steps: actions executed per prediction before re-planning (DP-C, DP-T).
         diffusion_train_steps: DDPM noise-schedule length used in training.
         diffusion_infer_steps: DDIM sampling steps at inference.
         freeze_encoder: keep the encoder fixed (always true for registry encoders;
@@ -94,10 +184,7 @@ class PolicyConfig:
     freeze_encoder: bool = False
 
     def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ConfigError(
-                f"--head: unknown head {self.head!r}; expected one of {', '.join(HEADS)}"
-            )
+        head_spec(self.head)  # an unknown head fails here, naming the close matches
         for name in ("image_size", "action_dim", "hidden", "history", "horizon",
                      "n_action_steps", "diffusion_train_steps", "diffusion_infer_steps"):
             if int(getattr(self, name)) < 1:

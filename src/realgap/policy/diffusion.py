@@ -1,5 +1,11 @@
-"""DP-C: a convolutional diffusion policy head (Chi et al., Diffusion Policy; the
-reference's DP-C, visual-alignment-testing.txt III-B2).
+"""Diffusion policy heads: DP-C (convolutional) and DP-T (transformer) (Chi et al.,
+Diffusion Policy; the reference's DP-C and DP-T, visual-alignment-testing.txt III-B2).
+
+DP-T (:class:`TransformerDiffusionHead`) shares the schedulers, the loss and the sampler
+of DP-C and swaps the U-Net for Diffusion Policy's transformer denoiser: one token per
+action of the chunk, a causal self-attention decoder that cross-attends to conditioning
+tokens (the diffusion step, then one token per observation of the last
+:data:`realgap.policy.config.DPT_OBS_STEPS` steps), at a CPU-sized width.
 
 A 1-D temporal U-Net denoises an action sequence ``(B, T_p, A)`` conditioned by FiLM on
 the observation features and the diffusion step. The noise schedule, the forward
@@ -9,7 +15,8 @@ training, ``DDIMScheduler`` with few steps for inference); only the small U-Net,
 the Diffusion Policy reference implementation (Conv1d-GroupNorm-Mish blocks, FiLM
 residual blocks, stride-2 down/up sampling), at a much smaller width.
 
-Shapes: ``cond (B, 1, C)`` (observation horizon 1), ``actions (B, T_p, A)`` normalised.
+Shapes: ``cond (B, T_o, C)`` (DP-C uses the last observation, DP-T all ``T_o``),
+``actions (B, T_p, A)`` normalised.
 ``predict`` returns the first ``n_action_steps`` actions of the sampled sequence.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 from realgap._optional import require
 
@@ -137,12 +145,32 @@ class DiffusionHead(nn.Module):
         self.horizon = horizon
         self.n_action_steps = n_action_steps
         self.infer_steps = infer_steps
-        base = max(32, hidden // 2)
-        self.unet = ConditionalUnet1D(action_dim, cond_dim, dims=(base, 2 * base))
+        self.unet = self._network(cond_dim, action_dim, horizon, hidden)
         kw = {"num_train_timesteps": train_steps, "beta_schedule": "squaredcos_cap_v2",
               "clip_sample": True, "clip_sample_range": 5.0, "prediction_type": "epsilon"}
         self.train_sched = diffusers.DDPMScheduler(**kw)
         self.infer_sched = diffusers.DDIMScheduler(**kw)
+
+    @classmethod
+    def from_config(cls, cond_dim: int, cfg: Any) -> DiffusionHead:
+        return cls(cond_dim, cfg.action_dim, cfg.horizon, cfg.n_action_steps,
+                   cfg.diffusion_train_steps, cfg.diffusion_infer_steps, cfg.hidden)
+
+    def _network(self, cond_dim: int, action_dim: int, horizon: int, hidden: int) -> nn.Module:
+        base = max(32, hidden // 2)
+        return ConditionalUnet1D(action_dim, cond_dim, dims=(base, 2 * base))
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Predicted noise ``(B, T_p, A)`` of ``x (B, T_p, A)`` at steps ``t (B,)`` given
+        ``cond (B, T_o, C)`` (DP-C conditions on the last observation)."""
+        return self.unet(x, t, cond[:, -1])
+
+    def saliency_scalar(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """``(B, 1)``: norm of the noise predicted for the fixed ``noise (B, T_p, A)`` at
+        the first DDIM step, a differentiable function of the observation."""
+        self.infer_sched.set_timesteps(self.infer_steps)
+        step = self.infer_sched.timesteps[0]
+        return self.denoise(noise, step.expand(len(cond)), cond).flatten(1).norm(dim=1, keepdim=True)
 
     def loss(self, cond: torch.Tensor, actions: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -150,7 +178,7 @@ class DiffusionHead(nn.Module):
         noise = torch.randn(actions.shape, generator=generator)
         t = torch.randint(0, self.train_sched.config.num_train_timesteps, (b,), generator=generator)
         noisy = self.train_sched.add_noise(actions, noise, t)
-        pred = self.unet(noisy, t, cond[:, -1])
+        pred = self.denoise(noisy, t, cond)
         return nn.functional.mse_loss(pred, noise)
 
     @torch.no_grad()
@@ -160,6 +188,65 @@ class DiffusionHead(nn.Module):
         sched = self.infer_sched
         sched.set_timesteps(self.infer_steps)
         for t in sched.timesteps:
-            eps = self.unet(x, t.expand(b), cond[:, -1])
+            eps = self.denoise(x, t.expand(b), cond)
             x = sched.step(eps, t, x, generator=generator).prev_sample
         return x[:, : self.n_action_steps]
+
+
+class TransformerDenoiser(nn.Module):
+    """Diffusion Policy's transformer denoiser, small:
+    ``(B, T, A) x step (B,) x cond (B, T_o, C) -> noise (B, T, A)``.
+
+    Action tokens (linear embedding plus a learned position) pass through a causal
+    self-attention decoder (``norm_first``, GELU) that cross-attends to the conditioning
+    tokens: the sinusoidal step embedding and one projected token per observation, with
+    learned positions, mixed by an MLP (Diffusion Policy's ``n_cond_layers=0`` form).
+    """
+
+    def __init__(self, action_dim: int, cond_dim: int, horizon: int, n_obs: int,
+                 d_model: int = 64, n_layers: int = 2, n_heads: int = 4) -> None:
+        super().__init__()
+        self.horizon = horizon
+        self.in_proj = nn.Linear(action_dim, d_model)
+        self.pos = nn.Parameter(torch.randn(1, horizon, d_model) * 0.02)
+        self.step_emb = _StepEmbedding(d_model)
+        self.cond_proj = nn.Linear(cond_dim, d_model)
+        self.cond_pos = nn.Parameter(torch.randn(1, 1 + n_obs, d_model) * 0.02)
+        self.cond_mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.Mish(),
+                                      nn.Linear(4 * d_model, d_model))
+        layer = nn.TransformerDecoderLayer(d_model, n_heads, 4 * d_model, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, n_layers)
+        self.ln = nn.LayerNorm(d_model)
+        self.out = nn.Linear(d_model, action_dim)
+        # each action token sees itself and the earlier ones (Diffusion Policy's causal_attn)
+        self.register_buffer("causal", torch.triu(torch.full((horizon, horizon), float("-inf")),
+                                                  diagonal=1), persistent=False)
+
+    def forward(self, sample: torch.Tensor, step: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        t = sample.shape[1]
+        x = self.in_proj(sample) + self.pos[:, :t]
+        tokens = torch.cat([self.step_emb(step)[:, None], self.cond_proj(cond)], dim=1)
+        mem = self.cond_mlp(tokens + self.cond_pos[:, : tokens.shape[1]])
+        h = self.decoder(x, mem, tgt_mask=self.causal[:t, :t])
+        return self.out(self.ln(h))
+
+
+class TransformerDiffusionHead(DiffusionHead):
+    """DP-T: :class:`DiffusionHead`'s schedulers, loss and sampler around a
+    :class:`TransformerDenoiser` conditioned on every observation of the window
+    (``cond (B, T_o, C)``, ``T_o`` = :data:`realgap.policy.config.DPT_OBS_STEPS`)."""
+
+    def _network(self, cond_dim: int, action_dim: int, horizon: int, hidden: int) -> nn.Module:
+        from realgap.policy.config import DPT_OBS_STEPS
+
+        return TransformerDenoiser(action_dim, cond_dim, horizon, DPT_OBS_STEPS,
+                                   d_model=max(32, hidden // 2))
+
+    @classmethod
+    def from_config(cls, cond_dim: int, cfg: Any) -> TransformerDiffusionHead:
+        return cls(cond_dim, cfg.action_dim, cfg.horizon, cfg.n_action_steps,
+                   cfg.diffusion_train_steps, cfg.diffusion_infer_steps, cfg.hidden)
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.unet(x, t, cond)

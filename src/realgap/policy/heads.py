@@ -9,11 +9,16 @@ normalised action. Shapes, stated once:
   training statistics; ``T_a = 1`` for BC, ``T_a = history`` for BC-RNN (one target per
   step of the sequence, as robomimic trains BC-RNN).
 
-Each head exposes ``loss(cond, actions, generator) -> scalar`` and
-``predict(cond, generator) -> (B, T_exec, A)``, the actions to execute next.
+Each head exposes ``from_config(cond_dim, cfg)``, ``loss(cond, actions, generator) ->
+scalar``, ``predict(cond, generator) -> (B, T_exec, A)`` (the actions to execute next) and
+``saliency_scalar(cond, noise) -> (B, 1)``, the differentiable scalar FullGrad explains.
+Windows and the saliency target are declared in the head registry
+(:data:`realgap.policy.config.HEAD_REGISTRY`), not dispatched on names.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from realgap._optional import require
 
@@ -37,6 +42,14 @@ class BCHead(nn.Module):
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
         return self.net(cond[:, -1])[:, None]
+
+    @classmethod
+    def from_config(cls, cond_dim: int, cfg: Any) -> "BCHead":
+        return cls(cond_dim, cfg.action_dim, cfg.hidden)
+
+    def saliency_scalar(self, cond: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 1)``: norm of the predicted normalised action of the last step."""
+        return self(cond)[:, -1].norm(dim=1, keepdim=True)
 
     def loss(self, cond: torch.Tensor, actions: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -65,6 +78,14 @@ class BCRNNHead(nn.Module):
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(cond)
         return self.out(h)
+
+    @classmethod
+    def from_config(cls, cond_dim: int, cfg: Any) -> "BCRNNHead":
+        return cls(cond_dim, cfg.action_dim, cfg.hidden)
+
+    def saliency_scalar(self, cond: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 1)``: norm of the predicted normalised action of the last step."""
+        return self(cond)[:, -1].norm(dim=1, keepdim=True)
 
     def loss(self, cond: torch.Tensor, actions: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:

@@ -71,22 +71,14 @@ class PolicyNet(nn.Module):
 
     def __init__(self, cfg: PolicyConfig, feat_dim: int, encoder: Any | None) -> None:
         super().__init__()
-        from realgap.policy.diffusion import DiffusionHead
-        from realgap.policy.heads import BCHead, BCRNNHead
+        from realgap.policy.config import head_spec
 
         self.cfg = cfg
         self.feat_dim = feat_dim
         self.encoder = encoder
         s = cfg.state_dim if cfg.use_state else 0
         cond_dim = feat_dim + s
-        if cfg.head == "bc":
-            self.head: nn.Module = BCHead(cond_dim, cfg.action_dim, cfg.hidden)
-        elif cfg.head == "bc-rnn":
-            self.head = BCRNNHead(cond_dim, cfg.action_dim, cfg.hidden)
-        else:
-            self.head = DiffusionHead(cond_dim, cfg.action_dim, cfg.horizon, cfg.n_action_steps,
-                                      cfg.diffusion_train_steps, cfg.diffusion_infer_steps,
-                                      cfg.hidden)
+        self.head: nn.Module = head_spec(cfg.head).build(cond_dim, cfg)
         self.register_buffer("act_mean", torch.zeros(cfg.action_dim))
         self.register_buffer("act_std", torch.ones(cfg.action_dim))
         self.register_buffer("state_mean", torch.zeros(max(cfg.state_dim, 1)))

@@ -86,7 +86,9 @@ class LearnedPolicy:
         self.name = name
         self.task = cfg.task
         self.meta = dict(meta or {})
-        self._obs_window = 1 if cfg.head != "bc-rnn" else cfg.history
+        from realgap.policy.config import head_spec
+
+        self._obs_window = head_spec(cfg.head).obs_window(cfg)
         self._hist: deque[Any] = deque(maxlen=self._obs_window)
         self._queue: deque[np.ndarray] = deque()
         self._gen = self.torch.Generator().manual_seed(0)

@@ -38,7 +38,7 @@ from realgap.policy.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from realgap.policy.config import PolicyConfig, TrainConfig
+from realgap.policy.config import PolicyConfig, TrainConfig, head_spec
 
 
 @dataclass(frozen=True)
@@ -192,19 +192,18 @@ def train_policy(
         policy: architecture; ``action_dim``/``state_dim`` are taken from the data.
         train: optimisation settings (None: :class:`TrainConfig` defaults).
         resume: continue from the latest checkpoint in ``out`` when its configuration
-            and FrameSet hash match (a mismatch is a :class:`ConfigError`).
+            and FrameSet hash match (a mismatch is a :class:`ConfigError`); ``False``
+            refuses (ConfigError) an ``out`` that already holds checkpoints instead of
+            overwriting them.
+
+    Torch's thread count and global random state are restored on return.
         encoder_from: a checkpoint whose end-to-end encoder is copied in and frozen (VAT's
             pi_B' uses pi_A's encoder).
         progress: show a tqdm bar over epochs.
     """
     torch = require("torch")
-    from tqdm import tqdm
 
     train = train or TrainConfig()
-
-    from realgap.policy.model import PolicyNet, build_e2e_encoder, prepare_images
-    from realgap.policy.predictor import load_weights
-
     out = Path(out)
     fs, view = _load_training_data(data, policy.task, policy, train)
     man = view.manifest.reset_index(drop=True)
@@ -234,7 +233,11 @@ def train_policy(
                           f"epoch {enc_ckpt['epoch']})")
 
     # Resume checks come before the images are resized or embedded (minutes on big sets).
-    cks = list_checkpoints(out) if resume else []
+    cks = list_checkpoints(out)
+    if cks and not resume:
+        raise ConfigError(f"--out {out}: already holds checkpoints ({cks[-1].name}) and "
+                          "resume=False (--no-resume) was asked; pass a new --out, delete "
+                          f"{out / 'checkpoints'}, or resume")
     last = load_checkpoint(cks[-1], "--out") if cks else None
     if last is not None:
         diffs = resume_mismatch(last, cfg, train, fs.content_hash)
@@ -246,13 +249,34 @@ def train_policy(
     if cfg.is_e2e:
         _check_image_memory(len(man), cfg.image_size)
 
-    w = make_windows(ep_keys, man["step"].to_numpy(),
-                     cfg.history if cfg.head == "bc-rnn" else 1,
-                     cfg.horizon if cfg.head == "dp-c" else (cfg.history if cfg.head == "bc-rnn" else 1),
-                     act_from_obs=cfg.head == "bc-rnn")
+    spec = head_spec(cfg.head)
+    w = make_windows(ep_keys, man["step"].to_numpy(), spec.obs_window(cfg),
+                     spec.action_window(cfg), act_from_obs=spec.act_from_obs)
 
-    if train.threads:
-        torch.set_num_threads(int(train.threads))
+    # torch's thread count and global generator are process state: restore them on the
+    # way out, so a caller (a study training many policies) sees what it had before.
+    threads_before = torch.get_num_threads()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            if train.threads:
+                torch.set_num_threads(int(train.threads))
+            return _fit(torch, data, out, cfg, train, fs, view, man, order, ep_keys, actions,
+                        states, w, cks, last, enc_ckpt, encoder_origin, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: TrainConfig,
+         fs: Any, view: Any, man: Any, order: np.ndarray, ep_keys: np.ndarray,
+         actions: np.ndarray, states: np.ndarray, w: _Windows, cks: list[Path],
+         last: dict[str, Any] | None, enc_ckpt: dict[str, Any] | None, encoder_origin: str,
+         progress: bool) -> TrainResult:
+    """The optimisation of :func:`train_policy` once data and checks are in place."""
+    from tqdm import tqdm
+
+    from realgap.policy.model import PolicyNet, build_e2e_encoder, prepare_images
+    from realgap.policy.predictor import load_weights
+
     torch.manual_seed(train.seed)
     registry_encoder = None
     if cfg.is_e2e:
