@@ -7,6 +7,11 @@ error (unknown option, missing or malformed argument) and a file-system error ab
 user's path or a full disk all end in :func:`fail`: one line ``realgap: error: ...`` on
 stderr and exit code 2; a traceback means a bug. ``--help`` stays a full usage page.
 
+Every command (every parser without subcommands) also gets ``--json`` (one JSON document
+on stdout, nothing else), ``--quiet`` (alias ``--no-progress``), ``--verbose`` (debug
+logging) and ``--config FILE.toml`` (keys: the long option names; flags override them), and
+``--help`` shows every default: see :mod:`realgap.cli._options`.
+
 Exit codes: 0 success, 2 error, 130 interrupted (Ctrl-C), 141 stdout closed early (as in
 ``realgap data info FS | head -1``: the reader has what it wanted, so nothing is printed;
 141 is 128 + SIGPIPE, what a shell reports for a C tool stopped the same way).
@@ -20,9 +25,17 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from realgap import __version__
+from realgap.cli._options import (
+    HelpFormatter,
+    add_common_options,
+    apply_config_file,
+    configure_logging,
+    leaf_parsers,
+    log,
+)
 from realgap.errors import ConfigError, RealgapError
 
 #: Subcommand modules under ``realgap.cli``, in ``--help`` order.
@@ -59,6 +72,10 @@ class _Parser(argparse.ArgumentParser):
     Subparsers inherit the class (``add_subparsers`` uses ``type(self)``).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
@@ -75,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     from realgap.encoders.registry import add_plugin_flag
 
     add_plugin_flag(sub)  # --allow-plugin on every command that builds encoders
+    # --json, --quiet, --verbose, --config and shown defaults on every command, this one's
+    # modules and any added later alike (tests/test_cli_contract.py walks the same tree)
+    for _, leaf in leaf_parsers(parser):
+        add_common_options(leaf)
     return parser
 
 
@@ -128,10 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
         parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        apply_config_file(parser, argv)  # --config FILE: its keys become the defaults
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
+        configure_logging(bool(getattr(args, "verbose", False)))
+        log.debug("realgap %s: %s", __version__, {k: v for k, v in vars(args).items()
+                                                  if k != "func"})
         from realgap.encoders.registry import plugins_allowed
 
         # module:factory plugins run only when this command line says so (issue 10)

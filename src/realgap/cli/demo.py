@@ -8,11 +8,12 @@ import argparse
 import json
 from typing import Any
 
-from realgap.cli._args import seed
+from realgap.cli._common import show_progress
+from realgap.cli._dataclass_options import add_dataclass_options, config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from realgap.jobs.demo import DEFAULT_OUT, DEMO_ENCODERS, DEMO_REAL_DOMAINS
+    from realgap.jobs.demo import DEMO_ENCODERS, DEMO_REAL_DOMAINS, DemoConfig
 
     p = sub.add_parser(
         "demo", help="run the main job on the embedded default dataset and write the report",
@@ -20,11 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "renders of a reach task, the proxy at two severities) unless it exists, "
                     f"compare the offline encoders ({', '.join(DEMO_ENCODERS)}) with "
                     f"`realgap gap` against {' and '.join(DEMO_REAL_DOMAINS)}, write the "
-                    "report.")
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
-    p.add_argument("--seed", type=seed, default=0, help="seed of the gap job")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+                    "report. The options are the fields of realgap.jobs.demo.DemoConfig.")
+    add_dataclass_options(p, DemoConfig, skip=("dataset", "progress"), overrides={
+        "encoders": {"metavar": "NAME[,NAME...]"},
+        "real_domains": {"metavar": "DOMAIN[,DOMAIN]"},
+    })
     p.add_argument("--json", action="store_true",
                    help="print the results as JSON: per real-proxy severity, exactly what "
                         "`realgap gap --json` prints for that run")
@@ -35,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from realgap.jobs.demo import DemoConfig, run_demo
     from realgap.jobs.gap import ranking_table
 
-    cfg = DemoConfig(out=args.out, n_boot=args.n_boot, seed=args.seed,
-                     progress=not (args.quiet or args.json))
+    cfg = config_from_args(DemoConfig, args, progress=show_progress(args))
     result = run_demo(args.out, cfg)
     if args.json:
         print(json.dumps(demo_json(result), indent=1))

@@ -1,6 +1,7 @@
 """``realgap gap``: which encoder carries a sim-trained policy across (the main job).
 
-Parses the options into a :class:`realgap.jobs.gap.GapConfig`, calls
+Options generated from :class:`realgap.jobs.gap.GapConfig` (one per field, its docstring
+as help, its default shown) are parsed back into one, then the command calls
 :func:`realgap.jobs.gap.run_gap`, prints a ranking table with intervals and the report path
 (or, with ``--json``, every metric's value, lo, hi and n per encoder).
 """
@@ -10,83 +11,62 @@ from __future__ import annotations
 import argparse
 import json
 
-from realgap.cli._args import seed
+from realgap.cli._common import show_progress
+from realgap.cli._dataclass_options import add_dataclass_options, config_from_args, csv_or_none
 from realgap.errors import ConfigError
 
 
-def _weights(items: list[str]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ConfigError(f"--weights {item!r}: expected ENCODER=PATH, e.g. "
-                              "--weights r3m-resnet50=~/ckpt/r3m_50.pt")
-        out.append((name, path))
-    return tuple(out)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
+    from realgap.executors import add_executor_args
+    from realgap.jobs.gap import GapConfig
+
     p = sub.add_parser(
         "gap", help="measure each encoder's sim-to-real gap (DIS, AS, transfer AS, coverage)",
         description="Embed sim and real frames with each encoder, compute DIS, AS (sim, real, "
                     "transfer), combined score, MMD, Frechet distance, C2ST and coverage with "
                     "episode-bootstrap intervals, draw saliency grids, append a run to "
-                    "OUT/results.duckdb and write OUT/report.html.")
+                    "OUT/results.duckdb and write OUT/report.html. The options are the fields "
+                    "of realgap.jobs.gap.GapConfig.")
     src = p.add_argument_group("frames (either --frames, or --sim and --real)")
-    src.add_argument("--frames", default=None, help="one FrameSet holding both domains")
-    src.add_argument("--sim", default=None, help="FrameSet of the simulated frames")
-    src.add_argument("--real", default=None, help="FrameSet of the real frames")
-    src.add_argument("--sim-domain", default="sim", help="domain label of the sim frames")
-    src.add_argument("--real-domain", default="real-proxy", help="domain label of the real frames")
-    p.add_argument("--encoders", required=True,
-                   help="comma-separated encoder names (see `realgap encoders list`)")
-    p.add_argument("--weights", action="append", default=[], metavar="ENCODER=PATH",
-                   help="checkpoint of a zoo encoder (repeatable)")
-    p.add_argument("--camera", default=None, help="camera to embed (default: head)")
-    p.add_argument("--real-camera", default=None, metavar="NAME",
-                   help="the real set's camera to compare with the sim --camera when the names "
-                        "differ, e.g. --real-camera top for a LeRobot set against sim head "
-                        "(default: the same name in both)")
-    p.add_argument("--k", type=int, default=384, help="PCA components of the paper's DIS (dis_paper)")
-    p.add_argument("--space-k", type=int, default=32,
-                   help="leading components of the common space, the same for every encoder")
-    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples over episodes")
-    p.add_argument("--n-perm", type=int, default=200,
-                   help="permutations of the null over episodes (0: no p-values)")
-    p.add_argument("--seed", type=seed, default=0, help="seed: same seed, same numbers")
-    p.add_argument("--cache", default=None, help="embedding cache dir (default OUT/cache)")
-    p.add_argument("--saliency-pairs", type=int, default=3,
-                   help="sim/real pairs per saliency grid (0: no saliency)")
-    p.add_argument("--maps", default="pca,umap",
-                   help="embedding maps in the report: pca (fitted on sim), umap, or none "
-                        "(default pca,umap)")
-    p.add_argument("--map-frames", type=int, default=400,
-                   help="frames per domain on the embedding maps (default 400)")
-    p.add_argument("--device", default="cpu", help="torch device")
-    from realgap.executors import add_executor_args
-
+    add_dataclass_options(src, GapConfig, only=FRAME_FIELDS)
+    add_dataclass_options(p, GapConfig, skip=(*FRAME_FIELDS, *_NOT_OPTIONS), overrides={
+        "encoders": {"metavar": "NAME[,NAME...]",
+                     "help": "comma-separated encoder names (see `realgap encoders list`) or "
+                             "pkg.module:factory"},
+        "weights": {"action": "append", "type": _weight, "default": None,
+                    "metavar": "ENCODER=PATH",
+                    "help": "checkpoint of a zoo encoder whose weights are not cached "
+                            "(repeatable)"},
+        "real_camera": {"metavar": "NAME"},
+        "maps": {"type": csv_or_none, "metavar": "MAP[,MAP]"},
+    })
     add_executor_args(p, "embedding extraction (one task per episode x encoder, into the same cache)")
-    p.add_argument("--out", required=True, help="output dir (results.duckdb, report.html)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON: every metric's value, lo, hi and n per "
+                        "encoder, the ranking, run id and paths")
     p.set_defaults(func=run)
+
+
+#: GapConfig fields in the "frames" group of ``--help``.
+FRAME_FIELDS = ("frames", "sim", "real", "sim_domain", "real_domain")
+#: GapConfig fields set by other options: --quiet, and --executor/--ray-address (shared with
+#: rollout and evaluate through realgap.executors.add_executor_args).
+_NOT_OPTIONS = ("progress", "executor", "ray_address")
+
+
+def _weight(item: str) -> tuple[str, str]:
+    """``--weights ENCODER=PATH`` -> ``(encoder, path)``."""
+    name, sep, path = item.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected ENCODER=PATH, e.g. --weights "
+                                         f"r3m-resnet50=~/ckpt/r3m_50.pt, got {item!r}")
+    return name, path
 
 
 def run(args: argparse.Namespace) -> int:
     from realgap.jobs.gap import RANKING_LEGEND, GapConfig, ranking_table, result_json, run_gap
 
-    encoders = tuple(e.strip() for e in args.encoders.split(",") if e.strip())
-    cfg = GapConfig(
-        encoders=encoders, out=args.out, frames=args.frames, sim=args.sim, real=args.real,
-        sim_domain=args.sim_domain, real_domain=args.real_domain, camera=args.camera,
-        real_camera=args.real_camera,
-        k=args.k, space_k=args.space_k, n_boot=args.n_boot, n_perm=args.n_perm,
-        seed=args.seed, cache=args.cache,
-        weights=_weights(args.weights), saliency_pairs=args.saliency_pairs,
-        device=args.device, progress=not (args.quiet or args.json),
-        maps=_maps(args.maps), map_frames=args.map_frames,
-        executor=args.executor, ray_address=args.ray_address,
-    )
+    cfg = config_from_args(GapConfig, args, progress=show_progress(args))
     result = run_gap(cfg)
     if args.json:
         print(json.dumps(result_json(result), indent=1))
@@ -98,7 +78,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _maps(text: str) -> tuple[str, ...]:
-    """``--maps``: a comma list, or ``none`` for no maps (checked by the job's config check)."""
-    names = tuple(m.strip().lower() for m in text.split(",") if m.strip())
-    return () if names in ((), ("none",)) else names
+
+#: Old names, kept for code that imported them.
+_maps = csv_or_none
+
+
+def _weights(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """``--weights`` items -> ``((encoder, path), ...)`` (old helper; argparse now parses each)."""
+    try:
+        return tuple(_weight(item) for item in items)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"--weights: {exc}") from None

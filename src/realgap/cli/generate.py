@@ -18,65 +18,68 @@ import argparse
 import time
 from pathlib import Path
 
-from realgap.cli._args import seed
+from realgap.cli._common import emit, show_progress
+from realgap.cli._dataclass_options import add_dataclass_options, config_from_args, csv, csv_or_none
 
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in text.split(",") if s.strip())
+#: Old name, kept for code that imported it.
+_csv = csv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from realgap.sim.generate import GenerateConfig
+
     p = sub.add_parser(
         "generate",
         help="generate a paired sim / proxy-real FrameSet with the scripted experts",
         description="Run the scripted expert of each task, render every step in each "
         "domain from the same simulator state, and write a FrameSet plus "
-        "contact_sheet.png. Resumable: rerun the same command to finish an interrupted run.",
+        "contact_sheet.png. Resumable: rerun the same command to finish an interrupted run. "
+        "The options are the fields of realgap.sim.generate.GenerateConfig.",
     )
     p.add_argument("--demo", action="store_true",
                    help="write the embedded demo dataset (reach-mug, 100 episodes; sim, "
                         "sim-nominal, real-proxy-mild, real-proxy-strong); other options except "
                         "--out are ignored")
-    p.add_argument("--task", action="append", default=None, metavar="NAME[,NAME]",
-                   help="task name(s): reach-mug, reach-box, push, pick-place (repeatable)")
-    p.add_argument("--episodes", type=int, default=20, help="episodes per task (default 20)")
-    p.add_argument("--domains", default="sim,real-proxy",
-                   help="comma list of sim, sim-nominal, real-proxy (= real-proxy-strong), "
-                        "real-proxy-mild, real-proxy-strong (default sim,real-proxy)")
-    p.add_argument("--randomize", default="BG,LT,CP",
-                   help="comma list of factors BG, LT, TD, CP, TH, PHYS, or 'none' "
-                        "(default BG,LT,CP)")
-    p.add_argument("--granularity", default="frame", help="frame or episode (default frame)")
-    p.add_argument("--fidelity", default="low", help="low, medium or high (default low)")
-    p.add_argument("--image-size", type=int, default=128, help="image side in px (default 128)")
-    p.add_argument("--cameras", default="head", help="comma list: head, wrist (default head)")
-    p.add_argument("--seed", type=seed, default=0, help="master seed (default 0)")
-    p.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
-    p.add_argument("--record-every", type=int, default=1,
-                   help="record every k-th control step (default 1: every step)")
-    p.add_argument("--proxy-shadows", default="high",
-                   help="shadow quality of the real-proxy domains: off, low (256-texel map, "
-                        "~5x cheaper than high in software rendering) or high (default)")
-    p.add_argument("--domain-label", action="append", default=[], metavar="DOMAIN=LABEL",
-                   help="store DOMAIN's frames under LABEL, e.g. real-proxy=real (repeatable)")
-    p.add_argument("--out", default=None,
-                   help="output FrameSet directory (required unless --demo; "
-                        "default for --demo: realgap-demo/frames)")
+    add_dataclass_options(p, GenerateConfig, overrides={
+        "out": {"required": False, "default": None,
+                "help": "output FrameSet directory, created; an existing FrameSet there is "
+                        "resumed (required unless --demo; default for --demo: realgap-demo/frames)"},
+        "tasks": {"flags": ("--task", "--tasks"), "action": "append", "type": csv,
+                  "default": None, "metavar": "NAME[,NAME]",
+                  "help": "task name(s): reach-mug, reach-box, push, pick-place (repeatable; "
+                          "default: reach-mug)"},
+        "domains": {"metavar": "DOMAIN[,DOMAIN]",
+                    "help": "comma list of sim, sim-nominal, real-proxy (= real-proxy-strong), "
+                            "real-proxy-mild, real-proxy-strong"},
+        "randomize": {"type": csv_or_none, "metavar": "FACTOR[,FACTOR]",
+                      "help": "randomization factors of the sim domain: comma list of BG, LT, "
+                              "TD, CP, TH, PHYS, or none"},
+        "cameras": {"metavar": "CAMERA[,CAMERA]"},
+        "domain_labels": {"flags": ("--domain-label",), "action": "append", "type": _label,
+                          "default": None, "metavar": "DOMAIN=LABEL",
+                          "help": "store DOMAIN's frames under LABEL, e.g. real-proxy=real "
+                                  "(repeatable)"},
+    })
     p.add_argument("--no-contact-sheet", action="store_true", help="skip contact_sheet.png")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
+def _label(item: str) -> tuple[str, str]:
+    """``--domain-label DOMAIN=LABEL`` -> ``(domain, label)``."""
+    src, sep, dst = item.partition("=")
+    if not sep or not src.strip() or not dst.strip():
+        raise argparse.ArgumentTypeError(f"expected DOMAIN=LABEL, e.g. real-proxy=real, got {item!r}")
+    return src.strip(), dst.strip()
+
+
 def _labels(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """Old helper: ``["a=b", ...]`` -> ``(("a", "b"), ...)``."""
     from realgap.errors import ConfigError
 
-    out = []
-    for item in items:
-        src, sep, dst = item.partition("=")
-        if not sep or not src.strip() or not dst.strip():
-            raise ConfigError(f"--domain-label {item!r}: expected DOMAIN=LABEL, e.g. real-proxy=real")
-        out.append((src.strip(), dst.strip()))
-    return tuple(out)
+    try:
+        return tuple(_label(item) for item in items)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"--domain-label: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,46 +88,45 @@ def run(args: argparse.Namespace) -> int:
     from realgap.sim.generate import DEFAULT_DEMO_OUT, GenerateConfig, generate, generate_demo
 
     t0 = time.perf_counter()
-    progress = not args.no_progress
+    progress = show_progress(args)
     if args.demo:
         out = args.out or DEFAULT_DEMO_OUT
         fs = generate_demo(out, progress=progress)
         sheet: Path | None = Path(out) / "contact_sheet.png"
     else:
-        if not args.task:
+        if not args.tasks:
             raise ConfigError("--task: required (or pass --demo); e.g. --task reach-mug")
         if not args.out:
             raise ConfigError("--out: required (or pass --demo); e.g. --out frames/reach-mug")
-        tasks = tuple(t for item in args.task for t in _csv(item))
-        randomize = () if args.randomize.strip().lower() in ("", "none") else _csv(args.randomize)
-        cfg = GenerateConfig(
-            out=args.out, tasks=tasks, episodes=args.episodes, domains=_csv(args.domains),
-            randomize=randomize, granularity=args.granularity, fidelity=args.fidelity,
-            image_size=args.image_size, cameras=_csv(args.cameras), seed=args.seed,
-            domain_labels=_labels(args.domain_label), max_steps=args.max_steps,
-            proxy_shadows=args.proxy_shadows, record_every=args.record_every,
-        )
+        tasks = tuple(t for item in args.tasks for t in item)
+        cfg = config_from_args(GenerateConfig, args, tasks=tasks)
         fs = generate(cfg, progress=progress)
         sheet = None if args.no_contact_sheet else contact_sheet(
             fs, Path(args.out) / "contact_sheet.png")
-    _print_summary(fs, sheet, time.perf_counter() - t0)
-    return 0
+    return _print_summary(args, fs, sheet, time.perf_counter() - t0)
 
 
-def _print_summary(fs: object, sheet: Path | None, seconds: float) -> None:
+def _print_summary(args: argparse.Namespace, fs: object, sheet: Path | None,
+                   seconds: float) -> int:
     import json
 
     man = fs.manifest  # type: ignore[attr-defined]
-    print(f"frameset: {fs.root}  ({len(man)} frames, hash {fs.content_hash[:16]})")  # type: ignore[attr-defined]
     counts = man.groupby(["domain", "task"]).agg(
         episodes=("episode", "nunique"), frames=("frame_id", "size"))
-    for (dom, task), row in counts.iterrows():
-        print(f"  {dom:<12} {task:<12} {int(row.episodes):>4} episodes {int(row.frames):>6} frames")
+    rows = [{"domain": dom, "task": task, "episodes": int(row.episodes),
+             "frames": int(row.frames)} for (dom, task), row in counts.iterrows()]
     rec_path = Path(fs.root) / "generate.json"  # type: ignore[attr-defined]
-    if rec_path.is_file():
-        stats = json.loads(rec_path.read_text()).get("expert_success", {})
-        for task, st in stats.items():
-            print(f"  expert success {task}: {st['success']}/{st['episodes']} episodes")
+    stats = (json.loads(rec_path.read_text()).get("expert_success", {})
+             if rec_path.is_file() else {})
+    lines = [f"frameset: {fs.root}  ({len(man)} frames, hash {fs.content_hash[:16]})"]  # type: ignore[attr-defined]
+    lines += [f"  {r['domain']:<12} {r['task']:<12} {r['episodes']:>4} episodes "
+              f"{r['frames']:>6} frames" for r in rows]
+    lines += [f"  expert success {task}: {st['success']}/{st['episodes']} episodes"
+              for task, st in stats.items()]
     if sheet is not None:
-        print(f"contact sheet: {sheet}")
-    print(f"done in {seconds:.1f} s")
+        lines.append(f"contact sheet: {sheet}")
+    lines.append(f"done in {seconds:.1f} s")
+    return emit(args, {"frameset": fs.root, "frames": len(man),  # type: ignore[attr-defined]
+                       "content_hash": fs.content_hash,  # type: ignore[attr-defined]
+                       "counts": rows, "expert_success": stats, "contact_sheet": sheet,
+                       "seconds": seconds}, "\n".join(lines))
