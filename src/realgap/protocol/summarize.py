@@ -10,7 +10,7 @@ Output, per setting and per combination of grouping keys: the per-condition rows
 interval (DESIGN.md "Success statistics"; vla-domain-randomization-study.txt 4.2 and
 appendix 0.C); with grouping keys, also one pooled row per setting over all of them.
 :func:`write_summary` stores it as a ``protocol-summary`` run in the layout of
-docs/interfaces.md, "Protocol results layout".
+:mod:`realgap.store.evaluate`.
 """
 
 from __future__ import annotations
@@ -163,33 +163,29 @@ def summarize_counts(df: pd.DataFrame, *, alpha: float = 0.05, source: str = "co
 
 
 def write_summary(out: str | Path, summary: CountsSummary) -> str:
-    """Store ``summary`` as a ``protocol-summary`` run (docs/interfaces.md layout)."""
-    from realgap.store import ResultsDB, Score
+    """Store ``summary`` as a ``protocol-summary`` run (layout: :mod:`realgap.store.evaluate`)."""
+    from realgap.store import ResultsDB
+    from realgap.store.evaluate import ConditionRate, SummaryRecord, SummaryRow
+    from realgap.store.evaluate import write_summary as store_summary
 
     def clean(v: Any) -> Any:
         return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
 
-    def extra(r: dict[str, Any], base: bool, factor: Any) -> dict[str, Any]:
-        e = {"successes": int(r["successes"]), "trials": int(r["trials"]), "factor": clean(factor),
-             "task": clean(r.get("task")), "base": base}
-        e.update({k: clean(r.get(k)) for k in summary.keys if k != "task"})
-        return e
+    def rate(r: dict[str, Any], name: str, factor: Any) -> ConditionRate:
+        return ConditionRate(name, clean(factor), None, int(r["successes"]), int(r["trials"]),
+                             r["rate"], r["lo"], r["hi"])
 
+    def keys(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: clean(r.get(k)) for k in summary.keys}
+
+    conds = tuple(SummaryRow(str(r["setting"]), rate(r, str(r["condition"]), r["factor"]), keys(r))
+                  for r in summary.conditions.to_dict(orient="records"))
+    pooled = tuple(SummaryRow(str(r["setting"]), rate(r, "pooled", None), keys(r), str(r["scope"]))
+                   for r in summary.pooled.to_dict(orient="records"))
+    rec = SummaryRecord(summary.source, summary.alpha, summary.keys, conds, pooled)
     with ResultsDB(out) as db:
-        run_id = db.new_run("protocol-summary", {"source": summary.source, "alpha": summary.alpha,
-                                                 "keys": list(summary.keys)},
-                            name=f"summary of {Path(summary.source).name}")
-        for setting in pd.unique(summary.conditions["setting"]):
-            db.add_subject(run_id, str(setting), "setting", {"source": summary.source})
-        scores = [Score(str(r["setting"]), "success_rate", r["rate"], r["lo"], r["hi"],
-                        int(r["trials"]), str(r["condition"]), extra(r, bool(r["base"]), r["factor"]))
-                  for r in summary.conditions.to_dict(orient="records")]
-        scores += [Score(str(r["setting"]), "success_rate", r["rate"], r["lo"], r["hi"],
-                         int(r["trials"]), "pooled", extra(r, False, None))
-                   for r in summary.pooled.to_dict(orient="records")]
-        db.add_scores(run_id, scores)
-        db.finish_run(run_id)
-    return run_id
+        written = store_summary(db, rec, name=f"summary of {Path(summary.source).name}")
+    return str(written.run_id)
 
 
 def format_summary(summary: CountsSummary) -> str:

@@ -170,15 +170,13 @@ class SummaryRecord:
 
 def write_summary(db: ResultsDB, rec: SummaryRecord, *, name: str = "") -> SummaryRecord:
     """Store ``rec`` as a finished ``protocol-summary`` run."""
-    def extra(row: SummaryRow, order: int | None) -> dict[str, Any]:
+    def extra(row: SummaryRow) -> dict[str, Any]:
         c = row.rate
         e = {"successes": c.successes, "trials": c.trials, "factor": c.factor,
              "task": row.keys.get("task"), "base": c.base if not row.scope else False}
         e.update({k: v for k, v in row.keys.items() if k != "task"})
         if row.scope:
             e["scope"] = row.scope
-        if order is not None:
-            e["order"] = order
         return e
 
     run_id = db.new_run(SUMMARY_KIND, {"source": rec.source, "alpha": rec.alpha,
@@ -186,9 +184,9 @@ def write_summary(db: ResultsDB, rec: SummaryRecord, *, name: str = "") -> Summa
     for setting in dict.fromkeys(r.setting for r in rec.conditions):
         db.add_subject(run_id, setting, SETTING_SUBJECT, {"source": rec.source})
     scores = [Score(r.setting, SUCCESS_RATE, r.rate.rate, r.rate.lo, r.rate.hi, r.rate.trials,
-                    r.rate.name, extra(r, i)) for i, r in enumerate(rec.conditions)]
+                    r.rate.name, extra(r)) for r in rec.conditions]
     scores += [Score(r.setting, SUCCESS_RATE, r.rate.rate, r.rate.lo, r.rate.hi, r.rate.trials,
-                     POOLED, extra(r, None)) for r in rec.pooled]
+                     POOLED, extra(r)) for r in rec.pooled]
     db.add_scores(run_id, scores)
     db.finish_run(run_id)
     return replace(rec, run_id=run_id)
