@@ -144,29 +144,23 @@ def tabulate(spec: ProtocolSpec, outcomes: Sequence[EpisodeOutcome], label: str,
 
 def write_evaluation(res: EvaluationResult, spec: ProtocolSpec, out: str | Path,
                      pcfg: Mapping[str, Any], workers: int) -> EvaluationResult:
-    """Store ``res`` as an ``evaluate`` run; returns it with its ``run_id``."""
-    from realgap.store import ResultsDB, Score
+    """Store ``res`` as an ``evaluate`` run (layout: :mod:`realgap.store.evaluate`)."""
+    from realgap.store import ResultsDB
+    from realgap.store.common import Outcome
+    from realgap.store.evaluate import ConditionRate, EvaluationRecord
+    from realgap.store.evaluate import write_evaluation as store_evaluation
 
-    config = {"protocol": spec.name, "protocol_version": spec.version, "protocol_source": spec.source,
-              "task": res.task, "policy": res.policy, "trials": spec.trials, "seed": spec.seed,
-              "workers": workers, "policy_config": dict(pcfg),
-              "seeds": spec.seeds}
+    def rate(r: ConditionResult) -> ConditionRate:
+        return ConditionRate(r.name, r.factor or None, r.value, r.successes, r.trials, r.rate,
+                             r.lo, r.hi)
+
+    config = {"protocol_source": spec.source, "trials": spec.trials, "seed": spec.seed,
+              "workers": workers, "policy_config": dict(pcfg), "seeds": spec.seeds}
+    rec = EvaluationRecord(spec.name, spec.version, res.policy, res.task,
+                           tuple(rate(r) for r in res.conditions), rate(res.pooled),
+                           tuple(Outcome.from_row(o.row()) for o in res.outcomes), config, dict(pcfg))
     with ResultsDB(out) as db:
-        run_id = db.new_run("evaluate", config, name=f"{spec.name}: {res.policy}")
-        db.add_subject(run_id, res.policy, "policy", {"task": res.task, **dict(pcfg)})
-        scores = [
-            Score(res.policy, "success_rate", r.rate, r.lo, r.hi, r.trials, r.name,
-                  {"successes": r.successes, "trials": r.trials, "factor": r.factor,
-                   "value": r.value, "task": res.task, "base": r.factor == "base"})
-            for r in res.conditions
-        ]
-        p = res.pooled
-        scores.append(Score(res.policy, "success_rate", p.rate, p.lo, p.hi, p.trials, "pooled",
-                            {"successes": p.successes, "trials": p.trials, "factor": None,
-                             "task": res.task, "base": False}))
-        db.add_scores(run_id, scores)
-        db.add_outcomes(run_id, res.policy, [o.row() for o in res.outcomes])
-        db.finish_run(run_id)
+        run_id = store_evaluation(db, rec).run_id
     return replace(res, run_id=run_id)
 
 

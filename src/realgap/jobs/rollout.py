@@ -102,23 +102,18 @@ def count_successes(label: str, task: str, outcomes: Sequence[EpisodeOutcome]) -
 
 def write_rollout_run(res: RolloutResult, db: str | Path, eps: Sequence[EpisodeSpec],
                       spec: EnvSpec, pcfg: Mapping[str, Any], workers: int) -> RolloutResult:
-    """Store ``res`` as a ``rollout`` run; returns it with its ``run_id``."""
-    from realgap.store import ResultsDB, Score
+    """Store ``res`` as a ``rollout`` run (layout: :mod:`realgap.store.rollout`)."""
+    from realgap.store import ResultsDB
+    from realgap.store.common import Outcome
+    from realgap.store.rollout import RolloutRecord, write_rollout
 
+    rec = RolloutRecord(res.policy, res.task, res.successes, res.episodes, res.rate, res.lo, res.hi,
+                        tuple(Outcome.from_row(o.row()) for o in res.outcomes),
+                        {"policy": res.policy, "task": res.task, "seeds": [e.seed for e in eps],
+                         "settings": [dict(e.settings) for e in eps], "workers": workers,
+                         "env": spec.__dict__, "policy_config": dict(pcfg)}, dict(pcfg))
     with ResultsDB(db) as rdb:
-        run_id = rdb.new_run("rollout", {"policy": res.policy, "task": res.task,
-                                         "seeds": [e.seed for e in eps],
-                                         "settings": [dict(e.settings) for e in eps],
-                                         "workers": workers, "env": spec.__dict__,
-                                         "policy_config": dict(pcfg)},
-                             name=f"rollout {res.policy}")
-        rdb.add_subject(run_id, res.policy, "policy", {"task": res.task, **pcfg})
-        rdb.add_outcomes(run_id, res.policy, [o.row() for o in res.outcomes])
-        rdb.add_scores(run_id, [Score(res.policy, "success_rate", res.rate, res.lo, res.hi,
-                                      res.episodes, "", {"successes": res.successes,
-                                                         "trials": res.episodes,
-                                                         "task": res.task})])
-        rdb.finish_run(run_id)
+        run_id = write_rollout(rdb, rec).run_id
     return replace(res, run_id=run_id)
 
 
