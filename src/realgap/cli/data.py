@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from realgap.cli._common import emit, show_progress, wants_json
+
 CONVERT_EPILOG = """source layouts (details in the realgap.data.readers module docstrings):
   folder     DIR/manifest.csv|.parquet (or the file itself): columns episode, step,
              image or image_<camera> (paths relative to the manifest), action (list,
@@ -37,7 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     pi.add_argument("--json", action="store_true", help="print JSON instead of text")
     pi.set_defaults(func=run_info)
 
-    pv = dsub.add_parser("validate", help="check every file of a FrameSet")
+    pv = dsub.add_parser("validate", help="check every file of a FrameSet; list every bad episode",
+                         description="Read every file of a FrameSet and check it (structure, "
+                                     "types, hashes, decodable frames). Every bad episode is "
+                                     "listed, one line each; exit code 2 when any is bad.")
     pv.add_argument("path", metavar="PATH", help="FrameSet directory")
     pv.set_defaults(func=run_validate)
 
@@ -48,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pc.add_argument("--out", required=True, help="FrameSet directory to write")
     pc.add_argument("--format", default="auto",
                     choices=("auto", "folder", "robomimic", "zarr", "lerobot"),
-                    help="source format (default: detect)")
-    pc.add_argument("--domain", default="real", help="domain label of the frames (default: real)")
+                    help="source format; auto: detect from the files")
+    pc.add_argument("--domain", default="real", help="domain label of the frames")
     pc.add_argument("--task", default=None, help="task name (default: from the source)")
     pc.add_argument("--camera", action="append", default=None, metavar="NAME|SRC=DST",
                     help="camera to import (NAME), or to import renamed (SRC=DST, e.g. top=head); "
@@ -69,8 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="add to an existing FrameSet at --out instead of refusing")
     pc.add_argument("--video-storage", default="copy", choices=("copy", "lossless"),
                     help="frames decoded from videos: keep the source video, checked to decode "
-                         "to the same frames (copy, default), or store them losslessly")
-    pc.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown only on a terminal)")
+                         "to the same frames (copy), or store them losslessly")
     pc.set_defaults(func=run_convert)
 
     pe = dsub.add_parser(
@@ -80,8 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="output format (lerobot: codebase v3.0 as lerobot 0.4 writes it)")
     pe.add_argument("--out", required=True, help="new dataset directory to write")
     pe.add_argument("--fps", type=float, default=10.0,
-                    help="frames per second recorded in info.json; timestamp = step / fps "
-                         "(default 10)")
+                    help="frames per second recorded in info.json; timestamp = step / fps")
     pe.add_argument("--domain", default=None, help="export only this domain (default: all frames)")
     pe.set_defaults(func=run_export)
 
@@ -100,12 +103,24 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from realgap.cli import fail
     from realgap.data.checks import validate
 
-    s = validate(args.path)
-    print(f"ok: {s['path']}: {s['n_frames']} frames in {s['n_episodes']} episodes, "
-          f"domains {s['domains']}, hash {s['content_hash'][:12]}")
-    return 0
+    s = validate(args.path, all_problems=True)
+    problems = s["problems"]
+    if not problems:
+        return emit(args, {"ok": True, **s},
+                    f"ok: {s['path']}: {s['n_frames']} frames in {s['n_episodes']} episodes, "
+                    f"domains {s['domains']}, hash {s['content_hash'][:12]}")
+    # One bad episode: its own line is the error. More: every one is listed (stdout, or the
+    # JSON document), and the error line carries the first and the count.
+    total = len(problems) + s["n_episodes"]
+    if wants_json(args) or len(problems) > 1:
+        emit(args, {"ok": False, **s}, "\n".join(f"bad episode {p['episode']}: {p['error']}"
+                                                 for p in problems))
+    more = (f"; and {len(problems) - 1} more of {total} episodes are bad"
+            f"{'' if wants_json(args) else ' (listed above)'}" if len(problems) > 1 else "")
+    return fail(problems[0]["error"] + more)
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -115,10 +130,12 @@ def run_convert(args: argparse.Namespace) -> int:
     fs = convert(args.src, args.out, fmt=args.format, domain=args.domain, task=args.task,
                  cameras=plain, camera_map=cmap, only_mapped=args.only_mapped,
                  action_key=args.action_key, state_keys=args.state_key, append=args.append,
-                 progress=not args.no_progress and sys.stderr.isatty(),
+                 progress=show_progress(args) and sys.stderr.isatty(),
                  video_storage=args.video_storage)
-    print(f"wrote {fs.root}: {len(fs)} frames, cameras {fs.cameras}, hash {fs.content_hash[:12]}")
-    return 0
+    return emit(args, {"frameset": fs.root, "frames": len(fs), "cameras": fs.cameras,
+                       "content_hash": fs.content_hash},
+                f"wrote {fs.root}: {len(fs)} frames, cameras {fs.cameras}, "
+                f"hash {fs.content_hash[:12]}")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -126,15 +143,19 @@ def run_export(args: argparse.Namespace) -> int:
 
     out = export_lerobot(args.src, args.out, fps=args.fps, domain=args.domain)
     info = json.loads((out / "meta" / "info.json").read_text())
-    print(f"wrote {out}: LeRobot {info['codebase_version']}, {info['total_frames']} frames in "
-          f"{info['total_episodes']} episodes")
-    return 0
+    return emit(args, {"dataset": out, "format": args.format,
+                       "codebase_version": info["codebase_version"],
+                       "frames": info["total_frames"], "episodes": info["total_episodes"]},
+                f"wrote {out}: LeRobot {info['codebase_version']}, {info['total_frames']} "
+                f"frames in {info['total_episodes']} episodes")
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
     from realgap.data.conversion import upgrade
 
-    fs = upgrade(args.path, args.out, progress=sys.stderr.isatty())
-    print(f"wrote {fs.root}: {len(fs)} frames, format {fs.meta['format_version']}, "
-          f"hash {fs.content_hash[:12]}")
-    return 0
+    fs = upgrade(args.path, args.out, progress=show_progress(args) and sys.stderr.isatty())
+    return emit(args, {"frameset": fs.root, "frames": len(fs),
+                       "format_version": fs.meta["format_version"],
+                       "content_hash": fs.content_hash},
+                f"wrote {fs.root}: {len(fs)} frames, format {fs.meta['format_version']}, "
+                f"hash {fs.content_hash[:12]}")

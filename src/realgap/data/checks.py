@@ -1,6 +1,7 @@
 """Check a FrameSet on disk (:func:`validate`) and summarise it (:func:`info`).
 
-:func:`validate` reads every file of the set and raises on the first problem, with a
+:func:`validate` reads every file of the set and raises on the first problem (or, with
+``all_problems=True``, lists every bad episode), with a
 one-line message ``<file>: <problem>; <fix>``. Checks, in order (structure first, so a
 tampered file is reported by what is wrong with it rather than by a hash mismatch):
 
@@ -63,11 +64,68 @@ from realgap.errors import DataError, MissingFileError
 _REGEN = "delete that episode directory and regenerate or reconvert it"
 
 
-def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
+def _check_episode(root: Path, key: str, version: int, cached: dict[str, Any],
+                   declared: set[str], ref: dict[str, Any] | None
+                   ) -> tuple[dict[str, Any], dict[str, Any], pa.Table, str]:
+    """Checks 2 and 3 of the module docstring on one episode directory; returns its layout
+    (compared with the first good episode's, ``ref``), record, manifest part and hash."""
+    ep_dir = root / EPISODES_DIR / key
+    rec = check_record(read_json(ep_dir / EPISODE_RECORD, "episode.json"),
+                       ep_dir / EPISODE_RECORD, version)
+    if episode_key(rec["domain"], rec["task"], rec["episode"]) != key:
+        raise DataError(f"{ep_dir / EPISODE_RECORD}: record names {rec['domain']!r}/"
+                        f"{rec['task']!r}/{rec['episode']}, not the directory's episode; "
+                        f"{_REGEN}")
+    if key in cached and cached[key] != rec:
+        raise DataError(f"{root / META_NAME}: cached record of episode {key} differs from "
+                        f"{ep_dir / EPISODE_RECORD}; refresh meta.json by opening the set with "
+                        "FrameSetWriter(path, source=..., resume=True) and closing it")
+    n = int(rec["n_frames"])
+    cams = {str(c): [int(v) for v in shp] for c, shp in rec["cameras"].items()}
+    table = read_manifest_part(ep_dir / EPISODE_MANIFEST, n)
+    _check_manifest(ep_dir / EPISODE_MANIFEST, table, rec, declared, root)
+    a_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "action")
+    s_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "state")
+    files = {c: (root / e["file"] if e["codec"] == _images.VIDEO_CODEC else ep_dir / e["file"])
+             for c, e in rec["images"].items()} if version >= 3 else {
+                 c: ep_dir / f"{c}.npy" for c in cams}
+    current = {"cameras": cams, "action_dim": a_dim, "state_dim": s_dim, "where": ep_dir,
+               "files": files}
+    if ref is not None:
+        _check_same_layout(ref, current)
+    if version >= 3:
+        if hash_manifest(table) != rec["manifest_hash"]:
+            raise DataError(f"{ep_dir / EPISODE_MANIFEST}: manifest rows differ from the "
+                            "record's manifest_hash: the file was changed after writing; "
+                            f"{_REGEN}")
+        for cam, shape in sorted(cams.items()):
+            _check_images_v3(root, ep_dir, rec, cam, shape)
+        got = episode_hash(rec["manifest_hash"], rec["images"])
+    else:
+        images = {cam: load_image_array(ep_dir / f"{cam}.npy", n, shape)
+                  for cam, shape in sorted(cams.items())}
+        got = hash_episode(table, images)
+        if got != rec["hash"]:
+            raise DataError(f"{ep_dir}: episode content hash {got[:12]} differs from its "
+                            f"record {rec['hash'][:12]}: files were changed after writing; "
+                            f"{_REGEN}")
+    return current, rec, table, got
+
+
+def validate(path: str | os.PathLike[str], *, all_problems: bool = False) -> dict[str, Any]:
     """Check every file of the FrameSet at ``path``; see the module docstring.
 
+    Args:
+        all_problems: check every episode and return their problems (``realgap data
+            validate`` lists them all) instead of raising on the first. Problems of the set
+            as a whole (``meta.json``, duplicated ids) still raise; the set's hash checks
+            (5, 6) are skipped when an episode is bad, since they cannot pass.
+
     Returns:
-        ``{"path", "content_hash", "n_frames", "n_episodes", "domains", "cameras"}``.
+        ``{"path", "content_hash", "n_frames", "n_episodes", "domains", "cameras"}``, with
+        ``all_problems`` also ``"problems": [{"episode": key, "error": message}, ...]``
+        (empty when the set is valid; then ``content_hash`` is None if any is bad, and the
+        counts are those of the good episodes).
 
     Raises:
         MissingFileError: ``path`` or a required file does not exist.
@@ -84,57 +142,28 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
     parts: dict[str, tuple[dict[str, Any], pa.Table]] = {}
     frame_ids: list[str] = []
     n_frames = 0
+    problems: list[dict[str, str]] = []
     for key in list_episode_dirs(root):
-        ep_dir = root / EPISODES_DIR / key
-        rec = check_record(read_json(ep_dir / EPISODE_RECORD, "episode.json"),
-                           ep_dir / EPISODE_RECORD, version)
-        if episode_key(rec["domain"], rec["task"], rec["episode"]) != key:
-            raise DataError(f"{ep_dir / EPISODE_RECORD}: record names {rec['domain']!r}/"
-                            f"{rec['task']!r}/{rec['episode']}, not the directory's episode; "
-                            f"{_REGEN}")
-        if key in cached and cached[key] != rec:
-            raise DataError(f"{root / META_NAME}: cached record of episode {key} differs from "
-                            f"{ep_dir / EPISODE_RECORD}; refresh meta.json by opening the set with "
-                            "FrameSetWriter(path, source=..., resume=True) and closing it")
-        n = int(rec["n_frames"])
-        cams = {str(c): [int(v) for v in shp] for c, shp in rec["cameras"].items()}
-        table = read_manifest_part(ep_dir / EPISODE_MANIFEST, n)
-        _check_manifest(ep_dir / EPISODE_MANIFEST, table, rec, declared, root)
-        a_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "action")
-        s_dim = _check_matrix(ep_dir / EPISODE_MANIFEST, table, "state")
-        files = {c: (root / e["file"] if e["codec"] == _images.VIDEO_CODEC else ep_dir / e["file"])
-                 for c, e in rec["images"].items()} if version >= 3 else {
-                     c: ep_dir / f"{c}.npy" for c in cams}
-        current = {"cameras": cams, "action_dim": a_dim, "state_dim": s_dim, "where": ep_dir,
-                   "files": files}
-        if ref is None:
-            ref = current
-        else:
-            _check_same_layout(ref, current)
-        if version >= 3:
-            if hash_manifest(table) != rec["manifest_hash"]:
-                raise DataError(f"{ep_dir / EPISODE_MANIFEST}: manifest rows differ from the "
-                                "record's manifest_hash: the file was changed after writing; "
-                                f"{_REGEN}")
-            for cam, shape in sorted(cams.items()):
-                _check_images_v3(root, ep_dir, rec, cam, shape)
-            got = episode_hash(rec["manifest_hash"], rec["images"])
-        else:
-            images = {cam: load_image_array(ep_dir / f"{cam}.npy", n, shape)
-                      for cam, shape in sorted(cams.items())}
-            got = hash_episode(table, images)
-            if got != rec["hash"]:
-                raise DataError(f"{ep_dir}: episode content hash {got[:12]} differs from its "
-                                f"record {rec['hash'][:12]}: files were changed after writing; "
-                                f"{_REGEN}")
+        try:
+            current, rec, table, got = _check_episode(root, key, version, cached, declared, ref)
+        except (DataError, MissingFileError) as exc:
+            if not all_problems:
+                raise
+            problems.append({"episode": key, "error": str(exc)})
+            continue
+        ref = ref or current
         hashes.append((key, got))
         parts[key] = (rec, table)
         frame_ids.extend(table.column("frame_id").to_pylist())
-        n_frames += n
+        n_frames += int(rec["n_frames"])
     dup = [f for f, c in Counter(frame_ids).items() if c > 1]
     if dup:
         raise DataError(f"{root}: frame_id {dup[0]!r} occurs more than once ({len(dup)} "
                         "duplicated ids); give every frame a unique id")
+    if problems:
+        return {"path": str(root), "content_hash": None, "n_frames": n_frames,
+                "n_episodes": len(hashes), "domains": sorted(declared),
+                "cameras": ref["cameras"] if ref else {}, "problems": problems}
     total = combine_hashes(hashes, version)
     if meta.get("content_hash") != total:
         writer = lock_holder(root)
@@ -159,7 +188,7 @@ def validate(path: str | os.PathLike[str]) -> dict[str, Any]:
         "path": str(root), "content_hash": total, "n_frames": n_frames,
         "n_episodes": len(hashes), "domains": sorted(declared),
         "cameras": ref["cameras"] if ref else {},
-    }
+    } | ({"problems": []} if all_problems else {})
 
 
 def _check_images_v3(root: Path, ep_dir: Path, rec: dict[str, Any], cam: str,
