@@ -49,6 +49,9 @@ class EnvSpec:
         randomize: factors randomized per episode on top of the settings (normally empty
             in evaluation: conditions fix every factor).
         domain: ``"sim"``, or ``"real-proxy"`` to evaluate in the proxy-real domain.
+        proxy_shadows: shadow quality of the proxy domains (``off``, ``low``, ``high``;
+            :data:`realgap.sim.domains.PROXY_SHADOWS`): ``low`` makes closed-loop studies
+            in the proxy affordable (a ``high`` proxy frame costs ~5x a sim frame).
     """
 
     task: str
@@ -58,6 +61,7 @@ class EnvSpec:
     max_steps: int | None = None
     randomize: tuple[str, ...] = ()
     domain: str = "sim"
+    proxy_shadows: str = "high"
 
     def __post_init__(self) -> None:
         # A 0 here used to mean "the default" through `or` fallbacks; refuse it instead.
@@ -94,6 +98,9 @@ class EpisodeOutcome:
     length: int
     factors: Mapping[str, Any]
     init_digest: str
+    #: reward of the last step played (the reach tasks: minus the final distance to the
+    #: target, m): a continuous measure where success is rare; NaN when no step was played
+    final_reward: float = float("nan")
 
     def row(self) -> dict[str, Any]:
         """The ``outcomes``-table row of :meth:`realgap.store.ResultsDB.add_outcomes`."""
@@ -137,7 +144,8 @@ def make_env(spec: EnvSpec, settings: Mapping[str, Any], seed: int = 0) -> Any:
 
     env = sim.make(spec.task, randomize=tuple(spec.randomize), fidelity=spec.fidelity,
                    image_size=spec.image_size, cameras=tuple(spec.cameras),
-                   domain=spec.domain, seed=seed, max_steps=spec.max_steps)
+                   domain=spec.domain, seed=seed, max_steps=spec.max_steps,
+                   proxy_shadows=spec.proxy_shadows)
     from realgap.sim.conditions import ConditionedEnv
 
     return ConditionedEnv(env, settings)
@@ -164,15 +172,17 @@ def play_episode(env: Any, policy: Any, ep: EpisodeSpec, cameras: Sequence[str],
     factors = {"settings": _jsonable(dict(ep.settings)), **_jsonable(info.get("factors", {}))}
     policy.reset(seed=int(ep.seed))
     ret, steps, success = 0.0, 0, bool(info.get("success", False))
+    last = float("nan")
     while steps < max_steps and not success:
         obs, reward, terminated, truncated, info = env.step(policy.act(obs))
+        last = float(reward)
         ret += float(reward)
         steps += 1
         success = success or bool(info.get("success", False))
         if terminated or truncated:
             break
     return EpisodeOutcome(ep.condition, int(ep.trial), int(ep.seed), success, ret, steps,
-                          factors, digest)
+                          factors, digest, last)
 
 
 class _Worker:
