@@ -117,7 +117,7 @@ def test_undo_restores_the_original_trajectory_exactly() -> None:
         changed = _trajectory(env)
         assert applied.perturbation.factors() == {"PHYS": {
             "gravity": 2.0, "friction": 0.5, "body_length": {"bthigh": 2.0, "torso": 1.5},
-            "mass": {"ffoot": 3.0}}}
+            "mass": {"ffoot": 3.0}, "dampratio": {}}}
     assert np.abs(changed - before).max() > 0.1
     after = _trajectory(env)
     assert np.array_equal(before, after)

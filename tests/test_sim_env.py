@@ -81,7 +81,7 @@ def test_frame_and_episode_granularity_recorded_per_frame():
     rec = infos[-1]["factors"]["BG"]["table"]["texture"]
     assert u.h.bg_tex[rec] == u.model.mat_texid[u.h.mat["table"], 1]
     assert infos[0]["factors"]["CP"]["dpos"] != [0.0, 0.0, 0.0]
-    assert infos[0]["factors"]["PHYS"]["friction_scale"] == 1.0
+    assert infos[0]["factors"]["PHYS"]["friction"] == 1.0
     # a new episode draws new episode-wise values
     _, info2 = env.reset()
     for name in ("CP", "TD", "TH"):

@@ -140,7 +140,7 @@ def test_heavier_box_stays_stable_in_contact():
     for _ in range(8):
         obs, _ = env.reset()
         v = u.factors["PHYS"].default_values()
-        v["mass_scale"]["box"] = 1.35
+        v["mass"]["box"] = 1.35
         u.factors["PHYS"].set(v)
         inv = u.model.body_invweight0[u.h.body["box"], 0]
         for _t in range(u.max_steps):
@@ -154,6 +154,8 @@ def test_heavier_box_stays_stable_in_contact():
 
 
 def test_physics_values_by_hand(env):
+    """The factor's earlier record form (absolute gravity, friction_scale, mass_scale) is
+    still read, as the one schema's multipliers (gravity 5 / 9.81)."""
     u = env.unwrapped
     f = u.factors["PHYS"]
     box = u.h.body["box"]
@@ -166,6 +168,8 @@ def test_physics_values_by_hand(env):
     np.testing.assert_allclose(u.model.body_inertia[box], 1.3 * i0)
     np.testing.assert_allclose(u.model.geom_friction[:, 0], 0.5 * fr0)
     assert u.model.geom_solref[u.h.geom["box"], 1] == 0.4
+    assert f.values["gravity"] == pytest.approx(5.0 / 9.81)
+    assert f.values["mass"] == {"box": 1.3, "mug": 1.0}
     f.restore()
     assert u.model.body_mass[box] == m0
 

@@ -1,6 +1,7 @@
 """Perturbed MuJoCo dynamics: gravity, friction, body lengths and masses, undoable exactly.
 
-A :class:`Perturbation` is a set of dimensionless multipliers applied to a compiled
+A :class:`Perturbation` is the one physics schema, :class:`realgap.sim.physics.PhysicsSetting`
+(the tabletop PHYS factor speaks it too): a set of dimensionless multipliers applied to a compiled
 ``mujoco.MjModel`` (mbrl-latent-gap.txt, section 5: HalfCheetah with gravity 1x-2x, torso
 length 1x-2x, thigh length 1x-2x; vla-domain-randomization-study.txt 3.2.4 and 0.B.3.2:
 gravity and friction as the physics-fidelity factors).
@@ -11,7 +12,12 @@ How each multiplier acts (units stay SI; only magnitudes change):
 - ``friction``: the sliding coefficient ``geom_friction[:, 0]`` of every geom (and of explicit
   contact pairs) is multiplied; torsional and rolling coefficients are left as they are.
 - ``mass[body]``: ``body_mass`` (kg) and ``body_inertia`` (kg m^2) of that body are multiplied
-  together (same shape, denser material), then ``mj_setConst`` recomputes derived constants.
+  together (same shape, denser material), then the derived constants are recomputed with the
+  camera state kept (:func:`realgap.sim.physics.refresh_mass_constants`).
+- ``dampratio[body]``: contact damping ratio of the body's geoms (absolute).
+
+Gravity, friction, masses and damping are applied by :func:`realgap.sim.physics.apply_physics`,
+the implementation the tabletop factor uses; lengths are applied here.
 - ``body_length[body]``: the body's geometry is rebuilt from the model *spec* and recompiled, so
   collision bounds (``geom_rbound``, ``geom_aabb``), inertias and child offsets are all
   consistent. Within the body frame: geom ``fromto`` end points, geom/site/joint positions and
@@ -31,10 +37,9 @@ from __future__ import annotations
 
 import copy
 import difflib
-import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -42,6 +47,13 @@ import numpy as np
 
 from realgap._optional import require
 from realgap.errors import ConfigError, DataError, UnknownNameError
+from realgap.sim.physics import (  # body_names: re-exported for old imports
+    PhysicsSetting,
+    apply_physics,
+    body_id,
+    body_names,  # noqa: F401
+    check_positive,
+)
 
 #: Scales of the reference's HalfCheetah experiments (mbrl-latent-gap.txt, section 5).
 REFERENCE_SCALES: tuple[float, ...] = (1.0, 1.05, 1.25, 1.5, 2.0)
@@ -58,110 +70,11 @@ _THIGHS = ("bthigh", "fthigh")
 
 
 def _check_scale(name: str, value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{name}: expected a positive number (a multiplier such as 1.5), got {value!r}"
-        ) from None
-    if not math.isfinite(x) or x <= 0.0:
-        raise ConfigError(
-            f"{name}: a scale must be a positive finite multiplier, got {value!r}; "
-            "use e.g. 1.5 for 1.5x or 0.5 for half"
-        )
-    return x
+    return check_positive(name, value)
 
 
-def _norm_bodies(name: str, value: Any) -> tuple[tuple[str, float], ...]:
-    if value is None:
-        return ()
-    items = value.items() if isinstance(value, Mapping) else value
-    out: dict[str, float] = {}
-    for item in items:
-        try:
-            body, scale = item
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"{name}: expected a mapping body -> scale such as {{'torso': 1.5}}, got {value!r}"
-            ) from None
-        out[str(body)] = _check_scale(f"{name}[{body!r}]", scale)
-    return tuple(sorted(out.items()))
-
-
-@dataclass(frozen=True)
-class Perturbation:
-    """Dimensionless multipliers of a MuJoCo model's physics (1.0 = unchanged).
-
-    ``body_length`` and ``mass`` accept a mapping ``{body_name: scale}`` and are stored as
-    sorted tuples so the dataclass stays hashable and its JSON stable.
-    """
-
-    gravity: float = 1.0
-    """Multiplier of the gravity vector's magnitude."""
-    friction: float = 1.0
-    """Multiplier of every geom's sliding friction coefficient."""
-    body_length: Any = ()
-    """``{body: scale}``: lengthen (``> 1``) or shorten a body's geometry along its links."""
-    mass: Any = ()
-    """``{body: scale}``: multiply a body's mass and rotational inertia."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "gravity", _check_scale("gravity", self.gravity))
-        object.__setattr__(self, "friction", _check_scale("friction", self.friction))
-        object.__setattr__(self, "body_length", _norm_bodies("body_length", self.body_length))
-        object.__setattr__(self, "mass", _norm_bodies("mass", self.mass))
-
-    @property
-    def is_identity(self) -> bool:
-        """True when every multiplier is 1 (applying it changes nothing)."""
-        return (
-            self.gravity == 1.0
-            and self.friction == 1.0
-            and all(s == 1.0 for _, s in self.body_length)
-            and all(s == 1.0 for _, s in self.mass)
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready values: ``{"gravity": g, "friction": f, "body_length": {..}, "mass": {..}}``."""
-        return {
-            "gravity": self.gravity,
-            "friction": self.friction,
-            "body_length": dict(self.body_length),
-            "mass": dict(self.mass),
-        }
-
-    def factors(self) -> dict[str, Any]:
-        """Provenance in the shape of the visual factors: ``{"PHYS": self.as_dict()}``."""
-        return {"PHYS": self.as_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Perturbation:
-        """Inverse of :meth:`as_dict` (also accepts the ``{"PHYS": {...}}`` form)."""
-        if "PHYS" in d and isinstance(d["PHYS"], Mapping):
-            d = d["PHYS"]
-        unknown = set(d) - {"gravity", "friction", "body_length", "mass"}
-        if unknown:
-            raise ConfigError(
-                f"perturbation: unknown keys {sorted(unknown)}; expected gravity, friction, "
-                "body_length, mass"
-            )
-        return cls(
-            gravity=d.get("gravity", 1.0),
-            friction=d.get("friction", 1.0),
-            body_length=d.get("body_length") or (),
-            mass=d.get("mass") or (),
-        )
-
-    def label(self) -> str:
-        """Short human label, e.g. ``gravity=2 torso_length=1.5`` (``nominal`` for identity)."""
-        parts = []
-        if self.gravity != 1.0:
-            parts.append(f"gravity={self.gravity:g}")
-        if self.friction != 1.0:
-            parts.append(f"friction={self.friction:g}")
-        parts += [f"length:{b}={s:g}" for b, s in self.body_length if s != 1.0]
-        parts += [f"mass:{b}={s:g}" for b, s in self.mass if s != 1.0]
-        return " ".join(parts) or "nominal"
+#: The one physics schema under its dynamics name.
+Perturbation = PhysicsSetting
 
 
 def factor_perturbation(factor: str, scale: float) -> Perturbation:
@@ -239,21 +152,9 @@ def _model_spec(env: Any, spec: Any) -> Any:
     )
 
 
-def body_names(model: Any) -> list[str]:
-    """Names of the model's bodies, in id order (the world body included)."""
-    mujoco = require("mujoco")
-    return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, i) or "" for i in range(model.nbody)]
-
-
 def _check_bodies(model: Any, arg: str, bodies: tuple[tuple[str, float], ...]) -> None:
-    names = [n for n in body_names(model) if n]
     for body, _ in bodies:
-        if body not in names:
-            close = difflib.get_close_matches(body, names, n=3, cutoff=0.4)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownNameError(
-                f"{arg}: unknown body {body!r}{hint} (bodies in this model: {', '.join(names)})"
-            )
+        body_id(model, body, arg)
 
 
 def _scale_body_spec(spec: Any, body: str, s: float) -> None:
@@ -310,8 +211,7 @@ def _copy_fields(dst: Any, src: Any, *, scalars: bool) -> None:
             setattr(dst, name, getattr(src, name))
 
 
-def _apply(model: Any, env: Any, p: Perturbation, spec: Any) -> None:
-    mujoco = require("mujoco")
+def _apply(model: Any, env: Any, p: Perturbation, spec: Any, data: Any = None) -> None:
     _check_bodies(model, "body_length", p.body_length)
     _check_bodies(model, "mass", p.mass)
     if any(s != 1.0 for _, s in p.body_length):
@@ -325,19 +225,8 @@ def _apply(model: Any, env: Any, p: Perturbation, spec: Any) -> None:
         new.vis.global_.offwidth = model.vis.global_.offwidth
         new.vis.global_.offheight = model.vis.global_.offheight
         _copy_model_into(model, new)
-    if p.gravity != 1.0:
-        model.opt.gravity[:] = model.opt.gravity * p.gravity
-    if p.friction != 1.0:
-        model.geom_friction[:, 0] *= p.friction
-        if model.npair:
-            model.pair_friction[:, :2] *= p.friction
-    if any(s != 1.0 for _, s in p.mass):
-        names = body_names(model)
-        for body, s in p.mass:
-            i = names.index(body)
-            model.body_mass[i] *= s
-            model.body_inertia[i] *= s
-        mujoco.mj_setConst(model, mujoco.MjData(model))
+    # Relative to the model as it is now (base=None), so perturbations stack.
+    apply_physics(model, replace(p, body_length=()), data=data)
 
 
 @dataclass
@@ -385,6 +274,7 @@ def perturb(
     friction: float | None = None,
     body_length: Mapping[str, float] | None = None,
     mass: Mapping[str, float] | None = None,
+    dampratio: Mapping[str, float] | None = None,
     spec: Any = None,
 ) -> AppliedPerturbation:
     """Apply a :class:`Perturbation` in place to an env's (or a bare) ``MjModel``.
@@ -407,7 +297,8 @@ def perturb(
         UnknownNameError: a body name the model does not have (close matches listed).
     """
     p = perturbation or Perturbation()
-    given = {"gravity": gravity, "friction": friction, "body_length": body_length, "mass": mass}
+    given = {"gravity": gravity, "friction": friction, "body_length": body_length, "mass": mass,
+             "dampratio": dampratio}
     kw = {k: v for k, v in given.items() if v is not None}
     if kw:
         p = Perturbation(**{**p.__dict__, **kw})
@@ -419,7 +310,7 @@ def perturb(
         )
     saved = copy.copy(model)
     try:
-        _apply(model, env, p, spec)
+        _apply(model, env, p, spec, data)
     except Exception:
         _copy_model_into(model, saved)
         raise

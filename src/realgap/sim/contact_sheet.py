@@ -76,10 +76,9 @@ def _summary(key: str, val: Any) -> str:
     if key == "TD":
         return f"{len(val['objects'])} objects"
     if key == "PHYS":
-        g = float(np.linalg.norm(val["gravity"]))
-        ms = " ".join(f"{k}x{float(v):.2f}" for k, v in val["mass_scale"].items())
-        return (f"g={g:.2f} friction x{float(val['friction_scale']):.2f} "
-                f"damp={float(val['dampratio']):.2f} mass {ms}")
+        from realgap.sim.physics import PhysicsSetting
+
+        return PhysicsSetting.from_dict(val).label()
     raise KeyError(key)
 
 

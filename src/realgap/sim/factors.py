@@ -40,6 +40,7 @@ from realgap._optional import require
 from realgap._registry import Registry
 from realgap._rng import RngLike, as_rng
 from realgap.errors import ConfigError
+from realgap.sim import physics
 from realgap.sim.scene import (
     BG_MATERIALS,
     DISTRACTOR_SHAPES,
@@ -481,90 +482,84 @@ class TableDistractors(Factor):
 
 @dataclass(frozen=True)
 class PHYSRange:
-    """Physics factor range (defaults: mild; the reference's stress test is far wider)."""
+    """Physics factor range (defaults: mild; the reference's stress test is far wider).
 
-    #: vertical gravity, uniform (m/s^2)
-    gravity_z: tuple[float, float] = (-10.8, -8.8)
+    Every draw is a :class:`~realgap.sim.physics.PhysicsSetting` (the one physics schema
+    ``dynamics`` also uses).
+    """
+
+    #: multiplier of gravity's magnitude, uniform (9.81 m/s^2 x 0.9..1.1 = 8.8..10.8)
+    gravity: tuple[float, float] = (0.9, 1.1)
     #: multiplier of every geom's sliding friction, uniform
-    friction_scale: tuple[float, float] = (0.6, 1.4)
+    friction: tuple[float, float] = (0.6, 1.4)
     #: contact damping ratio of the task objects (solref[1]); below 1 they bounce
-    #: (MuJoCo's soft-contact restitution), uniform
+    #: (MuJoCo's soft-contact restitution), uniform, one draw for all objects
     dampratio: tuple[float, float] = (0.3, 1.0)
     #: multiplier of each task object's mass and inertia, uniform
-    mass_scale: tuple[float, float] = (0.7, 1.4)
+    mass: tuple[float, float] = (0.7, 1.4)
 
 
 class Physics(Factor):
     """PHYS: gravity, friction, restitution (through solref) and object masses.
 
-    Values: ``{"gravity": [gx, gy, gz] (m/s^2), "friction_scale": float,
-    "dampratio": float, "mass_scale": {"mug": float, "box": float}}``. Episode-wise only.
+    Values: a :class:`~realgap.sim.physics.PhysicsSetting` as a dict,
+    ``{"gravity": x, "friction": x, "body_length": {}, "mass": {"box": x, "mug": x},
+    "dampratio": {"box": r, "mug": r}}`` (multipliers of the defaults; ``dampratio``
+    absolute), applied by :func:`realgap.sim.physics.apply_physics` exactly as
+    :func:`realgap.dynamics.perturb` applies it. ``set`` also reads the factor's earlier
+    record (``gravity`` vector, ``friction_scale``, ``mass_scale``). Episode-wise only.
     """
 
     name = "PHYS"
     episode_only = True
     visual = False
     OBJECTS = ("mug", "box")
+    #: constants derived from masses (:data:`realgap.sim.physics.DERIVED`), saved and
+    #: restored with the rest
+    DERIVED = physics.DERIVED
+    #: reference poses kept across mass changes (:data:`realgap.sim.physics.KEEP`)
+    KEEP = physics.KEEP
 
     def __init__(self, model: Any, data: Any, handles: SceneHandles,
                  rng_range: PHYSRange = PHYSRange()) -> None:
         self.range = rng_range
-        self._obj_geoms = [handles.geom[g] for g in ("mug", "mug_handle", "box")]
-        self._obj_bodies = [handles.body[o] for o in self.OBJECTS]
         super().__init__(model, data, handles)
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, Any]]:
-        m, g, b = self.model, self._obj_geoms, self._obj_bodies
-        out = {"gravity": (m.opt.gravity, None), "geom_friction": (m.geom_friction, None),
-               "geom_solref": (m.geom_solref, g), "body_mass": (m.body_mass, b),
-               "body_inertia": (m.body_inertia, b)}
+        m = self.model
+        out = {k: (m.opt.gravity if k == "gravity" else getattr(m, k), None)
+               for k in physics.BASE_ARRAYS}
         out.update({k: (getattr(m, k), None) for k in self.DERIVED})
         return out
 
     def default_values(self) -> dict[str, Any]:
-        return {"gravity": _f(self._saved["gravity"]), "friction_scale": 1.0,
-                "dampratio": float(self._saved["geom_solref"][self._obj_geoms[0], 1]),
-                "mass_scale": {o: 1.0 for o in self.OBJECTS}}
+        return physics.PhysicsSetting(mass={o: 1.0 for o in self.OBJECTS}).as_dict()
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         r = self.range
-        return {"gravity": [0.0, 0.0, float(rng.uniform(*r.gravity_z))],
-                "friction_scale": float(rng.uniform(*r.friction_scale)),
-                "dampratio": float(rng.uniform(*r.dampratio)),
-                "mass_scale": {o: float(rng.uniform(*r.mass_scale)) for o in self.OBJECTS}}
+        g, f, d = (float(rng.uniform(*r.gravity)), float(rng.uniform(*r.friction)),
+                   float(rng.uniform(*r.dampratio)))
+        mass = {o: float(rng.uniform(*r.mass)) for o in self.OBJECTS}
+        return physics.PhysicsSetting(gravity=g, friction=f, mass=mass,
+                                      dampratio={o: d for o in self.OBJECTS}).as_dict()
+
+    def setting(self, values: Mapping[str, Any]) -> physics.PhysicsSetting:
+        """``values`` (either record form) as a checked setting; lengths are refused."""
+        base_g = float(np.linalg.norm(self._saved["gravity"])) or 1.0
+        st = physics.PhysicsSetting.from_dict(values, gravity_base=base_g)
+        if any(s != 1.0 for _, s in st.body_length):
+            raise ConfigError("PHYS: body_length needs a recompiled model; the tabletop factor "
+                              "does not change lengths (use realgap.dynamics.perturb)")
+        return st
+
+    def set(self, values: Mapping[str, Any]) -> None:
+        st = self.setting(values)
+        physics.apply_physics(self.model, st, base=self._saved, data=self.data)
+        self.values = st.as_dict()
+        self._after_change()
 
     def _apply(self, values: Mapping[str, Any]) -> None:
-        m, s = self.model, self._saved
-        m.opt.gravity[:] = values["gravity"]
-        m.geom_friction[:, 0] = s["geom_friction"][:, 0] * float(values["friction_scale"])
-        m.geom_solref[self._obj_geoms, 1] = float(values["dampratio"])
-        for o, b in zip(self.OBJECTS, self._obj_bodies, strict=True):
-            k = float(values["mass_scale"][o])
-            m.body_mass[b] = s["body_mass"][b] * k
-            m.body_inertia[b] = s["body_inertia"][b] * k
-
-    #: constants derived from masses by mj_setConst; saved and restored with the rest
-    DERIVED = ("body_subtreemass", "body_invweight0", "dof_M0", "dof_invweight0")
-    #: reference poses mj_setConst also rewrites; kept as they were
-    KEEP = ("cam_pos0", "cam_mat0", "cam_poscom0", "light_pos0", "light_poscom0",
-            "light_dir0")
-
-    def _after_change(self) -> None:
-        if self.values == self.default_values():
-            return  # restore wrote every array (derived constants included) back exactly
-        # Masses changed: recompute the derived constants (dof_invweight0 sets how soft
-        # contacts are; left stale, a heavier box blew up when squeezed by the fingers).
-        mj = require("mujoco")
-        keep = {k: np.array(getattr(self.model, k), copy=True) for k in self.KEEP}
-        # mj_setConst works at qpos0 and leaves the data there: save the full state
-        spec = mj.mjtState.mjSTATE_INTEGRATION
-        state = np.empty(mj.mj_stateSize(self.model, spec))
-        mj.mj_getState(self.model, self.data, state, spec)
-        mj.mj_setConst(self.model, self.data)
-        for k, v in keep.items():
-            getattr(self.model, k)[...] = v
-        mj.mj_setState(self.model, self.data, state, spec)
-        mj.mj_forward(self.model, self.data)
+        physics.apply_physics(self.model, self.setting(values), base=self._saved, data=self.data)
 
 
 #: factor classes by name
