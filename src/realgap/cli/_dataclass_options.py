@@ -32,19 +32,53 @@ from realgap.cli._args import seed as seed_type
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """``{field: docstring}`` of a dataclass, from the string literal under each field
-    (PEP 257 attribute docstrings; Python keeps them only in the source)."""
+    (PEP 257 attribute docstrings; Python keeps them only in the source), else from the
+    class docstring's Google-style ``Attributes:`` section (``name: text`` or
+    ``a, b: text`` shared by several fields)."""
+    docs = _attributes_section(inspect.getdoc(cls) or "")
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):  # no source (frozen app): help without docstrings
-        return {}
+        return docs
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs: dict[str, str] = {}
     for node, nxt in zip(body, body[1:]):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
                 and isinstance(nxt.value.value, str)):
             docs[node.target.id] = nxt.value.value
     return docs
+
+
+_ENTRY = re.compile(r"^(\w+(?:\s*,\s*\w+)*)\s*:\s*(.*)$")
+
+
+def _attributes_section(doc: str) -> dict[str, str]:
+    """``{name: text}`` from the ``Attributes:`` section of a Google-style docstring."""
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:")
+    except StopIteration:
+        return {}
+    out: dict[str, str] = {}
+    names: list[str] = []
+    indent = None
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:
+            break  # the section ended
+        match = _ENTRY.match(line.strip()) if depth == indent else None
+        if match:
+            names = [n.strip() for n in match.group(1).split(",")]
+            for name in names:
+                out[name] = match.group(2)
+        else:
+            for name in names:
+                out[name] += " " + line.strip()
+    return out
 
 
 _ROLE = re.compile(r":([a-z]+):`(~?)([^`]+)`")

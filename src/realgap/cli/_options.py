@@ -74,8 +74,8 @@ class HelpFormatter(argparse.HelpFormatter):
     def _format_action(self, action: argparse.Action) -> str:
         # argparse prints no help line for an option without help, so it would hide the
         # default too: give it an empty one to hang the default on.
-        if action.option_strings and not action.help and has_default(action):
-            action.help = " "
+        if action.option_strings and not (action.help or "").strip() and has_default(action):
+            action.help = f"(default: {show_default(action.default).replace('%', '%%')})"
         return super()._format_action(action)
 
 

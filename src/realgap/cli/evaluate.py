@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import argparse
 
+from realgap.cli._common import emit, show_progress
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a policy under a one-factor-at-a-time protocol",
                        description="Play every protocol condition with the same seeds and report "
-                       "k/n, rate and 95%% Wilson interval per condition plus the pooled rate.")
+                       "k/n, rate and 95% Wilson interval per condition plus the pooled rate.")
     p.add_argument("--policy", required=True,
                    help="checkpoint file, training directory, or 'expert' (the scripted expert)")
     p.add_argument("--protocol", default="tabletop-v1",
-                   help="shipped protocol name or a protocol .json (default tabletop-v1)")
+                   help="shipped protocol name or a protocol .json")
     p.add_argument("--task", default=None, help="task (required for --policy expert; else checked "
                    "against the checkpoint's)")
     p.add_argument("--trials", type=int, default=None, help="trials per condition (default: the protocol's)")
-    p.add_argument("--workers", type=int, default=2, help="rollout worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="rollout worker processes")
     p.add_argument("--image-size", type=int, default=64, help="rendered image side for the expert")
     p.add_argument("--name", default=None, help="label of this policy in the results")
     p.add_argument("--out", default=None, help="results directory or .duckdb file to write")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from realgap.executors import add_executor_args
 
     add_executor_args(p, "the episodes (Ray: tasks of a pool of --workers actors)")
@@ -42,9 +43,13 @@ def run(args: argparse.Namespace) -> int:
 
     res = evaluate_policy(args.policy, args.protocol, task=args.task, trials=args.trials,
                           workers=args.workers, out=args.out, name=args.name,
-                          image_size=args.image_size, progress=not args.no_progress,
+                          image_size=args.image_size, progress=show_progress(args),
                           executor=executor_from_args(args))
-    print(format_table(res))
+    text = format_table(res)
     if res.run_id:
-        print(f"run {res.run_id} written to {args.out}")
-    return 0
+        text += f"\nrun {res.run_id} written to {args.out}"
+    return emit(args, {"run_id": res.run_id, "out": args.out, "protocol": res.protocol,
+                       "protocol_version": res.protocol_version, "policy": res.policy,
+                       "task": res.task, "interval": "95% Wilson",
+                       "conditions": res.conditions, "pooled": res.pooled,
+                       "outcomes": res.outcomes}, text)

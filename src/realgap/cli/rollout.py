@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from realgap.cli._common import emit, show_progress
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollout", help="run a policy for n episodes and record the outcomes",
@@ -27,11 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="FACTOR=VALUE",
                    help="fix a protocol factor for every episode (repeatable)")
     p.add_argument("--randomize", default="", help="comma list of env factors randomized per episode")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes")
     p.add_argument("--image-size", type=int, default=64, help="rendered image side for the expert")
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
     p.add_argument("--out", default=None, help="results directory or .duckdb file to write")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from realgap.executors import add_executor_args
 
     add_executor_args(p, "the episodes (Ray: tasks of a pool of --workers actors)")
@@ -60,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
     randomize = tuple(s.strip() for s in args.randomize.split(",") if s.strip())
     res = rollout(args.policy, args.task, args.episodes, seeds, parse_settings(args.set),
                   workers=args.workers, db=args.out, image_size=args.image_size,
-                  randomize=randomize, max_steps=args.max_steps, progress=not args.no_progress,
+                  randomize=randomize, max_steps=args.max_steps, progress=show_progress(args),
                   executor=executor_from_args(args))
-    print(f"{res.policy} on {res.task}: {res.successes}/{res.episodes} successes, rate "
-          f"{res.rate:.3f} [95% Wilson {res.lo:.3f}, {res.hi:.3f}], mean return {res.mean_return:.3f}")
+    text = (f"{res.policy} on {res.task}: {res.successes}/{res.episodes} successes, rate "
+            f"{res.rate:.3f} [95% Wilson {res.lo:.3f}, {res.hi:.3f}], "
+            f"mean return {res.mean_return:.3f}")
     if res.run_id:
-        print(f"run {res.run_id} written to {args.out}")
-    return 0
+        text += f"\nrun {res.run_id} written to {args.out}"
+    return emit(args, {"run_id": res.run_id, "out": args.out, "policy": res.policy,
+                       "task": res.task, "successes": res.successes, "episodes": res.episodes,
+                       "rate": res.rate, "lo": res.lo, "hi": res.hi, "interval": "95% Wilson",
+                       "mean_return": res.mean_return, "outcomes": res.outcomes}, text)

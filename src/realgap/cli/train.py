@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from realgap.cli._args import seed
+from realgap.cli._common import emit, show_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory (checkpoints/ inside)")
     p.add_argument("--encoder", default="resnet18-e2e",
                    help="resnet18-e2e (trained end to end) or a registry encoder name (frozen)")
-    p.add_argument("--head", default="bc", help="bc, bc-rnn or dp-c (default bc)")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--head", default="bc", help="bc, bc-rnn or dp-c")
+    p.add_argument("--epochs", type=int, default=20, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--encoder-weights", default=None, metavar="PATH",
                    help="checkpoint file of a frozen registry encoder (default: the standard caches)")
     p.add_argument("--image-size", type=int, default=64, help="encoder input side in px (default 64)")
@@ -44,7 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="resume from the last checkpoint in --out (default); --no-resume fails "
                         "instead when --out already holds checkpoints")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
 
@@ -69,11 +69,13 @@ def run(args: argparse.Namespace) -> int:
                         checkpoint_every=args.checkpoint_every)
     res = train_policy(Path(args.data), Path(args.out), policy, train,
                        resume=args.resume, encoder_from=args.encoder_from,
-                       progress=not args.no_progress)
+                       progress=show_progress(args))
     if res.epochs_done == 0:
-        print(f"nothing to do: {res.checkpoint} already reached {args.epochs} epochs")
+        text = f"nothing to do: {res.checkpoint} already reached {args.epochs} epochs"
     else:
-        print(f"trained {res.epochs_done} epoch(s) on {res.n_frames} frames "
-              f"({res.n_episodes} episodes); final loss {res.losses[-1]:.4f}")
-    print(f"checkpoint: {res.checkpoint}")
-    return 0
+        text = (f"trained {res.epochs_done} epoch(s) on {res.n_frames} frames "
+                f"({res.n_episodes} episodes); final loss {res.losses[-1]:.4f}")
+    return emit(args, {"out": res.out_dir, "checkpoint": res.checkpoint,
+                       "epochs_done": res.epochs_done, "losses": res.losses,
+                       "n_frames": res.n_frames, "n_episodes": res.n_episodes},
+                f"{text}\ncheckpoint: {res.checkpoint}")

@@ -16,33 +16,28 @@ from __future__ import annotations
 
 import argparse
 
-from realgap.cli._args import seed
+from realgap.cli._common import emit, show_progress
+from realgap.cli._dataclass_options import add_dataclass_options, config_from_args, csv_or_none
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from realgap.protocol.vat import VATConfig
+
     p = sub.add_parser("vat", help="Visual Alignment Testing: does the e2e encoder take part in decisions?",
                        description="Train pi_A, pi_B and pi_B' (pi_A's frozen encoder), compare pi_B "
-                       "and pi_B' on paired initial states with a one-sided dependent t-test.")
-    p.add_argument("--task-a", default="reach-mug", help="task A (default reach-mug)")
-    p.add_argument("--task-b", default="reach-box", help="task B (default reach-box)")
-    p.add_argument("--head", default="bc", help="bc, bc-rnn or dp-c (default bc)")
-    p.add_argument("--encoder", default="resnet18-e2e",
-                   help="end-to-end encoder: resnet18-e2e (default) or small-e2e")
-    p.add_argument("--data", default=None, help="FrameSet with both tasks (default: generate)")
-    p.add_argument("--episodes", type=int, default=20, help="demonstrations per task (default 20)")
-    p.add_argument("--epochs", type=int, default=15, help="training epochs per policy (default 15)")
-    p.add_argument("--image-size", type=int, default=64, help="image side in px (default 64)")
-    p.add_argument("--rollouts", type=int, default=20, help="paired initial states per checkpoint (default 20)")
-    p.add_argument("--checkpoints", type=int, default=1, help="final checkpoints evaluated (default 1)")
-    p.add_argument("--eps", type=float, default=0.0, help="H0 threshold on mean(D) (default 0)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    p.add_argument("--metric", default="success",
-                   help="paired measure r: success (0/1, default) or return (summed dense reward)")
-    p.add_argument("--seed", type=seed, default=0, help="seed of data and training (default 0)")
-    p.add_argument("--workers", type=int, default=2, help="rollout workers (default 2)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+                       "and pi_B' on paired initial states with a one-sided dependent t-test. "
+                       "The options are the fields of realgap.protocol.vat.VATConfig.")
+    add_dataclass_options(p, VATConfig, overrides={
+        "task_a": {"help": "task A, whose encoder pi_B' reuses frozen"},
+        "task_b": {"help": "task B, learned by pi_B (end to end) and pi_B'"},
+        "data": {"help": "FrameSet with both tasks (default: generate one in OUT/frames)"},
+        "randomize": {"type": csv_or_none, "metavar": "FACTOR[,FACTOR]",
+                      "help": "factors randomized in the generated demonstrations (comma list "
+                              "of BG, LT, TD, CP, TH, PHYS, or none)"},
+        "batch_size": {"help": "training batch size"},
+        "lr": {"help": "Adam learning rate"},
+    })
     p.add_argument("--out", required=True, help="output directory (policies, frames, results.duckdb)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
 
@@ -74,12 +69,13 @@ def format_result(res: object) -> str:
 def run(args: argparse.Namespace) -> int:
     from realgap.protocol.vat import VATConfig, run_vat
 
-    cfg = VATConfig(task_a=args.task_a, task_b=args.task_b, head=args.head, encoder=args.encoder,
-                    episodes=args.episodes, epochs=args.epochs, image_size=args.image_size,
-                    rollouts=args.rollouts, checkpoints=args.checkpoints, eps=args.eps,
-                    alpha=args.alpha, seed=args.seed, workers=args.workers, data=args.data,
-                    batch_size=args.batch_size, metric=args.metric)
-    res = run_vat(cfg, args.out, progress=not args.no_progress)
-    print(format_result(res))
-    print(f"run {res.run_id} written to {args.out}; `realgap report {args.out}` shows it")
-    return 0
+    cfg = config_from_args(VATConfig, args)
+    res = run_vat(cfg, args.out, progress=show_progress(args))
+    return emit(args, {"run_id": res.run_id, "out": args.out, "config": res.config,
+                       "test": res.test, "rate_b": res.rate_b, "rate_b_prime": res.rate_b_prime,
+                       "r_b": res.r_b, "r_b_prime": res.r_b_prime,
+                       "returns_b": res.returns_b, "returns_b_prime": res.returns_b_prime,
+                       "policies": res.policies, "seconds": res.seconds,
+                       "timings": res.timings},
+                f"{format_result(res)}\nrun {res.run_id} written to {args.out}; "
+                f"`realgap report {args.out}` shows it")
