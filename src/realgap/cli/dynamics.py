@@ -210,38 +210,13 @@ def _scale_done(args: argparse.Namespace) -> Callable[[str], None] | None:
 
 @_mujoco_warnings_to_stderr
 def run_gap(args: argparse.Namespace) -> int:
-    from realgap.dynamics.latent import LatentConfig, latent_gap
-    from realgap.dynamics.runs import GapCurveConfig, gap_curve, write_gap
-    from realgap.store import ResultsDB
+    from realgap.jobs.dynamics import DynamicsGapConfig, run_dynamics_gap
 
-    if args.latent_steps <= 0 and not args.no_latent:
-        # Without joint training the map stays the identity: a latent gap of exactly 0.
-        raise ConfigError(f"--latent-steps: must be > 0, got {args.latent_steps}; "
-                          "use --no-latent to skip the latent model")
-    lcfg = LatentConfig(pretrain_steps=args.latent_steps, joint_steps=args.latent_steps)
-    if (args.source is None) != (args.target is None):
-        raise ConfigError("--source/--target: give both transitions files, or neither "
-                          "(then --env/--factor/--scales generate them)")
-    if args.source:
-        from realgap.dynamics.gap import gap_measures
-        from realgap.dynamics.transitions import load
-
-        src, tgt = load(args.source), load(args.target)
-        res = gap_measures(src, tgt, rng=args.seed, n_boot=args.n_boot)
-        if not args.no_latent:
-            res["latent_map_distance"] = latent_gap(src, tgt, lcfg, n_boot=args.n_boot,
-                                                    rng=args.seed)
-        results, env_id, factor = {1.0: res}, str(tgt.meta.get("env", args.target)), "target"
-        config = {"source": args.source, "target": args.target, "n_boot": args.n_boot}
-    else:
-        cfg = GapCurveConfig(args.env, args.factor, _floats("--scales", args.scales),
-                             args.steps, args.max_episode_steps, not args.no_latent, args.n_boot)
-        results = gap_curve(cfg, latent_config=lcfg, rng=args.seed, progress=_scale_done(args))
-        env_id, factor = args.env, args.factor
-        config = {**cfg.__dict__, "latent_steps": args.latent_steps, "seed": args.seed}
-    with ResultsDB(args.out) as db:
-        run = write_gap(db, results, env_id=env_id, factor=factor, config=config)
-    report = _report(Path(args.out))
+    job = run_dynamics_gap(DynamicsGapConfig(
+        args.env, args.factor, _floats("--scales", args.scales), args.source, args.target,
+        args.steps, args.max_episode_steps, not args.no_latent, args.latent_steps, args.n_boot,
+        args.seed, args.out), progress=_scale_done(args))
+    results, factor, env_id, run, report = job.results, job.factor, job.env_id, job.run_id, job.report
     lines = [f"{factor}={scale:g}  " + "  ".join(f"{k}={_ci(v)}" for k, v in res.items())
              for scale, res in results.items()]
     lines += [f"run {run} -> {Path(args.out)}", f"report: {report}"]
