@@ -372,3 +372,24 @@ def test_quiet_has_one_meaning_everywhere() -> None:
         flags = parser._option_string_actions
         if "--no-progress" in flags:
             assert flags["--no-progress"] is flags["--quiet"], name
+
+
+def test_json_of_a_command_without_its_own_is_still_one_document(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from realgap.cli import _run_for_json
+
+    def text_only(args: argparse.Namespace) -> int:
+        print("report: out/report.html")
+        return 0
+
+    def json_itself(args: argparse.Namespace) -> int:
+        print(json.dumps({"a": 1}))
+        return 0
+
+    ns = argparse.Namespace(command="report", json=True, func=text_only)
+    assert _run_for_json(ns) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "command": "realgap report", "exit_code": 0, "output": ["report: out/report.html"]}
+    ns = argparse.Namespace(command="x", data_command="y", json=True, func=json_itself)
+    _run_for_json(ns)
+    assert json.loads(capsys.readouterr().out) == {"a": 1}  # passed on unchanged

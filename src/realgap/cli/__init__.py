@@ -145,6 +145,39 @@ def _silence_stdout() -> None:
         pass
 
 
+def _run_for_json(args: argparse.Namespace) -> Any:
+    """Run a ``--json`` command with its stdout held back: one JSON document is passed on as
+    is; any other text (a command that has no JSON form of its own yet) is wrapped as
+    ``{"command", "exit_code", "output": [lines]}``, so ``--json`` always prints exactly one
+    JSON document. The text is passed on even when the command raises."""
+    import contextlib
+    import io
+    import json
+
+    buffer = io.StringIO()
+    code: Any = 2
+    try:
+        with contextlib.redirect_stdout(buffer):
+            code = args.func(args)
+    finally:
+        text = buffer.getvalue()
+        try:
+            json.loads(text)
+        except ValueError:
+            if text.strip() or code in (0, None):
+                command = " ".join(["realgap", *(getattr(args, a) for a in _COMMAND_DESTS
+                                                 if getattr(args, a, None))])
+                text = json.dumps({"command": command, "exit_code": int(code or 0),
+                                   "output": text.splitlines()}, indent=1) + "\n"
+        sys.stdout.write(text)
+    return code
+
+
+#: Namespace attributes naming the command and its subcommand, in order.
+_COMMAND_DESTS = ("command", "data_command", "dynamics_command", "encoders_command",
+                  "protocol_command")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
@@ -162,7 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # module:factory plugins run only when this command line says so (issue 10)
         with plugins_allowed(bool(getattr(args, "allow_plugin", False))):
-            code = args.func(args)
+            if getattr(args, "json", False):
+                code = _run_for_json(args)
+            else:
+                code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
     except RealgapError as exc:
         return fail(str(exc))
