@@ -274,27 +274,32 @@ UNDEFINED_DROP = "nominal return <= 0: the drop is undefined"
 
 
 def write_degrade(db: Any, result: DegradeResult) -> str:
-    """Record a ``degrade`` run in a :class:`realgap.store.ResultsDB`; returns its id."""
-    from realgap.store import Score
+    """Record a ``degrade`` run in a :class:`realgap.store.ResultsDB` (layout:
+    :mod:`realgap.store.dynamics`); returns its id."""
+    from realgap.store.common import ENV_SUBJECT, MEAN_RETURN, POLICY_SUBJECT
+    from realgap.store.dynamics import (
+        DEGRADE_KIND,
+        NORMALIZED_DROP,
+        RETURN_DROP,
+        CurvePoint,
+        DynamicsRecord,
+        write_dynamics,
+    )
 
     c = result.config
-    run = db.new_run("degrade", asdict(c), name=f"{c.env_id} {c.factor}")
     subject = f"{result.policies[0]['algo']} {c.env_id}"
-    db.add_subject(run, c.env_id, "env", {"env_id": c.env_id, "factor": c.factor})
-    for info in result.policies:
-        db.add_subject(run, subject, "policy", info)
-    scores = []
+    subjects = ((c.env_id, ENV_SUBJECT, {"env_id": c.env_id, "factor": c.factor}),
+                *((subject, POLICY_SUBJECT, info) for info in result.policies))
+    points = []
     for scale in c.all_scales:
-        grp = f"{c.factor}={scale:g}"
-        extra = {"factor": c.factor, "scale": scale, "n_seeds": len(c.seeds),
+        extra = {"n_seeds": len(c.seeds),
                  "perturbation": factor_perturbation(c.factor, scale).as_dict()}
-        r, d = result.returns[scale], result.drops[scale]
-        scores.append(Score(subject, "mean_return", r.value, r.lo, r.hi, r.n, grp, extra))
-        scores.append(Score(subject, "normalized_drop", d.value, d.lo, d.hi, d.n, grp,
-                            {**extra, **({"note": UNDEFINED_DROP} if np.isnan(d.value) else {})}))
-        a = result.return_drops[scale]
-        scores.append(Score(subject, "return_drop", a.value, a.lo, a.hi, a.n, grp, extra))
-    db.add_scores(run, scores)
-    db.add_outcomes(run, subject, result.episodes)
-    db.finish_run(run)
-    return run
+        r, d, a = result.returns[scale], result.drops[scale], result.return_drops[scale]
+        points += [
+            CurvePoint(subject, MEAN_RETURN, r.value, r.lo, r.hi, r.n, c.factor, scale, extra),
+            CurvePoint(subject, NORMALIZED_DROP, d.value, d.lo, d.hi, d.n, c.factor, scale,
+                       {**extra, **({"note": UNDEFINED_DROP} if np.isnan(d.value) else {})}),
+            CurvePoint(subject, RETURN_DROP, a.value, a.lo, a.hi, a.n, c.factor, scale, extra)]
+    rec = DynamicsRecord(DEGRADE_KIND, f"{c.env_id} {c.factor}", c.env_id, c.factor, asdict(c),
+                         subjects, tuple(points), {subject: result.episodes})
+    return str(write_dynamics(db, rec).run_id)

@@ -100,24 +100,20 @@ def write_gap(
     factor: str,
     config: dict[str, Any],
 ) -> str:
-    """Record a ``dynamics-gap`` run; returns its id."""
-    from realgap.store import Score
+    """Record a ``dynamics-gap`` run (layout: :mod:`realgap.store.dynamics`); returns its id."""
+    from realgap.store.common import ENV_SUBJECT
+    from realgap.store.dynamics import GAP_KIND, CurvePoint, DynamicsRecord, write_dynamics
 
-    run = db.new_run("dynamics-gap", config, name=f"{env_id} {factor}")
-    db.add_subject(run, env_id, "env", {"env_id": env_id, "factor": factor})
-    scores = []
-    for scale, measures in results.items():
-        for metric, e in measures.items():
-            # every field of the measure but the ones Score holds itself: the interval's
-            # n_frames/n_boot/bias, the null's p-value and effect, the details
-            extra = {"factor": factor, "scale": scale,
-                     **{k: v for k, v in e.as_dict().items()
-                        if k not in ("metric", "value", "lo", "hi", "n", "config")}}
-            scores.append(Score(env_id, metric, e.value, e.lo, e.hi, e.n,
-                                f"{factor}={scale:g}", extra))
-    db.add_scores(run, scores)
-    db.finish_run(run)
-    return run
+    # every field of the measure but the ones a point holds itself: the interval's
+    # n_frames/n_boot/bias, the null's p-value and effect, the details
+    points = tuple(
+        CurvePoint(env_id, metric, e.value, e.lo, e.hi, e.n, factor, float(scale),
+                   {k: v for k, v in e.as_dict().items()
+                    if k not in ("metric", "value", "lo", "hi", "n", "config")})
+        for scale, measures in results.items() for metric, e in measures.items())
+    rec = DynamicsRecord(GAP_KIND, f"{env_id} {factor}", env_id, factor, config,
+                         ((env_id, ENV_SUBJECT, {"env_id": env_id, "factor": factor}),), points)
+    return str(write_dynamics(db, rec).run_id)
 
 
 def write_sysid(
@@ -136,7 +132,6 @@ def write_sysid(
     ``realgap dynamics collect``), each score's ``extra["truth"]`` holds the true multiplier.
     """
     from realgap.dynamics.perturb import Perturbation
-    from realgap.store import Score
 
     truth: dict[str, float | None] = {p: None for p in params}
     phys = target.meta.get("factors")
@@ -152,20 +147,20 @@ def write_sysid(
                 truth[p] = dict(tp.body_length).get(ref.body_length[0][0], 1.0)
             elif ref.mass:
                 truth[p] = dict(tp.mass).get(ref.mass[0][0], 1.0)
-    run = db.new_run("sysid", {**config, "target": target_path}, name=f"{env_id} sysid")
-    db.add_subject(run, env_id, "env", {"env_id": env_id, "target": target_path,
-                                        "target_meta": target.meta})
-    scores = [
-        Score(env_id, name, e.value, e.lo, e.hi, e.n, "",
-              {"truth": truth.get(name), "objective": result.objective,
-               "objective_nominal": result.objective_nominal, "n_boot": e.n_boot,
-               "n_frames": e.n_frames, "bias": e.bias, "bounds": list(result.bounds),
-               "at_bound": result.at_bound.get(name, False)})
-        for name, e in result.params.items()
-    ]
-    db.add_scores(run, scores)
-    db.finish_run(run)
-    return run
+    from realgap.store.common import ENV_SUBJECT
+    from realgap.store.dynamics import SYSID_KIND, CurvePoint, DynamicsRecord, write_dynamics
+
+    points = tuple(
+        CurvePoint(env_id, name, e.value, e.lo, e.hi, e.n, "", None,
+                   {"truth": truth.get(name), "objective": result.objective,
+                    "objective_nominal": result.objective_nominal, "n_boot": e.n_boot,
+                    "n_frames": e.n_frames, "bias": e.bias, "bounds": list(result.bounds),
+                    "at_bound": result.at_bound.get(name, False)})
+        for name, e in result.params.items())
+    rec = DynamicsRecord(SYSID_KIND, f"{env_id} sysid", env_id, "", {**config, "target": target_path},
+                         ((env_id, ENV_SUBJECT, {"env_id": env_id, "target": target_path,
+                                                 "target_meta": target.meta}),), points)
+    return str(write_dynamics(db, rec).run_id)
 
 
 __all__ = ["GapCurveConfig", "gap_curve", "write_gap", "write_sysid"]

@@ -235,49 +235,33 @@ def _write(res: VATResult, out: Path, outcomes: dict[str, list[Any]], data: Path
 
     from realgap.data import FrameSet
     from realgap.policy.checkpoint import load_checkpoint
-    from realgap.store import ResultsDB, Score
+    from realgap.stats import bootstrap_ci
+    from realgap.store import ResultsDB
+    from realgap.store.common import Outcome
+    from realgap.store.vat import PI_B, PI_B_PRIME, VatRate, VatRecord, write_vat
 
-    t = res.test
-    fs_hash = FrameSet.open(data).content_hash
+    policies = {}
+    for label, path in res.policies.items():
+        ck = load_checkpoint(path)
+        policies[label] = {"checkpoint": path, "task": ck["task"],
+                           "encoder_origin": ck.get("encoder_origin"), "head": res.config.head,
+                           "epoch": ck["epoch"], "final_loss": (ck.get("losses") or [None])[-1]}
+    rates = {label: VatRate(r.successes, r.trials, r.rate, r.lo, r.hi)
+             for label, r in ((PI_B, res.rate_b), (PI_B_PRIME, res.rate_b_prime))}
+    returns = {}
+    for label, oc in outcomes.items():
+        rets = np.array([o.ret for o in oc], dtype=np.float64)
+        # one rollout = one episode, the resampling unit; seeded, never widened
+        returns[label] = bootstrap_ci(np.mean, rets, groups=np.arange(rets.size), n_boot=2000, rng=0)
+    rec = VatRecord(
+        f"VAT {res.config.task_a} -> {res.config.task_b} ({res.config.head})",
+        {**asdict(res.config), "data": str(data), "policies": res.policies,
+         "timings_s": {k: round(v, 1) for k, v in res.timings.items()}},
+        policies, rates, returns, {**res.test.as_dict(), "metric": res.config.metric},
+        {label: tuple(Outcome.from_row(o.row()) for o in oc) for label, oc in outcomes.items()},
+        res.saliency_png or None, SALIENCY_CAPTION, FrameSet.open(data).content_hash)
     with ResultsDB(out) as db:
-        cfg = {**asdict(res.config), "data": str(data), "policies": res.policies,
-               "timings_s": {k: round(v, 1) for k, v in res.timings.items()}}
-        run_id = db.new_run("vat", cfg, name=f"VAT {res.config.task_a} -> {res.config.task_b} "
-                            f"({res.config.head})", frameset_hash=fs_hash)
-        for label, path in res.policies.items():
-            ck = load_checkpoint(path)
-            db.add_subject(run_id, label, "policy", {
-                "checkpoint": path, "task": ck["task"], "encoder_origin": ck.get("encoder_origin"),
-                "head": res.config.head, "epoch": ck["epoch"],
-                "final_loss": (ck.get("losses") or [None])[-1]})
-        scores = []
-        for label, r in (("pi_B", res.rate_b), ("pi_B'", res.rate_b_prime)):
-            scores.append(Score(label, "success_rate", r.rate, r.lo, r.hi, r.trials, "vat",
-                                {"successes": r.successes, "trials": r.trials,
-                                 "task": res.config.task_b}))
-        from realgap.stats import bootstrap_ci
-
-        for label, oc in outcomes.items():
-            rets = np.array([o.ret for o in oc], dtype=np.float64)
-            # one rollout = one episode, the resampling unit; seeded, never widened
-            e = bootstrap_ci(np.mean, rets, groups=np.arange(rets.size), n_boot=2000, rng=0)
-            scores.append(Score(label, "mean_return", e.value, e.lo, e.hi, e.n, "vat",
-                                {"interval": "95% percentile bootstrap over rollouts",
-                                 "n_boot": e.n_boot, "bias": e.bias}))
-        extra = {**t.as_dict(), "metric": res.config.metric}
-        scores += [
-            Score("vat", "t", t.t, None, None, t.n, "vat", extra),
-            Score("vat", "critical", t.critical, None, None, t.n, "vat", {"df": t.n - 1}),
-            Score("vat", "mean_diff", t.mean_diff, None, None, t.n, "vat", {"sd": t.sd_diff}),
-            Score("vat", "p_value", t.p_value, None, None, t.n, "vat", {}),
-        ]
-        db.add_scores(run_id, scores)
-        for label, oc in outcomes.items():
-            db.add_outcomes(run_id, label, [o.row() for o in oc])
-        if res.saliency_png:
-            db.add_artifact(run_id, "vat_saliency", res.saliency_png, subject="vat",
-                            meta={"caption": SALIENCY_CAPTION})
-        db.finish_run(run_id)
+        run_id = write_vat(db, rec).run_id
     return replace(res, run_id=run_id)
 
 
