@@ -1,35 +1,23 @@
 """Assemble the HTML report from the results database.
 
-Sections are modules in :mod:`realgap.report.sections`, each with ``ANCHOR``, ``TITLE``
-and ``render(db) -> str | None``; they are rendered in the order of :data:`SECTIONS`
-and a section with nothing to show returns ``None`` and is left out.
+Sections come from the registry :data:`realgap.report.sections.SECTIONS`: for the kinds of
+run the database holds, every section registered for one of those kinds is rendered, in
+the sections' order; a section with nothing to show returns ``None`` and is left out.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from realgap.errors import ConfigError, DataError, RealgapError
 from realgap.report._html import page
+from realgap.report.sections import BUILTIN, Section, sections
 from realgap.store import ResultsDB, resolve_db_path
 
-#: Section modules in page order.
-SECTIONS: tuple[str, ...] = (
-    "verdict",
-    "gap",
-    "coverage",
-    "embedding_map",
-    "saliency",
-    "protocol",
-    "vat",
-    "correlation",
-    "dynamics",
-    "comparison",
-    "provenance",
-)
+#: Built-in section modules in page order (kept for old imports; the registry decides).
+SECTIONS: tuple[str, ...] = BUILTIN
 
 
 #: What a section raises on a stored value of the wrong type or shape.
@@ -66,6 +54,12 @@ class PinnedRuns:
         return getattr(self._db, name)
 
 
+def rendered_sections(db: ResultsDB | PinnedRuns) -> list[Section]:
+    """The sections a report of ``db`` gets: those registered for a kind of run it holds."""
+    kinds = set(db.runs()["kind"].astype(str))
+    return [s for s in sections() if s.applies_to(kinds)]
+
+
 def build_report(db_or_dir: str | Path, out: str | Path | None = None,
                  run_ids: Sequence[str] = ()) -> Path:
     """Write ``report.html`` next to the database (or at ``out``) and return its path.
@@ -77,23 +71,26 @@ def build_report(db_or_dir: str | Path, out: str | Path | None = None,
     parts: list[tuple[str, str, str]] = []
     with ResultsDB(db_path, read_only=True) as raw:
         db = PinnedRuns(raw, run_ids)
-        n_runs = len(db.runs())
-        for name in SECTIONS:
-            mod = importlib.import_module(f"realgap.report.sections.{name}")
+        runs = db.runs()
+        n_runs = len(runs)
+        kinds = set(runs["kind"].astype(str))
+        for sec in sections():
+            if not sec.applies_to(kinds):
+                continue
             try:
-                body = mod.render(db)
+                body = sec.render(db)
             except RealgapError:  # already a one-line message (ConfigError is a ValueError)
                 raise
             except _CONTENT_ERRORS as exc:
                 # Sections trust the values inside the database's JSON (whose shape the
                 # store checks); an edited value of the wrong type is input, not a bug.
                 raise DataError(
-                    f"{db_path}: the report's {mod.TITLE!r} section cannot read the stored "
+                    f"{db_path}: the report's {sec.title!r} section cannot read the stored "
                     f"results ({type(exc).__name__}: {exc}); the database was edited or written "
                     "by another realgap version: restore it, or write new results with a new "
                     "--out") from exc
             if body:
-                parts.append((mod.ANCHOR, mod.TITLE, body))
+                parts.append((sec.anchor, sec.title, body))
     shown = "; showing run(s) " + ", ".join(db.pinned.values()) if db.pinned else ""
     html = page(
         "realgap report",

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from realgap.errors import DataError
 from realgap.store.common import (
     POLICY_SUBJECT,
@@ -85,6 +87,25 @@ class EvaluationRecord:
     policy_meta: Mapping[str, Any] = field(default_factory=dict)
     run_id: str | None = None
     created: str = ""
+
+    def success_matrix(self, conditions: Sequence[str] | None = None
+                       ) -> tuple[list[int], list[str], np.ndarray]:
+        """``(seeds, conditions, S)`` with ``S (n_seeds, n_conditions)`` float 0/1: the
+        success of the trial played with each seed under each condition (protocol order).
+
+        Only seeds played under every condition are kept (a protocol plays the same seeds
+        in each condition, so normally none is dropped); no outcomes -> ``S`` of 0 rows.
+        """
+        names = list(conditions) if conditions is not None else [c.name for c in self.conditions]
+        by_cond: dict[str, dict[int, bool]] = {c: {} for c in names}
+        for o in self.outcomes:
+            if o.condition in by_cond:
+                by_cond[o.condition].setdefault(o.seed, o.success)
+        common = set.intersection(*(set(d) for d in by_cond.values())) if names else set()
+        seeds = sorted(common)
+        mat = np.array([[float(by_cond[c][s]) for c in names] for s in seeds],
+                       dtype=np.float64).reshape(len(seeds), len(names))
+        return seeds, names, mat
 
 
 def _rate(r: Mapping[str, Any], name: str) -> ConditionRate:

@@ -14,7 +14,7 @@ visual-alignment-testing.txt III-C).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from realgap.errors import DataError

@@ -12,19 +12,21 @@ from __future__ import annotations
 import pandas as pd
 
 from realgap.report._html import esc, fmt_ci, table
-from realgap.store import ResultsDB
+from realgap.report.sections import ANY_KIND, register_section
+from realgap.store import ResultsDB, correlate, evaluate, gap, rollout, vat
+from realgap.store.common import SUCCESS_RATE
 
 ANCHOR = "comparison"
 TITLE = "Across runs"
 
 #: Metric shown per run kind, in order of preference (group "" or "pooled").
 HEADLINE: dict[str, tuple[str, ...]] = {
-    "gap": ("combined",),
-    "rollout": ("success_rate",),
-    "evaluate": ("success_rate",),
-    "protocol-summary": ("success_rate",),
-    "vat": ("t",),
-    "correlate": ("pearson_r", "mmrv"),
+    gap.RUN_KIND: (gap.RANKED_BY,),
+    rollout.RUN_KIND: (SUCCESS_RATE,),
+    evaluate.RUN_KIND: (SUCCESS_RATE,),
+    evaluate.SUMMARY_KIND: (SUCCESS_RATE,),
+    vat.RUN_KIND: (vat.T_METRIC,),
+    correlate.RUN_KIND: (correlate.PEARSON, correlate.MMRV),
 }
 
 
@@ -40,7 +42,7 @@ def _kind_table(db: ResultsDB, kind: str, runs: pd.DataFrame) -> str | None:
     metric_used = None
     for r in runs.itertuples():
         s = db.scores(r.run_id)
-        s = s[s["grp"].fillna("").isin(["", "pooled"])]
+        s = s[s["grp"].fillna("").isin(["", evaluate.POOLED])]
         metric = _headline(s, kind)
         if metric is None:
             continue
@@ -76,3 +78,6 @@ def render(db: ResultsDB) -> str | None:
         return None
     return ("<p class='note'>The same kind of run, repeated: pick one for the sections above "
             "with <code>realgap report DIR --run RUN_ID</code>.</p>" + "".join(parts))
+
+
+register_section("comparison", anchor=ANCHOR, title=TITLE, kinds=(ANY_KIND,), order=100)(render)

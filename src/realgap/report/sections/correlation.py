@@ -1,21 +1,21 @@
 """Report section "correlation": sim-vs-real success-rate scatter with its numbers.
 
-Reads runs of kind ``correlate`` (``realgap correlate``) in the layout of
-docs/interfaces.md, "Protocol results layout": ``subject = "sim-vs-real"`` rows with
-``metric`` in ``pearson_r`` (``lo``/``hi`` = Fisher-z interval), ``spearman_rho``,
-``mmrv``, ``grp`` = task or ``"pooled"``, ``n`` = policies, ``extra.convention``; and one
-``sim_success_rate`` / ``real_success_rate`` row per (policy, task) for the scatter.
+Reads ``correlate`` runs (``realgap correlate``) through :mod:`realgap.store.correlate`: per
+task and pooled, Pearson r with its Fisher-z interval, Spearman rho and MMRV with their
+bootstrap intervals (when the run computed them), and one point per (policy, task) for the
+scatter, with its counts k/n when the rates came from results databases.
 """
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from realgap._plot import figure, literal_text, png_bytes
-from realgap.report._html import esc, fmt, fmt_ci, png_img, table
+from realgap.report._html import esc, fmt_ci, png_img, table
+from realgap.report.sections import register_section
 from realgap.store import ResultsDB
+from realgap.store.common import finished_runs
+from realgap.store.correlate import MMRV, PEARSON, RUN_KIND, SPEARMAN, read_correlation
 
 ANCHOR = "correlation"
 TITLE = "Sim-real correlation"
@@ -42,44 +42,44 @@ def _scatter(points: pd.DataFrame, title: str) -> bytes:
 
 
 def render(db: ResultsDB) -> str | None:
-    runs = db.query("SELECT run_id, name FROM runs WHERE kind = 'correlate' AND status = 'ok' "
-                    "ORDER BY created DESC, run_id DESC")
-    if runs.empty:
+    runs = list(reversed(finished_runs(db, [RUN_KIND])))
+    if not runs:
         return None
     parts = []
-    for run_id, name in zip(runs["run_id"], runs["name"]):
-        sc = db.scores(run_id)
-        stats = sc[sc["subject"] == "sim-vs-real"]
-        if stats.empty:
+    for info in runs:
+        rec = read_correlation(db, info.run_id)
+        if not rec.stats:
             continue
-        convention = json.loads(stats["extra"].iloc[0] or "{}").get("convention", "")
-        groups = list(dict.fromkeys(stats["grp"]))
         rows = []
-        for g in groups:
-            s = stats[stats["grp"] == g].set_index("metric")
-            pr = s.loc["pearson_r"] if "pearson_r" in s.index else None
+        for g in rec.groups():
+            pr, sp, mm = (rec.stat(g, m) for m in (PEARSON, SPEARMAN, MMRV))
+            n = next((s.n for s in (pr, sp, mm) if s is not None), None)
             rows.append({
-                "task": g,
-                "n policies": int(s["n"].iloc[0]) if s["n"].iloc[0] is not None else "—",
-                "Pearson r [95% Fisher z]": "—" if pr is None else fmt_ci(pr["value"], pr["lo"], pr["hi"]),
-                "Spearman rho": fmt(s["value"].get("spearman_rho")),
-                "MMRV": fmt(s["value"].get("mmrv")),
+                "task": esc(g),
+                "n policies": "—" if n is None else str(n),
+                "Pearson r [95% Fisher z]": "—" if pr is None else fmt_ci(pr.value, pr.lo, pr.hi),
+                "Spearman rho [95% bootstrap]": "—" if sp is None else fmt_ci(sp.value, sp.lo, sp.hi),
+                "MMRV [95% bootstrap]": "—" if mm is None else fmt_ci(mm.value, mm.lo, mm.hi),
             })
-        nums = table(pd.DataFrame(rows), table_id=f"correlation-{run_id}",
-                     raw_html_columns=["Pearson r [95% Fisher z]"],
-                     caption="Per task and pooled over all (policy, task) pairs.")
-        pts = sc[sc["metric"].isin(["sim_success_rate", "real_success_rate"])]
-        wide = pts.pivot_table(index=["subject", "grp"], columns="metric", values="value",
-                               aggfunc="first").reset_index()
+        nums = table(pd.DataFrame(rows), table_id=f"correlation-{info.run_id}",
+                     raw_html_columns=["task", "Pearson r [95% Fisher z]",
+                                       "Spearman rho [95% bootstrap]", "MMRV [95% bootstrap]"],
+                     caption="Per task and pooled over all (policy, task) pairs. Spearman and "
+                             "MMRV intervals resample policies (and their trials where counts "
+                             "k/n are known); '—' where the run computed none.")
         fig = ""
-        if {"sim_success_rate", "real_success_rate"} <= set(wide.columns):
-            points = pd.DataFrame({"policy": wide["subject"], "task": wide["grp"],
-                                   "sim": wide["sim_success_rate"],
-                                   "real": wide["real_success_rate"]})
-            png = _scatter(points, str(name or run_id))
+        if rec.points:
+            points = pd.DataFrame({"policy": [p.policy for p in rec.points],
+                                   "task": [p.task for p in rec.points],
+                                   "sim": [p.sim for p in rec.points],
+                                   "real": [p.real for p in rec.points]})
+            png = _scatter(points, str(info.name or info.run_id))
             fig = (f"<figure>{png_img(png, alt='sim vs real success rate')}"
                    "<figcaption>Each point is one policy (per task): its success rate in "
                    "simulation against the real one; dashed: real = sim.</figcaption></figure>")
-        parts.append(f"<h3>{esc(name or run_id)}</h3>{fig}{nums}"
-                     f"<p class='note'>{esc(convention)}.</p>")
+        parts.append(f"<h3>{esc(info.name or info.run_id)}</h3>{fig}{nums}"
+                     f"<p class='note'>{esc(rec.convention)}.</p>")
     return "".join(parts) or None
+
+
+register_section("correlation", anchor=ANCHOR, title=TITLE, kinds=(RUN_KIND,), order=80)(render)

@@ -15,16 +15,19 @@ from typing import Any
 
 import pandas as pd
 
+from realgap.report._html import esc, fmt, fmt_ci, png_img, table
+from realgap.report.sections import register_section
+from realgap.store import ResultsDB
 from realgap.store.gap import (
     BADGE,
+    OUTSIDE_METRIC,
     WORST_ARTIFACT,
     is_random_init,
     latest_gap_run,
     load_encoders,
     load_flagged,
 )
-from realgap.report._html import esc, fmt, fmt_ci, png_img, table
-from realgap.store import ResultsDB
+from realgap.store.gap import RUN_KIND as GAP_KIND
 
 ANCHOR = "coverage"
 TITLE = "Coverage: real frames outside sim support"
@@ -58,7 +61,7 @@ def render(db: ResultsDB) -> str | None:
         return None
     metas = load_encoders(db, run_id)
     s = db.scores(run_id)
-    cov = s[s["metric"] == "outside_fraction"].copy()
+    cov = s[s["metric"] == OUTSIDE_METRIC].copy()
     if cov.empty:
         return None
     cov["grp"] = cov["grp"].fillna("")
@@ -149,3 +152,6 @@ def render(db: ResultsDB) -> str | None:
                               f"<figcaption>{cap}</figcaption></figure>")
             parts.append(f"<h4>{esc(subj)}</h4><div class='thumbs'>{''.join(thumbs)}</div>")
     return "".join(parts)
+
+
+register_section("coverage", anchor=ANCHOR, title=TITLE, kinds=(GAP_KIND,), order=30)(render)

@@ -1,14 +1,12 @@
 """Dynamics gap: degradation curves, gap measures against perturbation size, identified
 parameters, each with its interval and sample size, from the results database alone.
 
-Reads ``degrade``, ``dynamics-gap`` and ``sysid`` runs written by :mod:`realgap.dynamics`
-(score conventions in :mod:`realgap.dynamics.runs`); the newest run of each
-(env, factor) is shown.
+Reads ``degrade``, ``dynamics-gap`` and ``sysid`` runs through :mod:`realgap.store.dynamics`
+(their one layout); the newest run of each (env, factor) is shown.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -16,33 +14,43 @@ import pandas as pd
 
 from realgap._plot import literal_text, png_bytes, subplots
 from realgap.report._html import esc, fmt_ci, png_img, table
+from realgap.report.sections import register_section
 from realgap.store import ResultsDB
+from realgap.store.common import finished_runs
+from realgap.store.dynamics import (
+    DEGRADE_KIND,
+    DEGRADE_METRICS,
+    GAP_KIND,
+    GAP_MEASURES,
+    RUN_KINDS,
+    SYSID_KIND,
+    DynamicsRecord,
+    read_dynamics,
+)
 
 ANCHOR = "dynamics"
 TITLE = "Dynamics gap"
 
-_METRIC_LABEL = {
-    "prediction_gap": "one-step prediction gap (MSE_cross / MSE_in - 1)",
-    "c2st_gap": "classifier two-sample gap (2 acc - 1)",
-    "latent_map_distance": "latent map distance |m(z) - z|^2 / spread",
-}
+_METRIC_LABEL = GAP_MEASURES
+
+
+def _frame(recs: list[DynamicsRecord]) -> pd.DataFrame:
+    """One row per stored number: run_id, name, created, subject, metric, value, lo, hi, n,
+    scale, factor, extra_d."""
+    rows = [{"run_id": r.run_id, "name": r.name, "created": r.created, "subject": p.subject,
+             "metric": p.metric, "value": p.value, "lo": p.lo, "hi": p.hi, "n": p.n,
+             "scale": p.scale, "factor": p.factor, "extra_d": dict(p.extra)}
+            for r in recs for p in r.points]
+    return pd.DataFrame(rows)
 
 
 def _scores(db: ResultsDB, kind: str) -> pd.DataFrame:
-    runs = db.runs(kind)
-    runs = runs[runs.status == "ok"]
-    if runs.empty:
+    newest: dict[str, str] = {}
+    for info in finished_runs(db, [kind]):  # oldest first: the newest run per name wins
+        newest[info.name] = info.run_id
+    if not newest:
         return pd.DataFrame()
-    # newest run per name (env + factor)
-    keep = runs.sort_values(["created", "run_id"]).groupby("name").tail(1)
-    sc = db.scores()
-    sc = sc[sc.run_id.isin(keep.run_id)].copy()
-    if sc.empty:
-        return sc
-    sc["extra_d"] = sc["extra"].map(lambda s: json.loads(s or "{}"))
-    sc["scale"] = sc["extra_d"].map(lambda d: d.get("scale"))
-    sc["factor"] = sc["extra_d"].map(lambda d: d.get("factor", ""))
-    return sc.merge(keep[["run_id", "name"]], on="run_id")
+    return _frame([read_dynamics(db, rid) for rid in newest.values()])
 
 
 def _nan(x: Any) -> bool:
@@ -92,7 +100,7 @@ def _view(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 
 def _degrade(db: ResultsDB) -> str:
-    sc = _scores(db, "degrade")
+    sc = _scores(db, DEGRADE_KIND)
     if sc.empty:
         return ""
     parts = [("<h3>Degradation curves</h3><p class='note'>Policy trained in the nominal "
@@ -102,8 +110,7 @@ def _degrade(db: ResultsDB) -> str:
               "n = episodes.</p>")]
     for name, d in sc.groupby("name"):
         factor = d["factor"].iloc[0]
-        metrics = [m for m in ("mean_return", "normalized_drop", "return_drop")
-                   if m in set(d.metric)]
+        metrics = [m for m in DEGRADE_METRICS if m in set(d.metric)]
         parts.append(f"<h4>{esc(name)} ({esc(d['subject'].iloc[0])})</h4>")
         png = _curve_png(d, metrics, f"{factor} scale", str(name))
         if png:
@@ -117,7 +124,7 @@ def _degrade(db: ResultsDB) -> str:
 
 
 def _gap(db: ResultsDB) -> str:
-    sc = _scores(db, "dynamics-gap")
+    sc = _scores(db, GAP_KIND)
     if sc.empty:
         return ""
     parts = ["<h3>Gap measures against perturbation size</h3><p class='note'>Source: "
@@ -140,15 +147,13 @@ def _gap(db: ResultsDB) -> str:
 
 
 def _sysid(db: ResultsDB) -> str:
-    runs = db.runs("sysid")
-    runs = runs[runs.status == "ok"]
-    if runs.empty:
+    runs = finished_runs(db, [SYSID_KIND])
+    if not runs:
         return ""
-    sc = db.scores()
-    sc = sc[sc.run_id.isin(runs.run_id)].merge(runs[["run_id", "created"]], on="run_id")
+    sc = _frame([read_dynamics(db, info.run_id) for info in runs])
     rows = []
-    for r in sc.sort_values(["created", "run_id"]).itertuples():
-        extra = json.loads(r.extra or "{}")
+    for r in sc.itertuples():
+        extra = r.extra_d
         truth = extra.get("truth")
         rows.append({
             "run": r.run_id, "env": r.subject, "parameter": r.metric,
@@ -172,3 +177,6 @@ def _sysid(db: ResultsDB) -> str:
 def render(db: ResultsDB) -> str | None:
     body = _degrade(db) + _gap(db) + _sysid(db)
     return body or None
+
+
+register_section("dynamics", anchor=ANCHOR, title=TITLE, kinds=RUN_KINDS, order=90)(render)

@@ -13,8 +13,10 @@ import json
 import numpy as np
 
 from realgap.report._html import esc
+from realgap.report.sections import register_section
 from realgap.store import ResultsDB
 from realgap.store.embedding_map import RunMaps, read_run_maps
+from realgap.store.gap import RUN_KIND as GAP_KIND
 
 ANCHOR = "embedding-map"
 TITLE = "Embedding map: sim and real frames"
@@ -76,7 +78,7 @@ def _frame_data(maps: RunMaps) -> str:
 
 
 def render(db: ResultsDB) -> str | None:
-    run_id = db.latest_run("gap")
+    run_id = db.latest_run(GAP_KIND)
     if run_id is None:
         return None
     maps = read_run_maps(db, run_id)
@@ -108,3 +110,6 @@ def render(db: ResultsDB) -> str | None:
     parts.append('<div id="emap-tip" class="emap-tip" hidden></div>')
     parts.append(f'<script type="application/json" id="emap-data">{_frame_data(maps)}</script>')
     return "".join(parts)
+
+
+register_section("embedding_map", anchor=ANCHOR, title=TITLE, kinds=(GAP_KIND,), order=40)(render)

@@ -23,6 +23,9 @@ from typing import Any
 import pandas as pd
 
 from realgap._plot import literal_text, png_bytes, subplots
+from realgap.report._html import esc, fmt, fmt_ci, png_img, table
+from realgap.report.sections import register_section
+from realgap.store import ResultsDB
 from realgap.store.gap import (
     BADGE,
     EXTRA_METRICS,
@@ -34,8 +37,7 @@ from realgap.store.gap import (
     load_ranking,
     load_scores,
 )
-from realgap.report._html import esc, fmt, fmt_ci, png_img, table
-from realgap.store import ResultsDB
+from realgap.store.gap import RUN_KIND as GAP_KIND
 
 ANCHOR = "gap"
 TITLE = "Encoder sim-to-real gap (DIS, AS, transfer AS)"
@@ -198,7 +200,7 @@ def render(db: ResultsDB) -> str | None:
     names = ranked + [n for n in metas if n in wide and n not in ranked] + \
         [n for n in wide if n not in metas and n not in ranked]
     rank_of = {r["encoder"]: r for r in ranking}
-    runs = db.runs("gap")
+    runs = db.runs(GAP_KIND)
     cfg = json.loads(runs[runs.run_id == run_id]["config"].iloc[0] or "{}")
     n_boot = cfg.get("n_boot", "?")
     n_perm = cfg.get("n_perm", "?")
@@ -313,3 +315,6 @@ NULL_COLUMNS: tuple[str, ...] = ("centroid_distance", "dis", "dis_cal", "dis_pap
                                  "c2st_acc")
 #: Every score, for the details table.
 DETAIL_COLUMNS: tuple[str, ...] = GAP_METRICS + EXTRA_METRICS
+
+
+register_section("gap", anchor=ANCHOR, title=TITLE, kinds=(GAP_KIND,), order=20)(render)

@@ -1,130 +1,284 @@
-"""Report section "protocol": per-condition success rates and the factor bar chart.
+"""Report section "protocol": factorized evaluations, a policy x condition grid per protocol.
 
-Reads runs of kind ``evaluate`` (``realgap evaluate``) and ``protocol-summary``
-(``realgap protocol summarize``) in the layout of docs/interfaces.md, "Protocol results
-layout": ``scores`` rows with ``metric = "success_rate"``, ``subject`` = setting/policy,
-``grp`` = condition (``"pooled"`` for pooled rows), ``value/lo/hi`` = rate and 95% Wilson
-interval, ``n`` = trials, ``extra`` = ``{"successes", "trials", "factor", "task", "base"}``.
+Reads ``evaluate`` runs (``realgap evaluate``) and ``protocol-summary`` runs (``realgap
+protocol summarize``) through :mod:`realgap.store.evaluate`.
 
-Shown: one table of every condition with k/n, rate and interval (pooled rows = sum k /
-sum n), and per (run, setting, task) a bar chart of each condition's rate with its
-interval against the base condition's rate (dashed line, its interval shaded).
+For the evaluations of one protocol on one task (the newest run per policy; ``realgap report
+--run ID`` shows another), shown:
+
+- the grid: one row per policy, one column per condition **in protocol order** (base first,
+  as the protocol file lists them), then the pooled column; each cell is k/n, the rate and
+  its 95% Wilson interval;
+- the aggregates per policy: pooled k/n = sum k / sum n (DESIGN.md "Success statistics") with
+  its Wilson interval, which treats every trial as independent although the same seeds are
+  replayed in every condition, and beside it the **seed bootstrap** interval, which resamples
+  whole seeds (all conditions of a seed together: a cluster bootstrap, :mod:`realgap.stats`);
+  the IQM of the condition rates (Agarwal et al. 2021) with a stratified bootstrap interval
+  (trials resampled within each condition, rliable's ``StratifiedBootstrap``);
+- with two or more policies, the probability of improvement P(row > column) over the
+  conditions both played (per condition the Mann-Whitney ``P(x > y) + 0.5 P(x = y)`` of the
+  trials' successes, averaged over conditions), with its stratified bootstrap interval;
+- a bar chart per run of each condition's rate against the base condition's.
+
+Counts summaries (no per-trial outcomes) are shown as one table of every condition and
+pooled row, and a bar chart per (setting, task). All intervals are seeded (same database,
+same page) and never widened to contain their point.
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from realgap._plot import figure, literal_text, png_bytes
-from realgap.report._html import esc, fmt_ci, png_img, table
+from realgap.report._html import esc, fmt, fmt_ci, png_img, table
+from realgap.report.sections import register_section
+from realgap.stats import (
+    Estimate,
+    bootstrap_counts,
+    estimate_from_replicates,
+    iqm,
+    probability_of_improvement,
+    ratio_replicates,
+    stratified_bootstrap_ci,
+)
 from realgap.store import ResultsDB
+from realgap.store.common import finished_runs
+from realgap.store.evaluate import (
+    POOLED,
+    RUN_KIND,
+    SUMMARY_KIND,
+    ConditionRate,
+    EvaluationRecord,
+    condition_names,
+    read_evaluation,
+    read_summary,
+)
 
 ANCHOR = "protocol"
 TITLE = "Factorized evaluation: success rates"
 
 #: At most this many bar charts (newest runs first).
 MAX_CHARTS = 12
+#: Bootstrap replicates of the aggregate intervals (seeded: the page is reproducible).
+N_BOOT = 2000
+SEED = 0
 
 
-def _rows(db: ResultsDB) -> pd.DataFrame:
-    runs = db.query(
-        "SELECT run_id, kind, name, created FROM runs WHERE kind IN ('evaluate', 'protocol-summary') "
-        "AND status = 'ok' ORDER BY created DESC, run_id DESC")
-    if runs.empty:
-        return pd.DataFrame()
-    sc = db.query(
-        "SELECT s.* FROM scores s JOIN runs r USING (run_id) WHERE r.kind IN "
-        "('evaluate', 'protocol-summary') AND r.status = 'ok' AND s.metric = 'success_rate'")
-    if sc.empty:
-        return pd.DataFrame()
-    extra = [json.loads(e or "{}") for e in sc["extra"]]
-    sc = sc.assign(
-        successes=[e.get("successes") for e in extra],
-        trials=[e.get("trials", n) for e, n in zip(extra, sc["n"])],
-        factor=[e.get("factor") for e in extra],
-        task=[e.get("task") or "" for e in extra],
-        base=[bool(e.get("base")) or str(g).lower() == "base" for e, g in zip(extra, sc["grp"])],
-    )
-    order = {r: i for i, r in enumerate(runs["run_id"])}
-    kinds = dict(zip(runs["run_id"], runs["kind"]))
-    return sc.assign(order=sc["run_id"].map(order), kind=sc["run_id"].map(kinds))
+# -- numbers -------------------------------------------------------------------------------
+def seed_bootstrap_pooled(mat: np.ndarray, n_boot: int = N_BOOT, rng: int = SEED) -> Estimate:
+    """The pooled rate of ``mat (n_seeds, n_conditions)`` 0/1 with a percentile interval from
+    resampling whole seeds (rows): a seed's trials under every condition move together."""
+    if mat.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0, 0, 0)
+    counts = bootstrap_counts(np.zeros(mat.shape[0], dtype=np.int64), n_boot, rng)
+    reps = ratio_replicates(counts, mat.sum(axis=1), np.full(mat.shape[0], mat.shape[1]))
+    return estimate_from_replicates(float(mat.mean()), reps, n=mat.shape[0], n_frames=mat.size)
 
 
-def _num(x: Any) -> float:
-    return float("nan") if x is None else float(x)
+def _iqm_of_rates(mat: np.ndarray) -> float:
+    return iqm(mat.mean(axis=0)[None, :])
+
+
+def iqm_of_conditions(mat: np.ndarray, n_boot: int = N_BOOT, rng: int = SEED) -> Estimate:
+    """IQM over conditions of the condition rates, stratified bootstrap over trials."""
+    return stratified_bootstrap_ci(_iqm_of_rates, mat, n_boot=n_boot, rng=rng)
+
+
+def improvement(x: np.ndarray, y: np.ndarray, n_boot: int = N_BOOT, rng: int = SEED) -> Estimate:
+    """P(X > Y) of two ``(trials, conditions)`` 0/1 matrices, stratified bootstrap interval."""
+    return stratified_bootstrap_ci(probability_of_improvement, x, y, n_boot=n_boot, rng=rng)
+
+
+# -- evaluate runs ---------------------------------------------------------------------------
+def _newest_per_policy(db: Any) -> list[list[EvaluationRecord]]:
+    """Evaluations grouped by (protocol, version, task), the newest (or pinned) run per
+    policy, groups and policies in the order they first appear."""
+    pinned = getattr(db, "pinned", {}).get(RUN_KIND)
+    chosen: dict[tuple[str, str, str], dict[str, EvaluationRecord]] = {}
+    for info in finished_runs(db, [RUN_KIND]):  # oldest first
+        rec = read_evaluation(db, info.run_id)
+        group = chosen.setdefault((rec.protocol, rec.protocol_version, rec.task), {})
+        if pinned and group.get(rec.policy) is not None and group[rec.policy].run_id == pinned:
+            continue
+        group[rec.policy] = rec
+    return [list(g.values()) for g in chosen.values()]
+
+
+def _cell(c: ConditionRate | None) -> str:
+    if c is None:
+        return "—"
+    if not c.trials:
+        return f"{c.successes}/{c.trials}"
+    return f"{c.successes}/{c.trials}<br>{fmt_ci(c.rate, c.lo, c.hi)}"
+
+
+def _grid(recs: list[EvaluationRecord], conds: list[str], key: str) -> str:
+    rows = []
+    for rec in recs:
+        by = {c.name: c for c in rec.conditions}
+        rows.append({"policy": esc(rec.policy),
+                     **{esc(c): _cell(by.get(c)) for c in conds},
+                     "pooled": _cell(rec.pooled)})
+    df = pd.DataFrame(rows)
+    return table(df, table_id=f"protocol-grid-{key}", sortable=False,
+                 raw_html_columns=list(df.columns),
+                 caption="k/n, success rate and 95% Wilson interval per policy and condition, "
+                         "conditions in protocol order; pooled = sum k / sum n.")
+
+
+def _aggregates(recs: list[EvaluationRecord], conds: list[str], key: str) -> str:
+    mats = {rec.policy: rec.success_matrix(conds)[2] for rec in recs}
+    rows = []
+    for rec in recs:
+        p, mat = rec.pooled, mats[rec.policy]
+        boot = seed_bootstrap_pooled(mat) if mat.shape[0] >= 1 else None
+        iq = iqm_of_conditions(mat) if mat.shape[0] >= 1 else None
+        rows.append({
+            "policy": esc(rec.policy),
+            "pooled k/n": f"{p.successes}/{p.trials}",
+            "pooled rate [95% Wilson, trials independent]": fmt_ci(p.rate, p.lo, p.hi),
+            "[95% seed bootstrap]": "—" if boot is None else
+            f"<span class='ci'>[{fmt(boot.lo)}, {fmt(boot.hi)}]</span>",
+            "IQM of condition rates [95% stratified bootstrap]": "—" if iq is None else
+            fmt_ci(iq.value, iq.lo, iq.hi),
+            "seeds x conditions": f"{mat.shape[0]} x {mat.shape[1]}" if mat.size else "no outcomes",
+        })
+    df = pd.DataFrame(rows)
+    parts = [table(df, table_id=f"protocol-aggregates-{key}", sortable=False,
+                   raw_html_columns=list(df.columns)[2:5],
+                   caption="Aggregates over the conditions. The Wilson interval of the pooled "
+                           "rate counts every trial as independent, but each seed is replayed "
+                           "in every condition, so trials of one seed are not independent; the "
+                           "seed bootstrap resamples whole seeds and is the one to read. "
+                           f"{N_BOOT} seeded replicates.")]
+    ready = [r for r in recs if mats[r.policy].shape[0] >= 1]
+    if len(ready) >= 2:
+        grid = []
+        for a in ready:
+            row: dict[str, str] = {"P(row > column)": esc(a.policy)}
+            for b in ready:
+                if a is b:
+                    row[esc(b.policy)] = "—"
+                    continue
+                e = improvement(mats[a.policy], mats[b.policy])
+                row[esc(b.policy)] = fmt_ci(e.value, e.lo, e.hi)
+            grid.append(row)
+        pdf = pd.DataFrame(grid)
+        parts.append(table(pdf, table_id=f"protocol-improvement-{key}", sortable=False,
+                           raw_html_columns=list(pdf.columns)[1:],
+                           caption="Probability of improvement (Agarwal et al. 2021): per "
+                                   "condition P(success of row > success of column) + half the "
+                                   "ties over all trial pairs, averaged over conditions; 95% "
+                                   "stratified bootstrap (trials resampled within each "
+                                   "condition). 0.5 = no difference."))
+    return "".join(parts)
 
 
 @literal_text
-def _chart(grp: pd.DataFrame, title: str) -> bytes | None:
-    conds = grp[grp["grp"] != "pooled"]
-    if conds.empty:
+def _chart(conds: Sequence[ConditionRate], title: str) -> bytes | None:
+    conds = [c for c in conds if c.trials]
+    if not conds:
         return None
-    base = conds[conds["base"]]
-    labels = [str(c) for c in conds["grp"]]
-    vals = [_num(v) for v in conds["value"]]
-    err_lo = [max(0.0, v - _num(lo)) if not math.isnan(_num(lo)) else 0.0
-              for v, lo in zip(vals, conds["lo"])]
-    err_hi = [max(0.0, _num(hi) - v) if not math.isnan(_num(hi)) else 0.0
-              for v, hi in zip(vals, conds["hi"])]
-    fig = figure(figsize=(max(4.0, 0.6 * len(labels) + 2), 3.2))
+    base = [c for c in conds if c.base]
+    vals = [c.rate for c in conds]
+    err_lo = [0.0 if math.isnan(c.lo) else max(0.0, c.rate - c.lo) for c in conds]
+    err_hi = [0.0 if math.isnan(c.hi) else max(0.0, c.hi - c.rate) for c in conds]
+    fig = figure(figsize=(max(4.0, 0.6 * len(conds) + 2), 3.2))
     ax = fig.add_subplot()
-    colours = ["#6b7280" if b else "#2a6fb0" for b in conds["base"]]
-    ax.bar(range(len(labels)), vals, yerr=[err_lo, err_hi], color=colours, capsize=3)
-    if len(base):
-        b = base.iloc[0]
-        ax.axhline(_num(b["value"]), color="#111827", ls="--", lw=1, label="base rate")
-        if b["lo"] is not None and not math.isnan(_num(b["lo"])):
-            ax.axhspan(_num(b["lo"]), _num(b["hi"]), color="#9ca3af", alpha=0.25, lw=0,
-                       label="base 95% Wilson")
+    colours = ["#6b7280" if c.base else "#2a6fb0" for c in conds]
+    ax.bar(range(len(conds)), vals, yerr=[err_lo, err_hi], color=colours, capsize=3)
+    if base:
+        b = base[0]
+        ax.axhline(b.rate, color="#111827", ls="--", lw=1, label="base rate")
+        if not math.isnan(b.lo):
+            ax.axhspan(b.lo, b.hi, color="#9ca3af", alpha=0.25, lw=0, label="base 95% Wilson")
         ax.legend(fontsize=7, loc="upper right")
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
+    ax.set_xticks(range(len(conds)))
+    ax.set_xticklabels([c.name for c in conds], rotation=35, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate")
     ax.set_title(title, fontsize=9)
     return png_bytes(fig, dpi=100)
 
 
+def _figure(png: bytes | None, title: str) -> str:
+    if not png:
+        return ""
+    return (f"<figure>{png_img(png, alt=f'success rate per condition: {title}')}"
+            f"<figcaption>{esc(title)}: each condition's success rate with its 95% Wilson "
+            "interval (bars), against the base condition's rate (dashed line; shaded: its "
+            "interval). One factor varies per condition.</figcaption></figure>")
+
+
+def _evaluations(db: Any) -> tuple[str, list[str]]:
+    parts: list[str] = []
+    charts: list[str] = []
+    for i, recs in enumerate(_newest_per_policy(db)):
+        first = recs[0]
+        conds = condition_names(recs)
+        head = (f"<h3>protocol {esc(first.protocol or '?')} {esc(first.protocol_version)}"
+                f"{', task ' + esc(first.task) if first.task else ''}</h3>")
+        parts += [head, _grid(recs, conds, str(i)), _aggregates(recs, conds, str(i))]
+        for rec in recs:
+            if len(charts) < MAX_CHARTS:
+                title = f"{rec.policy}" + (f", task {rec.task}" if rec.task else "") + \
+                    f" ({str(rec.run_id)[:15]})"
+                charts.append(_figure(_chart(rec.conditions, title), title))
+    return "".join(parts), charts
+
+
+# -- counts summaries ------------------------------------------------------------------------
+def _summaries(db: Any, n_charts: int) -> tuple[str, list[str]]:
+    parts: list[str] = []
+    charts: list[str] = []
+    for info in reversed(finished_runs(db, [SUMMARY_KIND])):  # newest first
+        rec = read_summary(db, info.run_id)
+        rows = []
+        for r in (*rec.conditions, *rec.pooled):
+            c = r.rate
+            rows.append({
+                "setting": esc(r.setting),
+                **{esc(k): esc("all" if v is None and r.scope == "setting" else ("" if v is None else v))
+                   for k, v in r.keys.items()},
+                "condition": esc(c.name),
+                "factor": esc(c.factor or "—"),
+                "k/n": f"{c.successes}/{c.trials}",
+                "rate [95% Wilson]": fmt_ci(c.rate, c.lo, c.hi),
+            })
+        df = pd.DataFrame(rows)
+        parts.append(f"<h3>{esc(info.name or info.run_id)}</h3>" + table(
+            df, table_id=f"protocol-summary-{info.run_id}", raw_html_columns=list(df.columns),
+            caption=f"Counts from {esc(rec.source)}: every condition's k/n, rate and Wilson "
+                    f"interval, then the pooled rows (sum k / sum n{', per ' + ', '.join(map(esc, rec.keys)) if rec.keys else ''})."))
+        groups: dict[tuple[str, str], list[ConditionRate]] = {}
+        for r in rec.conditions:
+            groups.setdefault((r.setting, str(r.keys.get("task") or "")), []).append(r.rate)
+        for (setting, task), rates in groups.items():
+            if len(charts) + n_charts >= MAX_CHARTS:
+                break
+            title = setting + (f", task {task}" if task else "") + f" ({info.run_id[:15]})"
+            charts.append(_figure(_chart(rates, title), title))
+    return "".join(parts), charts
+
+
 def render(db: ResultsDB) -> str | None:
-    sc = _rows(db)
-    if sc.empty:
+    evals, eval_charts = _evaluations(db)
+    sums, sum_charts = _summaries(db, len(eval_charts))
+    if not evals and not sums:
         return None
-    sc = sc.sort_values(["order", "subject", "task", "base", "grp"],
-                        ascending=[True, True, True, False, True], kind="stable")
-    view = pd.DataFrame({
-        "run": [f"{k} {r[:15]}" for k, r in zip(sc["kind"], sc["run_id"])],
-        "setting / policy": sc["subject"].astype(str),
-        "task": [t or ("all" if g == "pooled" else "") for t, g in zip(sc["task"], sc["grp"])],
-        "condition": sc["grp"].astype(str),
-        "factor": [("—" if f is None or (isinstance(f, float) and math.isnan(f)) else str(f)) for f in sc["factor"]],
-        "k/n": [f"{'?' if k is None else int(k)}/{'?' if n is None else int(n)}"
-                for k, n in zip(sc["successes"], sc["trials"])],
-        "rate [95% Wilson]": [fmt_ci(_num(v), _num(lo), _num(hi))
-                              for v, lo, hi in zip(sc["value"], sc["lo"], sc["hi"])],
-    })
     note = ("<p class='note'>Every rate is successes k out of trials n with its 95% Wilson "
-            "interval; <b>pooled</b> rows are sum k / sum n over the conditions (not the mean "
-            "of the rates), as in the real-world tables of the domain-randomization study.</p>")
-    parts = [
-        note,
-        table(view, table_id="protocol-table", raw_html_columns=["rate [95% Wilson]"],
-              caption="Success rate per condition, from realgap evaluate and realgap "
-                      "protocol summarize runs (newest first)."),
-    ]
-    charts = []
-    for (run_id, subject, task), grp in sc.groupby(["run_id", "subject", "task"], sort=False):
-        if len(charts) >= MAX_CHARTS:
-            break
-        title = f"{subject}" + (f", task {task}" if task else "") + f" ({run_id[:15]})"
-        png = _chart(grp, title)
-        if png:
-            charts.append(
-                f"<figure>{png_img(png, alt=f'success rate per condition: {title}')}"
-                f"<figcaption>{esc(title)}: each condition's success rate with its 95% Wilson "
-                "interval (bars), against the base condition's rate (dashed line; shaded: its "
-                "interval). One factor varies per condition.</figcaption></figure>")
-    return "".join(parts + charts)
+            "interval; <b>pooled</b> is sum k / sum n over the conditions (not the mean of the "
+            "rates), as in the real-world tables of the domain-randomization study.</p>")
+    return note + evals + sums + "".join(c for c in eval_charts + sum_charts if c)
+
+
+register_section("protocol", anchor=ANCHOR, title=TITLE, kinds=(RUN_KIND, SUMMARY_KIND),
+                 order=60)(render)
+
+__all__ = ["ANCHOR", "POOLED", "TITLE", "improvement", "iqm_of_conditions", "render",
+           "seed_bootstrap_pooled"]

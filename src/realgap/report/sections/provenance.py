@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from realgap.report._html import esc, table
+from realgap.report.sections import ANY_KIND, register_section
 from realgap.store import ResultsDB
 
 ANCHOR = "provenance"
@@ -31,3 +32,6 @@ def render(db: ResultsDB) -> str | None:
             f"<pre>{esc(cfg)}</pre><ul>{sub_lines}</ul></details>"
         )
     return "".join(parts)
+
+
+register_section("provenance", anchor=ANCHOR, title=TITLE, kinds=(ANY_KIND,), order=110)(render)

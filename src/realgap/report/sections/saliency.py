@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 
-from realgap.store.gap import SALIENCY_ARTIFACT, is_random_init, latest_gap_run, load_encoders
 from realgap.report._html import esc, png_img
+from realgap.report.sections import register_section
 from realgap.store import ResultsDB
+from realgap.store.gap import RUN_KIND as GAP_KIND
+from realgap.store.gap import SALIENCY_ARTIFACT, is_random_init, latest_gap_run, load_encoders
 
 ANCHOR = "saliency"
 TITLE = "Saliency: where each encoder looks"
@@ -45,3 +47,6 @@ def render(db: ResultsDB) -> str | None:
     for name, why in missing.items():
         parts.append(f"<p class='note'><b>{esc(name)}</b>: {esc(why)}</p>")
     return "".join(parts)
+
+
+register_section("saliency", anchor=ANCHOR, title=TITLE, kinds=(GAP_KIND,), order=50)(render)

@@ -1,10 +1,8 @@
 """Report section "vat": the Visual Alignment Testing verdict and its saliency grid.
 
-Reads finished runs of kind ``vat`` (``realgap vat``; layout in
-:func:`realgap.protocol.vat._write`): ``scores`` rows ``success_rate`` of ``pi_B`` and
-``pi_B'`` (k/n in ``extra``, Wilson ``lo``/``hi``), subject ``vat`` with metric ``t``
-whose ``extra`` holds the whole test (critical value, n, eps, alpha, p, mean and sd of
-D, reject, decision), and the artifact ``vat_saliency`` (PNG, caption in ``meta``).
+Reads finished ``vat`` runs (``realgap vat``) through :mod:`realgap.store.vat`: the success
+rates of ``pi_B`` and ``pi_B'`` (k/n, Wilson), their mean returns (bootstrap over rollouts),
+the whole paired t-test and the FullGrad grid.
 
 Shown per run (newest first): the verdict line, a table t / critical / n / eps / alpha /
 p, both success rates with k/n and 95% Wilson intervals, and the FullGrad grid.
@@ -12,14 +10,16 @@ p, both success rates with k/n and 95% Wilson intervals, and the FullGrad grid.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import pandas as pd
 
 from realgap.report._html import esc, fmt, fmt_ci, png_img, table
+from realgap.report.sections import register_section
 from realgap.store import ResultsDB
+from realgap.store.common import finished_runs
+from realgap.store.vat import PI_B, PI_B_PRIME, RUN_KIND, read_vat
 
 ANCHOR = "vat"
 TITLE = "Visual Alignment Testing"
@@ -36,16 +36,12 @@ def _num(x: Any) -> str:
     return fmt(float(x))
 
 
-def _one(db: ResultsDB, run: pd.Series) -> str:
-    sc = db.scores(run["run_id"])
-    cfg = json.loads(run["config"] or "{}")
-    t_rows = sc[(sc.subject == "vat") & (sc.metric == "t")]
-    if t_rows.empty:
-        return ""
-    test = json.loads(t_rows.iloc[0]["extra"] or "{}")
+def _one(db: ResultsDB, run_id: str) -> str:
+    rec = read_vat(db, run_id)
+    cfg, test = rec.config, rec.test
     reject = bool(test.get("reject"))
     cls = "verdict-fail" if reject else "verdict-pass"
-    head = (f"<h3>{esc(run['name'])} <span class='note'>run {esc(run['run_id'])}</span></h3>"
+    head = (f"<h3>{esc(rec.name)} <span class='note'>run {esc(run_id)}</span></h3>"
             f"<p class='{cls}'>{esc(test.get('decision', ''))}</p>")
     stats = pd.DataFrame([{
         "t": _num(test.get("t")), "critical t": _num(test.get("critical")), "n pairs": test.get("n"),
@@ -53,47 +49,38 @@ def _one(db: ResultsDB, run: pd.Series) -> str:
         "one-sided p": _num(test.get("p_value")), "mean D": _num(test.get("mean_diff")),
         "sd D": _num(test.get("sd_diff")), "H0 rejected": "yes" if reject else "no"}])
     rates = []
-    for subj, what in (("pi_B", f"end to end on {cfg.get('task_b', 'B')}"),
-                       ("pi_B'", (f"on {cfg.get('task_b', 'B')} with pi_A's frozen encoder "
-                                  f"(trained on {cfg.get('task_a', 'A')})"))):
-        r = sc[(sc.subject == subj) & (sc.metric == "success_rate")]
-        if r.empty:
+    for subj, what in ((PI_B, f"end to end on {cfg.get('task_b', 'B')}"),
+                       (PI_B_PRIME, (f"on {cfg.get('task_b', 'B')} with pi_A's frozen encoder "
+                                     f"(trained on {cfg.get('task_a', 'A')})"))):
+        r = rec.rates.get(subj)
+        if r is None:
             continue
-        row = r.iloc[0]
-        ex = json.loads(row["extra"] or "{}")
-        ret = sc[(sc.subject == subj) & (sc.metric == "mean_return")]
-        ret_cell = fmt_ci(ret.iloc[0]["value"], ret.iloc[0]["lo"], ret.iloc[0]["hi"]) \
-            if not ret.empty else "—"
-        rates.append({"policy": subj, "trained": what,
-                      "k/n": f"{ex.get('successes', '?')}/{ex.get('trials', row['n'])}",
-                      "success rate [95% Wilson]": fmt_ci(row["value"], row["lo"], row["hi"]),
-                      "mean return [95% bootstrap]": ret_cell})
+        ret = rec.returns.get(subj)
+        rates.append({"policy": subj, "trained": what, "k/n": f"{r.successes}/{r.trials}",
+                      "success rate [95% Wilson]": fmt_ci(r.rate, r.lo, r.hi),
+                      "mean return [95% bootstrap]": "—" if ret is None
+                      else fmt_ci(ret.value, ret.lo, ret.hi)})
     parts = [head,
-             table(stats, table_id=f"vat-test-{run['run_id']}", sortable=False,
+             table(stats, table_id=f"vat-test-{run_id}", sortable=False,
                    caption="One-sided dependent t-test of H0: mean(D) <= eps, D_i = r_i(pi_B) - "
                            "r_i(pi_B') over paired initial states (visual-alignment-testing.txt "
                            f"III-C, eq. 4-7); r = {test.get('metric', 'success')} per rollout."),
-             table(pd.DataFrame(rates), table_id=f"vat-rates-{run['run_id']}", sortable=False,
+             table(pd.DataFrame(rates), table_id=f"vat-rates-{run_id}", sortable=False,
                    raw_html_columns=("success rate [95% Wilson]", "mean return [95% bootstrap]"),
                    caption=f"head {cfg.get('head', '?')}, encoder {cfg.get('encoder', '?')}, "
                            f"{cfg.get('rollouts', '?')} rollouts x {cfg.get('checkpoints', '?')} "
                            "checkpoint(s) per policy")]
-    art = db.artifacts(run["run_id"])
-    art = art[art.name == "vat_saliency"]
-    if not art.empty:
-        a = art.iloc[0]
-        cap = json.loads(a["meta"] or "{}").get("caption", "")
-        parts.append(f"<figure>{png_img(bytes(a['data']), alt='VAT FullGrad saliency grid', width=520)}"
-                     f"<figcaption>{esc(cap)}</figcaption></figure>")
+    if rec.saliency_png:
+        parts.append(f"<figure>{png_img(rec.saliency_png, alt='VAT FullGrad saliency grid', width=520)}"
+                     f"<figcaption>{esc(rec.saliency_caption)}</figcaption></figure>")
     return "".join(parts)
 
 
 def render(db: ResultsDB) -> str | None:
-    runs = db.query("SELECT * FROM runs WHERE kind = 'vat' AND status = 'ok' "
-                    "ORDER BY created DESC, run_id DESC")
-    if runs.empty:
+    runs = list(reversed(finished_runs(db, [RUN_KIND])))
+    if not runs:
         return None
-    body = [_one(db, r) for _, r in runs.head(MAX_RUNS).iterrows()]
+    body = [_one(db, r.run_id) for r in runs[:MAX_RUNS]]
     body = [b for b in body if b]
     if not body:
         return None
@@ -101,3 +88,6 @@ def render(db: ResultsDB) -> str | None:
              "end-to-end encoders played no part in decisions, pi_A's encoder could replace "
              "pi_B's without loss; a rejected H0 says it cannot.</p>")
     return intro + "".join(body)
+
+
+register_section("vat", anchor=ANCHOR, title=TITLE, kinds=(RUN_KIND,), order=70)(render)

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from realgap.report._html import esc
+from realgap.report.sections import register_section
+from realgap.store import ResultsDB
 from realgap.store.gap import (
+    OUTSIDE_METRIC,
+    RANKED_BY,
     estimate_dict,
     is_random_init,
     latest_gap_run,
@@ -21,8 +26,7 @@ from realgap.store.gap import (
     load_ranking,
     load_scores,
 )
-from realgap.report._html import esc
-from realgap.store import ResultsDB
+from realgap.store.gap import RUN_KIND as GAP_KIND
 
 ANCHOR = "verdict"
 TITLE = "Verdict"
@@ -61,7 +65,7 @@ def ranking_sentence(ranking: list[dict[str, Any]], est: dict[str, dict[str, Any
         return "No ranking was recorded for this run."
     firsts = [r["encoder"] for r in ranking if r["rank"] == 1]
     best = ranking[0]["encoder"]
-    score = ranking[0].get("score") or "combined"
+    score = ranking[0].get("score") or RANKED_BY
     head = f"{_names([best])}: {esc(score)} {_ci(est.get(best, {}).get(score))}"
     if len(firsts) == len(ranking) and len(ranking) > 1:
         return ("<b>No encoder can be told apart from the others</b> on this data: every paired "
@@ -127,7 +131,7 @@ def domain_sentence(est: dict[str, dict[str, Any]]) -> str | None:
 def coverage_sentence(est: dict[str, dict[str, Any]], flagged: dict[str, list[Any]],
                       meta: dict[str, dict[str, Any]]) -> str | None:
     """What the coverage check found, per encoder, against the rate chance would give."""
-    if not flagged and not any("outside_fraction" in e for e in est.values()):
+    if not flagged and not any(OUTSIDE_METRIC in e for e in est.values()):
         return None
     bits = []
     for name, e in est.items():
@@ -135,8 +139,8 @@ def coverage_sentence(est: dict[str, dict[str, Any]], flagged: dict[str, list[An
         k = len(flagged.get(name, []))
         if n_real:
             bits.append(f"{_names([name])} {k}/{int(n_real)}")
-        elif "outside_fraction" in e:
-            bits.append(f"{_names([name])} {_ci(e['outside_fraction'])}")
+        elif OUTSIDE_METRIC in e:
+            bits.append(f"{_names([name])} {_ci(e[OUTSIDE_METRIC])}")
     if not bits:
         return None
     return ("Coverage: real frames flagged outside sim support (conformal p < 0.05, so about 5% "
@@ -177,3 +181,6 @@ def render(db: ResultsDB) -> str | None:
             f"{esc(run_id)}'s numbers (95% episode-bootstrap intervals, permutation nulls over "
             f"episodes). Scores follow <i>{esc(PAPER)}</i> (DIS, Action Score), with the "
             "calibrations of realgap's DESIGN.md.</p>")
+
+
+register_section("verdict", anchor=ANCHOR, title=TITLE, kinds=(GAP_KIND,), order=10)(render)
