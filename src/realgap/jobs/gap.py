@@ -43,6 +43,7 @@ import pandas as pd
 
 from realgap.errors import ConfigError, DataError, MissingFileError
 from realgap.jobs.embedding_map import plan_maps, write_map_frames_of, write_maps_of
+from realgap.store import ResultsDB, Score
 from realgap.store.gap import (
     EXTRA_METRICS,
     FLAGGED_ARTIFACT,
@@ -58,7 +59,6 @@ from realgap.store.gap import (
     load_ranking,
     load_scores,
 )
-from realgap.store import ResultsDB, Score
 
 #: The metrics ``--json`` prints per encoder.
 JSON_METRICS: tuple[str, ...] = GAP_METRICS + EXTRA_METRICS
@@ -483,67 +483,95 @@ def _config_record(cfg: GapConfig, camera: str, sim: Any, real: Any) -> dict[str
     return d
 
 
-def run_gap(cfg: GapConfig) -> GapResult:
-    """Run the whole job (see module docstring) and return where its results went."""
-    from realgap.encoders import create_encoder, embed_frameset
-    from realgap.explain import explain_encoder, fit_action_probe, saliency_support
-    from realgap.report import build_report
+@dataclass
+class GapInputs:
+    """The checked frames of a run and what every encoder's scoring shares.
 
-    t0 = time.perf_counter()
-    check_config(cfg)
+    ``act_*``: (n_frames, action_dim) float64; ``ep_*``: (n_frames,) episode ids;
+    ``state_*``: (n_frames, state_dim) or None; ``rows_*``/``pair_ids``: the same-state
+    sim/real pairs the saliency grid shows.
+    """
+
+    sim: Any
+    real: Any
+    fs_hash: str
+    bc_source: Any
+    camera: str
+    cache: Path
+    act_sim: np.ndarray
+    act_real: np.ndarray
+    ep_sim: np.ndarray
+    ep_real: np.ndarray
+    factors_real: pd.DataFrame | None
+    bc_episodes: list[int]
+    rows_sim: np.ndarray
+    rows_real: np.ndarray
+    pair_ids: list[str]
+    state_sim: np.ndarray | None
+    state_real: np.ndarray | None
+
+
+@dataclass
+class ScoringPlan:
+    """How every encoder is scored: the rows each trained on, one resampling plan, the
+    common space's size, and the run's warnings."""
+
+    trained: dict[str, np.ndarray | None]
+    plan: Any
+    space_k: int
+    warnings: list[str]
+
+
+# -- the steps of run_gap ------------------------------------------------------------
+def prepare_inputs(cfg: GapConfig) -> GapInputs:
+    """Load both domains, map the real camera, check there is enough to resample, and
+    gather the arrays every encoder's scoring shares."""
+    from realgap.data.mapping import map_real_camera
+
     sim, real, fs_hash, bc_source = load_frames(cfg)
     for view, flag in ((sim, "--sim-domain"), (real, "--real-domain")):
         if len(view) < 4 or np.unique(view.episodes()).size < 2:
             raise DataError(f"{flag}: {len(view)} frames in {np.unique(view.episodes()).size} "
                             "episode(s); the gap suite needs at least 2 episodes per domain")
-    from realgap.data.mapping import map_real_camera
-
     real = map_real_camera(sim, real, cfg.camera, cfg.real_camera)
     camera = pick_camera(sim, real, cfg.camera)
-    cache = Path(cfg.cache) if cfg.cache else Path(cfg.out) / "cache"
-    weights = dict(cfg.weights)
-    unknown_w = [n for n in weights if n not in cfg.encoders]
+    unknown_w = [n for n in dict(cfg.weights) if n not in cfg.encoders]
     if unknown_w:
         raise ConfigError(f"--weights names {', '.join(unknown_w)}, which is not in --encoders")
-    act_sim, act_real = sim.actions().astype(np.float64), real.actions().astype(np.float64)
-    ep_sim, ep_real = sim.episodes(), real.episodes()
     factors_real = level_factors(real.factors().reset_index(drop=True).assign(
         task=real.manifest["task"].astype(str).to_numpy()))
     _, bc_episodes = heldout_sim_episodes(sim, cfg.seed)
     rows_sim, rows_real, pair_ids = saliency_pairs(sim, real, cfg.saliency_pairs, cfg.seed)
+    return GapInputs(sim, real, fs_hash, bc_source, camera,
+                     Path(cfg.cache) if cfg.cache else Path(cfg.out) / "cache",
+                     sim.actions().astype(np.float64), real.actions().astype(np.float64),
+                     sim.episodes(), real.episodes(), factors_real, bc_episodes,
+                     rows_sim, rows_real, pair_ids, _states(sim), _states(real))
 
+
+def build_encoders(cfg: GapConfig, inp: GapInputs, timings: dict[str, float]) -> list[Any]:
+    """Every requested encoder (BC encoders train here on the sim episodes they may see)."""
+    from realgap.encoders import create_encoder
+
+    weights = dict(cfg.weights)
     encoders = []
-    timings: dict[str, float] = {}
     for name in cfg.encoders:
         t = time.perf_counter()
         _say(cfg, f"building encoder {name}")
-        enc = create_encoder(name, weights=weights.get(name), device=cfg.device, seed=cfg.seed,
-                             frameset=bc_source, camera=camera, episodes=bc_episodes,
-                             cache_dir=cache, progress=cfg.progress)
+        encoders.append(create_encoder(
+            name, weights=weights.get(name), device=cfg.device, seed=cfg.seed,
+            frameset=inp.bc_source, camera=inp.camera, episodes=inp.bc_episodes,
+            cache_dir=inp.cache, progress=cfg.progress))
         timings[f"build:{name}"] = time.perf_counter() - t
-        encoders.append(enc)
+    return encoders
 
-    # Encoders trained here are scored on the sim episodes they never trained on; the
-    # run's resampling plan keeps those apart (a stratum), so that every encoder's
-    # replicates come from the same draws and can be paired for the ranking.
-    sim_ids = sim.manifest["episode"].to_numpy()
-    trained = {enc.name: trained_rows(enc, sim_ids) for enc in encoders}
-    seen = [m for m in trained.values() if m is not None]
-    sim_strata = None
-    if seen:
-        union = np.logical_or.reduce(seen)
-        sim_strata = np.where(union, "trained-on", "held-out")
-        if (~union).sum() < 2 or np.unique(ep_sim[~union]).size < 2:
-            raise DataError("the encoders trained by realgap saw all but "
-                            f"{np.unique(ep_sim[~union]).size} sim episode(s); at least 2 must "
-                            "stay unseen to score them: record more sim episodes")
-    from realgap.metrics import resample_plan
 
-    plan = resample_plan(ep_sim, ep_real, cfg.n_boot, cfg.seed, sim_strata=sim_strata)
-    state_sim = _states(sim)
-    state_real = _states(real)
+def embed_all(cfg: GapConfig, inp: GapInputs, encoders: list[Any],
+              timings: dict[str, float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{encoder: (sim embeddings, real embeddings)}`` through the embedding cache."""
+    from realgap.encoders import embed_frameset
 
-    embedded = {}
+    sim, real = inp.sim, inp.real
     if cfg.executor == "ray":
         # every encoder x domain x episode is submitted at once: Ray keeps all workers busy
         from realgap.encoders.cache import embed_framesets
@@ -552,108 +580,175 @@ def run_gap(cfg: GapConfig) -> GapResult:
         t = time.perf_counter()
         _say(cfg, f"embedding with {len(encoders)} encoder(s) on ray ({len(sim)} sim + "
                   f"{len(real)} real frames each)")
-        embs = embed_framesets([(e, v) for e in encoders for v in (sim, real)], camera, cache,
-                               cfg.batch_size, cfg.progress, Executor("ray", cfg.ray_address))
-        embedded = {e.name: (embs[2 * i], embs[2 * i + 1]) for i, e in enumerate(encoders)}
+        embs = embed_framesets([(e, v) for e in encoders for v in (sim, real)], inp.camera,
+                               inp.cache, cfg.batch_size, cfg.progress,
+                               Executor("ray", cfg.ray_address))
         timings["embed:ray"] = time.perf_counter() - t
-    for enc in encoders if cfg.executor != "ray" else ():
+        return {e.name: (embs[2 * i], embs[2 * i + 1]) for i, e in enumerate(encoders)}
+    embedded = {}
+    for enc in encoders:
         t = time.perf_counter()
         _say(cfg, f"embedding with {enc.name} ({len(sim)} sim + {len(real)} real frames)")
-        emb_sim = embed_frameset(enc, sim, camera=camera, cache_dir=cache,
-                                 batch_size=cfg.batch_size, progress=cfg.progress)
-        emb_real = embed_frameset(enc, real, camera=camera, cache_dir=cache,
-                                  batch_size=cfg.batch_size, progress=cfg.progress)
-        embedded[enc.name] = (emb_sim, emb_real)
+        embedded[enc.name] = tuple(
+            embed_frameset(enc, view, camera=inp.camera, cache_dir=inp.cache,
+                           batch_size=cfg.batch_size, progress=cfg.progress)
+            for view in (sim, real))
         timings[f"embed:{enc.name}"] = time.perf_counter() - t
-    n_used = [int((~trained[e.name]).sum() if trained[e.name] is not None else len(sim))
-              + len(real) for e in encoders]
-    space_k, run_warnings = common_space_k(cfg.space_k, [embedded[e.name][0].shape[1]
-                                                         for e in encoders], n_used)
+    return embedded  # type: ignore[return-value]
 
+
+def plan_scoring(cfg: GapConfig, inp: GapInputs, encoders: list[Any]) -> ScoringPlan:
+    """One resampling plan for every encoder (the common space's size is set once the
+    embeddings are known, by :func:`fit_common_space`).
+
+    Encoders trained here are scored on the sim episodes they never trained on; the plan
+    keeps those apart (a stratum), so that every encoder's replicates come from the same
+    draws and can be paired for the ranking.
+    """
+    from realgap.metrics import resample_plan
+
+    sim_ids = inp.sim.manifest["episode"].to_numpy()
+    trained = {enc.name: trained_rows(enc, sim_ids) for enc in encoders}
+    seen = [m for m in trained.values() if m is not None]
+    sim_strata = None
+    if seen:
+        union = np.logical_or.reduce(seen)
+        sim_strata = np.where(union, "trained-on", "held-out")
+        if (~union).sum() < 2 or np.unique(inp.ep_sim[~union]).size < 2:
+            raise DataError("the encoders trained by realgap saw all but "
+                            f"{np.unique(inp.ep_sim[~union]).size} sim episode(s); at least 2 "
+                            "must stay unseen to score them: record more sim episodes")
+    plan = resample_plan(inp.ep_sim, inp.ep_real, cfg.n_boot, cfg.seed, sim_strata=sim_strata)
+    return ScoringPlan(trained, plan, 0, [])
+
+
+def fit_common_space(cfg: GapConfig, inp: GapInputs, encoders: list[Any],
+                     embedded: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                     sp: ScoringPlan) -> ScoringPlan:
+    """``sp`` with the number of components of the one space every encoder is scored in,
+    and the warnings of having to cut it."""
+    n_used = [int((~sp.trained[e.name]).sum() if sp.trained[e.name] is not None
+                  else len(inp.sim)) + len(inp.real) for e in encoders]
+    space_k, warnings = common_space_k(cfg.space_k, [embedded[e.name][0].shape[1]
+                                                     for e in encoders], n_used)
+    return ScoringPlan(sp.trained, sp.plan, space_k, warnings)
+
+
+def score_encoder(db: ResultsDB, run_id: str, cfg: GapConfig, inp: GapInputs, enc: Any,
+                  emb: tuple[np.ndarray, np.ndarray], sp: ScoringPlan, map_plan: Any,
+                  timings: dict[str, float]) -> tuple[float, np.ndarray]:
+    """One encoder's gap suite, scores, flagged frames, maps, thumbnails and saliency,
+    written to run ``run_id``; returns its ranked score and that score's replicates."""
+    emb_sim, emb_real = emb
+    rows = None if sp.trained[enc.name] is None else ~sp.trained[enc.name]
+    t = time.perf_counter()
+    _say(cfg, f"gap suite for {enc.name} ({cfg.n_boot} bootstrap resamples, "
+              f"{cfg.n_perm} permutations)")
+    suite = _call_gap_suite(emb_sim, emb_real, inp.act_sim, inp.act_real, inp.ep_sim,
+                            inp.ep_real, inp.factors_real, cfg, space_k=sp.space_k,
+                            plan=sp.plan, sim_rows=rows, state_sim=inp.state_sim,
+                            state_real=inp.state_real)
+    reps = suite["replicates"].get(RANKED_BY)
+    cov = suite["coverage_report"]
+    write_suite(db, run_id, enc.name, suite, inp.real)
+    timings[f"metrics:{enc.name}"] = time.perf_counter() - t
+    if map_plan is not None:
+        t = time.perf_counter()
+        _say(cfg, f"embedding maps ({', '.join(cfg.maps)}) for {enc.name}")
+        write_maps_of(db, run_id, map_plan, enc.name, emb_sim, emb_real,
+                      np.asarray(cov.flagged, dtype=bool))
+        timings[f"maps:{enc.name}"] = time.perf_counter() - t
+    meta = encoder_meta(
+        enc.info.as_dict() if hasattr(enc.info, "as_dict") else dict(enc.info),
+        enc.weights_origin, weights_hash=getattr(enc, "weights_hash", ""),
+        camera=inp.camera, n_sim=int(len(inp.sim) if rows is None else rows.sum()),
+        n_real=len(inp.real), space=_plain_tree(suite["space"]),
+        warnings=sp.warnings + list(suite["warnings"]),
+        scored_sim="all sim episodes" if rows is None else
+        "held-out sim episodes only (never trained on)",
+        **{k: v for k, v in getattr(enc, "extra", {}).items() if _jsonable(v)})
+    _add_thumbnails(db, run_id, enc.name, cov, inp.sim, inp.real, emb_sim, emb_real,
+                    inp.camera, cfg.n_worst)
+    why = add_saliency(db, run_id, cfg, inp, enc, emb_sim, timings)
+    if why is not None:
+        meta["saliency"] = why
+    db.add_subject(run_id, enc.name, "encoder", meta)
+    return (suite[RANKED_BY].value,
+            np.full(sp.plan.n_boot, np.nan) if reps is None else reps)
+
+
+def write_suite(db: ResultsDB, run_id: str, name: str, suite: Mapping[str, Any], real: Any) -> None:
+    """An encoder's scores (with the coverage count and factor breakdown) and its flagged
+    real frames."""
+    cov = suite["coverage_report"]
+    scores = [Score(s.subject, s.metric, s.value, s.lo, s.hi, s.n, s.group,
+                    {**s.extra, "k": int(np.sum(cov.flagged))})
+              if s.metric == "outside_fraction" else s for s in _estimate_scores(name, suite)]
+    scores += factor_breakdown(name, getattr(cov, "by_factor", None))
+    db.add_scores(run_id, scores)
+    flagged = flagged_records(suite, real)
+    db.add_artifact(run_id, FLAGGED_ARTIFACT,
+                    json.dumps([{k: v for k, v in f.items() if k != "row"}
+                                for f in flagged]).encode("utf-8"),
+                    mime="application/json", subject=name,
+                    meta={"n_flagged": len(flagged), "n_real": len(real),
+                          "alpha": float(getattr(cov, "alpha", 0.05))})
+
+
+def add_saliency(db: ResultsDB, run_id: str, cfg: GapConfig, inp: GapInputs, enc: Any,
+                 emb_sim: np.ndarray, timings: dict[str, float]) -> str | None:
+    """The encoder's saliency grid on the sim/real pairs (target: an action probe);
+    returns why there is none, or None."""
+    from realgap.explain import explain_encoder, fit_action_probe, saliency_support
+
+    why = saliency_support(enc)
+    if why is None and cfg.saliency_pairs > 0 and not inp.pair_ids:
+        why = ("no saliency grid: no sim and real frames share a pair_id, so there "
+               "is no same-state pair to show side by side")
+    if why is not None or not len(inp.pair_ids):
+        return why
+    t = time.perf_counter()
+    _say(cfg, f"saliency for {enc.name} on {len(inp.pair_ids)} sim/real pairs")
+    probe = fit_action_probe(emb_sim, inp.act_sim, inp.ep_sim, rng=probe_split_seed(cfg.seed))
+    try:
+        grid = explain_encoder(enc, inp.sim.images(inp.camera, inp.rows_sim),
+                               inp.real.images(inp.camera, inp.rows_real), inp.pair_ids, probe,
+                               domains=(cfg.sim_domain, cfg.real_domain))
+    except DataError as exc:  # an architecture Grad-CAM cannot read
+        _say(cfg, f"no saliency for {enc.name}: {exc}")
+        return str(exc)
+    finally:
+        timings[f"saliency:{enc.name}"] = time.perf_counter() - t
+    db.add_artifact(run_id, SALIENCY_ARTIFACT, grid.png, subject=enc.name,
+                    meta={"caption": grid.caption, "method": grid.method,
+                          "layer": grid.layer, "pair_ids": list(grid.pair_ids),
+                          "target": "action probe"})
+    return None
+
+
+def record_run(cfg: GapConfig, inp: GapInputs, encoders: list[Any],
+               embedded: Mapping[str, tuple[np.ndarray, np.ndarray]], sp: ScoringPlan,
+               timings: dict[str, float]) -> tuple[Path, str]:
+    """A new run in ``OUT/results.duckdb``: every encoder scored, then the ranking. The run
+    is marked failed (or interrupted) if anything stops it."""
     db_path = Path(cfg.out) / "results.duckdb"
     points, replicates = [], []
     with ResultsDB(db_path) as db:
-        run_id = db.new_run(RUN_KIND, _config_record(cfg, camera, sim, real),
-                            name=",".join(cfg.encoders), frameset_hash=fs_hash)
+        run_id = db.new_run(RUN_KIND, _config_record(cfg, inp.camera, inp.sim, inp.real),
+                            name=",".join(cfg.encoders), frameset_hash=inp.fs_hash)
         try:
             map_plan = None
             if cfg.maps:
-                map_plan = plan_maps(sim, real, max_per_domain=cfg.map_frames, methods=cfg.maps,
-                                     seed=cfg.seed)
-                write_map_frames_of(db, run_id, map_plan, sim, real, camera)
+                map_plan = plan_maps(inp.sim, inp.real, max_per_domain=cfg.map_frames,
+                                     methods=cfg.maps, seed=cfg.seed)
+                write_map_frames_of(db, run_id, map_plan, inp.sim, inp.real, inp.camera)
             for enc in encoders:
-                emb_sim, emb_real = embedded[enc.name]
-                rows = None if trained[enc.name] is None else ~trained[enc.name]
-                t = time.perf_counter()
-                _say(cfg, f"gap suite for {enc.name} ({cfg.n_boot} bootstrap resamples, "
-                          f"{cfg.n_perm} permutations)")
-                suite = _call_gap_suite(emb_sim, emb_real, act_sim, act_real, ep_sim, ep_real,
-                                        factors_real, cfg, space_k=space_k, plan=plan,
-                                        sim_rows=rows, state_sim=state_sim,
-                                        state_real=state_real)
-                points.append(suite[RANKED_BY].value)
-                reps = suite["replicates"].get(RANKED_BY)
-                replicates.append(np.full(plan.n_boot, np.nan) if reps is None else reps)
-                scores = _estimate_scores(enc.name, suite)
-                cov = suite["coverage_report"]
-                scores = [Score(s.subject, s.metric, s.value, s.lo, s.hi, s.n, s.group,
-                                {**s.extra, "k": int(np.sum(cov.flagged))})
-                          if s.metric == "outside_fraction" else s for s in scores]
-                scores += factor_breakdown(enc.name, getattr(cov, "by_factor", None))
-                db.add_scores(run_id, scores)
-                flagged = flagged_records(suite, real)
-                db.add_artifact(run_id, FLAGGED_ARTIFACT,
-                                json.dumps([{k: v for k, v in f.items() if k != "row"}
-                                            for f in flagged]).encode("utf-8"),
-                                mime="application/json", subject=enc.name,
-                                meta={"n_flagged": len(flagged), "n_real": len(real),
-                                      "alpha": float(getattr(cov, "alpha", 0.05))})
-                timings[f"metrics:{enc.name}"] = time.perf_counter() - t
-                if map_plan is not None:
-                    t = time.perf_counter()
-                    _say(cfg, f"embedding maps ({', '.join(cfg.maps)}) for {enc.name}")
-                    write_maps_of(db, run_id, map_plan, enc.name, emb_sim, emb_real,
-                                  np.asarray(cov.flagged, dtype=bool))
-                    timings[f"maps:{enc.name}"] = time.perf_counter() - t
-                meta = encoder_meta(
-                    enc.info.as_dict() if hasattr(enc.info, "as_dict") else dict(enc.info),
-                    enc.weights_origin, weights_hash=getattr(enc, "weights_hash", ""),
-                    camera=camera, n_sim=int(len(sim) if rows is None else rows.sum()),
-                    n_real=len(real), space=_plain_tree(suite["space"]),
-                    warnings=run_warnings + list(suite["warnings"]),
-                    scored_sim="all sim episodes" if rows is None else
-                    "held-out sim episodes only (never trained on)",
-                    **{k: v for k, v in getattr(enc, "extra", {}).items() if _jsonable(v)})
-                why = saliency_support(enc)
-                if why is None and cfg.saliency_pairs > 0 and not pair_ids:
-                    why = ("no saliency grid: no sim and real frames share a pair_id, so there "
-                           "is no same-state pair to show side by side")
-
-                _add_thumbnails(db, run_id, enc.name, cov, sim, real, emb_sim, emb_real,
-                                camera, cfg.n_worst)
-                if why is None and len(pair_ids):
-                    t = time.perf_counter()
-                    _say(cfg, f"saliency for {enc.name} on {len(pair_ids)} sim/real pairs")
-                    probe = fit_action_probe(emb_sim, act_sim, ep_sim,
-                                             rng=probe_split_seed(cfg.seed))
-                    try:
-                        grid = explain_encoder(enc, sim.images(camera, rows_sim),
-                                               real.images(camera, rows_real), pair_ids, probe,
-                                               domains=(cfg.sim_domain, cfg.real_domain))
-                    except DataError as exc:  # an architecture Grad-CAM cannot read
-                        grid, why = None, str(exc)
-                        _say(cfg, f"no saliency for {enc.name}: {exc}")
-                    if grid is not None:
-                        db.add_artifact(run_id, SALIENCY_ARTIFACT, grid.png, subject=enc.name,
-                                        meta={"caption": grid.caption, "method": grid.method,
-                                              "layer": grid.layer, "pair_ids": list(grid.pair_ids),
-                                              "target": "action probe"})
-                    timings[f"saliency:{enc.name}"] = time.perf_counter() - t
-                if why is not None:
-                    meta["saliency"] = why
-                db.add_subject(run_id, enc.name, "encoder", meta)
+                point, reps = score_encoder(db, run_id, cfg, inp, enc, embedded[enc.name], sp,
+                                            map_plan, timings)
+                points.append(point)
+                replicates.append(reps)
             db.add_scores(run_id, rank_scores([e.name for e in encoders], points, replicates,
-                                              n=int(plan.counts.shape[1])))
+                                              n=int(sp.plan.counts.shape[1])))
             db.finish_run(run_id, "ok")
         except KeyboardInterrupt:
             db.finish_run(run_id, "interrupted")
@@ -661,21 +756,44 @@ def run_gap(cfg: GapConfig) -> GapResult:
         except BaseException:
             db.finish_run(run_id, "failed")
             raise
+    return db_path, run_id
+
+
+def read_result(db_path: Path, run_id: str, names: list[str], sp: ScoringPlan,
+                timings: dict[str, float], t0: float) -> GapResult:
+    """The run as the caller sees it, read back from the database; builds the report."""
+    from realgap.report import build_report
+
+    with ResultsDB(db_path) as db:
         table = load_scores(db, run_id)
-        estimates = {enc.name: estimate_dict(table, enc.name) for enc in encoders}
+        estimates = {n: estimate_dict(table, n) for n in names}
         ranks = load_ranking(db, run_id)
         flagged_all = load_flagged(db, run_id)
         metas = {str(r.subject): json.loads(r.meta or "{}")
                  for r in db.subjects(run_id).itertuples()}
     report = build_report(db_path)
+    per_encoder = sorted({w for n in estimates for w in metas.get(n, {}).get("warnings", [])
+                          if w not in sp.warnings})
     return GapResult(run_id=run_id, db_path=db_path, report_path=report, estimates=estimates,
                      ranking=tuple(r["encoder"] for r in ranks),
                      seconds=time.perf_counter() - t0, timings=timings, ranks=ranks,
                      flagged=flagged_all,
                      space={n: metas.get(n, {}).get("space", {}) for n in estimates},
-                     warnings=run_warnings + sorted({w for n in estimates for w in
-                                                     metas.get(n, {}).get("warnings", [])
-                                                     if w not in run_warnings}))
+                     warnings=sp.warnings + per_encoder)
+
+
+def run_gap(cfg: GapConfig) -> GapResult:
+    """Run the whole job (see module docstring) and return where its results went."""
+    t0 = time.perf_counter()
+    check_config(cfg)
+    inp = prepare_inputs(cfg)
+    timings: dict[str, float] = {}
+    encoders = build_encoders(cfg, inp, timings)
+    sp = plan_scoring(cfg, inp, encoders)  # before embedding: its refusals cost nothing
+    embedded = embed_all(cfg, inp, encoders, timings)
+    sp = fit_common_space(cfg, inp, encoders, embedded, sp)
+    db_path, run_id = record_run(cfg, inp, encoders, embedded, sp, timings)
+    return read_result(db_path, run_id, [e.name for e in encoders], sp, timings, t0)
 
 
 def _states(view: Any) -> np.ndarray | None:
