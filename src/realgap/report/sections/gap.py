@@ -31,6 +31,7 @@ from realgap.store.gap import (
     EXTRA_METRICS,
     GAP_METRICS,
     METRIC_HELP,
+    OUTSIDE_METRIC,
     is_random_init,
     latest_gap_run,
     load_encoders,
@@ -181,7 +182,7 @@ def _p_cell(ex: dict[str, Any]) -> str:
 
 #: Columns of the ranking table (the rest of the scores are in the null table and details).
 RANK_COLUMNS: tuple[str, ...] = ("combined", "dis_cal", "as_transfer", "as_sim", "as_real",
-                                 "dis_paper", "c2st_acc", "outside_fraction")
+                                 "dis_paper", "c2st_acc", OUTSIDE_METRIC)
 
 
 def render(db: ResultsDB) -> str | None:
