@@ -7,6 +7,9 @@ Public API::
     maps, setup = saliency_maps(encoder, images, probe)           # float32 (N, H, W) in [0, 1]
     grid = explain_encoder(encoder, sim_imgs, real_imgs, pair_ids, probe)  # SaliencyGrid | None
 
+FullGrad of a policy's end-to-end encoder (Visual Alignment Testing):
+:func:`realgap.explain.fullgrad.fullgrad_maps`.
+
 Grad-CAM (CNNs) and Grad-CAM on reshaped patch tokens (ViTs) come from pytorch-grad-cam;
 the explained scalar is the action probe's prediction (an embedding has no class). See
 :mod:`realgap.explain.cam` and :mod:`realgap.explain.probe`. ``import realgap.explain``
@@ -67,6 +70,15 @@ def explain_encoder(
                         method=setup.method, layer=layer, pair_ids=tuple(str(x) for x in pair_ids))
 
 
+def __getattr__(name: str) -> Any:
+    # FullGrad imports torch at its top: resolved on first use (PEP 562).
+    if name == "fullgrad_maps":
+        from realgap.explain.fullgrad import fullgrad_maps
+
+        return fullgrad_maps
+    raise AttributeError(f"module 'realgap.explain' has no attribute {name!r}")
+
+
 __all__ = [
     "TARGET_DESCRIPTION",
     "ActionProbe",
@@ -77,6 +89,7 @@ __all__ = [
     "explain_encoder",
     "find_cam_setup",
     "fit_action_probe",
+    "fullgrad_maps",
     "grid_png",
     "overlay",
     "probe_from_ridge",

@@ -13,9 +13,8 @@ from typing import Any
 
 from realgap.protocol.factors import LT_PRESETS, NOMINAL, check_settings
 
-__all__ = ["LT_PRESETS", "NOMINAL", "OBJ_PALETTE", "ConditionedEnv", "check_settings"]
-
-_MOVED = {"ConditionedEnv", "OBJ_PALETTE"}
+_MOVED = ("ConditionedEnv", "OBJ_PALETTE")
+__all__ = ["LT_PRESETS", "NOMINAL", "check_settings"]  # and the moved names, on first use
 
 
 def __getattr__(name: str) -> Any:
