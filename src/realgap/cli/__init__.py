@@ -53,6 +53,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vat",
     "correlate",
     "dynamics",
+    "study",
 )
 
 

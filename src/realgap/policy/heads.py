@@ -44,7 +44,7 @@ class BCHead(nn.Module):
         return self.net(cond[:, -1])[:, None]
 
     @classmethod
-    def from_config(cls, cond_dim: int, cfg: Any) -> "BCHead":
+    def from_config(cls, cond_dim: int, cfg: Any) -> BCHead:
         return cls(cond_dim, cfg.action_dim, cfg.hidden)
 
     def saliency_scalar(self, cond: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -80,7 +80,7 @@ class BCRNNHead(nn.Module):
         return self.out(h)
 
     @classmethod
-    def from_config(cls, cond_dim: int, cfg: Any) -> "BCRNNHead":
+    def from_config(cls, cond_dim: int, cfg: Any) -> BCRNNHead:
         return cls(cond_dim, cfg.action_dim, cfg.hidden)
 
     def saliency_scalar(self, cond: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -63,7 +63,7 @@ SECTIONS: Registry[Section] = Registry("report section", entry_point_group="real
 
 #: Built-in section modules (imported by :func:`sections`, each registering itself).
 BUILTIN: tuple[str, ...] = ("verdict", "gap", "coverage", "embedding_map", "saliency",
-                            "rollout", "protocol", "vat", "correlation", "dynamics",
+                            "rollout", "protocol", "vat", "correlation", "study", "dynamics",
                             "comparison", "provenance")
 
 

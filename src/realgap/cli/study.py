@@ -1,0 +1,98 @@
+"""``realgap study scores``: do the offline scores predict closed-loop transfer?
+
+Example::
+
+    realgap study scores --preset tiny --out study-tiny
+    realgap study scores --preset small --out study-small --json > study.json
+
+A preset fixes the sizes (:data:`realgap.study.config.PRESETS`); the flags below override
+it one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from realgap.cli._args import seed
+from realgap.cli._common import emit, show_progress
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    from realgap.errors import ConfigError
+
+    try:
+        return tuple(int(s) for s in _names(text))
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected comma-separated integers") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="close the loop: offline scores vs closed-loop transfer")
+    ssub = p.add_subparsers(dest="study_command", metavar="STUDY")
+
+    def run_help(_: argparse.Namespace) -> int:
+        from realgap.cli import fail
+
+        return fail("realgap study: name a study (scores); see `realgap study --help`")
+
+    p.set_defaults(func=run_help)
+    ps = ssub.add_parser(
+        "scores", help="train a head per frozen encoder, roll out in sim and the real proxy, "
+                       "correlate each offline score with closed-loop success and drop",
+        description="For each encoder: one policy head per seed on the same sim "
+                    "demonstrations, rolled out on the same initial states in sim and in the "
+                    "real proxy (mild, strong); each offline score of the gap runs is "
+                    "correlated across encoders with closed-loop success, final distance and "
+                    "the sim->real drop (Pearson, Spearman, MMRV; intervals redraw seeds and "
+                    "episodes).")
+    ps.add_argument("--preset", default="tiny", help="sizes: tiny (a few minutes), small "
+                    "(~20 min on 2 cores), full (a bigger machine or a GPU)")
+    ps.add_argument("--out", required=True, help="output directory (results.duckdb, report.html)")
+    ps.add_argument("--encoders", default=None, help="comma list of frozen registry encoders "
+                    "(default: the preset's)")
+    ps.add_argument("--seeds", default=None, help="comma list of training seeds (default: the "
+                    "preset's)")
+    ps.add_argument("--head", default=None, help="policy head (default bc)")
+    ps.add_argument("--demo-episodes", type=int, default=None, help="expert demonstrations")
+    ps.add_argument("--eval-episodes", type=int, default=None,
+                    help="initial states played per policy and domain")
+    ps.add_argument("--epochs", type=int, default=None, help="training epochs per head")
+    ps.add_argument("--n-boot", type=int, default=None, help="bootstrap replicates")
+    ps.add_argument("--workers", type=int, default=None, help="rollout worker processes")
+    ps.add_argument("--proxy-shadows", default=None, help="proxy shadow quality: off, low, high")
+    ps.add_argument("--train-domain", default=None, help="demonstration domain of the heads "
+                    "and of the gap runs' sim side: sim-nominal (default) or sim")
+    ps.add_argument("--seed", type=seed, default=None, help="seed of data, gap runs, bootstrap")
+    ps.set_defaults(func=run_scores)
+
+
+def run_scores(args: argparse.Namespace) -> int:
+    from realgap.study.config import preset_config
+    from realgap.study.scores import result_json, run_scores_study
+
+    over: dict[str, Any] = {
+        "encoders": _names(args.encoders) if args.encoders else None,
+        "seeds": _ints(args.seeds) if args.seeds else None, "head": args.head,
+        "demo_episodes": args.demo_episodes, "eval_episodes": args.eval_episodes,
+        "epochs": args.epochs, "n_boot": args.n_boot, "workers": args.workers,
+        "proxy_shadows": args.proxy_shadows, "seed": args.seed,
+        "train_domain": args.train_domain,
+        "progress": show_progress(args)}
+    cfg = preset_config(args.preset, args.out, **over)
+    res = run_scores_study(cfg)
+    lines = [(f"study scores ({cfg.preset}): {len(cfg.encoders)} encoders x {len(cfg.seeds)} "
+             f"seed(s), {cfg.eval_episodes} episodes per domain, {res.seconds:.0f} s")]
+    for s in res.summary:
+        lines.append(f"  {s['encoder']:<20} {s['domain']:<18} {s['successes']}/{s['trials']} "
+                     f"[{s['wilson_lo']:.2f}, {s['wilson_hi']:.2f}]  final distance "
+                     f"{s['final_distance']:.3f} m  drop {s['success_drop']:+.2f}")
+    for dom, b in (res.best or {}).items():
+        lines.append(f"  best predictor of {dom} success (Spearman, oriented): {b['score']} "
+                     f"rho {b['oriented']:+.2f} [{b['oriented_lo']:+.2f}, {b['oriented_hi']:+.2f}]")
+    lines.append(f"run {res.run_id} in {res.db_path}; report {res.report_path}")
+    return emit(args, result_json(res), "\n".join(lines))

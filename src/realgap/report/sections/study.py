@@ -1,0 +1,141 @@
+"""Report section "study": do the offline scores predict closed-loop transfer?
+
+Reads the newest ``scores-study`` run (``realgap study scores``) through
+:mod:`realgap.store.study`:
+
+- closed-loop results: per encoder and domain, successes k/n with the 95% Wilson interval
+  (the trials pool seeds x episodes; the correlation intervals redraw them hierarchically
+  instead), mean final distance to the target and the sim -> domain drop;
+- the score-vs-closed-loop scatter: one panel per offline score and real-proxy domain, x =
+  the gap run's score with its interval (horizontal bars), y = the encoder's closed-loop
+  success rate in that domain with its Wilson interval (vertical bars);
+- the correlation table: Pearson r, Spearman rho and MMRV of each score against each
+  target, with the study's bootstrap intervals over seeds and episodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from realgap._plot import figure, literal_text, png_bytes
+from realgap.report._html import esc, fmt, fmt_ci, png_img, table
+from realgap.report.sections import register_section
+from realgap.store.study import RUN_KIND, ScoresStudyRecord, read_scores_study
+
+ANCHOR = "study"
+TITLE = "Study: do the offline scores predict closed-loop transfer?"
+#: Scores drawn in the scatter (all are in the table).
+SCATTER_SCORES: tuple[str, ...] = ("dis_cal", "as_transfer", "combined", "mmd", "c2st_acc",
+                                   "coverage")
+
+
+@literal_text
+def _scatter(rec: ScoresStudyRecord) -> bytes | None:
+    summ = pd.DataFrame(list(rec.summary))
+    domains = [d for d in rec.scores if d in set(summ.get("domain", []))]
+    scores = [s for s in SCATTER_SCORES
+              if any(s in m for by in rec.scores.values() for m in by.values())]
+    if summ.empty or not domains or not scores:
+        return None
+    fig = figure(figsize=(2.5 * len(scores), 2.4 * len(domains)))
+    axes = fig.subplots(len(domains), len(scores), squeeze=False)
+    for i, dom in enumerate(domains):
+        for j, score in enumerate(scores):
+            ax = axes[i][j]
+            for enc, by_metric in rec.scores[dom].items():
+                est = by_metric.get(score)
+                row = summ[(summ["encoder"] == enc) & (summ["domain"] == dom)]
+                if est is None or est.get("value") is None or row.empty:
+                    continue
+                x, y = float(est["value"]), float(row["success_rate"].iloc[0])
+                xlo = x - est["lo"] if est.get("lo") is not None else 0.0
+                xhi = est["hi"] - x if est.get("hi") is not None else 0.0
+                ylo = y - float(row["wilson_lo"].iloc[0])
+                yhi = float(row["wilson_hi"].iloc[0]) - y
+                ax.errorbar([x], [y], xerr=[[max(xlo, 0)], [max(xhi, 0)]],
+                            yerr=[[max(ylo, 0)], [max(yhi, 0)]], fmt="o", ms=4, capsize=2, lw=1)
+                ax.annotate(enc, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.set_ylim(-0.05, 1.05)
+            ax.tick_params(labelsize=6)
+            ax.set_xlabel(score, fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"success in {dom}", fontsize=7)
+    fig.suptitle("offline score (gap run, 95% interval) vs closed-loop success (95% Wilson)",
+                 fontsize=8)
+    return png_bytes(fig, dpi=100)
+
+
+def _closed_loop_table(rec: ScoresStudyRecord) -> str:
+    rows = []
+    for s in rec.summary:
+        rows.append({"encoder": esc(s["encoder"]), "domain": esc(s["domain"]),
+                     "k/n": f"{s.get('successes', 0)}/{s.get('trials', 0)}",
+                     "success [95% Wilson]": fmt_ci(s.get("success_rate"), s.get("wilson_lo"),
+                                                    s.get("wilson_hi")),
+                     "mean final distance (m)": fmt(s.get("final_distance")),
+                     "drop from sim": fmt(s.get("success_drop"))})
+    df = pd.DataFrame(rows)
+    return table(df, table_id="study-closed-loop", raw_html_columns=list(df.columns),
+                 caption="Each encoder's policies (all seeds) on the same initial states, "
+                         "nominal settings: successes k of n episodes with the 95% Wilson "
+                         "interval (seeds x episodes pooled as trials), the mean distance to "
+                         "the target at the last step (m), and success(sim) - success(domain).")
+
+
+def _correlation_table(rec: ScoresStudyRecord) -> str:
+    by: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rec.correlations:
+        by.setdefault((r.domain, r.score, r.target), {})[r.statistic] = r
+    rows = []
+    for (dom, score, target), stats in by.items():
+        cells = {"domain": esc(dom), "offline score": esc(score), "closed-loop target": esc(target)}
+        for stat, label in (("pearson_r", "Pearson r"), ("spearman_rho", "Spearman rho"),
+                            ("mmrv", "MMRV")):
+            r = stats.get(stat)
+            cells[f"{label} [95%]"] = "—" if r is None else fmt_ci(r.value, r.lo, r.hi)
+        n = next(iter(stats.values())).n
+        cells["encoders"] = str(n)
+        rows.append(cells)
+    df = pd.DataFrame(rows)
+    n_boot = next((r.n_boot for r in rec.correlations), 0)
+    return table(df, table_id="study-correlation", raw_html_columns=list(df.columns),
+                 caption="Each offline score against each closed-loop target across encoders. "
+                         f"Intervals: percentile, {n_boot} bootstrap replicates redrawing the "
+                         "episodes (the same draw for every encoder) and each encoder's seeds; "
+                         "the score is held at its point. MMRV orients the score (lower-is-"
+                         "better scores negated) and the target (success up, distance and drop "
+                         "down); 0 = the score orders the encoders as closed loop does. With "
+                         "few encoders the intervals are wide: read them before the points.")
+
+
+def render(db: Any) -> str | None:
+    run_id = db.latest_run(RUN_KIND)
+    if run_id is None:
+        return None
+    rec = read_scores_study(db, run_id)
+    cfg = rec.config
+    parts = [(f"<p>Run {esc(run_id)} (preset {esc(cfg.get('preset', '?'))}): "
+             f"{len(set(rec.outcomes['encoder'])) if not rec.outcomes.empty else 0} frozen "
+             f"encoders x {len(cfg.get('seeds', []))} seed(s), a {esc(cfg.get('head', '?'))} head "
+             f"trained on {esc(cfg.get('train_domain', '?'))} demonstrations, "
+             f"{esc(cfg.get('eval_episodes', '?'))} initial states per domain; "
+             f"{fmt(cfg.get('seconds'), 0)} s. Real-proxy frames are rendered by the simulator, "
+             "not real data.</p>")]
+    parts.append(_closed_loop_table(rec))
+    png = _scatter(rec)
+    if png is not None:
+        parts.append(png_img(png, alt="offline score vs closed-loop success", width=1200))
+    if rec.correlations:
+        parts.append(_correlation_table(rec))
+    if not np.isfinite([r.value for r in rec.correlations]).any():
+        parts.append("<p>No correlation is defined: closed-loop performance (or the score) "
+                     "did not vary across encoders.</p>")
+    return "".join(parts)
+
+
+register_section("study", anchor=ANCHOR, title=TITLE, kinds=(RUN_KIND,), order=58)(render)
+
+__all__: list[Any] = ["ANCHOR", "TITLE", "render"]

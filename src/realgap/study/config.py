@@ -1,0 +1,122 @@
+"""What ``realgap study scores`` runs: a frozen config and its size presets.
+
+The presets fix the sizes; every field can still be set on its own (the CLI's flags
+override the preset's values). ``tiny`` is the slow test (under 5 minutes on 2 cores),
+``small`` the README's run on this machine, ``full`` the issue's design (6 encoders, 3
+seeds, 40 episodes per domain) for a bigger machine or a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from realgap.errors import ConfigError
+
+#: Real-proxy severities the policies are rolled out in (and the gap runs compare).
+REAL_DOMAINS: tuple[str, ...] = ("real-proxy-mild", "real-proxy-strong")
+
+
+@dataclass(frozen=True)
+class ScoresStudyConfig:
+    """Offline scores against closed-loop transfer (issue: `realgap study scores`)."""
+
+    out: str
+    """Output directory: ``frames/``, ``policies/``, ``results.duckdb``, ``report.html``."""
+    encoders: tuple[str, ...] = ("pixels", "resnet18-random", "efficientnet-lite0")
+    """Frozen registry encoders, one policy head per encoder and seed."""
+    seeds: tuple[int, ...] = (0,)
+    """Training seeds of each policy (the correlation intervals redraw them)."""
+    task: str = "reach-mug"
+    """Task of the demonstrations and the rollouts."""
+    demo_episodes: int = 16
+    """Expert demonstrations generated (sim, sim-nominal and both proxies share the states)."""
+    record_every: int = 2
+    """Record every k-th control step of the demonstrations."""
+    eval_episodes: int = 4
+    """Initial states played by every policy in every domain (the same ones for all)."""
+    eval_seed0: int = 100_000
+    """Reset seed of the first evaluation episode (far from the demonstrations' seeds)."""
+    real_domains: tuple[str, ...] = REAL_DOMAINS
+    """Real-proxy domains of the rollouts and of the gap runs."""
+    train_domain: str = "sim-nominal"
+    """Demonstration domain the heads train on and the gap runs take as sim. Measured: an
+    end-to-end BC policy trained on 100 ``sim`` episodes with background and lights
+    randomized per episode succeeded 0/10 on nominal sim (it memorised the episodes' looks),
+    trained on the same states in ``sim-nominal`` 10/10; ``sim`` is kept as a choice."""
+    head: str = "bc"
+    """Policy head (``realgap.policy.config.HEAD_REGISTRY``)."""
+    epochs: int = 30
+    """Training epochs of each head (the held-out early stopping keeps the best)."""
+    batch_size: int = 64
+    """Samples per step."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    image_size: int = 64
+    """Rendered and policy image side (px)."""
+    proxy_shadows: str = "low"
+    """Shadow quality of the proxy domains, in the demonstrations and the rollouts."""
+    n_boot: int = 200
+    """Bootstrap replicates of the gap scores and of the correlation intervals."""
+    n_perm: int = 50
+    """Permutations of the gap scores' nulls."""
+    seed: int = 0
+    """Seed of the demonstrations, the gap runs and the correlation bootstrap."""
+    workers: int = 2
+    """Rollout worker processes (one pool per domain serves every policy)."""
+    preset: str = "custom"
+    """Name of the preset the sizes came from (recorded)."""
+    progress: bool = True
+    """Progress on stderr."""
+
+    def __post_init__(self) -> None:
+        for name in ("demo_episodes", "eval_episodes", "epochs", "batch_size", "workers",
+                     "record_every", "image_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
+        if len(self.encoders) < 2:
+            raise ConfigError(f"--encoders {','.join(self.encoders)}: a correlation across "
+                              "encoders needs at least 2 (3 or more for a rank correlation)")
+        if len(set(self.encoders)) != len(self.encoders):
+            raise ConfigError(f"--encoders {','.join(self.encoders)}: an encoder is repeated")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"--seeds {self.seeds}: give distinct training seeds")
+        if self.demo_episodes < 4:
+            raise ConfigError(f"--demo-episodes {self.demo_episodes}: at least 4 (the gap "
+                              "scores and the held-out split resample episodes)")
+        if self.train_domain not in ("sim", "sim-nominal"):
+            raise ConfigError(f"--train-domain {self.train_domain!r}: expected sim or sim-nominal")
+        if self.n_boot < 0 or self.n_perm < 0:
+            raise ConfigError("--n-boot/--n-perm: must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: Sizes of each preset (fields of :class:`ScoresStudyConfig`).
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0"), "seeds": (0,),
+             "demo_episodes": 12, "record_every": 2, "eval_episodes": 3, "epochs": 15,
+             "n_boot": 100, "n_perm": 20},
+    "small": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0",
+                           "efficientnet-lite1"), "seeds": (0, 1),
+              "demo_episodes": 60, "record_every": 1, "eval_episodes": 10, "epochs": 40,
+              "n_boot": 200, "n_perm": 50},
+    "full": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0",
+                          "efficientnet-lite1", "efficientnet-lite2"), "seeds": (0, 1, 2),
+             "demo_episodes": 200, "record_every": 1, "eval_episodes": 40, "epochs": 100,
+             "n_boot": 1000, "n_perm": 200},
+}
+
+
+def preset_config(preset: str, out: str, **overrides: Any) -> ScoresStudyConfig:
+    """The :class:`ScoresStudyConfig` of ``preset`` with ``overrides`` (None: keep)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    known = {f.name for f in fields(ScoresStudyConfig)}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise ConfigError(f"study config: unknown fields {bad}")
+    cfg = ScoresStudyConfig(out=out, preset=preset, **PRESETS[preset])
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

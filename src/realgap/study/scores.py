@@ -1,0 +1,216 @@
+"""``realgap study scores``: do the offline scores predict closed-loop transfer?
+
+encoder-dis-as-framework.txt (V-A) proposes DIS and AS as predictors of how a policy on a
+frozen encoder transfers, and admits they were never checked against deployments. This
+job checks them in realgap's own sim-to-real-proxy world, in named steps:
+
+1. ``demonstrations``: expert episodes of the task, rendered in ``sim`` (background and
+   lights randomized per episode), ``sim-nominal`` and the real-proxy domains, the same
+   states in each (:func:`realgap.sim.generate.generate`). Heads train on
+   ``train_domain`` (``sim-nominal`` by default: see :class:`ScoresStudyConfig`).
+2. ``offline scores``: one gap run per real-proxy domain (:func:`realgap.jobs.gap.run_gap`)
+   of the training domain against it, into the study's results database.
+3. ``policies``: one head per frozen encoder and training seed, on the same sim
+   demonstrations and budget (:func:`realgap.policy.train_policy`).
+4. ``rollouts``: every policy plays the same initial states (nominal settings) in ``sim``
+   and in each real-proxy domain, through the rollout worker pool
+   (:func:`realgap.policy.episodes.run_episodes`; one pool per domain serves every
+   policy, each episode naming its checkpoint).
+5. ``correlation``: :func:`realgap.study.analysis.correlate_scores` across encoders.
+
+Outcomes, scores and correlations go to one ``scores-study`` run
+(:mod:`realgap.store.study`); the report shows the scatter and the table.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from realgap.study.analysis import (
+    N_BOOT,
+    SCORES,
+    CorrelationRow,
+    best_predictor,
+    correlate_scores,
+    outcome_grid,
+    summarize,
+)
+from realgap.study.config import ScoresStudyConfig
+
+SIM = "sim"
+
+
+@dataclass(frozen=True)
+class ScoresStudyResult:
+    """What a scores study produced (``outcomes``: :mod:`realgap.study.analysis` table)."""
+
+    run_id: str
+    db_path: Path
+    report_path: Path | None
+    outcomes: pd.DataFrame
+    scores: dict[str, dict[str, dict[str, dict[str, float | None]]]]
+    correlations: list[CorrelationRow]
+    summary: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    gap_runs: dict[str, str] = field(default_factory=dict)
+
+
+def _say(cfg: ScoresStudyConfig, msg: str) -> None:
+    if cfg.progress:
+        print(f"[study] {msg}", file=sys.stderr, flush=True)
+
+
+def demonstrations(cfg: ScoresStudyConfig) -> Any:
+    """Step 1: the expert FrameSet at ``out/frames`` (resumable)."""
+    from realgap.sim.generate import GenerateConfig, generate
+
+    gcfg = GenerateConfig(out=str(Path(cfg.out) / "frames"), tasks=(cfg.task,),
+                          episodes=cfg.demo_episodes,
+                          domains=(SIM, "sim-nominal", *cfg.real_domains),
+                          randomize=("BG", "LT"), granularity="episode", fidelity="low",
+                          image_size=cfg.image_size, cameras=("head",), seed=cfg.seed,
+                          record_every=cfg.record_every, proxy_shadows=cfg.proxy_shadows)
+    return generate(gcfg, progress=cfg.progress)
+
+
+def offline_scores(cfg: ScoresStudyConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """Step 2: real domain -> encoder -> metric -> ``{value, lo, hi}``, and the gap run ids."""
+    from realgap.jobs.gap import GapConfig, run_gap
+
+    out: dict[str, Any] = {}
+    runs = {}
+    for dom in cfg.real_domains:
+        res = run_gap(GapConfig(encoders=tuple(cfg.encoders), out=cfg.out,
+                                frames=str(Path(cfg.out) / "frames"),
+                                sim_domain=cfg.train_domain,
+                                real_domain=dom, n_boot=cfg.n_boot, n_perm=cfg.n_perm,
+                                seed=cfg.seed, cache=str(Path(cfg.out) / "cache"),
+                                saliency_pairs=0, maps=(), progress=cfg.progress))
+        runs[dom] = res.run_id
+        out[dom] = {enc: {m: {k: est.get(k) for k in ("value", "lo", "hi")}
+                          for m, est in by_metric.items() if m in SCORES}
+                    for enc, by_metric in res.estimates.items()}
+    return out, runs
+
+
+def policy_dir(cfg: ScoresStudyConfig, encoder: str, seed: int) -> Path:
+    """Where the policy of ``encoder`` and training ``seed`` is trained."""
+    return Path(cfg.out) / "policies" / f"{encoder}" / f"seed-{seed}"
+
+
+def train_policies(cfg: ScoresStudyConfig) -> dict[tuple[str, int], str]:
+    """Step 3: (encoder, seed) -> checkpoint path; resumes finished trainings."""
+    from realgap.policy import PolicyConfig, TrainConfig, train_policy
+
+    frames = Path(cfg.out) / "frames"
+    ckpts = {}
+    for enc in cfg.encoders:
+        for seed in cfg.seeds:
+            _say(cfg, f"training a {cfg.head} head on frozen {enc}, seed {seed}")
+            res = train_policy(frames, policy_dir(cfg, enc, seed),
+                               PolicyConfig(cfg.task, encoder=enc, head=cfg.head,
+                                            image_size=cfg.image_size),
+                               TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                           lr=cfg.lr, seed=seed, domain=cfg.train_domain,
+                                           threads=1),
+                               progress=cfg.progress)
+            ckpts[(enc, seed)] = str(res.checkpoint)
+    return ckpts
+
+
+def rollouts(cfg: ScoresStudyConfig, ckpts: dict[tuple[str, int], str]) -> pd.DataFrame:
+    """Step 4: every policy on the same initial states in sim and each real-proxy domain;
+    the :mod:`realgap.study.analysis` outcome table."""
+    from realgap.policy.episodes import EnvSpec, EpisodeSpec, run_episodes
+
+    episodes = [cfg.eval_seed0 + i for i in range(cfg.eval_episodes)]
+    rows = []
+    for dom in (SIM, *cfg.real_domains):
+        spec = EnvSpec(cfg.task, image_size=cfg.image_size, cameras=("head",), domain=dom,
+                       proxy_shadows=cfg.proxy_shadows)
+        keys = list(ckpts)
+        eps = [EpisodeSpec(seed=s, condition=dom, trial=t, policy=ckpts[k])
+               for k in keys for t, s in enumerate(episodes)]
+        _say(cfg, f"rollouts in {dom}: {len(keys)} policies x {len(episodes)} episodes")
+        outs = run_episodes(None, spec, eps, workers=cfg.workers, progress=cfg.progress,
+                            desc=f"rollouts {dom}")
+        for ep, o in zip(eps, outs, strict=True):
+            enc, seed = keys[eps.index(ep) // len(episodes)]
+            rows.append({"encoder": enc, "seed": int(seed), "domain": dom, "episode": int(o.seed),
+                         "success": bool(o.success), "final_distance": -float(o.final_reward),
+                         "ret": float(o.ret), "length": int(o.length)})
+    return pd.DataFrame(rows)
+
+
+def run_scores_study(cfg: ScoresStudyConfig) -> ScoresStudyResult:
+    """Run the study (module docstring) and return what it found and where it went."""
+    from realgap.store.db import ResultsDB
+    from realgap.store.study import ScoresStudyRecord, write_scores_study
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t = time.perf_counter()
+    _say(cfg, f"demonstrations: {cfg.demo_episodes} expert episodes of {cfg.task}")
+    fs = demonstrations(cfg)
+    timings["demonstrations"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    scores, gap_runs = offline_scores(cfg)
+    timings["offline_scores"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    ckpts = train_policies(cfg)
+    timings["policies"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    outcomes = rollouts(cfg, ckpts)
+    timings["rollouts"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    n_boot = cfg.n_boot if cfg.n_boot else N_BOOT
+    points = {d: {e: {m: v["value"] for m, v in ms.items()} for e, ms in by.items()}
+              for d, by in scores.items()}
+    corr = correlate_scores(outcomes, points, n_boot=n_boot, rng=cfg.seed)
+    grid = outcome_grid(outcomes)
+    summary = summarize(grid)
+    best = best_predictor(corr)
+    timings["correlation"] = time.perf_counter() - t
+    seconds = time.perf_counter() - t0
+
+    db_path = out / "results.duckdb"
+    with ResultsDB(db_path) as db:
+        rec = write_scores_study(db, ScoresStudyRecord(
+            config={**cfg.to_dict(), "n_boot_correlation": n_boot, "gap_runs": gap_runs,
+                    "seconds": seconds, "timings": timings},
+            outcomes=outcomes, scores=scores, correlations=tuple(corr), summary=tuple(summary),
+            frameset_hash=fs.content_hash))
+    report_path = None
+    try:
+        from realgap.report import build_report
+
+        report_path = Path(build_report(db_path, out / "report.html", run_ids=(str(rec.run_id),)))
+    except Exception as exc:  # noqa: BLE001 - results are stored; the report is a view of them
+        _say(cfg, f"report not written: {exc}")
+    return ScoresStudyResult(str(rec.run_id), db_path, report_path, outcomes, scores, corr,
+                             summary, best, seconds, timings, gap_runs)
+
+
+def result_json(res: ScoresStudyResult) -> dict[str, Any]:
+    """What ``--json`` prints."""
+    return {"run_id": res.run_id, "db": str(res.db_path),
+            "report": None if res.report_path is None else str(res.report_path),
+            "seconds": round(res.seconds, 1), "timings": {k: round(v, 1) for k, v in res.timings.items()},
+            "closed_loop": res.summary, "offline_scores": res.scores,
+            "correlations": [r.as_dict() for r in res.correlations], "best_predictor": res.best,
+            "gap_runs": res.gap_runs}
