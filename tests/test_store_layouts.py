@@ -15,11 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_runs import (
+    correlation_record,
+    degrade_record,
+    dyn_gap_record,
+    evaluation_record,
+    outcomes,
+    rollout_record,
+    sysid_record,
+    vat_record,
+)
 
 import realgap
 from realgap.errors import DataError
 from realgap.report.sections import BUILTIN
-from realgap.stats import Estimate
 from realgap.store import RUN_KINDS, ResultsDB
 from realgap.store import correlate as corr_layout
 from realgap.store import dynamics as dyn_layout
@@ -27,122 +36,9 @@ from realgap.store import evaluate as eval_layout
 from realgap.store import gap as gap_layout
 from realgap.store import rollout as roll_layout
 from realgap.store import vat as vat_layout
-from realgap.store.common import Outcome, finished_runs, read_outcomes
+from realgap.store.common import finished_runs, read_outcomes
 
 SRC = Path(realgap.__file__).parent
-
-
-# -- hand-made records ---------------------------------------------------------------------
-def outcomes(successes: list[int], condition: str = "", seed0: int = 0) -> tuple[Outcome, ...]:
-    return tuple(Outcome(condition, i, seed0 + i, bool(s), float(s) * 10.0 - 1.0, 20 + i,
-                         {"BG": "plain", "init_digest": f"d{i}"})
-                 for i, s in enumerate(successes))
-
-
-def rollout_record(policy: str = "expert", successes: list[int] | None = None
-                   ) -> roll_layout.RolloutRecord:
-    from realgap.stats import wilson_interval
-
-    succ = [1, 1, 0, 1] if successes is None else successes
-    k, n = sum(succ), len(succ)
-    lo, hi = wilson_interval(k, n)
-    return roll_layout.RolloutRecord(policy, "reach-mug", k, n, k / n, lo, hi, outcomes(succ),
-                                     {"policy": policy, "task": "reach-mug", "workers": 1},
-                                     {"head": "bc"})
-
-
-#: Protocol order on purpose not alphabetical: base, then BG-unseen, then CP-far, then LT-dim.
-CONDITIONS = (("base", "base"), ("LT-dim", "LT"), ("BG-unseen", "BG"), ("CP-far", "CP"))
-
-
-def evaluation_record(policy: str = "expert", table: dict[str, list[int]] | None = None
-                      ) -> eval_layout.EvaluationRecord:
-    """Four seeds replayed in every condition; ``table`` maps condition -> successes per seed."""
-    from realgap.stats import wilson_interval
-
-    table = table or {"base": [1, 1, 1, 0], "LT-dim": [1, 0, 1, 0], "BG-unseen": [0, 0, 1, 0],
-                      "CP-far": [1, 1, 0, 0]}
-    conds, outs = [], []
-    for name, factor in CONDITIONS:
-        succ = table[name]
-        k, n = sum(succ), len(succ)
-        lo, hi = wilson_interval(k, n)
-        conds.append(eval_layout.ConditionRate(name, factor, None if factor == "base" else 1,
-                                               k, n, k / n, lo, hi))
-        outs += outcomes(succ, name, seed0=100)
-    k, n = sum(c.successes for c in conds), sum(c.trials for c in conds)
-    lo, hi = wilson_interval(k, n)
-    pooled = eval_layout.ConditionRate("pooled", None, None, k, n, k / n, lo, hi)
-    return eval_layout.EvaluationRecord("default", "1", policy, "reach-mug", tuple(conds), pooled,
-                                        tuple(outs), {"trials": 4, "seed": 100}, {"head": "bc"})
-
-
-def vat_record() -> vat_layout.VatRecord:
-    test = {"t": 3.0, "critical": 1.833, "n": 10, "eps": 0.0, "alpha": 0.05, "p_value": 0.0075,
-            "mean_diff": 0.5, "sd_diff": 0.527, "reject": True,
-            "decision": "reject H0 (mean difference 0.500 > eps 0)", "metric": "success"}
-    return vat_layout.VatRecord(
-        "VAT reach-mug -> reach-box (bc)",
-        {"task_a": "reach-mug", "task_b": "reach-box", "head": "bc", "encoder": "resnet18-e2e",
-         "rollouts": 10, "checkpoints": 1},
-        {"pi_A": {"task": "reach-mug"}, "pi_B": {"task": "reach-box"}, "pi_B'": {"task": "reach-box"}},
-        {"pi_B": vat_layout.VatRate(8, 10, 0.8, 0.49, 0.94),
-         "pi_B'": vat_layout.VatRate(3, 10, 0.3, 0.108, 0.603)},
-        {"pi_B": Estimate(7.0, 5.0, 9.0, 10, 10, 2000), "pi_B'": Estimate(2.0, 1.0, 3.5, 10, 10, 2000)},
-        test, {"pi_B": outcomes([1] * 8 + [0] * 2), "pi_B'": outcomes([1] * 3 + [0] * 7)},
-        b"\x89PNG\r\n\x1a\nfake", "FullGrad grid", "deadbeef")
-
-
-def degrade_record() -> dyn_layout.DynamicsRecord:
-    pts = []
-    for scale, ret in ((1.0, 100.0), (1.5, 80.0), (2.0, 20.0)):
-        drop = 1 - ret / 100.0
-        extra = {"n_seeds": 2, "perturbation": {"gravity": scale}}
-        pts += [dyn_layout.CurvePoint("sac Pendulum", "mean_return", ret, ret - 5, ret + 5, 10,
-                                      "gravity", scale, extra),
-                dyn_layout.CurvePoint("sac Pendulum", dyn_layout.NORMALIZED_DROP, drop,
-                                      drop - 0.05, drop + 0.05, 10, "gravity", scale, extra),
-                dyn_layout.CurvePoint("sac Pendulum", dyn_layout.RETURN_DROP, 100 - ret,
-                                      95 - ret, 105 - ret, 10, "gravity", scale, extra)]
-    eps = [{"condition": "gravity=1", "trial": 0, "seed": 0, "success": False, "ret": 101.0,
-            "length": 200, "factors": {"scale": 1.0}}]
-    return dyn_layout.DynamicsRecord(
-        dyn_layout.DEGRADE_KIND, "Pendulum gravity", "Pendulum", "gravity", {"env_id": "Pendulum"},
-        (("Pendulum", "env", {"env_id": "Pendulum", "factor": "gravity"}),
-         ("sac Pendulum", "policy", {"algo": "sac", "seed": 0})),
-        tuple(pts), {"sac Pendulum": eps})
-
-
-def dyn_gap_record() -> dyn_layout.DynamicsRecord:
-    pts = tuple(dyn_layout.CurvePoint("Pendulum", m, v * s, v * s - 0.1, v * s + 0.1, 8,
-                                      "gravity", s, {"n_boot": 200, "bias": False})
-                for s in (1.0, 2.0) for m, v in (("prediction_gap", 0.5), ("c2st_gap", 0.2)))
-    return dyn_layout.DynamicsRecord(
-        dyn_layout.GAP_KIND, "Pendulum gravity", "Pendulum", "gravity", {},
-        (("Pendulum", "env", {"env_id": "Pendulum", "factor": "gravity"}),), pts)
-
-
-def sysid_record() -> dyn_layout.DynamicsRecord:
-    pts = (dyn_layout.CurvePoint("Pendulum", "gravity", 1.2, 1.18, 1.22, 8, "", None,
-                                 {"truth": 1.2, "objective": 1e-6, "objective_nominal": 0.3}),)
-    return dyn_layout.DynamicsRecord(
-        dyn_layout.SYSID_KIND, "Pendulum sysid", "Pendulum", "", {"target": "t.npz"},
-        (("Pendulum", "env", {"env_id": "Pendulum", "target": "t.npz"}),), pts)
-
-
-def correlation_record() -> corr_layout.CorrelationRecord:
-    stats = (corr_layout.CorrelationStat("pooled", corr_layout.PEARSON, 0.77, -0.74, 0.99, 4,
-                                         {"p_value": 0.23}),
-             corr_layout.CorrelationStat("pooled", corr_layout.SPEARMAN, 0.8, -0.2, 1.0, 4,
-                                         {"n_boot": 2000}),
-             corr_layout.CorrelationStat("pooled", corr_layout.MMRV, 0.1, 0.0, 0.2, 4,
-                                         {"n_boot": 2000}))
-    pts = (corr_layout.RatePoint("p1", "mug", 0.1, 0.2, (1, 10), (2, 10)),
-           corr_layout.RatePoint("p2", "mug", 0.5, 0.4, (5, 10), (4, 10)),
-           corr_layout.RatePoint("p3", "mug", 0.3, 0.6),
-           corr_layout.RatePoint("p4", "mug", 0.8, 0.7))
-    return corr_layout.CorrelationRecord("sim.csv", "real.csv", 0.05, "MMRV convention", stats, pts,
-                                         "sim.csv vs real.csv")
 
 
 # -- round trips -----------------------------------------------------------------------------
@@ -345,9 +241,9 @@ def _layout_strings() -> dict[str, str]:
 
 
 #: Writers of runs and the report: they import layout names from realgap.store.
-LAYOUT_USERS = (*(f"report/sections/{m}.py" for m in BUILTIN), "report/html.py", "jobs/rollout.py", "jobs/evaluate.py",
-                "jobs/vat.py", "protocol/summarize.py", "protocol/correlation.py",
-                "dynamics/runs.py", "dynamics/degrade.py")
+LAYOUT_USERS = (*(f"report/sections/{m}.py" for m in BUILTIN), "report/html.py", "jobs/rollout.py",
+                "jobs/evaluate.py", "jobs/vat.py", "jobs/gap.py", "protocol/summarize.py",
+                "protocol/correlation.py", "dynamics/runs.py", "dynamics/degrade.py")
 #: Same spelling, another format: (file, string) -> why it is not the store's name.
 NOT_LAYOUT = {
     ("protocol/correlation.py", "success_rate"): "the column of the user's rates CSV",

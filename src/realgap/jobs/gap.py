@@ -48,6 +48,7 @@ from realgap.store.gap import (
     EXTRA_METRICS,
     FLAGGED_ARTIFACT,
     GAP_METRICS,
+    OUTSIDE_METRIC,
     RANK_ROW,
     RANKED_BY,
     RUN_KIND,
@@ -215,20 +216,16 @@ def pick_camera(sim: Any, real: Any, camera: str | None) -> str:
 def check_encoder_names(names: tuple[str, ...]) -> None:
     """Fail early (close matches listed) on an unknown encoder name, before any heavy work."""
     from realgap.encoders import ENCODERS
-    from realgap.encoders.registry import RANDOM_SUFFIX, ZOO
 
     if not names:
-        raise ConfigError("--encoders is empty; pass names such as pixels,resnet18-random "
+        raise ConfigError("--encoders is empty; pass names such as pixels,resnet18.random_native "
                           "(see `realgap encoders list`)")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"--encoders lists {', '.join(dup)} more than once; name each once")
     for name in names:
-        if ":" in name or name in ENCODERS:
-            continue
-        if name.endswith(RANDOM_SUFFIX) and name[: -len(RANDOM_SUFFIX)] in ZOO:
-            continue
-        ENCODERS.get(name)  # raises UnknownNameError naming the close matches
+        if ":" not in name:
+            ENCODERS.get(name)  # raises UnknownNameError naming the close matches (aliases work)
 
 
 # -- pieces of one encoder's result ---------------------------------------------------
@@ -383,7 +380,7 @@ def factor_breakdown(name: str, by_factor: pd.DataFrame) -> list[Score]:
     if by_factor is None or by_factor.empty:
         return out
     for r in by_factor.itertuples():
-        out.append(Score(name, "outside_fraction", float(r.fraction_outside), n=int(r.n_frames),
+        out.append(Score(name, OUTSIDE_METRIC, float(r.fraction_outside), n=int(r.n_frames),
                          group=f"{r.factor}={r.level}", extra={"k": int(r.n_outside)}))
     return out
 
@@ -683,7 +680,7 @@ def write_suite(db: ResultsDB, run_id: str, name: str, suite: Mapping[str, Any],
     cov = suite["coverage_report"]
     scores = [Score(s.subject, s.metric, s.value, s.lo, s.hi, s.n, s.group,
                     {**s.extra, "k": int(np.sum(cov.flagged))})
-              if s.metric == "outside_fraction" else s for s in _estimate_scores(name, suite)]
+              if s.metric == OUTSIDE_METRIC else s for s in _estimate_scores(name, suite)]
     scores += factor_breakdown(name, getattr(cov, "by_factor", None))
     db.add_scores(run_id, scores)
     flagged = flagged_records(suite, real)
@@ -884,7 +881,7 @@ def ranking_table(result: GapResult) -> str:
     by_name = {r["encoder"]: r for r in result.ranks}
     ranks = [by_name[n]["rank"] if n in by_name else None for n in result.ranking]
     header = ["rank", "encoder", "combined", "dis_cal", "as_transfer", "as_sim (floor)",
-              "c2st_acc", "outside_fraction", "tied with"]
+              "c2st_acc", OUTSIDE_METRIC, "tied with"]
     rows = []
     for n, rk in zip(result.ranking, ranks, strict=True):
         shared = rk is not None and ranks.count(rk) > 1
@@ -893,7 +890,7 @@ def ranking_table(result: GapResult) -> str:
             "?" if rk is None else f"{'=' if shared else ''}{rk}", n, cell(n, "combined"),
             cell(n, "dis_cal", p=True), cell(n, "as_transfer"),
             cell(n, "as_sim") + ("" if floor is None else f" ({floor:.3f})"),
-            cell(n, "c2st_acc", p=True), cell(n, "outside_fraction"),
+            cell(n, "c2st_acc", p=True), cell(n, OUTSIDE_METRIC),
             ", ".join(by_name.get(n, {}).get("tied_with", [])) or "—"])
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)) for r in [header, *rows]]

@@ -14,6 +14,7 @@ run kind             layout module
 ``vat``              :mod:`realgap.store.vat`
 ``degrade``, ``dynamics-gap``, ``sysid``  :mod:`realgap.store.dynamics`
 ``correlate``        :mod:`realgap.store.correlate`
+``scores-study``     :mod:`realgap.store.study`
 ===================  =====================================================
 
 (``realgap train`` writes a checkpoint, not a run.)
@@ -32,6 +33,7 @@ RUN_KINDS: dict[str, str] = {
     "dynamics-gap": "realgap.store.dynamics",
     "sysid": "realgap.store.dynamics",
     "correlate": "realgap.store.correlate",
+    "scores-study": "realgap.store.study",
 }
 
 __all__ = ["FORMAT_VERSION", "RUN_KINDS", "ResultsDB", "Score", "resolve_db_path"]

@@ -23,7 +23,7 @@ import pandas as pd
 from realgap._plot import figure, literal_text, png_bytes
 from realgap.report._html import esc, fmt, fmt_ci, png_img, table
 from realgap.report.sections import register_section
-from realgap.store.study import RUN_KIND, ScoresStudyRecord, read_scores_study
+from realgap.store.study import RUN_KIND, SUCCESS_DROP, ScoresStudyRecord, read_scores_study
 
 ANCHOR = "study"
 TITLE = "Study: do the offline scores predict closed-loop transfer?"
@@ -76,7 +76,7 @@ def _closed_loop_table(rec: ScoresStudyRecord) -> str:
                      "success [95% Wilson]": fmt_ci(s.get("success_rate"), s.get("wilson_lo"),
                                                     s.get("wilson_hi")),
                      "mean final distance (m)": fmt(s.get("final_distance")),
-                     "drop from sim": fmt(s.get("success_drop"))})
+                     "drop from sim": fmt(s.get(SUCCESS_DROP))})
     df = pd.DataFrame(rows)
     return table(df, table_id="study-closed-loop", raw_html_columns=list(df.columns),
                  caption="Each encoder's policies (all seeds) on the same initial states, "
