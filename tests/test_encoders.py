@@ -86,7 +86,24 @@ def test_every_table_i_row_is_registered_with_its_metadata() -> None:
         assert info.library in ("torchvision", "timm", "open_clip")
         assert info.checkpoints and info.origin_url.startswith("https://"), name
     assert ENCODERS.get("vc1-b").meta["info"].paper_family == "CNN"
-    assert {"pixels", "resnet18-random", "bc-sim", "bc-sim-nominal"} <= set(ENCODERS.names())
+    assert {"pixels", "resnet18.random_native", "bc-sim", "bc-sim-nominal"} <= set(ENCODERS.names())
+    assert ENCODERS.variants() == sorted(f"{z}.random" for z in ZOO)  # listed apart, as timm
+
+
+def test_timm_style_variants_and_old_names() -> None:
+    """``<zoo>.random`` is the zoo's random-weight variant; old dash names resolve to the
+    variant they always meant (``resnet18-random``: the native-resolution baseline)."""
+    assert ENCODERS.canonical("resnet18-random") == "resnet18.random_native"
+    assert ENCODERS.canonical("resnet18-random-224px") == "resnet18.random"
+    assert ENCODERS.canonical("clip-b16-random") == "clip-b16.random"
+    assert "vgg16-random" in ENCODERS and "vgg16.random" in ENCODERS
+    assert not any("." in z for z in ZOO)  # a tag can never collide with a zoo name
+    a = create_encoder("resnet34.random")
+    b = create_encoder("resnet34-random")
+    assert a.name == "resnet34.random" and b.name == "resnet34-random"  # old labels kept
+    assert a.weights_hash == b.weights_hash and a.preprocess == b.preprocess
+    with pytest.raises(ConfigError, match="random weights by name"):
+        create_encoder("resnet34.random", weights="x.pth")
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
@@ -144,7 +161,7 @@ def test_random_init_is_seeded_and_labelled() -> None:
     assert a.weights_hash == b.weights_hash != c.weights_hash
     # the zoo's random variant keeps the zoo preprocessing and a distinct name
     z = create_encoder("resnet18", random_init=True)
-    assert z.name == "resnet18-random-224px" and z.preprocess.input_size == (224, 224)
+    assert z.name == "resnet18.random" and z.preprocess.input_size == (224, 224)
     assert a.preprocess.input_size is None and z.weights_origin == "random-init (seed 0)"
     # the global torch RNG is untouched by seeded construction
     torch.manual_seed(123)

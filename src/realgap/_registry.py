@@ -40,6 +40,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self.entry_point_group = entry_point_group
         self._entries: dict[str, Entry[T]] = {}
+        self._aliases: dict[str, str] = {}
+        self._variants: dict[str, Entry[T]] = {}
         self._plugins_loaded = entry_point_group is None
 
     def register(
@@ -59,6 +61,38 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = Entry(name, factory, dict(meta))
 
+    def add_variant(self, base: str, tag: str, factory: Callable[..., T], **meta: Any) -> None:
+        """Register ``base.tag`` (timm's ``model.tag``): a variant of a registered name
+        (other weights or preprocessing). Variants resolve like names but are not listed
+        by :meth:`names` or iteration (:meth:`variants` lists them)."""
+        name = f"{base}.{tag}"
+        if base not in self._entries:
+            raise ConfigError(f"{self.kind} {base!r} is not registered; register it before "
+                              f"its variant {name!r}")
+        if name in self._entries or name in self._variants:
+            raise ConfigError(f"{self.kind} {name!r} is already registered")
+        self._variants[name] = Entry(name, factory, {"variant_of": base, **meta})
+
+    def variants(self, base: str | None = None) -> list[str]:
+        """Registered variant names (of ``base``, or all), sorted."""
+        return sorted(n for n, e in self._variants.items()
+                      if base is None or e.meta["variant_of"] == base)
+
+    def alias(self, old: str, name: str) -> None:
+        """Let ``old`` (a former or shorthand name) resolve to the registered ``name``."""
+        if old in self._entries or old in self._aliases:
+            raise ConfigError(f"{self.kind} {old!r} is already registered")
+        self._aliases[old] = name
+
+    def canonical(self, name: str) -> str:
+        """``name`` with an alias resolved (unknown names come back unchanged)."""
+        return name if name in self._entries or name in self._variants \
+            else self._aliases.get(name, name)
+
+    def aliases(self) -> dict[str, str]:
+        """Alias -> registered name."""
+        return dict(self._aliases)
+
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return
@@ -70,10 +104,12 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Entry[T]:
         """The entry for ``name``; unknown names fail listing the close matches."""
         self._load_plugins()
+        key = self.canonical(name)
         try:
-            return self._entries[name]
+            return self._entries[key] if key in self._entries else self._variants[key]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+            close = difflib.get_close_matches(name, [*self._entries, *self._variants], n=3,
+                                              cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             known = ", ".join(sorted(self._entries)) or "none"
             raise UnknownNameError(
@@ -85,13 +121,14 @@ class Registry(Generic[T]):
         return self.get(name).factory(**kwargs)
 
     def names(self) -> list[str]:
-        """Registered names, sorted."""
+        """Registered names, sorted (aliases not included: :meth:`aliases`)."""
         self._load_plugins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        """True for registered names and their aliases."""
         self._load_plugins()
-        return name in self._entries
+        return name in self._entries or name in self._aliases or name in self._variants
 
     def __iter__(self) -> Iterator[Entry[T]]:
         self._load_plugins()

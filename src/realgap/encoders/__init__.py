@@ -3,7 +3,7 @@
 Public API (docs/interfaces.md, "Encoders")::
 
     from realgap.encoders import create_encoder, ENCODERS, embed_frameset
-    enc = create_encoder("resnet18-random")          # or "clip-b16", "pixels", "mypkg.mod:factory"
+    enc = create_encoder("resnet18.random_native")   # or "clip-b16", "clip-b16.random", "pixels"
     enc.embed(images uint8 (N, H, W, 3)) -> float32 (N, D)
     emb = embed_frameset(enc, fs, camera="head", cache_dir=DIR, batch_size=64)
 
@@ -21,9 +21,11 @@ from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
 from realgap.encoders.bc import BCConfig, train_bc_encoder
 from realgap.encoders.cache import CACHE_VERSION, cache_path, embed_frameset
 from realgap.encoders.registry import (
+    ENCODER_ALIASES,
     ENCODERS,
     PLUGIN_FLAG,
     RANDOM_SUFFIX,
+    RANDOM_TAG,
     create_encoder,
     encoder_factory,
     encoder_info,
@@ -36,8 +38,10 @@ from realgap.encoders.zoo import ZOO
 __all__ = [
     "CACHE_VERSION",
     "ENCODERS",
+    "ENCODER_ALIASES",
     "PLUGIN_FLAG",
     "RANDOM_SUFFIX",
+    "RANDOM_TAG",
     "ZOO",
     "BCConfig",
     "Encoder",

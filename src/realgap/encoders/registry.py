@@ -4,13 +4,12 @@ Names (``realgap encoders list`` prints them all):
 
 * the 23 rows of Table I (:mod:`realgap.encoders.zoo`), e.g. ``clip-b16``, ``r3m-resnet50``;
   each needs its published checkpoint (``weights=PATH`` or a standard cache);
-* ``<zoo name>-random``: the same network with seeded random weights and the zoo's
+* ``<zoo name>.random``: the same network with seeded random weights and the zoo's
   preprocessing, labelled ``random-init`` in every result (``random_init=True`` gives the
-  same; ``create_encoder("resnet18", random_init=True)`` is named ``resnet18-random-224px``
-  because ``resnet18-random`` is the native-resolution baseline below);
+  same). Variants are tags after a dot, as in timm (``resnet18.a1_in1k``);
 * ``pixels``: the frame area-averaged to 16 x 16 RGB in [0, 1], flattened in
   ``(y, x, channel)`` order (768 values) -- the "no encoder" baseline;
-* ``resnet18-random``: torchvision ResNet18, seeded random init, run at the frame's
+* ``resnet18.random_native``: torchvision ResNet18, seeded random init, run at the frame's
   native resolution with ImageNet normalization (a random network has no training
   resolution to honour, and native size keeps the demo fast);
 * ``bc-sim`` / ``bc-sim-nominal``: end-to-end behaviour-cloning encoders that realgap
@@ -26,6 +25,13 @@ Names (``realgap encoders list`` prints them all):
   ``code:interact`` is refused before it is called;
 * plugins from the entry-point group ``realgap.encoders`` (installed packages, trusted
   like any installed dependency).
+
+Old names stay as aliases (:data:`ENCODER_ALIASES`): ``<zoo name>-random`` is
+``<zoo name>.random``, except ``resnet18-random``, which was the native-resolution
+baseline and stays it (``resnet18.random_native``; the 224 px variant was called
+``resnet18-random-224px``). The dash suffix collided with that registered name; the dot
+cannot collide with a zoo name, none of which has a dot. An encoder built under an old name
+keeps that name in results, so earlier runs and caches stay comparable.
 
 Names read from files (a policy checkpoint's ``policy_config.encoder``) go through the
 same :func:`create_encoder`: they resolve against the registry unless the user allowed
@@ -55,6 +61,9 @@ from realgap.errors import ConfigError, DataError, UnknownNameError
 #: ``device``, ``seed`` (and, for trained encoders, ``frameset``, ``camera``, ...).
 ENCODERS: Registry[Encoder] = Registry("encoder", entry_point_group="realgap.encoders")
 
+#: Tag of the seeded random-weight variant of a zoo encoder (``resnet18.random``).
+RANDOM_TAG = ".random"
+#: The old dash suffix of random variants, kept as an alias (:data:`ENCODER_ALIASES`).
 RANDOM_SUFFIX = "-random"
 
 #: The command-line flag that allows ``module:factory`` plugins (named in every refusal).
@@ -111,23 +120,22 @@ def encoder_factory(fn: F) -> F:
     return fn
 
 
-def _zoo_factory(spec: ZooSpec) -> Callable[..., Encoder]:
+def _zoo_factory(spec: ZooSpec, random_tag: bool = False) -> Callable[..., Encoder]:
     def factory(*, weights: Any = None, random_init: bool = False, device: str = "cpu",
                 seed: int = 0, **_: Any) -> Encoder:
-        name = spec.name
-        if random_init:
-            name = f"{spec.name}{RANDOM_SUFFIX}"
-            if name in ENCODERS._entries:  # e.g. resnet18-random, the native-size baseline
-                name = f"{name}-{spec.preprocess.input_size[0]}px"  # type: ignore[index]
+        random_init = random_init or random_tag
+        name = f"{spec.name}{RANDOM_TAG}" if random_init else spec.name
         return build_encoder(spec, weights=weights, random_init=random_init, device=device,
                              seed=seed, name=name)
 
-    factory.__name__ = spec.name.replace("-", "_")
+    factory.__name__ = (spec.name + ("_random" if random_tag else "")).replace("-", "_")
     return factory
 
 
 for _spec in ZOO.values():
     ENCODERS.add(_spec.name, _zoo_factory(_spec), info=_spec.info, source="zoo")
+    ENCODERS.add_variant(_spec.name, RANDOM_TAG[1:], _zoo_factory(_spec, random_tag=True),
+                         info=_spec.info, source="random")
 
 
 PIXELS_INFO = EncoderInfo(family="raw", embed_dim=768, params_m=0.0, training="None",
@@ -159,16 +167,28 @@ RESNET18_RANDOM_INFO = EncoderInfo(
     notes="seeded random weights: a baseline for what architecture alone gives")
 
 
-@ENCODERS.register("resnet18-random", info=RESNET18_RANDOM_INFO, source="offline")
+@ENCODERS.register("resnet18.random_native", info=RESNET18_RANDOM_INFO, source="offline",
+                   variant_of="resnet18")
 def resnet18_random(*, device: str = "cpu", seed: int = 0, **_: Any) -> Encoder:
     """torchvision ResNet18, random weights from ``seed``, at the frame's native size."""
     spec = ZOO["resnet18"]
     with seeded_torch(seed):
         module = spec.build()
     pre = Preprocess(input_size=None, resize=None)
-    return Encoder("resnet18-random", RESNET18_RANDOM_INFO, pre, module,
+    # the hash keeps the baseline's first name, so embedding caches written under it stay valid
+    return Encoder("resnet18.random_native", RESNET18_RANDOM_INFO, pre, module,
                    weights_origin=f"random-init (seed {seed})",
                    weights_hash=random_state_hash("resnet18-random", seed), device=device)
+
+
+#: Old names -> registered names (see the module docstring).
+ENCODER_ALIASES: dict[str, str] = {
+    "resnet18-random": "resnet18.random_native",
+    "resnet18-random-224px": f"resnet18{RANDOM_TAG}",
+    **{f"{z}{RANDOM_SUFFIX}": f"{z}{RANDOM_TAG}" for z in ZOO if z != "resnet18"},
+}
+for _old, _new in ENCODER_ALIASES.items():
+    ENCODERS.alias(_old, _new)
 
 
 def _bc_factory(domain: str) -> Callable[..., Encoder]:
@@ -289,10 +309,10 @@ def create_encoder(name: str, weights: str | os.PathLike[str] | None = None, dev
         UnknownNameError: unknown name (with close matches) or unimportable factory.
         MissingFileError: a zoo encoder's checkpoint is absent (the message says how to get it).
     """
-    if name not in ENCODERS and name.endswith(RANDOM_SUFFIX) and name[: -len(RANDOM_SUFFIX)] in ZOO:
-        if weights is not None:
-            raise ConfigError(f"encoder {name!r} has random weights by name; drop weights={weights!r}")
-        name, random_init = name[: -len(RANDOM_SUFFIX)], True
+    canonical = ENCODERS.canonical(name)
+    if canonical in ENCODERS and ENCODERS.get(canonical).meta.get("source") == "random" \
+            and weights is not None:
+        raise ConfigError(f"encoder {name!r} has random weights by name; drop weights={weights!r}")
     args = {"weights": weights, "device": device, "random_init": random_init, "seed": seed, **kwargs}
     if name not in ENCODERS and ":" in name:
         allowed = _ALLOW_PLUGINS.get() if allow_plugins is None else bool(allow_plugins)
@@ -310,6 +330,8 @@ def create_encoder(name: str, weights: str | os.PathLike[str] | None = None, dev
                               f"its weights itself); drop weights={str(weights)!r}")
         out = _call_filtered(entry.factory, args)
     if isinstance(out, Encoder):
+        if canonical != name:
+            out.name = name  # an old name labels results as it always did
         return out
     torch = require("torch")
     if isinstance(out, torch.nn.Module):
@@ -320,8 +342,7 @@ def create_encoder(name: str, weights: str | os.PathLike[str] | None = None, dev
 
 def encoder_info(name: str) -> EncoderInfo | None:
     """Metadata of a registered name without building it (None for plugins without it)."""
-    base = name[: -len(RANDOM_SUFFIX)] if name not in ENCODERS and name.endswith(RANDOM_SUFFIX) else name
-    info = ENCODERS.get(base).meta.get("info")
+    info = ENCODERS.get(name).meta.get("info")
     return info if isinstance(info, EncoderInfo) else None
 
 
@@ -333,7 +354,8 @@ def weights_status(name: str) -> tuple[str, Path | None]:
     """
     entry = ENCODERS.get(name)
     source = entry.meta.get("source")
-    if source == "offline":
+    name = entry.name
+    if source in ("offline", "random"):
         return "not needed", None
     if source == "trained":
         return "trained on demand", None
