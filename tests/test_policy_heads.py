@@ -127,3 +127,28 @@ def test_no_resume_refuses_existing_checkpoints(frames: Path, tmp_path: Path) ->
     with pytest.raises(ConfigError, match="already holds checkpoints"):
         train_policy(frames, tmp_path / "p", _cfg("bc"), tc, resume=False, progress=False)
     assert res.checkpoint.read_bytes() == before
+
+
+def test_held_out_early_stopping_keeps_the_best_epoch(frames: Path, tmp_path: Path) -> None:
+    from realgap.policy.checkpoint import list_checkpoints, load_checkpoint
+
+    tc = TrainConfig(epochs=6, batch_size=8, lr=0.05, val_episodes=1, patience=2,
+                     checkpoint_every=1)
+    res = train_policy(frames, tmp_path / "p", _cfg("bc"), tc, progress=False)
+    assert len(res.val_losses) == res.epochs_done >= 1
+    best = int(np.argmin(res.val_losses)) + 1
+    assert res.best_epoch == best
+    # stopped `patience` epochs after the best one, or ran out of epochs
+    assert res.epochs_done == min(6, best + 2)
+    ck = load_checkpoint(res.checkpoint)
+    assert ck["epoch"] == 6 and ck["stopped_at"] == res.epochs_done
+    # the final checkpoint holds the best epoch's weights, which a rerun finds finished
+    assert all(torch.equal(ck["state_dict"][k], ck["best_state_dict"][k]) for k in ck["state_dict"])
+    assert list_checkpoints(tmp_path / "p")[-1] == res.checkpoint
+    again = train_policy(frames, tmp_path / "p", _cfg("bc"), tc, progress=False)
+    assert again.epochs_done == 0
+
+
+def test_patience_needs_a_held_out_set() -> None:
+    with pytest.raises(ConfigError, match="needs val_episodes"):
+        TrainConfig(patience=3)

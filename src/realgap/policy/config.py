@@ -234,6 +234,11 @@ class TrainConfig:
             always saved).
         augment_shift: random-shift augmentation in pixels (0 disables it).
         threads: torch intra-op threads during training (``None`` leaves torch's default).
+        val_episodes: whole episodes held out (drawn with ``seed``) to measure a held-out
+            loss after every epoch; the final checkpoint then holds the weights of the best
+            held-out epoch (0: no held-out set, the last weights).
+        patience: stop after this many epochs without a better held-out loss (0: run every
+            epoch); needs ``val_episodes``.
     """
 
     epochs: int = 20
@@ -245,6 +250,8 @@ class TrainConfig:
     checkpoint_every: int = 5
     augment_shift: int = 0
     threads: int | None = None
+    val_episodes: int = 0
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -259,6 +266,12 @@ class TrainConfig:
             raise ConfigError(f"checkpoint_every {self.checkpoint_every}: must be >= 1")
         if self.augment_shift < 0:
             raise ConfigError(f"augment_shift {self.augment_shift}: must be >= 0")
+        if self.val_episodes < 0 or self.patience < 0:
+            raise ConfigError(f"val_episodes {self.val_episodes}, patience {self.patience}: "
+                              "must be >= 0")
+        if self.patience and not self.val_episodes:
+            raise ConfigError(f"patience {self.patience} needs val_episodes > 0 (a held-out "
+                              "loss to watch)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

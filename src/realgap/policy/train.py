@@ -51,6 +51,8 @@ class TrainResult:
         epochs_done: epochs run by this call (0 when resuming a finished run).
         losses: mean training loss of each epoch run by this call.
         n_frames: training frames, ``n_episodes``: training episodes.
+        val_losses: held-out loss of every epoch so far (``TrainConfig.val_episodes``).
+        best_epoch: the epoch whose weights the final checkpoint holds (0: the last).
     """
 
     out_dir: Path
@@ -59,6 +61,8 @@ class TrainResult:
     losses: tuple[float, ...]
     n_frames: int
     n_episodes: int
+    val_losses: tuple[float, ...] = ()
+    best_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,9 @@ def resume_mismatch(ckpt: dict[str, Any], policy: PolicyConfig, train: TrainConf
     old_policy = dict(ckpt.get("policy_config") or {})
     old_train = dict(ckpt.get("train_config") or {})
     pairs = [(k, v, old_policy.get(k)) for k, v in policy.to_dict().items()]
-    pairs += [(k, v, old_train.get(k)) for k, v in train.to_dict().items()
+    # a field added after the checkpoint was written compares as its default
+    defaults = TrainConfig().to_dict()
+    pairs += [(k, v, old_train.get(k, defaults[k])) for k, v in train.to_dict().items()
               if k not in RESUMABLE_CHANGES]
     for key, new, old in pairs:
         if new != old:
@@ -316,9 +322,42 @@ def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: Trai
     states_t = torch.from_numpy(states)
     obs_idx = torch.from_numpy(w.obs_idx)
     act_idx = torch.from_numpy(w.act_idx)
-    n = len(man)
+    train_rows, val_rows = _split_rows(ep_keys, train.val_episodes, train.seed)
+    n = len(train_rows)
     losses: list[float] = []
+    val_hist = [float(x) for x in ((last or {}).get("val_losses") or [])][:start_epoch]
+    best_state = (last or {}).get("best_state_dict")
+    best_epoch = int((last or {}).get("best_epoch") or 0)
+    best_val = min((v for v in val_hist if math.isfinite(v)), default=math.inf)
     ck = cks[-1] if cks else checkpoint_path(out, 0)
+
+    def batch_loss(rows: Any, gen: Any, augment: bool) -> Any:
+        oi, ai = obs_idx[rows], act_idx[rows]
+        b, t_o = oi.shape
+        if images is not None:
+            imgs = images[oi.reshape(-1)]
+            if augment and train.augment_shift:
+                imgs = _random_shift(imgs, train.augment_shift, gen)
+            f = net.encode(imgs).reshape(b, t_o, -1)
+        else:
+            f = feats[oi]
+        cond = net.condition(f, states_t[oi] if cfg.state_dim else None)
+        return net.head.loss(cond, acts_t[ai], generator=gen)
+
+    def payload(epoch: int, state: Any) -> dict[str, Any]:
+        return {
+            "policy_config": cfg.to_dict(), "train_config": train.to_dict(),
+            "task": cfg.task, "frameset_hash": fs.content_hash, "data": str(data),
+            "encoder_origin": encoder_origin,
+            "encoder_weights_hash": None if registry_encoder is None
+            else registry_encoder.weights_hash, "epoch": epoch, "feat_dim": feat_dim,
+            "state_dict": state, "optimizer": opt.state_dict(),
+            "losses": history + [float(x) for x in losses], "n_frames": len(man),
+            "val_losses": val_hist, "best_epoch": best_epoch,
+            "best_state_dict": best_state if val_rows.size else None,
+            "val_episodes": int(train.val_episodes),
+        }
+
     bar = tqdm(range(start_epoch, train.epochs), desc=f"train {cfg.head}", disable=not progress,
                initial=start_epoch, total=train.epochs)
     for epoch in bar:
@@ -326,39 +365,70 @@ def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: Trai
         net.train()
         if cfg.freeze_encoder and net.encoder is not None:
             net.encoder.eval()
-        perm = torch.randperm(n, generator=gen)
+        perm = train_rows[torch.randperm(n, generator=gen)]
         total, count = 0.0, 0
         for b0 in range(0, n, train.batch_size):
             rows = perm[b0:b0 + train.batch_size]
-            oi, ai = obs_idx[rows], act_idx[rows]
-            b, t_o = oi.shape
-            if images is not None:
-                imgs = images[oi.reshape(-1)]
-                if train.augment_shift:
-                    imgs = _random_shift(imgs, train.augment_shift, gen)
-                f = net.encode(imgs).reshape(b, t_o, -1)
-            else:
-                f = feats[oi]
-            cond = net.condition(f, states_t[oi] if cfg.state_dim else None)
-            loss = net.head.loss(cond, acts_t[ai], generator=gen)
+            loss = batch_loss(rows, gen, augment=True)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * b
-            count += b
+            total += float(loss.detach()) * len(rows)
+            count += len(rows)
         losses.append(total / max(count, 1))
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if (epoch + 1) % train.checkpoint_every == 0 or epoch + 1 == train.epochs:
-            ck = save_checkpoint(checkpoint_path(out, epoch + 1), {
-                "policy_config": cfg.to_dict(), "train_config": train.to_dict(),
-                "task": cfg.task, "frameset_hash": fs.content_hash, "data": str(data),
-                "encoder_origin": encoder_origin,
-                "encoder_weights_hash": None if registry_encoder is None
-                else registry_encoder.weights_hash, "epoch": epoch + 1, "feat_dim": feat_dim,
-                "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
-                "losses": history + [float(x) for x in losses], "n_frames": n,
-            })
-    return TrainResult(out, ck, train.epochs - start_epoch, tuple(losses), n, len(set(ep_keys)))
+        stop = False
+        if val_rows.size:
+            val_hist.append(_val_loss(net, val_rows, batch_loss, train))
+            if val_hist[-1] < best_val:
+                best_val, best_epoch = val_hist[-1], epoch + 1
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            stop = bool(train.patience) and epoch + 1 - best_epoch >= train.patience
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{val_hist[-1]:.4f}")
+        else:
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if stop or epoch + 1 == train.epochs:
+            # the run is finished: its last checkpoint (numbered train.epochs, so a rerun
+            # finds it done) holds the best held-out weights when there is a validation set
+            state = best_state if val_rows.size and best_state is not None else net.state_dict()
+            ck = save_checkpoint(checkpoint_path(out, train.epochs),
+                                 {**payload(train.epochs, state), "stopped_at": epoch + 1})
+            break
+        if (epoch + 1) % train.checkpoint_every == 0:
+            ck = save_checkpoint(checkpoint_path(out, epoch + 1),
+                                 payload(epoch + 1, net.state_dict()))
+    return TrainResult(out, ck, len(losses), tuple(losses), len(man), len(set(ep_keys)),
+                       tuple(val_hist), best_epoch)
+
+
+def _split_rows(ep_keys: np.ndarray, val_episodes: int, seed: int) -> tuple[Any, np.ndarray]:
+    """Training rows (torch int64) and held-out rows (numpy) of ``val_episodes`` whole
+    episodes drawn with ``seed`` (none when 0; at least one episode always trains)."""
+    torch = require("torch")
+    rows = np.arange(len(ep_keys))
+    if not val_episodes:
+        return torch.from_numpy(rows), rows[:0]
+    uniq = np.array(sorted(set(ep_keys)))
+    if val_episodes >= uniq.size:
+        raise ConfigError(f"val_episodes {val_episodes}: the data has {uniq.size} episodes; "
+                          "hold out fewer so that some remain to train on")
+    held = np.random.default_rng(seed).choice(uniq, size=int(val_episodes), replace=False)
+    mask = np.isin(ep_keys, held)
+    return torch.from_numpy(rows[~mask]), rows[mask]
+
+
+def _val_loss(net: Any, val_rows: np.ndarray, batch_loss: Any, train: TrainConfig) -> float:
+    """Mean held-out loss (no augmentation; diffusion noise from a fixed generator, so
+    the numbers of two epochs compare the weights, not the draws)."""
+    torch = require("torch")
+    net.eval()
+    gen = torch.Generator().manual_seed(train.seed)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for b0 in range(0, val_rows.size, train.batch_size):
+            rows = torch.from_numpy(val_rows[b0:b0 + train.batch_size])
+            total += float(batch_loss(rows, gen, augment=False)) * len(rows)
+            count += len(rows)
+    return total / max(count, 1)
 
 
 def _random_shift(imgs: Any, pad: int, gen: Any) -> Any:
@@ -369,5 +439,9 @@ def _random_shift(imgs: Any, pad: int, gen: Any) -> Any:
     padded = torch.nn.functional.pad(imgs.float(), (pad, pad, pad, pad), mode="replicate")
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    # one gather instead of a Python loop over images (the same crops, ~10x faster)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None],
+                 rows, cols]
     return out.to(torch.uint8)
