@@ -1,6 +1,6 @@
 """The dynamics gap: perturbed MuJoCo bodies, degradation curves, transition-based gap
-measures, the latent cross-domain model, and system identification (issue 5;
-mbrl-latent-gap.txt).
+measures, the latent cross-domain model, and system identification
+(mbrl-latent-gap.txt).
 
 Importing this package is light (numpy only); MuJoCo, Gymnasium, torch and
 stable-baselines3 load inside the functions that need them.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from realgap.dynamics.gap import gap_measures, prediction_gap, transition_c2st
 from realgap.dynamics.perturb import (
+    DYNAMICS_FACTORS,
     NAMED_FACTORS,
     REFERENCE_SCALES,
     AppliedPerturbation,
@@ -25,6 +26,7 @@ from realgap.dynamics.transitions import Transitions, collect, collect_perturbed
 from realgap.stats import Estimate  # the package's one Estimate, re-exported for old imports
 
 __all__ = [
+    "DYNAMICS_FACTORS",
     "NAMED_FACTORS",
     "REFERENCE_SCALES",
     "AppliedPerturbation",

@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import difflib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
@@ -46,6 +46,7 @@ from typing import Any, Self
 import numpy as np
 
 from realgap._optional import require
+from realgap._registry import Registry
 from realgap.errors import ConfigError, DataError, UnknownNameError
 from realgap.sim.physics import (  # body_names: re-exported for old imports
     PhysicsSetting,
@@ -58,17 +59,6 @@ from realgap.sim.physics import (  # body_names: re-exported for old imports
 #: Scales of the reference's HalfCheetah experiments (mbrl-latent-gap.txt, section 5).
 REFERENCE_SCALES: tuple[float, ...] = (1.0, 1.05, 1.25, 1.5, 2.0)
 
-#: One-parameter factors known by name; ``length:BODY`` and ``mass:BODY`` work for any body.
-NAMED_FACTORS: dict[str, str] = {
-    "gravity": "gravity magnitude multiplier",
-    "friction": "sliding-friction multiplier of every geom",
-    "torso_length": "length of body 'torso' (HalfCheetah, Hopper, Walker2d, Ant)",
-    "thigh_length": "length of both thighs of HalfCheetah ('bthigh', 'fthigh')",
-}
-
-_THIGHS = ("bthigh", "fthigh")
-
-
 def _check_scale(name: str, value: Any) -> float:
     return check_positive(name, value)
 
@@ -76,32 +66,74 @@ def _check_scale(name: str, value: Any) -> float:
 #: The one physics schema under its dynamics name.
 Perturbation = PhysicsSetting
 
+#: The dynamics factors: each factory maps ``(scale, body)`` to a :class:`Perturbation`
+#: (``body`` is the ``BODY`` of ``length:BODY``-style names, else None). Installed packages
+#: add factors through the entry-point group ``realgap.dynamics_factors``.
+DYNAMICS_FACTORS: Registry[Perturbation] = Registry("dynamics factor",
+                                                    entry_point_group="realgap.dynamics_factors")
+
+#: One-parameter factors known by name (the registry's entries without ``:BODY``), in
+#: the order they are registered, with what each scales.
+NAMED_FACTORS: dict[str, str] = {}
+
+_THIGHS = ("bthigh", "fthigh")
+
+
+def _factor(name: str, doc: str) -> Callable[[Callable[..., Perturbation]], Callable[..., Perturbation]]:
+    per_body = name.endswith(":BODY")
+    if not per_body:
+        NAMED_FACTORS[name] = doc
+    return DYNAMICS_FACTORS.register(name, doc=doc, per_body=per_body)
+
+
+@_factor("gravity", "gravity magnitude multiplier")
+def _gravity(scale: float, body: str | None = None) -> Perturbation:
+    return Perturbation(gravity=scale)
+
+
+@_factor("friction", "sliding-friction multiplier of every geom")
+def _friction(scale: float, body: str | None = None) -> Perturbation:
+    return Perturbation(friction=scale)
+
+
+@_factor("torso_length", "length of body 'torso' (HalfCheetah, Hopper, Walker2d, Ant)")
+def _torso_length(scale: float, body: str | None = None) -> Perturbation:
+    return Perturbation(body_length={"torso": scale})
+
+
+@_factor("thigh_length", "length of both thighs of HalfCheetah ('bthigh', 'fthigh')")
+def _thigh_length(scale: float, body: str | None = None) -> Perturbation:
+    return Perturbation(body_length={b: scale for b in _THIGHS})
+
+
+@_factor("length:BODY", "length of any body, by name")
+def _length(scale: float, body: str | None = None) -> Perturbation:
+    return Perturbation(body_length={str(body): scale})
+
+
+@_factor("mass:BODY", "mass and inertia multiplier of any body, by name")
+def _mass(scale: float, body: str | None = None) -> Perturbation:
+    return Perturbation(mass={str(body): scale})
+
 
 def factor_perturbation(factor: str, scale: float) -> Perturbation:
-    """The perturbation of one named factor at ``scale``.
+    """The perturbation of one dynamics factor at ``scale``.
 
-    ``factor`` is one of :data:`NAMED_FACTORS` or ``length:BODY`` / ``mass:BODY``.
+    ``factor`` is a name of :data:`DYNAMICS_FACTORS`: one of :data:`NAMED_FACTORS`, or
+    ``length:BODY`` / ``mass:BODY`` for any body.
     """
     s = _check_scale(f"scale of {factor!r}", scale)
-    if factor == "gravity":
-        return Perturbation(gravity=s)
-    if factor == "friction":
-        return Perturbation(friction=s)
-    if factor == "torso_length":
-        return Perturbation(body_length={"torso": s})
-    if factor == "thigh_length":
-        return Perturbation(body_length={b: s for b in _THIGHS})
-    kind, _, body = factor.partition(":")
-    if kind == "length" and body:
-        return Perturbation(body_length={body: s})
-    if kind == "mass" and body:
-        return Perturbation(mass={body: s})
-    close = difflib.get_close_matches(factor, list(NAMED_FACTORS), n=3, cutoff=0.5)
+    kind, colon, body = factor.partition(":")
+    key = f"{kind}:BODY" if colon and body else factor
+    if key in DYNAMICS_FACTORS:
+        return DYNAMICS_FACTORS.get(key).factory(s, body or None)
+    names = [n for n in DYNAMICS_FACTORS.names() if not n.endswith(":BODY")]
+    close = difflib.get_close_matches(factor, names, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UnknownNameError(
-        f"factor: unknown dynamics factor {factor!r}{hint} "
-        f"(known: {', '.join(NAMED_FACTORS)}, length:BODY, mass:BODY)"
-    )
+    known = [*NAMED_FACTORS, *(n for n in names if n not in NAMED_FACTORS),  # plugins last
+             *(n for n in DYNAMICS_FACTORS.names() if n.endswith(":BODY"))]
+    raise UnknownNameError(f"factor: unknown dynamics factor {factor!r}{hint} "
+                           f"(known: {', '.join(known)})")
 
 
 def halfcheetah_cases(scales: tuple[float, ...] = REFERENCE_SCALES) -> dict[str, Perturbation]:

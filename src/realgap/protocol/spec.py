@@ -32,13 +32,20 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from realgap.errors import ConfigError, DataError, FormatVersionError, MissingFileError
+from realgap._registry import Registry
+from realgap.errors import (
+    ConfigError,
+    DataError,
+    FormatVersionError,
+    MissingFileError,
+    UnknownNameError,
+)
 from realgap.protocol.factors import FACTORS, check_settings, factor
 
 FORMAT = "realgap-protocol"
 FORMAT_VERSION = 1
 
-__all__ = ["FACTORS", "FORMAT", "FORMAT_VERSION", "Condition", "ProtocolSpec",
+__all__ = ["FACTORS", "FORMAT", "FORMAT_VERSION", "PROTOCOLS", "Condition", "ProtocolSpec",
            "available_protocols", "load_protocol", "parse_protocol"]
 
 
@@ -111,10 +118,27 @@ def _check_trials(trials: Any, where: str) -> None:
                           "use 1 or more trials per condition")
 
 
+#: Evaluation protocols by name: each factory returns the protocol's JSON text. The shipped
+#: files (``realgap/protocol/protocols/*.json``) are registered below; installed packages
+#: add theirs through the entry-point group ``realgap.protocols`` (a factory returning the
+#: JSON text, or a dict).
+PROTOCOLS: Registry[Any] = Registry("protocol", entry_point_group="realgap.protocols")
+
+
+def _shipped(name: str) -> Any:
+    return lambda: (resources.files("realgap.protocol") / "protocols" / f"{name}.json"
+                    ).read_text(encoding="utf-8")
+
+
+for _file in sorted(resources.files("realgap.protocol").joinpath("protocols").iterdir(),
+                    key=lambda p: p.name):
+    if _file.name.endswith(".json"):
+        PROTOCOLS.add(_file.name[:-5], _shipped(_file.name[:-5]), source="shipped")
+
+
 def available_protocols() -> list[str]:
-    """Names of the protocols shipped with realgap."""
-    d = resources.files("realgap.protocol") / "protocols"
-    return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".json"))
+    """Names of the registered protocols (shipped with realgap, or from plugins)."""
+    return PROTOCOLS.names()
 
 
 def _resolve(name_or_path: str | Path) -> tuple[Path | None, str, str]:
@@ -123,16 +147,14 @@ def _resolve(name_or_path: str | Path) -> tuple[Path | None, str, str]:
         if not p.is_file():
             raise MissingFileError(f"--protocol {p}: no such protocol file")
         return p, str(p), p.read_text(encoding="utf-8")
-    names = available_protocols()
-    if str(name_or_path) not in names:
-        import difflib
-
-        close = difflib.get_close_matches(str(name_or_path), names, n=2)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"--protocol {name_or_path!r}: not a shipped protocol{hint} "
-                          f"(shipped: {', '.join(names)}) nor a .json file")
-    res = resources.files("realgap.protocol") / "protocols" / f"{name_or_path}.json"
-    return None, f"protocols/{name_or_path}.json", res.read_text(encoding="utf-8")
+    try:
+        entry = PROTOCOLS.get(str(name_or_path))
+    except UnknownNameError as exc:
+        raise UnknownNameError(f"--protocol: {exc}; or pass a .json file") from None
+    text = entry.factory()
+    if isinstance(text, dict):
+        text = json.dumps(text)
+    return None, f"protocols/{entry.name}.json", str(text)
 
 
 def load_protocol(name_or_path: str | Path) -> ProtocolSpec:
