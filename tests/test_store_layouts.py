@@ -193,7 +193,7 @@ def _imports(path: Path) -> set[str]:
 
 #: What the report may import of realgap: the store, stats, plotting, its own modules.
 REPORT_MAY_IMPORT = ("realgap.store", "realgap.stats", "realgap._plot", "realgap.report",
-                     "realgap.errors", "realgap._registry")
+                     "realgap.errors", "realgap._registry", "realgap._rng")
 
 
 def test_report_imports_only_the_store() -> None:

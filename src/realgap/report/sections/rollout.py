@@ -18,7 +18,8 @@ import pandas as pd
 
 from realgap.report._html import esc, fmt, fmt_ci, table
 from realgap.report.sections import register_section
-from realgap.stats import bootstrap_ci, probability_of_improvement, stratified_bootstrap_ci
+from realgap.report.sections.protocol import improvement
+from realgap.stats import bootstrap_ci
 from realgap.store import ResultsDB
 from realgap.store.common import finished_runs
 from realgap.store.rollout import RUN_KIND, RolloutRecord, read_rollout
@@ -52,8 +53,7 @@ def _improvement(recs: list[RolloutRecord], task: str) -> str:
             if a is b:
                 row[esc(b.policy)] = "—"
                 continue
-            e = stratified_bootstrap_ci(probability_of_improvement, mats[a.policy],
-                                        mats[b.policy], n_boot=N_BOOT, rng=SEED)
+            e = improvement(mats[a.policy], mats[b.policy], n_boot=N_BOOT, rng=SEED)
             row[esc(b.policy)] = fmt_ci(e.value, e.lo, e.hi)
         rows.append(row)
     df = pd.DataFrame(rows)
