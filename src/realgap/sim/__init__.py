@@ -1,6 +1,8 @@
 """MuJoCo tabletop tasks with factorized domain randomization and a proxy-real domain.
 
-``import realgap.sim`` is light: MuJoCo and Gymnasium load when an env is made.
+``import realgap.sim`` is light: MuJoCo loads when an env is made. It imports Gymnasium
+(when installed) to register the task ids, so ``gymnasium.make("realgap/reach-mug-v0")``
+works after it (:func:`register_envs`).
 
 >>> import realgap.sim as sim
 >>> env = sim.make("reach-mug", randomize=("BG", "LT", "CP"), granularity="frame",
@@ -30,8 +32,32 @@ from realgap.sim.factors import FACTOR_NAMES, FACTORS
 from realgap.sim.fidelity import FIDELITY, Fidelity
 from realgap.sim.tasks import STATE_DIM, STATE_LAYOUT, TASKS
 
-__all__ = ["DOMAINS", "FACTORS", "FACTOR_NAMES", "FIDELITY", "GRANULARITIES", "STATE_DIM",
-           "STATE_LAYOUT", "TASKS", "Fidelity", "expert_for", "make"]
+__all__ = ["DOMAINS", "FACTORS", "FACTOR_NAMES", "FIDELITY", "GRANULARITIES", "GYM_IDS",
+           "STATE_DIM", "STATE_LAYOUT", "TASKS", "Fidelity", "expert_for", "make", "register_envs"]
+
+#: Gymnasium ids of the tasks: ``gymnasium.make("realgap/reach-mug-v0", image_size=64)``.
+GYM_IDS: dict[str, str] = {t: f"realgap/{t}-v0" for t in TASKS.names()}
+
+
+def register_envs() -> None:
+    """Register every task with Gymnasium under :data:`GYM_IDS` (idempotent).
+
+    Runs on ``import realgap.sim``, so after ``import realgap.sim`` every id works, as does
+    ``gymnasium.make("realgap.sim:realgap/reach-mug-v0")`` from a bare interpreter
+    (Gymnasium imports the module named before the colon). It is also the package's
+    ``gymnasium.envs`` entry point, the plugin group Gymnasium 0.26-0.29 scanned at
+    import; Gymnasium 1.x (which realgap requires) scans no entry points, so there the
+    import is what registers. Without Gymnasium installed it does nothing.
+    """
+    try:
+        import gymnasium as gym
+    except ImportError:  # the sim extra is not installed: nothing to register with
+        return
+    for task, env_id in GYM_IDS.items():
+        if env_id not in gym.registry:
+            # the entry point is a string: the env module (MuJoCo) loads at make() only
+            gym.register(id=env_id, entry_point="realgap.sim.env:TabletopEnv",
+                         kwargs={"task": task}, max_episode_steps=None)
 
 
 def make(
@@ -89,3 +115,6 @@ def expert_for(env: Any) -> Callable[[dict[str, Any]], np.ndarray]:
     from realgap.sim.experts import expert_for as _expert_for
 
     return _expert_for(env)
+
+
+register_envs()

@@ -31,6 +31,11 @@ import numpy as np
 
 from realgap._optional import require
 from realgap.errors import ConfigError
+
+# Gymnasium ids and their registration live in realgap.sim (registered on its import,
+# which importing this module implies); the old names stay importable from here.
+from realgap.sim import GYM_IDS  # noqa: F401
+from realgap.sim import register_envs as register_gymnasium  # noqa: F401
 from realgap.sim.domains import DOMAINS, PHOTO_PREFERENCE, DomainRenderer
 from realgap.sim.factor_config import (
     check_factor_names,
@@ -330,19 +335,3 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         return {"success": bool(success), "factors": self.factor_values(),
                 "episode": self._episode, "step": self._step, "seed": self._seed,
                 "task": self.task.name, "domain": self.domain}
-
-
-#: Gymnasium ids: ``gymnasium.make("realgap/reach-mug-v0", image_size=64)`` after
-#: ``import realgap.sim.env`` (``realgap.sim.make`` needs no registration)
-GYM_IDS: dict[str, str] = {t: f"realgap/{t}-v0" for t in TASKS.names()}
-
-
-def register_gymnasium() -> None:
-    """Register every task with Gymnasium (idempotent)."""
-    for task, env_id in GYM_IDS.items():
-        if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point="realgap.sim.env:TabletopEnv",
-                         kwargs={"task": task}, max_episode_steps=None)
-
-
-register_gymnasium()
