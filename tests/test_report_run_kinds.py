@@ -245,3 +245,29 @@ def test_each_kind_report_shows_its_section_in_chromium(tmp_path: Path) -> None:
             assert errors == []
         finally:
             browser.close()
+
+
+def test_end_to_end_evaluate_and_rollout_reports_show_outcomes(tmp_path: Path) -> None:
+    """A real (tiny) `realgap evaluate` and `realgap rollout` of the scripted expert, then the
+    report: the grid lists the protocol's conditions in the file's order, not sorted; the
+    rollout's 4-step cap is too short for the reach, so it fails both episodes."""
+    from realgap.protocol.spec import load_protocol
+
+    raw = json.loads(json.dumps(load_protocol("tabletop-v1").raw))
+    raw.update(name="tiny", trials=2, conditions=[{"name": "TD-4", "factor": "TD", "value": 4},
+                                                   {"name": "LT-dim", "factor": "LT", "value": "dim"}])
+    proto = tmp_path / "tiny.json"
+    proto.write_text(json.dumps(raw))
+    out = tmp_path / "res"
+    common = ["--workers", "1", "--image-size", "32", "--no-progress", "--out", str(out)]
+    assert main(["evaluate", "--policy", "expert", "--task", "reach-mug", "--protocol",
+                 str(proto), *common]) == 0
+    assert main(["rollout", "--policy", "expert", "--task", "reach-mug", "--seeds", "0,1",
+                 "--max-steps", "4", *common]) == 0
+    html = build_report(out).read_text(encoding="utf-8")
+    assert '<section id="protocol">' in html and '<section id="rollout">' in html
+    grid = re.search(r'<table id="protocol-grid-0".*?</table>', html, re.DOTALL).group(0)
+    heads = re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", grid)
+    assert heads[:4] == ["policy", "base", "TD-4", "LT-dim"]
+    assert re.search(r">\d/6<br>", grid)  # pooled: 3 conditions x 2 trials
+    assert "0/2" in re.search(r'<table id="rollout-table".*?</table>', html, re.DOTALL).group(0)
