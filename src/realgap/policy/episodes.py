@@ -251,8 +251,8 @@ _WORKER_ARGS: tuple[Any, EnvSpec, int | None] | None = None
 def _init_worker(policy_ref: Any, env_spec: EnvSpec, threads: int | None,
                  allow_plugins: bool = False) -> None:
     global _WORKER_ARGS
+    from realgap._gl import headless_gl
     from realgap.encoders.registry import _ALLOW_PLUGINS
-    from realgap.sim.generate import headless_gl
 
     _ALLOW_PLUGINS.set(allow_plugins)  # the parent's --allow-plugin, not a file's say-so
     headless_gl()
@@ -321,7 +321,7 @@ def run_episodes(
         finally:
             bar.close()
     if workers == 1:
-        from realgap.sim.generate import headless_gl
+        from realgap._gl import headless_gl
 
         headless_gl()  # as the spawned workers do; without it a headless run fails in GLFW
         worker = _Worker(ref, env_spec, None)

@@ -49,6 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from realgap import __version__
+from realgap._gl import headless_gl  # re-exported from its old home here
 from realgap.errors import ConfigError
 from realgap.sim.domains import DOMAINS, PROXY_LOOKS, PROXY_SHADOWS
 from realgap.sim.factor_config import GRANULARITIES
@@ -295,17 +296,6 @@ def _run_episode(
         if terminated or truncated:
             break
     return frames, factors, actions, states, success, recorded, n_steps
-
-
-def headless_gl() -> None:
-    """Choose EGL for MuJoCo when no display is attached and nothing else was chosen.
-
-    MuJoCo's default (GLFW) needs an X display; on a headless machine EGL (with Mesa's
-    software renderer if there is no GPU) works. Must run before ``mujoco`` is imported.
-    """
-    if not os.environ.get("DISPLAY") and "MUJOCO_GL" not in os.environ:
-        os.environ["MUJOCO_GL"] = "egl"
-        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 
 #: Config fields that must match to resume into an existing generated FrameSet (tasks,
