@@ -73,6 +73,7 @@ def _default_forms(default: object) -> set[str]:
     forms = {str(default)}
     if isinstance(default, (list, tuple)):
         forms.add(",".join(map(str, default)) if default else "none")
+        forms.add(",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in default))
     if isinstance(default, float):
         forms.add(f"{default:g}")
     if default == "":
@@ -133,17 +134,22 @@ def test_every_dynamics_command_has_help_text() -> None:
 # --- options generated from the config dataclasses ---------------------------------------
 
 def _generated_cases():
+    from realgap.dynamics.degrade import DegradeConfig
     from realgap.jobs.demo import DemoConfig
+    from realgap.jobs.dynamics import DynamicsGapConfig, SysidConfig
     from realgap.jobs.gap import GapConfig
     from realgap.protocol.vat import VATConfig
     from realgap.sim.generate import GenerateConfig
 
     return [("gap", GapConfig, {"progress"}), ("demo", DemoConfig, {"progress", "dataset"}),
-            ("generate", GenerateConfig, set()), ("vat", VATConfig, set())]
+            ("generate", GenerateConfig, set()), ("vat", VATConfig, set()),
+            ("dynamics gap", DynamicsGapConfig, set()), ("dynamics degrade", DegradeConfig, set()),
+            ("dynamics sysid", SysidConfig, set())]
 
 
 @pytest.mark.parametrize(("command", "cls", "not_options"), _generated_cases(),
-                         ids=["gap", "demo", "generate", "vat"])
+                         ids=["gap", "demo", "generate", "vat", "dynamics gap", "dynamics degrade",
+                              "dynamics sysid"])
 def test_every_config_field_is_an_option_with_its_default(command, cls, not_options) -> None:
     parser = dict(LEAVES)[command]
     by_dest = {a.dest: a for a in parser._actions}
@@ -315,10 +321,10 @@ def test_config_file_sets_options_and_flags_override(tmp_path: Path) -> None:
     # a factor range as a TOML list; a boolean flag as true/false
     cfg.write_text("scales = [1, 2.5, 4]\nno-latent = true\n")
     args = _parse_with_config(["dynamics", "gap", f"--config={cfg}"])
-    assert args.scales == "1,2.5,4" and args.no_latent is True
+    assert args.scales == (1.0, 2.5, 4.0) and args.latent is False
     # without --config the defaults are the command's own
     args = _parse_with_config(["dynamics", "gap"])
-    assert (args.scales, args.no_latent) == ("1,1.5,2", False)
+    assert (args.scales, args.latent) == ((1.0, 1.5, 2.0), True)
 
 
 @pytest.mark.parametrize(("text", "needles"), [

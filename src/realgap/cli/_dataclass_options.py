@@ -6,8 +6,9 @@ type from the annotation. So the library's config and the CLI cannot drift: a ne
 a changed default) appears in ``--help`` by itself. :func:`config_from_args` builds the
 dataclass back from the parsed namespace.
 
-Annotations handled: ``int``, ``float``, ``str``, each also ``| None``, and
-``tuple[str|int|float, ...]`` (a comma list on the command line). Anything else (nested
+Annotations handled: ``int``, ``float``, ``str``, each also ``| None``,
+``tuple[str|int|float, ...]`` (a comma list on the command line) and ``bool`` (``--x`` and
+``--no-x``). Anything else (nested
 tuples, ``Any``) needs an entry in ``overrides`` or ``skip``: an unhandled field is a
 ``TypeError`` when the parser is built, caught by the CLI contract test, not at a user's run.
 """
@@ -19,6 +20,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import itertools
 import re
 import textwrap
 import types
@@ -41,7 +43,7 @@ def field_docs(cls: type) -> dict[str, str]:
     except (OSError, TypeError):  # no source (frozen app): help without docstrings
         return docs
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in itertools.pairwise(body):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
                 and isinstance(nxt.value.value, str)):
@@ -122,6 +124,11 @@ def _csv_of(kind: type) -> Callable[[str], tuple[Any, ...]]:
     return parse
 
 
+def float_list(text: str) -> tuple[float, ...]:
+    """A comma list of numbers: ``"0.25,4"`` -> ``(0.25, 4.0)``."""
+    return _csv_of(float)(text)
+
+
 def _unwrap_optional(tp: Any) -> Any:
     """``X | None`` -> ``X``; anything else unchanged."""
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
@@ -186,7 +193,9 @@ def add_dataclass_options(
         kwargs: dict[str, Any] = {"dest": name, "help": plain(docs.get(name, ""))}
         extra = dict(overrides.get(name, {}))
         flags = tuple(extra.pop("flags", (flag(name),)))
-        if "type" not in extra and "action" not in extra:
+        if hints[name] is bool and "action" not in extra:
+            kwargs["action"] = argparse.BooleanOptionalAction  # --x / --no-x
+        elif "type" not in extra and "action" not in extra:
             kind, metavar = _value_type(name, hints[name])
             kwargs["type"] = kind
             if metavar:

@@ -20,7 +20,6 @@ import re
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from realgap.errors import ConfigError
@@ -219,8 +218,10 @@ def config_defaults(parser: argparse.ArgumentParser, path: str, command: str
                       | argparse._StoreFalseAction):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: expected true or false, got {value!r}")
-            if isinstance(action, argparse._StoreFalseAction):
-                value = not value
+            if isinstance(action, argparse._StoreFalseAction) or (
+                    isinstance(action, argparse.BooleanOptionalAction)
+                    and key.replace("_", "-").startswith("no-")):
+                value = not value  # no-latent = true means latent False
             out[action.dest] = value
         elif isinstance(action, argparse._AppendAction):
             items = value if isinstance(value, list) else [value]

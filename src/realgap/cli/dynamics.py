@@ -16,6 +16,7 @@ from pathlib import Path
 
 from realgap.cli._args import seed
 from realgap.cli._common import emit, say
+from realgap.cli._dataclass_options import add_dataclass_options, config_from_args, float_list
 from realgap.errors import ConfigError
 
 #: MuJoCo warnings that say nothing about the user's run: Gymnasium's stock MuJoCo XML
@@ -102,6 +103,9 @@ def _report(out: Path) -> Path:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from realgap.dynamics.degrade import DegradeConfig
+    from realgap.jobs.dynamics import DynamicsGapConfig, SysidConfig
+
     p = sub.add_parser("dynamics", help="dynamics gap: perturbations, degradation, gap measures, sysid",
                        description="The dynamics gap of Gymnasium MuJoCo envs: collect transitions "
                                    "under physics perturbations, measure how far they move, how a "
@@ -128,42 +132,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "trajectory-bootstrap intervals and permutation p-values, "
                                     "either of --target against --source, or of the env with "
                                     "--factor at each of --scales against the nominal env.")
-    g.add_argument("--env", default="HalfCheetah-v5", help="Gymnasium MuJoCo env id")
-    g.add_argument("--factor", default="gravity",
-                   help="physics factor to scale, e.g. gravity, friction, torso_length")
-    g.add_argument("--scales", default="1,1.5,2", help="comma-separated multipliers of --factor")
-    g.add_argument("--source", default=None, help="source transitions .npz (with --target)")
-    g.add_argument("--target", default=None, help="target transitions .npz (with --source)")
-    g.add_argument("--steps", type=int, default=3000, help="transitions collected per domain")
-    g.add_argument("--max-episode-steps", type=int, default=100,
-                   help="steps per trajectory before a reset")
-    g.add_argument("--no-latent", action="store_true", help="skip the latent cross-domain model")
-    g.add_argument("--latent-steps", type=int, default=600,
-                   help="pretrain and joint steps each of the latent model")
-    g.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples over trajectories")
-    g.add_argument("--seed", type=seed, default=0, help="seed: same seed, same numbers")
-    g.add_argument("--out", default="out/dynamics", help="output dir (results.duckdb, report.html)")
+    add_dataclass_options(g, DynamicsGapConfig, overrides={
+        "env_id": {"flags": ("--env",), "metavar": "ENV"},
+        "factor": {"help": "physics factor to scale, e.g. gravity, friction, torso_length"},
+        "scales": {"metavar": "SCALE[,SCALE...]"},
+        "latent": {"help": "train the latent cross-domain model (--no-latent skips it)"},
+    })
     g.set_defaults(func=run_gap)
 
     d = dsub.add_parser("degrade", help="policy return as one factor grows (SAC or a given SB3 zip)",
                         description="Train SAC in the nominal env (or load an SB3 zip), play it "
                                     "with --factor at each of --scales and report the return and "
                                     "its drop with seed-then-episode bootstrap intervals.")
-    d.add_argument("--env", default="HalfCheetah-v5", help="Gymnasium MuJoCo env id")
-    d.add_argument("--factor", default="gravity",
-                   help="physics factor to scale, e.g. gravity, friction, torso_length")
-    d.add_argument("--scales", default="1,1.05,1.25,1.5,2",
-                   help="comma-separated multipliers of --factor (1 is always added)")
-    d.add_argument("--policy", default="train", help="'train' or the path of an SB3 .zip")
-    d.add_argument("--trust-pickle", action="store_true",
-                   help="load --policy with stable-baselines3's load(), which unpickles and can "
-                        "run code stored in the zip (default: rebuild the policy, read weights only)")
-    d.add_argument("--train-steps", type=int, default=20000,
-                   help="SAC environment steps per seed (with --policy train)")
-    d.add_argument("--eval-episodes", type=int, default=5, help="episodes per seed and scale")
-    d.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
-    d.add_argument("--max-episode-steps", type=int, default=1000, help="steps per episode")
-    d.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (seeds, then episodes)")
+    add_dataclass_options(d, DegradeConfig, overrides={
+        "env_id": {"flags": ("--env",), "metavar": "ENV"},
+        "scales": {"metavar": "SCALE[,SCALE...]"},
+        "seeds": {"metavar": "SEED[,SEED...]"},
+        "trust_pickle": {"action": "store_true",
+                         "help": "load --policy with stable-baselines3's load(), which unpickles "
+                                 "and can run code stored in the zip (default: rebuild the "
+                                 "policy, read weights only)"},
+    })
     d.add_argument("--out", default="out/dynamics",
                    help="output dir (policies/, results.duckdb, report.html)")
     d.set_defaults(func=run_degrade)
@@ -172,13 +161,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Fit physics multipliers of --sim-env so that its one-step "
                                     "predictions match the --real transitions, with "
                                     "trajectory-bootstrap intervals.")
-    s.add_argument("--sim-env", default="HalfCheetah-v5", help="Gymnasium MuJoCo env id to fit")
-    s.add_argument("--real", required=True, help="target transitions .npz")
-    s.add_argument("--params", default="gravity", help="comma-separated factors, e.g. gravity,torso_length")
-    s.add_argument("--bounds", default="0.25,4", help="multiplier range LOW,HIGH")
-    s.add_argument("--n-boot", type=int, default=20, help="bootstrap refits over trajectories")
-    s.add_argument("--seed", type=seed, default=0, help="seed of the bootstrap")
-    s.add_argument("--out", default="out/dynamics", help="output dir (results.duckdb, report.html)")
+    add_dataclass_options(s, SysidConfig, only=("sim_env", "real", "params", "bounds", "n_boot",
+                                               "seed", "out"), overrides={
+        "params": {"metavar": "FACTOR[,FACTOR...]"},
+        "bounds": {"type": float_list, "metavar": "LOW,HIGH"},
+    })
     s.set_defaults(func=run_sysid)
 
     p.set_defaults(func=_no_subcommand)
@@ -212,10 +199,7 @@ def _scale_done(args: argparse.Namespace) -> Callable[[str], None] | None:
 def run_gap(args: argparse.Namespace) -> int:
     from realgap.jobs.dynamics import DynamicsGapConfig, run_dynamics_gap
 
-    job = run_dynamics_gap(DynamicsGapConfig(
-        args.env, args.factor, _floats("--scales", args.scales), args.source, args.target,
-        args.steps, args.max_episode_steps, not args.no_latent, args.latent_steps, args.n_boot,
-        args.seed, args.out), progress=_scale_done(args))
+    job = run_dynamics_gap(config_from_args(DynamicsGapConfig, args), progress=_scale_done(args))
     results, factor, env_id, run, report = job.results, job.factor, job.env_id, job.run_id, job.report
     lines = [f"{factor}={scale:g}  " + "  ".join(f"{k}={_ci(v)}" for k, v in res.items())
              for scale, res in results.items()]
@@ -229,18 +213,13 @@ def run_gap(args: argparse.Namespace) -> int:
 
 @_mujoco_warnings_to_stderr
 def run_degrade(args: argparse.Namespace) -> int:
-    from realgap.dynamics.degrade import DegradeConfig, degradation_curve, write_degrade
-    from realgap.store import ResultsDB
+    from realgap.dynamics.degrade import DegradeConfig
+    from realgap.jobs.dynamics import run_degrade as run_job
 
-    cfg = DegradeConfig(args.env, args.factor, _floats("--scales", args.scales), args.policy,
-                        args.train_steps, args.eval_episodes, _ints("--seeds", args.seeds),
-                        args.max_episode_steps, args.n_boot, trust_pickle=args.trust_pickle)
-    res = degradation_curve(cfg, out_dir=args.out, progress=say(args))
-    with ResultsDB(args.out) as db:
-        run = write_degrade(db, res)
-    report = _report(Path(args.out))
-    lines = [f"{'scale':>6}  {'mean return [95% CI]':>30}  {'normalized drop [95% CI]':>28}  "
-             f"{'R(1) - R(s) [95% CI]':>28}  n"]
+    cfg = config_from_args(DegradeConfig, args)
+    res, run, report = run_job(cfg, args.out, progress=say(args))
+    lines = [(f"{'scale':>6}  {'mean return [95% CI]':>30}  {'normalized drop [95% CI]':>28}  "
+              f"{'R(1) - R(s) [95% CI]':>28}  n")]
     lines += [f"{s:>6g}  {_ci(res.returns[s]):>30}  {_ci(res.drops[s]):>28}  "
               f"{_ci(res.return_drops[s]):>28}  {res.returns[s].n}" for s in cfg.all_scales]
     lines += [f"run {run} -> {Path(args.out)}", f"report: {report}"]
@@ -255,27 +234,15 @@ def run_degrade(args: argparse.Namespace) -> int:
 
 @_mujoco_warnings_to_stderr
 def run_sysid(args: argparse.Namespace) -> int:
-    from realgap.dynamics.runs import write_sysid
-    from realgap.dynamics.sysid import identify
-    from realgap.dynamics.transitions import load
-    from realgap.store import ResultsDB
+    from realgap.jobs.dynamics import SysidConfig
+    from realgap.jobs.dynamics import run_sysid as run_job
 
-    bounds = _floats("--bounds", args.bounds)
-    if len(bounds) != 2:
-        raise ConfigError(f"--bounds: expected LOW,HIGH such as 0.25,4, got {args.bounds!r}")
-    params = [p.strip() for p in args.params.split(",") if p.strip()]
-    target = load(args.real)
-    res = identify(args.sim_env, target, params, bounds=(bounds[0], bounds[1]),
-                   n_boot=args.n_boot, rng=args.seed)
-    with ResultsDB(args.out) as db:
-        run = write_sysid(db, res, env_id=args.sim_env, target=target, target_path=args.real,
-                          params=params, config={"params": params, "bounds": list(bounds),
-                                                 "n_boot": args.n_boot, "seed": args.seed})
-    report = _report(Path(args.out))
+    job = run_job(config_from_args(SysidConfig, args))
+    res, run, report = job.result, job.run_id, job.report
     # _ci marks a point outside its own interval (Estimate.bias) instead of hiding it
     lines = [f"{name}: {_ci(e)} (n={e.n} trajectories)" for name, e in res.params.items()]
-    lines += [f"one-step error {res.objective:.4g} (nominal {res.objective_nominal:.4g}), "
-              f"{res.n_evaluations} simulator evaluations; run {run} -> {Path(args.out)}",
+    lines += [(f"one-step error {res.objective:.4g} (nominal {res.objective_nominal:.4g}), "
+               f"{res.n_evaluations} simulator evaluations; run {run} -> {Path(args.out)}"),
               f"report: {report}"]
     return emit(args, {"run_id": run, "out": args.out, "report": report, "env": args.sim_env,
                        "params": res.params, "objective": res.objective,
