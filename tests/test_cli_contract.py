@@ -399,3 +399,17 @@ def test_json_of_a_command_without_its_own_is_still_one_document(
     ns = argparse.Namespace(command="x", data_command="y", json=True, func=json_itself)
     _run_for_json(ns)
     assert json.loads(capsys.readouterr().out) == {"a": 1}  # passed on unchanged
+
+
+GROUPS = [path for path, p in ALL if path and not _is_leaf(p)]
+
+
+@pytest.mark.parametrize("path", GROUPS, ids=[" ".join(p) for p in GROUPS])
+def test_a_command_group_alone_is_one_error_line_naming_its_subcommands(
+        path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(list(path)) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.count("\n") == 1 and cap.err.startswith("realgap: error: ")
+    parser = dict(ALL)[path]
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert all(name in cap.err for name in sub.choices)

@@ -24,7 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--weights", default=None, help="checkpoint file (default: search the caches)")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.set_defaults(func=run_show)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=_no_subcommand)
+
+
+def _no_subcommand(_: argparse.Namespace) -> int:
+    """``realgap encoders`` alone: one error line naming the choices, like every usage error."""
+    from realgap.cli import fail
+
+    return fail("realgap encoders: name a subcommand (list, show); see `realgap encoders --help`")
 
 
 def encoder_rows() -> list[dict[str, Any]]:

@@ -21,7 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write a protocol-summary run to DIR/results.duckdb")
     s.add_argument("--alpha", type=float, default=0.05, help="1 - interval level (default 0.05)")
     s.set_defaults(func=run_summarize)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=_no_subcommand)
+
+
+def _no_subcommand(_: argparse.Namespace) -> int:
+    """``realgap protocol`` alone: one error line naming the choices, like every usage error."""
+    from realgap.cli import fail
+
+    return fail("realgap protocol: name a subcommand (summarize); see `realgap protocol --help`")
 
 
 def run_summarize(args: argparse.Namespace) -> int:
