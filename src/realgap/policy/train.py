@@ -189,6 +189,7 @@ def train_policy(
     resume: bool = True,
     encoder_from: str | Path | None = None,
     progress: bool = True,
+    embedding_cache: str | Path | None = None,
 ) -> TrainResult:
     """Train ``policy`` on the frames of ``policy.task`` in FrameSet ``data``.
 
@@ -206,6 +207,9 @@ def train_policy(
         encoder_from: a checkpoint whose end-to-end encoder is copied in and frozen (VAT's
             pi_B' uses pi_A's encoder).
         progress: show a tqdm bar over epochs.
+        embedding_cache: cache directory of a frozen registry encoder's embeddings
+            (default ``out/embedding-cache``); a study passes the one its gap runs filled,
+            so the frames are embedded once.
     """
     torch = require("torch")
 
@@ -267,7 +271,8 @@ def train_policy(
             if train.threads:
                 torch.set_num_threads(int(train.threads))
             return _fit(torch, data, out, cfg, train, fs, view, man, order, ep_keys, actions,
-                        states, w, cks, last, enc_ckpt, encoder_origin, progress)
+                        states, w, cks, last, enc_ckpt, encoder_origin, progress,
+                        Path(embedding_cache) if embedding_cache else out / "embedding-cache")
     finally:
         torch.set_num_threads(threads_before)
 
@@ -276,7 +281,7 @@ def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: Trai
          fs: Any, view: Any, man: Any, order: np.ndarray, ep_keys: np.ndarray,
          actions: np.ndarray, states: np.ndarray, w: _Windows, cks: list[Path],
          last: dict[str, Any] | None, enc_ckpt: dict[str, Any] | None, encoder_origin: str,
-         progress: bool) -> TrainResult:
+         progress: bool, cache_dir: Path) -> TrainResult:
     """The optimisation of :func:`train_policy` once data and checks are in place."""
     from tqdm import tqdm
 
@@ -295,7 +300,7 @@ def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: Trai
         registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights, device="cpu")
         encoder_origin = f"frozen registry encoder ({registry_encoder.weights_origin})"
         emb = embed_frameset(registry_encoder, view, camera=cfg.camera,
-                             cache_dir=out / "embedding-cache", progress=progress)
+                             cache_dir=cache_dir, progress=progress)
         feats = torch.from_numpy(np.asarray(emb, np.float32)[order])
         encoder, feat_dim, images = None, int(feats.shape[1]), None
     torch.manual_seed(train.seed)

@@ -50,6 +50,9 @@ class ScoresStudyConfig:
     """Training epochs of each head (the held-out early stopping keeps the best)."""
     batch_size: int = 64
     """Samples per step."""
+    patience: int = 8
+    """Early stopping: epochs without a better held-out loss (1 in 8 demonstration
+    episodes is held out; the head keeps its best held-out epoch)."""
     lr: float = 1e-3
     """Adam learning rate."""
     image_size: int = 64

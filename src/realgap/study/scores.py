@@ -120,8 +120,10 @@ def train_policies(cfg: ScoresStudyConfig) -> dict[tuple[str, int], str]:
                                             image_size=cfg.image_size),
                                TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size,
                                            lr=cfg.lr, seed=seed, domain=cfg.train_domain,
-                                           threads=1),
-                               progress=cfg.progress)
+                                           threads=1, val_episodes=max(1, cfg.demo_episodes // 8),
+                                           patience=cfg.patience),
+                               progress=cfg.progress,
+                               embedding_cache=Path(cfg.out) / "cache")
             ckpts[(enc, seed)] = str(res.checkpoint)
     return ckpts
 

@@ -1,0 +1,48 @@
+"""``realgap study scores --preset tiny`` end to end (slow: a few minutes on 2 cores).
+
+Demonstrations, two gap runs, three frozen-encoder policies, rollouts in sim and both
+real-proxy severities through the worker pool, the correlation, the database, ``--json``
+and the report; then the stored correlation is recomputed from the stored outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("mujoco")
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+
+
+def test_study_scores_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from realgap.cli import main
+    from realgap.store.db import ResultsDB
+    from realgap.store.study import RUN_KIND, read_scores_study
+    from realgap.study.analysis import correlate_scores
+    from realgap.study.config import PRESETS
+
+    out = tmp_path / "study"
+    assert main(["study", "scores", "--preset", "tiny", "--out", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    tiny = PRESETS["tiny"]
+    n_enc, n_seed, n_ep = len(tiny["encoders"]), len(tiny["seeds"]), tiny["eval_episodes"]
+    assert len(doc["closed_loop"]) == n_enc * 3  # sim + two proxies
+    assert all(r["trials"] == n_seed * n_ep for r in doc["closed_loop"])
+    assert all(0 <= r["final_distance"] < 1 for r in doc["closed_loop"])
+    assert set(doc["offline_scores"]) == {"real-proxy-mild", "real-proxy-strong"}
+    assert doc["correlations"], "no correlation rows"
+    assert all(r["n"] == n_enc for r in doc["correlations"])
+    with ResultsDB(out / "results.duckdb", read_only=True) as db:
+        run_id = db.latest_run(RUN_KIND)
+        rec = read_scores_study(db, run_id)
+    points = {d: {e: {m: v["value"] for m, v in ms.items()} for e, ms in by.items()}
+              for d, by in rec.scores.items()}
+    again = correlate_scores(rec.outcomes, points, n_boot=int(rec.config["n_boot_correlation"]),
+                             rng=int(rec.config["seed"]))
+    assert [r.as_dict() for r in again] == [r.as_dict() for r in rec.correlations]
+    html = (out / "report.html").read_text()
+    assert 'id="study"' in html and "study-correlation" in html
