@@ -101,38 +101,10 @@ class LatentConfig:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
 
 
-def _mlp(nn: Any, i: int, h: int, o: int) -> Any:
-    return nn.Sequential(nn.Linear(i, h), nn.ELU(), nn.Linear(h, h), nn.ELU(), nn.Linear(h, o))
+def _build(s_dim: int, a_dim: int, cfg: LatentConfig) -> Any:
+    from realgap.dynamics._nets import LatentGapModel
 
-
-def _build(torch: Any, s_dim: int, a_dim: int, cfg: LatentConfig) -> Any:
-    nn = torch.nn
-    d = cfg.latent_dim or max(8, s_dim)
-
-    class LatentGapModel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.enc_sim = _mlp(nn, s_dim, cfg.hidden, d)
-            self.dec_sim = _mlp(nn, d, cfg.hidden, s_dim)
-            self.enc_real = _mlp(nn, s_dim, cfg.hidden, d)
-            self.dec_real = _mlp(nn, d, cfg.hidden, s_dim)
-            self.dyn = _mlp(nn, d + a_dim, cfg.hidden, d)
-            self.m = nn.Linear(d, d)
-            with torch.no_grad():
-                self.m.weight.copy_(torch.eye(d))
-                self.m.bias.zero_()
-
-        def step(self, z: Any, a: Any) -> Any:
-            return z + self.dyn(torch.cat([z, a], dim=-1))
-
-        def domain_losses(self, enc: Any, dec: Any, s: Any, a: Any, s2: Any) -> tuple[Any, Any]:
-            z, z2 = enc(s), enc(s2)
-            zp = self.step(z, a)
-            pred = ((dec(zp) - s2) ** 2).mean() + ((zp - z2) ** 2).mean()
-            ae = ((dec(z) - s) ** 2).mean()
-            return pred, ae
-
-    return LatentGapModel()
+    return LatentGapModel(s_dim, a_dim, cfg.latent_dim or max(8, s_dim), cfg.hidden)
 
 
 @dataclass
@@ -204,7 +176,7 @@ def fit_latent(
 def _train(torch: Any, src: Any, tgt: Any, source: Transitions, config: LatentConfig,
            seed: int, hist: dict[str, list[float]]) -> Any:
     torch.manual_seed(seed)
-    model = _build(torch, source.obs.shape[1], source.action.shape[1], config)
+    model = _build(source.obs.shape[1], source.action.shape[1], config)
     g = torch.Generator().manual_seed(seed)
 
     def batch(d: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:

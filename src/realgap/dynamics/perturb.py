@@ -374,26 +374,6 @@ def make_env(env_id: str, perturbation: Perturbation | None = None, **kwargs: An
         ) from None
     p = perturbation or Perturbation()
     applied = perturb(env, p) if not p.is_identity else None
-    return _with_factors(env, p, applied)
+    from realgap.dynamics.wrappers import PerturbedEnv
 
-
-def _with_factors(env: Any, p: Perturbation, applied: AppliedPerturbation | None) -> Any:
-    gym = require("gymnasium")
-
-    class PerturbedEnv(gym.Wrapper):  # type: ignore[misc, name-defined]
-        """Adds the perturbation to ``info["factors"]``."""
-
-        perturbation = p
-        applied_perturbation = applied
-
-        def reset(self, **kw: Any) -> Any:
-            obs, info = self.env.reset(**kw)
-            info.setdefault("factors", {}).update(p.factors())
-            return obs, info
-
-        def step(self, action: Any) -> Any:
-            obs, r, term, trunc, info = self.env.step(action)
-            info.setdefault("factors", {}).update(p.factors())
-            return obs, r, term, trunc, info
-
-    return PerturbedEnv(env)
+    return PerturbedEnv(env, p, applied)

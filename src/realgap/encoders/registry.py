@@ -146,18 +146,13 @@ PIXELS_INFO = EncoderInfo(family="raw", embed_dim=768, params_m=0.0, training="N
 @ENCODERS.register("pixels", info=PIXELS_INFO, source="offline")
 def pixels(*, device: str = "cpu", size: int = 16, **_: Any) -> Encoder:
     """Downsampled raw pixels: ``(N, size*size*3)`` in [0, 1], ``(y, x, c)`` order."""
-    nn = require("torch").nn
-
-    class Pixels(nn.Module):
-        def forward(self, x: Any) -> Any:
-            y = nn.functional.adaptive_avg_pool2d(x, size)
-            return y.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+    from realgap.encoders._nets import Pixels
 
     info = PIXELS_INFO if size == 16 else EncoderInfo(
         **{**PIXELS_INFO.as_dict(), "embed_dim": 3 * size * size,
            "arch": f"area-average {size}x{size}x3", "checkpoints": (), "extra_paths": ()})
     pre = Preprocess(input_size=None, resize=None, mean=None, std=None)
-    return Encoder("pixels" if size == 16 else f"pixels{size}", info, pre, Pixels(),
+    return Encoder("pixels" if size == 16 else f"pixels{size}", info, pre, Pixels(size),
                    weights_origin="none", weights_hash=f"none:pixels-{size}", device=device)
 
 

@@ -43,8 +43,6 @@ from realgap._torch_compat import ensure_torchvision
 from realgap.encoders.base import (
     CLIP_MEAN,
     CLIP_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     Encoder,
     EncoderInfo,
     Preprocess,
@@ -143,18 +141,7 @@ def _nn() -> Any:
 def _scaled_wrapper(convnet: Any) -> Any:
     """Wrap ``convnet`` so it takes 0-255 input and normalizes inside, as R3M and VIP do
     (``obs / 255.0`` then ImageNet ``Normalize`` in ``forward``); keys live under ``convnet.``."""
-    nn = _nn()
-    torch = require("torch")
-
-    class ScaledImageNet(nn.Module):
-        def __init__(self, net: Any) -> None:
-            super().__init__()
-            self.convnet = net
-            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-        def forward(self, x: Any) -> Any:
-            return self.convnet(((x / 255.0) - self.mean) / self.std)
+    from realgap.encoders._nets import ScaledImageNet
 
     return ScaledImageNet(convnet)
 

@@ -151,23 +151,6 @@ def find_cam_setup(encoder: Any, example: Any) -> CamSetup:
     return CamSetup("gradcam", (layer,), (_named(module, layer),), None)
 
 
-class _EmbeddingModel:
-    """Wraps ``encoder.forward`` as the ``torch.nn.Module`` pytorch-grad-cam expects."""
-
-    def __new__(cls, encoder: Any) -> Any:  # built lazily so torch is imported only here
-        torch = require("torch")
-
-        class EmbeddingModel(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = encoder.module
-
-            def forward(self, x: Any) -> Any:
-                return encoder.forward(x)
-
-        return EmbeddingModel()
-
-
 def _crop_box(pre: Any, h: int, w: int) -> tuple[float, float, float, float]:
     """(top, left, height, width) in original pixels of the region the network sees."""
     resize = getattr(pre, "resize", None)
@@ -234,7 +217,9 @@ def saliency_maps(
     setup = setup or find_cam_setup(encoder, x_all)
     target = probe.torch_target()
     box = _crop_box(encoder.preprocess, h, w)
-    model = _EmbeddingModel(encoder)
+    from realgap.explain._nets import EmbeddingModel
+
+    model = EmbeddingModel(encoder)
     maps = np.zeros((n, h, w), dtype=np.float32)
     with GradCAM(model=model, target_layers=list(setup.target_layers),
                  reshape_transform=setup.reshape_transform) as cam:
