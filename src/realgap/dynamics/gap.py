@@ -6,7 +6,7 @@ dimensions, and return a :class:`GapMeasure`: the score as a :class:`realgap.sta
 (interval from resampling whole trajectories, stratified by domain) read against a
 permutation null over whole trajectories (:class:`realgap.stats.NullResult`: p-value and
 null-standardized effect). Both are ~0 when the two domains share their dynamics and grow
-with the difference (issue 5, section 3; the deep-model counterpart is
+with the difference (measures of transitions alone; the deep-model counterpart is
 :mod:`realgap.dynamics.latent`).
 
 One-step model, cross-fitted. ``f(s, a) -> s' - s`` (ridge on degree-2 polynomial features,
@@ -25,7 +25,7 @@ model under the same conditions: with shared dynamics their errors are exchangea
    default): 0 means the source model predicts a typical target transition as well as a
    typical fresh source one; 1: twice the error. A smooth one-step model extrapolates wildly
    on the rare states outside its training range, and under identical dynamics one such row
-   moved the arithmetic ratio to 11 (InvertedPendulum, issue 8); the geometric mean is
+   moved the arithmetic ratio to 11 (InvertedPendulum-v5, measured); the geometric mean is
    robust to it (null intervals +-0.15 instead of [-0.2, 36]) and keeps a graded gravity
    ladder monotone. ``geometric=False`` gives the plain arithmetic MSE ratio. Null: domain
    labels shuffled between whole trajectories *within each fold* (the models held fixed),
@@ -45,7 +45,7 @@ model under the same conditions: with shared dynamics their errors are exchangea
    (0: indistinguishable, 1: perfectly separable). Null: domain labels shuffled between the
    held-out trajectories, the classifier held fixed (exact: it never saw them).
 
-Why not the earlier designs (issue 8, measured on InvertedPendulum-v5 with identical dynamics):
+Why not the earlier designs (measured on InvertedPendulum-v5 with identical dynamics):
 the C2ST used ``GroupKFold`` cross-validation, whose folds are balanced in trajectories but not
 in domains, so a fold's classifier leans to the class its held-out part lacks (accuracy below
 chance, intervals excluding 0; a held-out trajectory also pulls its own training neighbours

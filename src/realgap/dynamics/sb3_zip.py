@@ -2,7 +2,7 @@
 
 SB3's own ``ALGO.load()`` runs ``cloudpickle.loads`` on every non-JSON value of the zip's
 ``data`` entry (``policy_class``, the spaces, schedules, ``policy_kwargs`` holding a
-class), so a crafted zip executes any code on load (issue 10). realgap instead reads the
+class), so a crafted zip executes any code on load (docs/security.md). realgap instead reads the
 zip as data (``stable_baselines3/common/save_util.py`` writes it):
 
 - ``data``: JSON, parsed with :func:`json.loads` only. Cloudpickled values keep their

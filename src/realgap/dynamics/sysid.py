@@ -2,8 +2,8 @@
 
 Replays every target transition in the simulator from the recorded state with the recorded
 action (``mujoco.rollout``: ``frame_skip`` physics steps with the control held, as Gymnasium's
-``do_simulation``) and minimises the one-step error over the parameters (issue 5, section 4;
-the identification counterpart of mbrl-latent-gap.txt's perturbed-HalfCheetah setting):
+``do_simulation``) and minimises the one-step error over the parameters (system
+identification: the counterpart of mbrl-latent-gap.txt's perturbed-HalfCheetah setting):
 
     J(theta) = mean_rows mean_dims ((x'_sim(theta) - x'_target) / sigma)^2
 
@@ -26,7 +26,7 @@ resampled trajectories (one parameter: the per-row errors on the grid are comput
 reweighted by the draw counts). The interval is reported as it comes out, never widened:
 with noise-free simulated targets every resample identifies the true multiplier and the
 interval is as narrow as the optimiser's tolerance; a point outside it (an optimiser that
-stopped early on all rows) shows as ``Estimate.bias``. Issue 8 measured ``gravity: 1.501
+stopped early on all rows) shows as ``Estimate.bias``. An earlier version printed ``gravity: 1.501
 [1.5, 1.5]``: the point came from one loose Powell/Brent pass from the nominal value while
 the replicates, started at the point, converged to the truth.
 

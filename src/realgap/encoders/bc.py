@@ -17,8 +17,8 @@ epoch their MSE is measured, and training stops when it has not improved for
 loss curves (train and held-out, per epoch) travel with the encoder (``extra``) into the
 results database. Frames are augmented by a random shift of up to ``shift`` pixels
 (replicate-padded, as DrQ and Diffusion Policy's random crop do), which the
-early-stopped encoders of the demo need to generalise across episodes (measured for
-issue 9: see README "Choices we made").
+early-stopped encoders of the demo need to generalise across episodes (measured: see
+README "Choices we made").
 
 The trained weights are cached on disk under ``<cache_dir>/bc/<key>.pt``; the key hashes
 the FrameSet content hash, domain, camera, episode ids, every training setting and the

@@ -11,8 +11,8 @@ Domains:
 - ``sim-nominal``: the default, unrandomized appearance of BG, LT and CP (the values saved
   when the env was built). Table height, distractors and physics are state, not
   appearance, and stay as they are.
-- ``real-proxy`` (= ``real-proxy-strong``): the stand-in for a real camera (issue 2,
-  section 4), fixed, never randomized: photographs from scikit-image on the table, walls
+- ``real-proxy`` (= ``real-proxy-strong``): the stand-in for a real camera (the
+  proxy-real domain of DESIGN.md), fixed, never randomized: photographs from scikit-image on the table, walls
   and floor (:func:`realgap.sim.textures.photo_textures`), a warmer key light and a cooler
   fill light from other positions, an offset head camera (3 cm, about 2 degrees), shadows,
   then the sensor model :data:`realgap.sim.camera_model.REAL_PROXY_CAMERA` (noise, blur,

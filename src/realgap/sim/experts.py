@@ -15,7 +15,7 @@ sees (where the target and the gripper are), which is what makes an encoder's Ac
 (encoder-dis-as-framework.txt III-D) readable: with the old saturating gain (0.8) 71% of
 the action entries of ``reach-mug`` sat at +-1, and a ridge probe on the true state reached
 AS 0.56 only; with 0.1, 4% saturate and the state probe reaches AS 0.98 (60 episodes,
-5 episode folds; measured for issue 9). Every episode still succeeds within the 40-step
+5 episode folds; measured when the demo dataset was designed). Every episode still succeeds within the 40-step
 limit (mean 21 steps). Push and pick-place keep the fast gain (:data:`GAIN`): their
 phases are switched on thresholds anyway, so their actions are not smooth in the state.
 """

@@ -508,7 +508,7 @@ def _write_record(out: Path, record: dict[str, Any]) -> None:
 
 
 #: The embedded default dataset of ``realgap generate --demo`` (the main job's input),
-#: designed so that the answer can be read (issue 9; numbers in README "Choices we made"):
+#: designed so that the answer can be read (numbers in README "Choices we made"):
 #:
 #: - one task, ``reach-mug``, whose expert is proportional and rarely saturates
 #:   (:data:`realgap.sim.experts.REACH_GAIN`), so the action is a linear function of where
