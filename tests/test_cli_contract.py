@@ -413,3 +413,16 @@ def test_a_command_group_alone_is_one_error_line_naming_its_subcommands(
     parser = dict(ALL)[path]
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert all(name in cap.err for name in sub.choices)
+
+
+def test_dynamics_tables_never_print_a_point_outside_its_interval_silently() -> None:
+    """sysid, gap and degrade print estimates through one helper: a point outside its own
+    interval (Estimate.bias) carries the mark and by how much, never just the numbers."""
+    from realgap.cli.dynamics import _ci
+    from realgap.stats import Estimate
+
+    inside = Estimate(1.5, 1.4, 1.6, 10, 100, 20)
+    outside = Estimate(1.501, 1.40, 1.50, 10, 100, 20)
+    assert _ci(inside) == "1.5 [1.4, 1.6]"
+    assert _ci(outside) == "1.501 [1.4, 1.5] (point outside its interval by 0.001: bias)"
+    assert _ci(Estimate(2.0, float("nan"), float("nan"), 10, 100, 0)) == "2"

@@ -22,6 +22,7 @@ that are only parsed, and why.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -72,6 +73,8 @@ INPUTS: dict[str, str] = {
                   "real,nominal,6,10\nreal,dim,2,10\n",
     "sim.csv": "policy,success_rate\nbc,0.8\nbc-rnn,0.6\ndp-c,0.7\n",
     "real.csv": "policy,success_rate\nbc,0.5\nbc-rnn,0.3\ndp-c,0.45\n",
+    "gravity.toml": 'env = "HalfCheetah-v5"\nfactor = "gravity"\nscales = [1, 1.25, 1.5, 2]\n'
+                    'n-boot = 200\nout = "results/dynamics"\n',
 }
 
 
@@ -216,10 +219,48 @@ def test_the_data_flow_check_catches_the_old_readme_mistakes() -> None:
         "realgap gap --frames f --real-domain real --encoders pixels --out g"]) == []
 
 
-def test_readme_inputs_are_valid_csv() -> None:
+def test_readme_inputs_are_valid() -> None:
+    import tomllib
+
     for name, text in INPUTS.items():
+        if name.endswith(".toml"):
+            assert tomllib.loads(text), name
+            continue
         rows = list(csv.DictReader(io.StringIO(text)))
         assert rows and all(None not in r for r in rows), name
+
+
+def test_readme_config_files_parse_with_their_command() -> None:
+    """A ``--config`` file of :data:`INPUTS` holds only options of the command given it."""
+    from realgap.cli._options import apply_config_file
+
+    for command in COMMANDS:
+        words = shlex.split(command)
+        if "--config" not in words:
+            continue
+        name = words[words.index("--config") + 1]
+        assert name in INPUTS, f"{command}: {name} is neither written above nor in INPUTS"
+        with _chdir_with_inputs() as where:
+            parser = build_parser()
+            apply_config_file(parser, words[1:])
+            args = parser.parse_args(words[1:])
+            assert args.func, where
+
+
+@contextlib.contextmanager
+def _chdir_with_inputs():
+    """A temporary working directory holding :data:`INPUTS`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in INPUTS.items():
+            (Path(tmp) / name).write_text(text)
+        old = Path.cwd()
+        os.chdir(tmp)
+        try:
+            yield tmp
+        finally:
+            os.chdir(old)
 
 
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)|`(\.\./[^`]+)`")
