@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-from realgap import sim  # noqa: E402
-from realgap.dynamics import Perturbation, perturb  # noqa: E402
-from realgap.errors import ConfigError, UnknownNameError  # noqa: E402
-from realgap.sim.physics import KEEP, PhysicsSetting  # noqa: E402
+from realgap import sim
+from realgap.dynamics import Perturbation, perturb
+from realgap.errors import ConfigError, UnknownNameError
+from realgap.sim.physics import KEEP, PhysicsSetting
 
 SETTING = PhysicsSetting(gravity=1.08, friction=0.7, mass={"box": 1.3, "mug": 0.8},
                          dampratio={"box": 0.4, "mug": 0.6})
