@@ -49,7 +49,7 @@ TINY: dict[str, dict[str, str | None]] = {
             "--k": "8", "--space-k": "4"},
     "train": {"--epochs": "1", "--image-size": "32", "--batch-size": "8"},
     "rollout": {"--episodes": "2", "--workers": "1", "--max-steps": "5", "--image-size": "32"},
-    "evaluate": {"--trials": "1", "--workers": "1", "--image-size": "32"},
+    "evaluate": {"--trials": "1", "--workers": "1", "--image-size": "32", "--max-steps": "5"},
     "vat": {"--episodes": "2", "--epochs": "1", "--rollouts": "2", "--workers": "1",
             "--image-size": "32", "--batch-size": "8"},
     "dynamics collect": {"--steps": "40", "--max-episode-steps": "10"},

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials", type=int, default=None, help="trials per condition (default: the protocol's)")
     p.add_argument("--workers", type=int, default=2, help="rollout worker processes")
     p.add_argument("--image-size", type=int, default=64, help="rendered image side for the expert")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="cap on steps per episode (default: the task's own limit)")
     p.add_argument("--name", default=None, help="label of this policy in the results")
     p.add_argument("--out", default=None, help="results directory or .duckdb file to write")
     from realgap.executors import add_executor_args
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     res = evaluate_policy(args.policy, args.protocol, task=args.task, trials=args.trials,
                           workers=args.workers, out=args.out, name=args.name,
-                          image_size=args.image_size, progress=show_progress(args),
+                          image_size=args.image_size, max_steps=args.max_steps,
+                          progress=show_progress(args),
                           executor=executor_from_args(args))
     text = format_table(res)
     if res.run_id:
