@@ -20,7 +20,7 @@ closed-loop transfer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,30 @@ SCORE_SUBJECT = "offline-score"
 OFFLINE_PREFIX = "offline:"
 SCORE_PREFIX = "score:"
 SUCCESS_RATE, FINAL_DISTANCE, SUCCESS_DROP = "success_rate", "final_distance", "success_drop"
+
+
+@dataclass(frozen=True)
+class CorrelationRow:
+    """One offline score against one closed-loop target in one real-proxy domain.
+
+    ``value``/``lo``/``hi`` of one ``statistic`` (``pearson_r``, ``spearman_rho``,
+    ``mmrv``) over ``n`` encoders; the interval is the percentile interval of ``n_boot``
+    hierarchical bootstrap replicates (:mod:`realgap.study.analysis`).
+    """
+
+    score: str
+    target: str
+    domain: str
+    statistic: str
+    value: float
+    lo: float
+    hi: float
+    n: int
+    n_boot: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -100,10 +124,7 @@ def write_scores_study(db: ResultsDB, rec: ScoresStudyRecord) -> ScoresStudyReco
 
 
 def read_scores_study(db: Any, run_id: str) -> ScoresStudyRecord:
-    """The ``scores-study`` run ``run_id`` (the correlation rows as
-    :class:`realgap.study.analysis.CorrelationRow`)."""
-    from realgap.study.analysis import CorrelationRow
-
+    """The ``scores-study`` run ``run_id``."""
     info = run_info(db, run_id)
     df = db.query("SELECT * FROM outcomes WHERE run_id = ? ORDER BY rowid", [run_id])
     rows = []
@@ -147,5 +168,5 @@ def latest_scores_study(db: Any) -> str | None:
     return db.latest_run(RUN_KIND)
 
 
-__all__ = ["RUN_KIND", "ScoresStudyRecord", "latest_scores_study", "read_scores_study",
+__all__ = ["RUN_KIND", "CorrelationRow", "ScoresStudyRecord", "latest_scores_study", "read_scores_study",
            "write_scores_study"]

@@ -27,7 +27,7 @@ encoders is from their closed-loop order, in units of the target.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ import pandas as pd
 
 from realgap._rng import RngLike, as_rng
 from realgap.errors import DataError
+from realgap.store.study import CorrelationRow
 
 #: Offline scores correlated, when the gap run has them (``realgap.store.gap`` names).
 SCORES: tuple[str, ...] = ("dis_paper", "dis_cal", "as_sim", "as_transfer", "combined", "mmd",
@@ -145,29 +146,6 @@ def _mmrv(score: np.ndarray, perf: np.ndarray) -> float:
 
 def _stats(x: np.ndarray, y: np.ndarray, x_sign: float, y_sign: float) -> tuple[float, float, float]:
     return _pearson(x, y), _spearman(x, y), _mmrv(x_sign * x, y_sign * y)
-
-
-@dataclass(frozen=True)
-class CorrelationRow:
-    """One offline score against one closed-loop target in one real-proxy domain.
-
-    ``value``/``lo``/``hi`` per statistic; ``n`` encoders; the interval is the percentile
-    interval of ``n_boot`` hierarchical bootstrap replicates (module docstring).
-    """
-
-    score: str
-    target: str
-    domain: str
-    statistic: str
-    value: float
-    lo: float
-    hi: float
-    n: int
-    n_boot: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-                for k, v in asdict(self).items()}
 
 
 def correlate_scores(outcomes: pd.DataFrame, scores: Mapping[str, Mapping[str, Mapping[str, float]]],
