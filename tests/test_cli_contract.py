@@ -27,7 +27,9 @@ _VALUELESS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._S
 
 
 def _parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
-    yield path, parser
+    from realgap.cli._options import populate
+
+    yield path, populate(parser)  # a lazy command's options exist once it is used
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
@@ -119,6 +121,31 @@ def test_evaluate_help_prints_one_percent(capsys: pytest.CaptureFixture[str]) ->
         main(["evaluate", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "95% Wilson" in out and "%%" not in out
+
+
+def test_lazy_commands_get_their_options_when_used() -> None:
+    """dynamics gap/degrade/sysid options are added on first use (their config modules import
+    scipy.stats); parsing, --help and the contract walk all see them."""
+    from realgap.cli._options import is_pending
+
+    parser = build_parser()
+    (gap,) = [p for path, p in _raw_parsers(parser) if path == ("dynamics", "gap")]
+    assert is_pending(gap) and "--scales" not in gap._option_string_actions
+    args = parser.parse_args(["dynamics", "gap", "--scales", "1,2", "--no-latent", "--json"])
+    assert (args.scales, args.latent, args.json) == ((1.0, 2.0), False, True)
+    assert not is_pending(gap) and "--config" in gap._option_string_actions
+    other = build_parser()
+    (sysid,) = [p for path, p in _raw_parsers(other) if path == ("dynamics", "sysid")]
+    assert "--bounds LOW,HIGH" in sysid.format_help()
+
+
+def _raw_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """The parser tree as built, lazy commands left unpopulated."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _raw_parsers(child, (*path, name))
 
 
 def test_every_dynamics_command_has_help_text() -> None:

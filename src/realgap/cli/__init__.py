@@ -33,8 +33,10 @@ from realgap.cli._options import (
     add_common_options,
     apply_config_file,
     configure_logging,
+    is_pending,
     leaf_parsers,
     log,
+    populate,
 )
 from realgap.errors import ConfigError, RealgapError
 
@@ -80,6 +82,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
+    # a lazy command (realgap.cli._options.lazy) gets its options when first used
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        populate(self)
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        populate(self)
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        populate(self)
+        return super().format_usage()
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -95,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_plugin_flag(sub)  # --allow-plugin on every command that builds encoders
     # --json, --quiet, --verbose, --config and shown defaults on every command, this one's
     # modules and any added later alike (tests/test_cli_contract.py walks the same tree)
-    for _, leaf in leaf_parsers(parser):
-        add_common_options(leaf)
+    for _, leaf in leaf_parsers(parser, populated=False):
+        if not is_pending(leaf):  # a lazy one gets them when populated
+            add_common_options(leaf)
     return parser
 
 

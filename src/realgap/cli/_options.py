@@ -6,6 +6,8 @@
 * :func:`add_common_options` gives every leaf command (a parser without subcommands) the
   same ``--json``, ``--quiet`` (alias ``--no-progress``), ``--verbose`` and ``--config``;
   :func:`leaf_parsers` walks the parser tree, so a new command gets them too.
+* :func:`lazy` defers a command's options until the command is used (its config class's
+  module is slow to import).
 * :func:`apply_config_file` reads ``--config run.toml`` (``tomllib``): its keys are the
   command's long option names (``n-boot = 500``, ``scales = [1, 1.5, 2]``) and become the
   parser's defaults, so flags on the command line override the file.
@@ -19,7 +21,7 @@ import logging
 import re
 import sys
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from realgap.errors import ConfigError
@@ -86,20 +88,50 @@ def subparser_actions(parser: argparse.ArgumentParser) -> list[argparse._SubPars
     return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
 
 
-def walk_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+#: Attribute of a parser whose options are added when first needed (:func:`lazy`).
+_PENDING = "_realgap_add_options"
+
+
+def lazy(parser: argparse.ArgumentParser,
+         add_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``parser``'s options only when it is used (parsing, help, a ``--config`` file, a
+    walk with ``populate``), then the common options. For options generated from a config
+    class whose module is slow to import (``realgap.dynamics`` imports scipy.stats): every
+    other command, and ``realgap --help``, starts without it."""
+    setattr(parser, _PENDING, add_options)
+
+
+def populate(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Run a :func:`lazy` parser's pending option adder (once); returns the parser."""
+    add_options = getattr(parser, _PENDING, None)
+    if add_options is not None:
+        setattr(parser, _PENDING, None)
+        add_options(parser)
+        add_common_options(parser)
+    return parser
+
+
+def is_pending(parser: argparse.ArgumentParser) -> bool:
+    """Whether ``parser`` is :func:`lazy` and not yet populated."""
+    return getattr(parser, _PENDING, None) is not None
+
+
+def walk_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = (), *,
+                 populated: bool = True
                  ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    """Every parser of the tree with its command path, ``()`` for the top level."""
-    yield path, parser
+    """Every parser of the tree with its command path, ``()`` for the top level; lazy ones
+    populated unless ``populated=False``."""
+    yield path, populate(parser) if populated else parser
     for action in subparser_actions(parser):
         for name, child in action.choices.items():
-            yield from walk_parsers(child, (*path, name))
+            yield from walk_parsers(child, (*path, name), populated=populated)
 
 
-def leaf_parsers(parser: argparse.ArgumentParser
+def leaf_parsers(parser: argparse.ArgumentParser, *, populated: bool = True
                  ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
     """The commands that run something: parsers without subcommands, with their path
     (``("data", "validate")``)."""
-    for path, p in walk_parsers(parser):
+    for path, p in walk_parsers(parser, populated=populated):
         if path and not subparser_actions(p):
             yield path, p
 
@@ -143,7 +175,7 @@ def find_leaf(parser: argparse.ArgumentParser, argv: Sequence[str]
         if not subs or token not in subs[0].choices:
             break
         path, current = (*path, token), subs[0].choices[token]
-    return path, current
+    return path, populate(current)
 
 
 def config_path(argv: Sequence[str]) -> str | None:

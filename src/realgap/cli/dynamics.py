@@ -17,6 +17,7 @@ from pathlib import Path
 from realgap.cli._args import seed
 from realgap.cli._common import emit, say
 from realgap.cli._dataclass_options import add_dataclass_options, config_from_args, float_list
+from realgap.cli._options import lazy
 from realgap.errors import ConfigError
 
 #: MuJoCo warnings that say nothing about the user's run: Gymnasium's stock MuJoCo XML
@@ -103,9 +104,6 @@ def _report(out: Path) -> Path:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from realgap.dynamics.degrade import DegradeConfig
-    from realgap.jobs.dynamics import DynamicsGapConfig, SysidConfig
-
     p = sub.add_parser("dynamics", help="dynamics gap: perturbations, degradation, gap measures, sysid",
                        description="The dynamics gap of Gymnasium MuJoCo envs: collect transitions "
                                    "under physics perturbations, measure how far they move, how a "
@@ -132,18 +130,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "trajectory-bootstrap intervals and permutation p-values, "
                                     "either of --target against --source, or of the env with "
                                     "--factor at each of --scales against the nominal env.")
-    add_dataclass_options(g, DynamicsGapConfig, overrides={
-        "env_id": {"flags": ("--env",), "metavar": "ENV"},
-        "factor": {"help": "physics factor to scale, e.g. gravity, friction, torso_length"},
-        "scales": {"metavar": "SCALE[,SCALE...]"},
-        "latent": {"help": "train the latent cross-domain model (--no-latent skips it)"},
-    })
+    lazy(g, _gap_options)
     g.set_defaults(func=run_gap)
 
     d = dsub.add_parser("degrade", help="policy return as one factor grows (SAC or a given SB3 zip)",
                         description="Train SAC in the nominal env (or load an SB3 zip), play it "
                                     "with --factor at each of --scales and report the return and "
                                     "its drop with seed-then-episode bootstrap intervals.")
+    lazy(d, _degrade_options)
+    d.set_defaults(func=run_degrade)
+
+    s = dsub.add_parser("sysid", help="identify physics multipliers from target transitions",
+                        description="Fit physics multipliers of --sim-env so that its one-step "
+                                    "predictions match the --real transitions, with "
+                                    "trajectory-bootstrap intervals.")
+    lazy(s, _sysid_options)
+    s.set_defaults(func=run_sysid)
+
+    p.set_defaults(func=_no_subcommand)
+
+
+# The options of gap, degrade and sysid come from their config classes, whose modules import
+# realgap.dynamics (scipy.stats: seconds): added lazily, when the command is used.
+def _gap_options(g: argparse.ArgumentParser) -> None:
+    from realgap.jobs.dynamics import DynamicsGapConfig
+
+    add_dataclass_options(g, DynamicsGapConfig, overrides={
+        "env_id": {"flags": ("--env",), "metavar": "ENV"},
+        "factor": {"help": "physics factor to scale, e.g. gravity, friction, torso_length"},
+        "scales": {"metavar": "SCALE[,SCALE...]"},
+        "latent": {"help": "train the latent cross-domain model (--no-latent skips it)"},
+    })
+
+
+def _degrade_options(d: argparse.ArgumentParser) -> None:
+    from realgap.dynamics.degrade import DegradeConfig
+
     add_dataclass_options(d, DegradeConfig, overrides={
         "env_id": {"flags": ("--env",), "metavar": "ENV"},
         "scales": {"metavar": "SCALE[,SCALE...]"},
@@ -155,20 +177,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     })
     d.add_argument("--out", default="out/dynamics",
                    help="output dir (policies/, results.duckdb, report.html)")
-    d.set_defaults(func=run_degrade)
 
-    s = dsub.add_parser("sysid", help="identify physics multipliers from target transitions",
-                        description="Fit physics multipliers of --sim-env so that its one-step "
-                                    "predictions match the --real transitions, with "
-                                    "trajectory-bootstrap intervals.")
+
+def _sysid_options(s: argparse.ArgumentParser) -> None:
+    from realgap.jobs.dynamics import SysidConfig
+
     add_dataclass_options(s, SysidConfig, only=("sim_env", "real", "params", "bounds", "n_boot",
                                                "seed", "out"), overrides={
         "params": {"metavar": "FACTOR[,FACTOR...]"},
         "bounds": {"type": float_list, "metavar": "LOW,HIGH"},
     })
-    s.set_defaults(func=run_sysid)
-
-    p.set_defaults(func=_no_subcommand)
 
 
 @_mujoco_warnings_to_stderr
