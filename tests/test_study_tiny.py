@@ -15,7 +15,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("mujoco")
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
+# < 5 min on 2 idle cores; the timeout leaves room for a loaded machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_study_scores_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
