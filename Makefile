@@ -39,3 +39,4 @@ bench: install
 
 lint:
 	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy  # the modules listed in pyproject's [tool.mypy] files

@@ -93,13 +93,15 @@ class Replayer:
             )
         nq, nv = m.nq, m.nv
         if self.target.has_state:
-            if self.target.qpos.shape[1] != nq or self.target.qvel.shape[1] != nv:
+            qpos, qvel = np.asarray(self.target.qpos), np.asarray(self.target.qvel)
+            if qpos.shape[1] != nq or qvel.shape[1] != nv:
                 raise DataError(
-                    f"transitions: qpos/qvel widths {self.target.qpos.shape[1]}/"
-                    f"{self.target.qvel.shape[1]} but {self.env_id} has nq={nq}, nv={nv}"
+                    f"transitions: qpos/qvel widths {qpos.shape[1]}/"
+                    f"{qvel.shape[1]} but {self.env_id} has nq={nq}, nv={nv}"
                 )
-            q0, v0, q1, v1 = (self.target.qpos, self.target.qvel, self.target.next_qpos,
-                              self.target.next_qvel)
+            q0, v0, q1, v1 = (np.asarray(a) for a in (self.target.qpos, self.target.qvel,
+                                                       self.target.next_qpos,
+                                                       self.target.next_qvel))
             cols = np.arange(nq + nv)
         else:
             s = self.target.obs.shape[1]
@@ -262,12 +264,12 @@ def identify(
                                  for z in z_grid])
             n_eval += GRID
 
-            def solve(w: np.ndarray, _x0: np.ndarray) -> np.ndarray:
+            def solve(w: np.ndarray, x0: np.ndarray) -> np.ndarray:  # x0 unused: a grid
                 i = int(np.argmin(grid_err @ w))
                 zl, zh = z_grid[max(i - 1, 0)], z_grid[min(i + 1, GRID - 1)]
                 return np.array([_brent(lambda z: make_fun(w)(np.array([z])), zl, zh)])
         else:
-            def solve(w: np.ndarray, x0: np.ndarray) -> np.ndarray:
+            def solve(w: np.ndarray, x0: np.ndarray) -> np.ndarray:  # type: ignore[misc]
                 return _powell(make_fun(w), len(params), lo, hi, x0)
 
         all_rows = np.full(len(target), 1.0 / len(target))

@@ -134,7 +134,7 @@ class Transitions:
         """The transitions at integer positions (or boolean mask) ``rows``."""
         pick = {k: (None if getattr(self, k) is None else getattr(self, k)[rows])
                 for k in (*_REQUIRED, *_STATE)}
-        return Transitions(**pick, meta=dict(self.meta))
+        return Transitions(**pick, meta=dict(self.meta))  # type: ignore[arg-type]
 
     def features(self) -> tuple[np.ndarray, np.ndarray]:
         """``(X, Y)``: X = [s, a] (N, S+A), Y = s' - s (N, S): the one-step regression pair."""
@@ -225,7 +225,7 @@ def collect(
         cols["obs"].append(np.asarray(obs, dtype=np.float64))
         cols["action"].append(a)
         cols["next_obs"].append(np.asarray(nxt, dtype=np.float64))
-        cols["episode"].append(np.int64(episode))
+        cols["episode"].append(np.asarray(episode, dtype=np.int64))
         obs = nxt
         t += 1
         if term or trunc or t >= max_episode_steps:

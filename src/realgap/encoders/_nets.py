@@ -34,6 +34,9 @@ class ScaledImageNet(nn.Module):
     ImageNet ``Normalize`` in ``forward``); the wrapped network's keys live under
     ``convnet.``."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, net: Any) -> None:
         super().__init__()
         self.convnet = net

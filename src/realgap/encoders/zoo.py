@@ -161,7 +161,7 @@ def _resnet(depth: int, fc_out: int | None = None, group_norm: int | None = None
     return m
 
 
-def _tv_head_drop(attr: str, keep: int | None = None) -> Callable[[], Any]:
+def _tv_head_drop(attr: str, keep: int | None = None) -> Callable[[str], Any]:
     """A torchvision builder that drops the classifier (or keeps its first ``keep`` layers)."""
 
     def build(arch: str) -> Any:
@@ -171,7 +171,7 @@ def _tv_head_drop(attr: str, keep: int | None = None) -> Callable[[], Any]:
         setattr(m, attr, head[:keep] if keep is not None else nn.Identity())
         return m
 
-    return build  # type: ignore[return-value]
+    return build
 
 
 def _timm_vit(arch: str, **kw: Any) -> Any:

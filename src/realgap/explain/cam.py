@@ -91,7 +91,7 @@ def _vit_layer(module: Any) -> tuple[Any, Callable[[Any], Any]] | None:
     blocks = getattr(module, "blocks", None)
     if blocks is not None and hasattr(module, "patch_embed") and hasattr(blocks[-1], "norm1"):
         grid = getattr(module.patch_embed, "grid_size", None)
-        grid_t = tuple(int(g) for g in grid) if grid is not None else None
+        grid_t = (int(grid[0]), int(grid[1])) if grid is not None else None
 
         def reshape(t: Any) -> Any:
             return vit_reshape(t, grid_t if grid_t and grid_t[0] * grid_t[1] <= t.shape[1] else None)
@@ -172,7 +172,7 @@ def _to_frame(cam: np.ndarray, box: tuple[float, float, float, float], h: int, w
     top, left, bh, bw = box
     ph, pw = max(1, round(bh)), max(1, round(bw))
     patch = np.asarray(Image.fromarray(cam.astype(np.float32), mode="F").resize((pw, ph),
-                                                                                Image.BILINEAR))
+                                                                                Image.Resampling.BILINEAR))
     out = np.zeros((h, w), dtype=np.float32)
     t, lft = round(top), round(left)
     hh, ww = min(ph, h - t), min(pw, w - lft)

@@ -40,7 +40,7 @@ def thumbnail_jpeg(img: np.ndarray, size: int = THUMB_SIZE) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BILINEAR).save(
+    Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.Resampling.BILINEAR).save(
         buf, format="JPEG", quality=85)
     return buf.getvalue()
 

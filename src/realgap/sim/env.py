@@ -88,7 +88,11 @@ def texture_bank(
     return bg, photos
 
 
-class TabletopEnv(gym.Env):  # type: ignore[misc]
+def _xy(v: Sequence[float]) -> tuple[float, float]:
+    return float(v[0]), float(v[1])
+
+
+class TabletopEnv(gym.Env):  # type: ignore[misc, name-defined]
     """A randomized tabletop task (see the module docstring and :func:`make`)."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -196,8 +200,9 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         if seed is not None:
             self._reseed(seed)
         elif self._needs_seed:
+            entropy = np.random.SeedSequence().entropy  # an int when drawn from the OS
             self._reseed(self._seed if self._seed is not None
-                         else int(np.random.SeedSequence().entropy % (2**63)))
+                         else int(entropy) % (2**63))  # type: ignore[arg-type]
         self._needs_seed = False
         self._episode += 1
         self._step = 0
@@ -308,9 +313,9 @@ class TabletopEnv(gym.Env):  # type: ignore[misc]
         q, h = self.data.qpos, self.h
         here = dataclasses.replace(
             self._layout,
-            mug_xy=tuple(float(v) for v in q[h.obj_qadr["mug"]:h.obj_qadr["mug"] + 2]),
-            box_xy=tuple(float(v) for v in q[h.obj_qadr["box"]:h.obj_qadr["box"] + 2]),
-            goal_xy=tuple(float(v) for v in self.model.body_pos[h.body["goal"], :2]))
+            mug_xy=_xy(q[h.obj_qadr["mug"]:h.obj_qadr["mug"] + 2]),
+            box_xy=_xy(q[h.obj_qadr["box"]:h.obj_qadr["box"] + 2]),
+            goal_xy=_xy(self.model.body_pos[h.body["goal"], :2]))
         return self.task.keep_clear(here)
 
     def factor_values(self) -> dict[str, Any]:

@@ -288,11 +288,11 @@ class CPRange:
 def small_rotation_quat(r: Sequence[float]) -> np.ndarray:
     """Quaternion (w, x, y, z) of the rotation vector ``r`` (rad), via ``mju_axisAngle2Quat``."""
     mj = require("mujoco")
-    r = np.asarray(r, dtype=np.float64)
-    ang = float(np.linalg.norm(r))
+    rv = np.asarray(r, dtype=np.float64)
+    ang = float(np.linalg.norm(rv))
     q = np.array([1.0, 0.0, 0.0, 0.0])
     if ang > 0:
-        mj.mju_axisAngle2Quat(q, r / ang, ang)
+        mj.mju_axisAngle2Quat(q, rv / ang, ang)
     return q
 
 
