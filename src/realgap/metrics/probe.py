@@ -166,7 +166,7 @@ class _RidgeDesign:
         self._gram: np.ndarray | None = None
         self._eig: tuple[np.ndarray, np.ndarray] | None = None
         self._cov: np.ndarray | None = None
-        self._blocks: dict[bytes, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+        self._peig: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def standardize(cls, x: np.ndarray) -> _RidgeDesign:
@@ -194,6 +194,13 @@ class _RidgeDesign:
             self._cov = self.xs.T @ self.xs
         return self._cov
 
+    def primal_eig(self) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues (clipped at 0) and eigenvectors of :meth:`cov`."""
+        if self._peig is None:
+            s2, v = np.linalg.eigh(self.cov())
+            self._peig = (np.clip(s2, 0.0, None), v)
+        return self._peig
+
     def path_errors(self, ys: np.ndarray, labels: np.ndarray, alphas: np.ndarray) -> np.ndarray:
         """Summed squared held-out error ``(len(alphas),)`` of ridge (no intercept) on
         ``(xs, ys)``, each label of ``labels`` held out once; ``alphas > 0``.
@@ -201,8 +208,9 @@ class _RidgeDesign:
         Dual: one eigendecomposition of ``G = xs xs^T`` serves every held-out block and
         penalty through ridge's leave-block-out identity: with ``M = (G + a I)^{-1}``, the
         residuals on block ``B`` of the fit without ``B`` are ``M_BB^{-1} (M y)_B``
-        (Woodbury; exact). Primal: ``xs^T xs`` minus the held-out block, one ``D x D``
-        eigendecomposition per block (kept for further targets).
+        (Woodbury; exact). Primal: one eigendecomposition of ``C = xs^T xs`` and the same
+        identity in feature space, ``(I - H_BB)^{-1} (y_B - yhat_B)`` with
+        ``H_BB = X_B (C + a I)^{-1} X_B^T`` (kept for further targets).
         """
         err = np.zeros(alphas.size)
         blocks = [labels == lab for lab in np.unique(labels)]
@@ -223,21 +231,21 @@ class _RidgeDesign:
                         resid = np.linalg.lstsq(m_bb, my[te], rcond=None)[0]
                     err[i] += float((resid * resid).sum())
             return err
-        key = np.ascontiguousarray(labels).tobytes()
-        if key not in self._blocks:
-            self._blocks[key] = []
-            for te in blocks:
-                xt = self.xs[te]
-                s2, v = np.linalg.eigh(self.cov() - xt.T @ xt)
-                self._blocks[key].append((te, np.clip(s2, 0.0, None), v))
-        r_all = self.xs.T @ ys
-        for te, s2, v in self._blocks[key]:
-            xt, yt = self.xs[te], ys[te]
-            b = v.T @ (r_all - xt.T @ yt)                     # (D, A)
-            z = xt @ v                                        # (n_te, D)
+        # Primal: one eigendecomposition of C = xs^T xs serves every block and penalty
+        # through the leave-block-out identity for ridge: with H = X (C + a I)^{-1} X^T, the
+        # residuals on block B of the fit without B are (I - H_BB)^{-1} (y_B - yhat_B),
+        # yhat the fit on all rows (Sherman-Morrison-Woodbury; exact for a > 0). One D x D
+        # eigh per design instead of one per block.
+        s2, v = self.primal_eig()
+        vr = v.T @ (self.xs.T @ ys)                           # (D, A)
+        for te in blocks:
+            z, yt = self.xs[te] @ v, ys[te]                   # (n_te, D), (n_te, A)
+            eye = np.eye(z.shape[0])
             for i, alpha in enumerate(alphas):
-                pred = z @ (b * _inv_shift(s2, float(alpha))[:, None])
-                err[i] += float(((yt - pred) ** 2).sum())
+                inv = 1.0 / (s2 + float(alpha))
+                h_bb = (z * inv) @ z.T
+                resid = np.linalg.solve(eye - h_bb, yt - z @ (vr * inv[:, None]))
+                err[i] += float((resid * resid).sum())
         return err
 
     def coef(self, ys: np.ndarray, alpha: float) -> np.ndarray:
