@@ -187,9 +187,11 @@ def add_dataclass_options(
         if name in skipped:
             continue
         f = fields[name]
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default = None if required else (
-            f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        factory = f.default_factory
+        required = f.default is dataclasses.MISSING and factory is dataclasses.MISSING
+        default: Any = f.default
+        if default is dataclasses.MISSING:
+            default = None if isinstance(factory, dataclasses._MISSING_TYPE) else factory()
         kwargs: dict[str, Any] = {"dest": name, "help": plain(docs.get(name, ""))}
         extra = dict(overrides.get(name, {}))
         flags = tuple(extra.pop("flags", (flag(name),)))
