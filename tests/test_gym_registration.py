@@ -21,9 +21,14 @@ def _fresh(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_every_task_id_after_import_realgap_sim_only() -> None:
+@pytest.mark.parametrize("imports", ["gymnasium as gym, realgap.sim",
+                                     "realgap.sim, gymnasium as gym"])
+def test_every_task_id_after_import_realgap_sim_only(imports: str) -> None:
+    """Either import order: ids registered at once when Gymnasium is already loaded, or
+    when it loads after ``realgap.sim`` (which does not import it itself)."""
     res = _fresh(
-        "import json, sys, gymnasium as gym, realgap.sim\n"
+        "import json, sys\n"
+        f"import {imports}\n"
         "before = 'realgap.sim.env' in sys.modules\n"
         "ids = dict(realgap.sim.GYM_IDS)\n"
         "made = {}\n"
@@ -36,6 +41,12 @@ def test_every_task_id_after_import_realgap_sim_only() -> None:
     assert res["before"] is False  # registration did not need the env module
     assert set(res["ids"]) == {"reach-mug", "reach-box", "push", "pick-place"}
     assert res["made"] == {v: k for k, v in res["ids"].items()}
+
+
+def test_import_realgap_sim_does_not_load_gymnasium() -> None:
+    res = _fresh("import json, sys, realgap.sim\n"
+                 "print(json.dumps({'gym': 'gymnasium' in sys.modules}))\n")
+    assert res == {"gym": False}
 
 
 def test_module_prefixed_id_from_a_bare_interpreter() -> None:

@@ -2,12 +2,22 @@
 
 ``import realgap`` stays fast and light: torch, mujoco, h5py, zarr and friends are imported
 inside the functions that need them, via :func:`require`.
+
+The one pattern for a heavy module: it imports its dependency (torch, Gymnasium) at its
+top and defines its classes at module level (``encoders/_nets.py``,
+``explain/fullgrad.py``, ``sim/conditions.py``); nothing imports it at load time. Where a
+light module must offer its names, it exports them lazily with PEP 562:
+``__getattr__ = lazy_exports(__name__, {"Name": "realgap.pkg.heavy_module"})``. Old
+module paths re-export moved names the same way, so a shim never imports across the
+package layering at load time.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any
 
 from realgap.errors import MissingDependencyError
 
@@ -46,3 +56,20 @@ def require(module: str, extra: str | None = None) -> ModuleType:
             f"optional dependency {module!r} is not available ({exc}); "
             f"install it with: pip install 'realgap[{extra}]'"
         ) from exc
+
+
+def lazy_exports(module: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A PEP 562 module ``__getattr__``: ``name`` is imported from ``exports[name]`` (a
+    module path) on first use; other names raise :class:`AttributeError` as usual.
+
+    >>> __getattr__ = lazy_exports(__name__, {"run_vat": "realgap.jobs.vat"})
+    """
+    table = dict(exports)
+
+    def __getattr__(name: str) -> Any:
+        target = table.get(name)
+        if target is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(target), name)
+
+    return __getattr__

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from realgap._optional import lazy_exports
 from realgap.explain.cam import (
     CamSetup,
     find_cam_setup,
@@ -70,14 +71,8 @@ def explain_encoder(
                         method=setup.method, layer=layer, pair_ids=tuple(str(x) for x in pair_ids))
 
 
-def __getattr__(name: str) -> Any:
-    # FullGrad imports torch at its top: resolved on first use (PEP 562).
-    if name == "fullgrad_maps":
-        from realgap.explain.fullgrad import fullgrad_maps
-
-        return fullgrad_maps
-    raise AttributeError(f"module 'realgap.explain' has no attribute {name!r}")
-
+# FullGrad imports torch at its top: resolved on first use (PEP 562).
+__getattr__ = lazy_exports(__name__, {"fullgrad_maps": "realgap.explain.fullgrad"})
 
 __all__ = [
     "TARGET_DESCRIPTION",

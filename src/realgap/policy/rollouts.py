@@ -6,14 +6,10 @@ time (``jobs`` imports ``policy``).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from realgap._optional import lazy_exports
 
 _NAMES = ("RolloutConfig", "RolloutResult", "rollout", "run_rollout")
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module("realgap.jobs.rollout"), name)
-    raise AttributeError(f"module 'realgap.policy.rollouts' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {n: "realgap.jobs.rollout" for n in _NAMES})

@@ -8,16 +8,11 @@ resolved on first use (PEP 562) so that ``protocol`` never imports ``sim`` at lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from realgap._optional import lazy_exports
 from realgap.protocol.factors import LT_PRESETS, NOMINAL, check_settings
 
 _MOVED = ("ConditionedEnv", "OBJ_PALETTE")
 __all__ = ["LT_PRESETS", "NOMINAL", "check_settings"]  # and the moved names, on first use
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        return getattr(importlib.import_module("realgap.sim.conditions"), name)
-    raise AttributeError(f"module 'realgap.protocol.conditions' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {n: "realgap.sim.conditions" for n in _MOVED})

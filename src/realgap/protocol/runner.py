@@ -6,8 +6,7 @@ Names are resolved on first use (PEP 562), so ``protocol`` does not import ``job
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from realgap._optional import lazy_exports
 
 _NAMES = ("ConditionResult", "EvaluateConfig", "EvaluationResult", "check_out",
           "conditions_of", "evaluate_policy", "format_table", "rate_row", "resolve_policy",
@@ -15,7 +14,4 @@ _NAMES = ("ConditionResult", "EvaluateConfig", "EvaluationResult", "check_out",
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module("realgap.jobs.evaluate"), name)
-    raise AttributeError(f"module 'realgap.protocol.runner' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {n: "realgap.jobs.evaluate" for n in _NAMES})

@@ -7,8 +7,7 @@ Names are resolved on first use (PEP 562), so ``protocol`` does not import ``job
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from realgap._optional import lazy_exports
 
 _NAMES = ("SALIENCY_CAPTION", "VATConfig", "VATResult", "fullgrad_maps", "paired_test",
           "play_pairs", "prepare_frames", "run_vat", "saliency_grid", "train_policies",
@@ -16,7 +15,4 @@ _NAMES = ("SALIENCY_CAPTION", "VATConfig", "VATResult", "fullgrad_maps", "paired
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module("realgap.jobs.vat"), name)
-    raise AttributeError(f"module 'realgap.protocol.vat' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {n: "realgap.jobs.vat" for n in _NAMES})

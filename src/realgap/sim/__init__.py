@@ -1,8 +1,9 @@
 """MuJoCo tabletop tasks with factorized domain randomization and a proxy-real domain.
 
-``import realgap.sim`` is light: MuJoCo loads when an env is made. It imports Gymnasium
-(when installed) to register the task ids, so ``gymnasium.make("realgap/reach-mug-v0")``
-works after it (:func:`register_envs`).
+``import realgap.sim`` is light: MuJoCo and Gymnasium load when an env is made. The task
+ids are registered with Gymnasium as soon as Gymnasium is imported (or at once if it
+already is), so ``gymnasium.make("realgap/reach-mug-v0")`` works after
+``import realgap.sim`` (:func:`register_envs`).
 
 >>> import realgap.sim as sim
 >>> env = sim.make("reach-mug", randomize=("BG", "LT", "CP"), granularity="frame",
@@ -21,6 +22,9 @@ rendering), :mod:`~realgap.sim.env` (the Gymnasium env), :mod:`~realgap.sim.expe
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -42,22 +46,53 @@ GYM_IDS: dict[str, str] = {t: f"realgap/{t}-v0" for t in TASKS.names()}
 def register_envs() -> None:
     """Register every task with Gymnasium under :data:`GYM_IDS` (idempotent).
 
-    Runs on ``import realgap.sim``, so after ``import realgap.sim`` every id works, as does
+    ``import realgap.sim`` arranges it (:func:`_register_when_gymnasium_loads`), so after
+    ``import realgap.sim`` every id works with ``gymnasium.make``, as does
     ``gymnasium.make("realgap.sim:realgap/reach-mug-v0")`` from a bare interpreter
     (Gymnasium imports the module named before the colon). It is also the package's
     ``gymnasium.envs`` entry point, the plugin group Gymnasium 0.26-0.29 scanned at
-    import; Gymnasium 1.x (which realgap requires) scans no entry points, so there the
-    import is what registers. Without Gymnasium installed it does nothing.
+    import; Gymnasium 1.x (which realgap requires) scans no entry points.
     """
-    try:
-        import gymnasium as gym
-    except ImportError:  # the sim extra is not installed: nothing to register with
-        return
+    import gymnasium as gym
+
     for task, env_id in GYM_IDS.items():
         if env_id not in gym.registry:
             # the entry point is a string: the env module (MuJoCo) loads at make() only
             gym.register(id=env_id, entry_point="realgap.sim.env:TabletopEnv",
                          kwargs={"task": task}, max_episode_steps=None)
+
+
+class _AfterGymnasium(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: when ``gymnasium`` is first imported, it wraps that module's
+    loader so :func:`register_envs` runs right after Gymnasium has loaded, then removes
+    itself. So ``import realgap.sim`` does not import Gymnasium (~0.1 s, and nothing in
+    ``realgap.dynamics`` or the CLI's light commands needs it), yet every
+    ``gymnasium.make("realgap/...")`` finds the ids."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "gymnasium":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            register_envs()
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def _register_when_gymnasium_loads() -> None:
+    if "gymnasium" in sys.modules:
+        register_envs()
+    elif importlib.util.find_spec("gymnasium") is not None and not any(
+            isinstance(f, _AfterGymnasium) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterGymnasium())
 
 
 def make(
@@ -117,4 +152,4 @@ def expert_for(env: Any) -> Callable[[dict[str, Any]], np.ndarray]:
     return _expert_for(env)
 
 
-register_envs()
+_register_when_gymnasium_loads()
