@@ -208,8 +208,18 @@ def _aggregates(recs: list[EvaluationRecord], conds: list[str], key: str) -> str
     return "".join(parts)
 
 
+def _rates_of(frame: pd.DataFrame) -> list[ConditionRate]:
+    """Condition rates from a table with columns ``grp, base, value, lo, hi`` (the chart's
+    input before the store records existed; kept for callers that still pass one)."""
+    return [ConditionRate(str(r["grp"]), "base" if r["base"] else None, None, 0, 1,
+                          float(r["value"]), float(r["lo"]), float(r["hi"]))
+            for r in frame.to_dict(orient="records") if r["grp"] != POOLED]
+
+
 @literal_text
-def _chart(conds: Sequence[ConditionRate], title: str) -> bytes | None:
+def _chart(conds: Sequence[ConditionRate] | pd.DataFrame, title: str) -> bytes | None:
+    if isinstance(conds, pd.DataFrame):
+        conds = _rates_of(conds)
     conds = [c for c in conds if c.trials]
     if not conds:
         return None
