@@ -6,9 +6,10 @@ Reads the newest ``scores-study`` run (``realgap study scores``) through
 - closed-loop results: per encoder and domain, successes k/n with the 95% Wilson interval
   (the trials pool seeds x episodes; the correlation intervals redraw them hierarchically
   instead), mean final distance to the target and the sim -> domain drop;
-- the score-vs-closed-loop scatter: one panel per offline score and real-proxy domain, x =
-  the gap run's score with its interval (horizontal bars), y = the encoder's closed-loop
-  success rate in that domain with its Wilson interval (vertical bars);
+- the score-vs-closed-loop scatter: one panel per offline score, real-proxy domain and
+  closed-loop measure; x = the gap run's score with its interval (horizontal bars), y =
+  the encoder's success rate in that domain with its Wilson interval, or its mean final
+  distance with a bootstrap interval over the initial states (vertical bars);
 - the correlation table: Pearson r, Spearman rho and MMRV of each score against each
   target, with the study's bootstrap intervals over seeds and episodes.
 """
@@ -30,6 +31,26 @@ TITLE = "Study: do the offline scores predict closed-loop transfer?"
 #: Scores drawn in the scatter (all are in the table).
 SCATTER_SCORES: tuple[str, ...] = ("dis_cal", "as_transfer", "combined", "mmd", "c2st_acc",
                                    "coverage")
+#: Bootstrap replicates of the final-distance error bars.
+N_BOOT = 1000
+
+
+def _distance_ci(rec: ScoresStudyRecord) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(encoder, domain) -> mean final distance with a 95% percentile bootstrap over the
+    initial states (seeds pooled), :data:`N_BOOT` seeded replicates."""
+    from realgap.stats import bootstrap_ci
+
+    oc = rec.outcomes
+    out = {}
+    if oc.empty:
+        return out
+    for (enc, dom), g in oc.groupby(["encoder", "domain"], sort=False):
+        d = g["final_distance"].to_numpy(dtype=float)
+        if not np.isfinite(d).all():
+            continue
+        e = bootstrap_ci(np.mean, d, groups=g["episode"].to_numpy(), n_boot=N_BOOT, rng=0)
+        out[(str(enc), str(dom))] = (e.value, e.lo, e.hi)
+    return out
 
 
 @literal_text
@@ -40,9 +61,11 @@ def _scatter(rec: ScoresStudyRecord) -> bytes | None:
               if any(s in m for by in rec.scores.values() for m in by.values())]
     if summ.empty or not domains or not scores:
         return None
-    fig = figure(figsize=(2.5 * len(scores), 2.4 * len(domains)))
-    axes = fig.subplots(len(domains), len(scores), squeeze=False)
-    for i, dom in enumerate(domains):
+    dist = _distance_ci(rec)
+    rows = [(dom, target) for dom in domains for target in ("success", "final_distance")]
+    fig = figure(figsize=(2.5 * len(scores), 2.3 * len(rows)))
+    axes = fig.subplots(len(rows), len(scores), squeeze=False)
+    for i, (dom, target) in enumerate(rows):
         for j, score in enumerate(scores):
             ax = axes[i][j]
             for enc, by_metric in rec.scores[dom].items():
@@ -50,21 +73,30 @@ def _scatter(rec: ScoresStudyRecord) -> bytes | None:
                 row = summ[(summ["encoder"] == enc) & (summ["domain"] == dom)]
                 if est is None or est.get("value") is None or row.empty:
                     continue
-                x, y = float(est["value"]), float(row["success_rate"].iloc[0])
-                xlo = x - est["lo"] if est.get("lo") is not None else 0.0
-                xhi = est["hi"] - x if est.get("hi") is not None else 0.0
-                ylo = y - float(row["wilson_lo"].iloc[0])
-                yhi = float(row["wilson_hi"].iloc[0]) - y
-                ax.errorbar([x], [y], xerr=[[max(xlo, 0)], [max(xhi, 0)]],
-                            yerr=[[max(ylo, 0)], [max(yhi, 0)]], fmt="o", ms=4, capsize=2, lw=1)
+                x = float(est["value"])
+                if target == "success":
+                    y = float(row["success_rate"].iloc[0])
+                    ylo, yhi = float(row["wilson_lo"].iloc[0]), float(row["wilson_hi"].iloc[0])
+                elif (enc, dom) in dist:
+                    y, ylo, yhi = dist[(enc, dom)]
+                else:
+                    continue
+                xlo = est["lo"] if est.get("lo") is not None else x
+                xhi = est["hi"] if est.get("hi") is not None else x
+                ax.errorbar([x], [y], xerr=[[max(x - xlo, 0)], [max(xhi - x, 0)]],
+                            yerr=[[max(y - ylo, 0)], [max(yhi - y, 0)]], fmt="o", ms=4,
+                            capsize=2, lw=1)
                 ax.annotate(enc, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-            ax.set_ylim(-0.05, 1.05)
+            if target == "success":
+                ax.set_ylim(-0.05, 1.05)
             ax.tick_params(labelsize=6)
             ax.set_xlabel(score, fontsize=7)
             if j == 0:
-                ax.set_ylabel(f"success in {dom}", fontsize=7)
-    fig.suptitle("offline score (gap run, 95% interval) vs closed-loop success (95% Wilson)",
-                 fontsize=8)
+                ax.set_ylabel(("success" if target == "success" else "final distance (m)")
+                              + f"\n{dom}", fontsize=7)
+    fig.suptitle("offline score (gap run, 95% interval) vs closed loop: success (95% Wilson) "
+                 "and mean final distance (95% bootstrap over initial states)", fontsize=8)
+    fig.tight_layout()
     return png_bytes(fig, dpi=100)
 
 
