@@ -15,6 +15,7 @@ import pytest
 
 from realgap.errors import ConfigError, DataError
 from realgap.study.analysis import (
+    best_predictor,
     correlate_scores,
     outcome_grid,
     performance,
@@ -81,6 +82,9 @@ def test_a_score_in_the_real_order_correlates_perfectly() -> None:
     # the drop grows as the score falls: a perfect negative rank correlation, MMRV 0
     assert _row(rows, "dis_cal", "success_drop", "spearman_rho").value == pytest.approx(-1.0)
     assert _row(rows, "dis_cal", "success_drop", "mmrv").value == 0.0
+    best = best_predictor(rows)["real-proxy-mild"]
+    assert best["score"] == "dis_cal" and best["oriented"] == pytest.approx(1.0)
+    assert best["n_encoders"] == 4 and best["tied_with"] == []
 
 
 def test_lower_is_better_scores_are_oriented_for_mmrv() -> None:

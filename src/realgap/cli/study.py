@@ -91,8 +91,10 @@ def run_scores(args: argparse.Namespace) -> int:
         lines.append(f"  {s['encoder']:<20} {s['domain']:<18} {s['successes']}/{s['trials']} "
                      f"[{s['wilson_lo']:.2f}, {s['wilson_hi']:.2f}]  final distance "
                      f"{s['final_distance']:.3f} m  drop {s['success_drop']:+.2f}")
-    for dom, b in (res.best or {}).items():
-        lines.append(f"  best predictor of {dom} success (Spearman, oriented): {b['score']} "
-                     f"rho {b['oriented']:+.2f} [{b['oriented_lo']:+.2f}, {b['oriented_hi']:+.2f}]")
+    for target, by_dom in res.best.items():
+        for dom, b in (by_dom or {}).items():
+            lines.append(f"  best predictor of {target} in {dom} (Spearman rho, oriented so "
+                         f"> 0 predicts): {b['score']} {b['oriented']:+.2f} "
+                         f"[{b['oriented_lo']:+.2f}, {b['oriented_hi']:+.2f}]")
     lines.append(f"run {res.run_id} in {res.db_path}; report {res.report_path}")
     return emit(args, result_json(res), "\n".join(lines))

@@ -207,12 +207,18 @@ def best_predictor(rows: Sequence[CorrelationRow], target: str = "success",
     sign that predicts better transfer, per domain: ``{domain: {score, value, lo, hi}}``.
 
     A score "predicts" when its oriented rho is positive; confidence is whether the
-    interval excludes 0 (reported, not decided here).
+    interval excludes 0 (reported, not decided here). The interval redraws seeds and
+    episodes for a fixed set of encoders, so it does not carry the uncertainty of which
+    encoders were studied: with 3 encoders rho can only be +-0.5 or +-1, and scores that
+    order the encoders alike tie (``tied_with``).
     """
     out: dict[str, Any] = {}
+    oriented_of: dict[tuple[str, str], float] = {}
     for r in rows:
         if r.target != target or r.statistic != statistic or not np.isfinite(r.value):
             continue
+        sgn = (-1.0 if r.score in LOWER_IS_BETTER else 1.0) * (1.0 if TARGETS[target][2] else -1.0)
+        oriented_of[(r.domain, r.score)] = sgn * r.value
         sign = -1.0 if r.score in LOWER_IS_BETTER else 1.0
         if TARGETS[target][2] is False:
             sign = -sign
@@ -223,6 +229,10 @@ def best_predictor(rows: Sequence[CorrelationRow], target: str = "success",
             out[r.domain] = {"score": r.score, "value": r.value, "oriented": oriented,
                              "oriented_lo": lo, "oriented_hi": hi,
                              "interval_excludes_zero": bool(np.isfinite(lo) and lo > 0)}
+    for dom, best in out.items():
+        best["tied_with"] = sorted(sc for (d, sc), v in oriented_of.items()
+                                   if d == dom and sc != best["score"] and v == best["oriented"])
+        best["n_encoders"] = next(r.n for r in rows if r.domain == dom)
     return out or None
 
 

@@ -48,7 +48,9 @@ SIM = "sim"
 
 @dataclass(frozen=True)
 class ScoresStudyResult:
-    """What a scores study produced (``outcomes``: :mod:`realgap.study.analysis` table)."""
+    """What a scores study produced (``outcomes``: :mod:`realgap.study.analysis` table;
+    ``best``: closed-loop target -> real domain -> the score that predicts it best, by
+    oriented Spearman rho, with its interval; None where no score's rho is defined)."""
 
     run_id: str
     db_path: Path
@@ -57,7 +59,7 @@ class ScoresStudyResult:
     scores: dict[str, dict[str, dict[str, dict[str, float | None]]]]
     correlations: list[CorrelationRow]
     summary: list[dict[str, Any]]
-    best: dict[str, Any] | None
+    best: dict[str, Any]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     gap_runs: dict[str, str] = field(default_factory=dict)
@@ -186,7 +188,7 @@ def run_scores_study(cfg: ScoresStudyConfig) -> ScoresStudyResult:
     corr = correlate_scores(outcomes, points, n_boot=n_boot, rng=cfg.seed)
     grid = outcome_grid(outcomes)
     summary = summarize(grid)
-    best = best_predictor(corr)
+    best = {t: best_predictor(corr, target=t) for t in ("success", "final_distance")}
     timings["correlation"] = time.perf_counter() - t
     seconds = time.perf_counter() - t0
 
