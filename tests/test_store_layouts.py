@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -156,6 +157,23 @@ def test_gap_read_gives_encoders_scores_and_coverage(tmp_path: Path) -> None:
     assert gap_layout.is_random_init(g.encoders["enc"])
     assert g.estimates("enc")["combined"]["value"] == 0.4
     assert sorted(g.coverage["grp"]) == ["", "BG=unseen"]
+
+
+def test_gap_pieces_round_trip(tmp_path: Path) -> None:
+    from tiny_runs import GAP_ENCODERS, write_gap_run
+
+    with ResultsDB(tmp_path) as db:
+        run = write_gap_run(db)
+    with ResultsDB(tmp_path, read_only=True) as db:
+        g = gap_layout.read_gap(db, run)
+    assert list(g.encoders) == list(GAP_ENCODERS)
+    assert g.flagged["enc-a"] == [{"episode": 1, "step": 2, "frame_id": "real-1-2",
+                                   "knn_distance": 2.0, "p_value": 0.01}]
+    assert [r["encoder"] for r in g.ranking] == ["enc-a", "enc-b"]
+    names = g.artifacts.groupby("name").size().to_dict()
+    assert names[gap_layout.SALIENCY_ARTIFACT] == names[gap_layout.WORST_ARTIFACT] == 2
+    sal = g.artifacts[g.artifacts["name"] == gap_layout.SALIENCY_ARTIFACT].iloc[0]
+    assert json.loads(sal["meta"])["target"] == "action probe"
 
 
 def test_outcomes_keep_their_written_order(tmp_path: Path) -> None:

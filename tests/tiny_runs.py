@@ -4,7 +4,6 @@ the store, report and golden-file tests (fast: no simulator, no torch)."""
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,8 +159,8 @@ def write_gap_run(db: ResultsDB) -> str:
                 "p_value": 0.01}]
     scores: list[Score] = []
     for i, (name, (info, origin)) in enumerate(GAP_ENCODERS.items()):
-        db.add_subject(run, name, gap_layout.ENCODER_SUBJECT,
-                       gap_layout.encoder_meta(info, origin, camera="head", n_real=8))
+        gap_layout.write_encoder(db, run, name,
+                                 gap_layout.encoder_meta(info, origin, camera="head", n_real=8))
         for j, m in enumerate(gap_layout.GAP_METRICS + gap_layout.EXTRA_METRICS):
             v = 0.2 + 0.3 * i + 0.01 * j
             null = {"p_value": 0.01, "null_mean": 0.0, "null_sd": 0.1, "effect": 3.0,
@@ -172,14 +171,13 @@ def write_gap_run(db: ResultsDB) -> str:
                             extra={"score": gap_layout.RANKED_BY, "value": 0.2 + 0.3 * i,
                                    "tied_with": []}))
         scores.append(Score(name, gap_layout.OUTSIDE_METRIC, 0.25, n=4, group="BG=1", extra={"k": 1}))
-        db.add_artifact(run, gap_layout.FLAGGED_ARTIFACT, json.dumps(flagged).encode(),
-                        mime="application/json", subject=name)
-        db.add_artifact(run, gap_layout.SALIENCY_ARTIFACT, _png((200, 30, 30)), subject=name,
-                        meta={"caption": f"Grad-CAM of {name}", "method": "gradcam"})
-        db.add_artifact(run, gap_layout.WORST_ARTIFACT, _png((30, 30, 200)), subject=name,
-                        meta={"rank": 1, "frame_id": "real-1-2", "episode": 1, "step": 2,
-                              "nearest_sim_frame_id": "sim-0-0", "knn_distance": 2.0,
-                              "p_value": 0.01, "flagged": True})
+        gap_layout.write_flagged(db, run, name, flagged, n_real=8, alpha=0.05)
+        gap_layout.write_saliency(db, run, name, _png((200, 30, 30)), caption=f"Grad-CAM of {name}",
+                                  method="gradcam", layer="layer4", pair_ids=[0, 1])
+        gap_layout.write_worst(db, run, name, _png((30, 30, 200)),
+                               {"rank": 1, "frame_id": "real-1-2", "episode": 1, "step": 2,
+                                "nearest_sim_frame_id": "sim-0-0", "knn_distance": 2.0,
+                                "p_value": 0.01, "flagged": True})
     db.add_scores(run, scores)
     frames = [MapFrame(f"{d}-{e}-0", d, e, 0, {"BG": e}) for d in ("sim", "real") for e in range(3)]
     write_map_frames(db, run, frames, [_png((i * 30, 90, 90), (8, 8), "JPEG") for i in range(6)])

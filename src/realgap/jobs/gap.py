@@ -46,19 +46,20 @@ from realgap.jobs.embedding_map import plan_maps, write_map_frames_of, write_map
 from realgap.store import ResultsDB, Score
 from realgap.store.gap import (
     EXTRA_METRICS,
-    FLAGGED_ARTIFACT,
     GAP_METRICS,
     OUTSIDE_METRIC,
     RANK_ROW,
     RANKED_BY,
     RUN_KIND,
-    SALIENCY_ARTIFACT,
-    WORST_ARTIFACT,
     encoder_meta,
     estimate_dict,
     load_flagged,
     load_ranking,
     load_scores,
+    write_encoder,
+    write_flagged,
+    write_saliency,
+    write_worst,
 )
 
 #: The metrics ``--json`` prints per encoder.
@@ -672,7 +673,7 @@ def score_encoder(db: ResultsDB, run_id: str, cfg: GapConfig, inp: GapInputs, en
     why = add_saliency(db, run_id, cfg, inp, enc, emb_sim, timings)
     if why is not None:
         meta["saliency"] = why
-    db.add_subject(run_id, enc.name, "encoder", meta)
+    write_encoder(db, run_id, enc.name, meta)
     return (suite[RANKED_BY].value,
             np.full(sp.plan.n_boot, np.nan) if reps is None else reps)
 
@@ -687,12 +688,8 @@ def write_suite(db: ResultsDB, run_id: str, name: str, suite: Mapping[str, Any],
     scores += factor_breakdown(name, getattr(cov, "by_factor", None))
     db.add_scores(run_id, scores)
     flagged = flagged_records(suite, real)
-    db.add_artifact(run_id, FLAGGED_ARTIFACT,
-                    json.dumps([{k: v for k, v in f.items() if k != "row"}
-                                for f in flagged]).encode("utf-8"),
-                    mime="application/json", subject=name,
-                    meta={"n_flagged": len(flagged), "n_real": len(real),
-                          "alpha": float(getattr(cov, "alpha", 0.05))})
+    write_flagged(db, run_id, name, [{k: v for k, v in f.items() if k != "row"} for f in flagged],
+                  n_real=len(real), alpha=float(getattr(cov, "alpha", 0.05)))
 
 
 def add_saliency(db: ResultsDB, run_id: str, cfg: GapConfig, inp: GapInputs, enc: Any,
@@ -721,10 +718,8 @@ def add_saliency(db: ResultsDB, run_id: str, cfg: GapConfig, inp: GapInputs, enc
         timings[f"saliency:{enc.name}"] = time.perf_counter() - t
     if grid is None:  # the encoder has no gradient saliency after all: nothing to store
         return None
-    db.add_artifact(run_id, SALIENCY_ARTIFACT, grid.png, subject=enc.name,
-                    meta={"caption": grid.caption, "method": grid.method,
-                          "layer": grid.layer, "pair_ids": list(grid.pair_ids),
-                          "target": "action probe"})
+    write_saliency(db, run_id, enc.name, grid.png, caption=grid.caption, method=grid.method,
+                   layer=grid.layer, pair_ids=list(grid.pair_ids))
     return None
 
 
@@ -847,15 +842,14 @@ def _add_thumbnails(db: ResultsDB, run_id: str, name: str, cov: Any, sim: Any, r
     imgs_s = sim.images(camera, near)
     flagged = np.asarray(cov.flagged, bool)
     for rank, (i, j) in enumerate(zip(rows, near, strict=True), start=1):
-        db.add_artifact(run_id, WORST_ARTIFACT, thumbnail_pair(imgs_r[rank - 1], imgs_s[rank - 1]),
-                        subject=name,
-                        meta={"rank": rank, "frame_id": str(man["frame_id"].iloc[i]),
-                              "episode": _plain(man["episode"].iloc[i]),
-                              "step": _plain(man["step"].iloc[i]),
-                              "nearest_sim_frame_id": str(fid_s[j]),
-                              "knn_distance": float(cov.knn_distance[i]),
-                              "p_value": float(cov.p_value[i]), "flagged": bool(flagged[i]),
-                              "any_flagged": any_flagged})
+        write_worst(db, run_id, name, thumbnail_pair(imgs_r[rank - 1], imgs_s[rank - 1]),
+                    {"rank": rank, "frame_id": str(man["frame_id"].iloc[i]),
+                     "episode": _plain(man["episode"].iloc[i]),
+                     "step": _plain(man["step"].iloc[i]),
+                     "nearest_sim_frame_id": str(fid_s[j]),
+                     "knn_distance": float(cov.knn_distance[i]),
+                     "p_value": float(cov.p_value[i]), "flagged": bool(flagged[i]),
+                     "any_flagged": any_flagged})
 
 
 def _jsonable(v: Any) -> bool:

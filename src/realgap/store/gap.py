@@ -211,6 +211,38 @@ def _num(x: Any) -> float | None:
     return float(x)
 
 
+# -- writing the pieces of a gap run (the job records them encoder by encoder) ---------------
+def write_encoder(db: ResultsDB, run_id: str, encoder: str, meta: dict[str, Any]) -> None:
+    """The encoder's subject row (``meta`` from :func:`encoder_meta`, plus ``space``,
+    ``warnings`` and, without gradient saliency, ``saliency`` saying why)."""
+    db.add_subject(run_id, encoder, ENCODER_SUBJECT, meta)
+
+
+def write_flagged(db: ResultsDB, run_id: str, encoder: str, rows: list[dict[str, Any]], *,
+                  n_real: int, alpha: float) -> None:
+    """Every real frame coverage flags for ``encoder`` (``episode, step, frame_id,
+    knn_distance, p_value``), lowest p-value first; read back by :func:`load_flagged`."""
+    db.add_artifact(run_id, FLAGGED_ARTIFACT, json.dumps(rows).encode("utf-8"),
+                    mime="application/json", subject=encoder,
+                    meta={"n_flagged": len(rows), "n_real": int(n_real), "alpha": float(alpha)})
+
+
+def write_saliency(db: ResultsDB, run_id: str, encoder: str, png: bytes, *, caption: str,
+                   method: str, layer: Any, pair_ids: list[Any],
+                   target: str = "action probe") -> None:
+    """The encoder's saliency grid (PNG) with its caption, method, layer, pairs and target."""
+    db.add_artifact(run_id, SALIENCY_ARTIFACT, png, subject=encoder,
+                    meta={"caption": caption, "method": method, "layer": layer,
+                          "pair_ids": list(pair_ids), "target": target})
+
+
+def write_worst(db: ResultsDB, run_id: str, encoder: str, png: bytes, meta: dict[str, Any]) -> None:
+    """One worst-covered real frame beside its nearest sim frame (``meta``: ``rank``,
+    ``frame_id``, ``episode``, ``step``, ``nearest_sim_frame_id``, ``knn_distance``,
+    ``p_value``, ``flagged``)."""
+    db.add_artifact(run_id, WORST_ARTIFACT, png, subject=encoder, meta=meta)
+
+
 @dataclass(frozen=True)
 class GapRun:
     """Everything the report reads of one ``gap`` run.
@@ -252,5 +284,6 @@ __all__ = [
     "GAP_METRICS", "METRIC_HELP", "NULL_FIELDS", "OUTSIDE_METRIC", "RANDOM_INIT", "RANKED_BY",
     "RANK_ROW", "RUN_KIND", "SALIENCY_ARTIFACT", "WORST_ARTIFACT", "GapRun", "encoder_meta",
     "estimate_dict", "is_random_init", "latest_gap_run", "load_encoders", "load_flagged",
-    "load_ranking", "load_scores", "read_gap",
+    "load_ranking", "load_scores", "read_gap", "write_encoder", "write_flagged", "write_saliency",
+    "write_worst",
 ]
