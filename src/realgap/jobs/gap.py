@@ -788,8 +788,14 @@ def run_gap(cfg: GapConfig) -> GapResult:
     encoders = build_encoders(cfg, inp, timings)
     sp = plan_scoring(cfg, inp, encoders)  # before embedding: its refusals cost nothing
     embedded = embed_all(cfg, inp, encoders, timings)
-    sp = fit_common_space(cfg, inp, encoders, embedded, sp)
-    db_path, run_id = record_run(cfg, inp, encoders, embedded, sp, timings)
+    # Scoring, maps and probes on one BLAS thread: mid-sized products gain little from a
+    # second one, and on a busy machine OpenBLAS's spin-waiting threads made this stage up
+    # to 10x slower (realgap.metrics.suite._one_blas_thread). Torch keeps its own threads.
+    from realgap.metrics.distribution import _single_thread
+
+    with _single_thread():
+        sp = fit_common_space(cfg, inp, encoders, embedded, sp)
+        db_path, run_id = record_run(cfg, inp, encoders, embedded, sp, timings)
     return read_result(db_path, run_id, [e.name for e in encoders], sp, timings, t0)
 
 

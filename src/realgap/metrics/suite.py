@@ -231,6 +231,26 @@ def _probe_side(x: np.ndarray, y: np.ndarray, ep: np.ndarray, state: np.ndarray 
     return dict(out)
 
 
+def _one_blas_thread(fn: Any) -> Any:
+    """Run ``fn`` on one BLAS thread.
+
+    The suite's linear algebra is many mid-sized products and decompositions (ridge CV,
+    PCA, kernels, Fréchet moments) that gain little from a second thread, while on a busy
+    machine OpenBLAS's spin-waiting threads made them up to 10x slower (measured: a
+    cross-fitted AS at 807 x 512 took 113 s multithreaded, 10 s on one thread)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from realgap.metrics.distribution import _single_thread
+
+        with _single_thread():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def gap_suite(
     emb_sim: np.ndarray,
     emb_real: np.ndarray,
