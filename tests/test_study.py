@@ -205,3 +205,13 @@ def test_report_shows_the_study_section(tmp_path: Path) -> None:
     html = build_report(tmp_path).read_text()
     assert 'id="study"' in html and "study-correlation" in html and "study-closed-loop" in html
     assert "data:image/png;base64" in html
+
+
+def test_bad_names_fail_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from realgap.cli import main
+
+    for args in (["--encoders", "pixels,resnet18-randm"], ["--head", "dpt"],
+                 ["--encoders", "pixels,bc-sim"]):
+        assert main(["study", "scores", "--out", str(tmp_path / "s"), *args]) == 2
+        assert capsys.readouterr().err.startswith("realgap: error: ")
+        assert not (tmp_path / "s").exists()

@@ -83,6 +83,13 @@ class ScoresStudyConfig:
                               "encoders needs at least 2 (3 or more for a rank correlation)")
         if len(set(self.encoders)) != len(self.encoders):
             raise ConfigError(f"--encoders {','.join(self.encoders)}: an encoder is repeated")
+        on_demand = [e for e in self.encoders if e in ("bc-sim", "bc-sim-nominal")]
+        if on_demand:
+            # a policy checkpoint names its frozen encoder; these are trained per FrameSet
+            # by the gap job and cannot yet be rebuilt from the name in a rollout worker
+            raise ConfigError(f"--encoders: {', '.join(on_demand)} are trained on demand by the "
+                              "gap job and cannot yet serve as a policy's frozen encoder; leave "
+                              "them out of the study")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"--seeds {self.seeds}: give distinct training seeds")
         if self.demo_episodes < 4:

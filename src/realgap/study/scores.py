@@ -156,9 +156,16 @@ def rollouts(cfg: ScoresStudyConfig, ckpts: dict[tuple[str, int], str]) -> pd.Da
 
 def run_scores_study(cfg: ScoresStudyConfig) -> ScoresStudyResult:
     """Run the study (module docstring) and return what it found and where it went."""
+    from realgap.jobs.gap import check_encoder_names
+    from realgap.policy.config import head_spec
+    from realgap.sim.domains import check_proxy_shadows
     from realgap.store.db import ResultsDB
     from realgap.store.study import ScoresStudyRecord, write_scores_study
 
+    # names are checked before minutes of generation, not after
+    check_encoder_names(tuple(cfg.encoders))
+    head_spec(cfg.head)
+    check_proxy_shadows(cfg.proxy_shadows)
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(cfg.out)
