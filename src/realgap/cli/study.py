@@ -50,8 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "correlated across encoders with closed-loop success, final distance and "
                     "the sim->real drop (Pearson, Spearman, MMRV; intervals redraw seeds and "
                     "episodes).")
-    ps.add_argument("--preset", default="tiny", help="sizes: tiny (a few minutes), small "
-                    "(~20 min on 2 cores), full (a bigger machine or a GPU)")
+    ps.add_argument("--preset", default="tiny", help="sizes: tiny (a smoke run: minutes on idle "
+                    "cores, policies too weak to succeed), small (policies that can succeed; "
+                    "not yet timed on 2 cores), full (a bigger machine or a GPU)")
     ps.add_argument("--out", required=True, help="output directory (results.duckdb, report.html)")
     ps.add_argument("--encoders", default=None, help="comma list of frozen registry encoders "
                     "(default: the preset's)")
