@@ -115,7 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "n_boot": 100, "n_perm": 20},
     "small": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0",
                            "efficientnet-lite1"), "seeds": (0, 1),
-              "demo_episodes": 60, "record_every": 1, "eval_episodes": 10, "epochs": 40,
+              "demo_episodes": 100, "record_every": 1, "eval_episodes": 10, "epochs": 40,
               "n_boot": 200, "n_perm": 50},
     "full": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0",
                           "efficientnet-lite1", "efficientnet-lite2"), "seeds": (0, 1, 2),
