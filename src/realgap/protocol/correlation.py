@@ -163,7 +163,7 @@ def bootstrap_rank_stats(
     """
     s, r = _pair(sim, real)
     gen = as_rng(rng)
-    counts = []
+    counts: list[np.ndarray | None] = []
     for c, rates in ((sim_counts, s), (real_counts, r)):
         if c is None:
             counts.append(None)
@@ -392,7 +392,7 @@ def write_correlation(out: str | Path, points: pd.DataFrame, results: dict[str, 
 
     def counts(r: dict[str, Any], side: str) -> tuple[int, int] | None:
         k, n = r.get(f"{side}_k"), r.get(f"{side}_n")
-        return None if n is None or pd.isna(n) else (int(k), int(n))
+        return None if n is None or pd.isna(n) or k is None else (int(k), int(n))
 
     stats = []
     for grp, c in results.items():

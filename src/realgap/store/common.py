@@ -51,6 +51,12 @@ def num(x: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+def number(x: Any) -> float:
+    """A stored number, NaN for NULL (for records whose fields are plain floats)."""
+    v = num(x)
+    return float("nan") if v is None else v
+
+
 def integer(x: Any) -> int | None:
     """A stored count, or None for NULL/NaN."""
     v = num(x)

@@ -19,7 +19,7 @@ from realgap.store.common import (
     Outcome,
     extra_of,
     integer,
-    num,
+    number,
     read_outcomes,
     run_info,
     score_rows,
@@ -75,9 +75,7 @@ def read_rollout(db: Any, run_id: str) -> RolloutRecord:
     trials = integer(ex.get("trials", r["n"])) or 0
     return RolloutRecord(policy, str(ex.get("task") or info.config.get("task") or ""),
                          integer(ex.get("successes")) or 0, trials,
-                         num(r["value"]) if num(r["value"]) is not None else float("nan"),
-                         num(r["lo"]) if num(r["lo"]) is not None else float("nan"),
-                         num(r["hi"]) if num(r["hi"]) is not None else float("nan"),
+                         number(r["value"]), number(r["lo"]), number(r["hi"]),
                          read_outcomes(db, run_id).get(policy, ()), info.config,
                          metas.get(policy, {}), run_id)
 

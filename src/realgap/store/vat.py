@@ -27,6 +27,7 @@ from realgap.store.common import (
     extra_of,
     integer,
     num,
+    number,
     read_outcomes,
     run_info,
     score_rows,
@@ -90,12 +91,12 @@ def write_vat(db: ResultsDB, rec: VatRecord) -> VatRecord:
     t = dict(rec.test)
     n = integer(t.get("n"))
     scores += [
-        Score(TEST_SUBJECT, T_METRIC, t.get("t"), None, None, n, GROUP, t),
-        Score(TEST_SUBJECT, "critical", t.get("critical"), None, None, n, GROUP,
+        Score(TEST_SUBJECT, T_METRIC, number(t.get("t")), None, None, n, GROUP, t),
+        Score(TEST_SUBJECT, "critical", number(t.get("critical")), None, None, n, GROUP,
               {"df": None if n is None else n - 1}),
-        Score(TEST_SUBJECT, "mean_diff", t.get("mean_diff"), None, None, n, GROUP,
+        Score(TEST_SUBJECT, "mean_diff", number(t.get("mean_diff")), None, None, n, GROUP,
               {"sd": t.get("sd_diff")}),
-        Score(TEST_SUBJECT, "p_value", t.get("p_value"), None, None, n, GROUP, {}),
+        Score(TEST_SUBJECT, "p_value", number(t.get("p_value")), None, None, n, GROUP, {}),
     ]
     db.add_scores(run_id, scores)
     for label, oc in rec.outcomes.items():

@@ -149,10 +149,10 @@ def _left(html: str) -> str:
 def _cell(est: tuple[float, float, float, Any] | None, extra: dict[str, Any] | None = None) -> str:
     if est is None:
         return "—"
-    v, lo, hi, n = est
-    lo = None if pd.isna(lo) else float(lo)
-    hi = None if pd.isna(hi) else float(hi)
-    v = float("nan") if pd.isna(v) else float(v)
+    v_raw, lo_raw, hi_raw, n = est
+    lo = None if pd.isna(lo_raw) else float(lo_raw)
+    hi = None if pd.isna(hi_raw) else float(hi_raw)
+    v = float("nan") if pd.isna(v_raw) else float(v_raw)
     n_txt = "" if pd.isna(n) else f" <span class='ci'>n={int(n)}</span>"
     bias = ""
     if extra and extra.get("bias"):

@@ -87,7 +87,8 @@ def ranking_sentence(ranking: list[dict[str, Any]], est: dict[str, dict[str, Any
 
 def floor_sentence(est: dict[str, dict[str, Any]]) -> str | None:
     """Which encoders' AS(sim) stands above the shuffled-action floor."""
-    above, below = [], []
+    above: list[str] = []
+    below: list[str] = []
     for name, e in est.items():
         a, f = e.get("as_sim"), e.get("as_sim_floor")
         if not a or not f or _num(a, "lo") is None or _num(f) is None:
@@ -108,7 +109,8 @@ def floor_sentence(est: dict[str, dict[str, Any]]) -> str | None:
 
 def domain_sentence(est: dict[str, dict[str, Any]]) -> str | None:
     """Are the domains told apart (C2ST read against its permutation null)?"""
-    sep, not_sep = [], []
+    sep: list[tuple[str, dict[str, Any]]] = []
+    not_sep: list[tuple[str, dict[str, Any]]] = []
     for name, e in est.items():
         c = e.get("c2st_acc")
         if not c or c.get("p_value") is None:
