@@ -181,6 +181,10 @@ def dataflow_problems(commands: list[str]) -> list[str]:
                 problems.append(f"{command}: reads {path}, which no earlier README command "
                                 "writes")
         if name == "gap":
+            from realgap.encoders import ENCODERS
+
+            problems += [f"{command}: encoder {e!r} is not registered (`realgap encoders list`)"
+                         for e in args.encoders if ":" not in e and e not in ENCODERS]
             # explicit or default, both domains must be among those written above
             for dest in ("sim_domain", "real_domain"):
                 if getattr(args, dest) not in domains:
@@ -213,6 +217,11 @@ def test_the_data_flow_check_catches_the_old_readme_mistakes() -> None:
     assert len(problems) == 2
     assert "--real-domain real is not a domain written above (real-proxy, sim)" in problems[0]
     assert "reads runs/other" in problems[1]
+    assert dataflow_problems([
+        "realgap generate --task reach-mug --out f",
+        "realgap gap --frames f --encoders pixels,resnet18-randm --out g"]) == [
+        ("realgap gap --frames f --encoders pixels,resnet18-randm --out g: encoder "
+         "'resnet18-randm' is not registered (`realgap encoders list`)")]
     # a label changes the stored domain
     assert dataflow_problems([
         "realgap generate --task reach-mug --domain-label real-proxy=real --out f",
