@@ -108,8 +108,8 @@ class Registry(Generic[T]):
         try:
             return self._entries[key] if key in self._entries else self._variants[key]
         except KeyError:
-            close = difflib.get_close_matches(name, [*self._entries, *self._variants], n=3,
-                                              cutoff=0.5)
+            close = difflib.get_close_matches(
+                name, [*self._entries, *self._variants, *self._aliases], n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             known = ", ".join(sorted(self._entries)) or "none"
             raise UnknownNameError(
