@@ -171,8 +171,8 @@ def correlate_scores(outcomes: pd.DataFrame, scores: Mapping[str, Mapping[str, M
     grid = outcome_grid(outcomes, sim_domain)
     gen = as_rng(rng)
     ne, ns, _, nep = grid.success.shape
-    draws = [(gen.integers(0, ns, size=(ne, ns)), gen.integers(0, nep, size=nep))
-             for _ in range(int(n_boot))]
+    draws = [(np.asarray(gen.integers(0, ns, size=(ne, ns))),
+              np.asarray(gen.integers(0, nep, size=nep))) for _ in range(int(n_boot))]
     point = performance(grid)
     reps = [performance(grid, s, e) for s, e in draws]
     rows: list[CorrelationRow] = []

@@ -41,7 +41,7 @@ def _distance_ci(rec: ScoresStudyRecord) -> dict[tuple[str, str], tuple[float, f
     from realgap.stats import bootstrap_ci
 
     oc = rec.outcomes
-    out = {}
+    out: dict[tuple[str, str], tuple[float, float, float]] = {}
     if oc.empty:
         return out
     for (enc, dom), g in oc.groupby(["encoder", "domain"], sort=False):
@@ -71,9 +71,10 @@ def _scatter(rec: ScoresStudyRecord) -> bytes | None:
             for enc, by_metric in rec.scores[dom].items():
                 est = by_metric.get(score)
                 row = summ[(summ["encoder"] == enc) & (summ["domain"] == dom)]
-                if est is None or est.get("value") is None or row.empty:
+                value = None if est is None else est.get("value")
+                if est is None or value is None or row.empty:
                     continue
-                x = float(est["value"])
+                x = float(value)
                 if target == "success":
                     y = float(row["success_rate"].iloc[0])
                     ylo, yhi = float(row["wilson_lo"].iloc[0]), float(row["wilson_hi"].iloc[0])
@@ -81,8 +82,9 @@ def _scatter(rec: ScoresStudyRecord) -> bytes | None:
                     y, ylo, yhi = dist[(enc, dom)]
                 else:
                     continue
-                xlo = est["lo"] if est.get("lo") is not None else x
-                xhi = est["hi"] if est.get("hi") is not None else x
+                lo_v, hi_v = est.get("lo"), est.get("hi")
+                xlo = x if lo_v is None else float(lo_v)
+                xhi = x if hi_v is None else float(hi_v)
                 ax.errorbar([x], [y], xerr=[[max(x - xlo, 0)], [max(xhi - x, 0)]],
                             yerr=[[max(y - ylo, 0)], [max(yhi - y, 0)]], fmt="o", ms=4,
                             capsize=2, lw=1)
