@@ -310,6 +310,76 @@ def gap_suite(
     check_prob(alpha, "alpha")
     n_perm = check_positive_int(n_perm, "n_perm", minimum=0)
     space_k = check_positive_int(space_k, "space_k")
+    seeds = child_seeds(rng, 8)
+    s_boot, s_perm, s_pca, s_two, s_as, s_cov, _, _ = seeds
+    inp = _suite_inputs(emb_sim, emb_real, act_sim, act_real, ep_sim, ep_real, plan, n_boot,
+                        s_boot, sim_rows)
+    iv = {"alpha": alpha, "method": interval_method}
+    warnings: list[str] = []
+    paper, common = _spaces(inp, k, space_k, s_pca, warnings)
+    design, perms = _design(inp, n_perm, s_perm)
+    two = two_sample_scores(common.z, design, counts=inp.plan.counts, perms=perms, alpha=alpha,
+                            method=interval_method, mmd_max_samples=mmd_max_samples,
+                            rng=as_rng(s_two))
+    out: dict[str, Any] = dict(two.estimates)
+    nulls: dict[str, NullResult] = dict(two.nulls)
+    reps: dict[str, np.ndarray | None] = dict(two.replicates)
+    _paper_dis(inp, paper, design, perms, out, reps, nulls, iv)
+    ests = _action_scores(inp, state_sim, state_real, n_folds, s_as, out, reps, iv)
+    dis_key = _combined(inp, design, out, reps, warnings, iv)
+    cov = _coverage_scores(inp, coverage_k, coverage_alpha, factors_real, s_cov, out, reps, iv)
+    flagged_rows = np.flatnonzero(cov.flagged)
+    out.update({
+        "nulls": nulls,
+        "replicates": reps,
+        "space": _space_record(paper, common, cov, k, space_k, n_folds, list(ests),
+                               inp.xs.shape[1]),
+        "warnings": warnings,
+        "flagged": {"row": flagged_rows,
+                    "knn_distance": np.asarray(cov.knn_distance, float)[flagged_rows],
+                    "p_value": np.asarray(cov.p_value, float)[flagged_rows]},
+        "coverage_report": cov,
+        "details": {
+            **two.details, "n_sim_frames": len(inp.xs), "n_real_frames": len(inp.xr),
+            "n_sim_episodes": int(np.unique(inp.es).size),
+            "n_real_episodes": int(np.unique(inp.er).size),
+            "n_boot": inp.plan.n_boot, "n_perm": n_perm, "alpha": alpha,
+            "interval_method": interval_method, "combined_uses": dis_key,
+            "as": {m: cf.as_dict() for m, cf in ests.items() if cf is not None},
+            "as_fits": {m: cf for m, cf in ests.items() if cf is not None},
+        },
+    })
+    return out
+
+
+@dataclass(frozen=True)
+class _SuiteInputs:
+    """The checked arrays of one encoder's suite: the scored sim rows (``xs``, ``ys``,
+    ``es``, their plan codes ``cs``), all real rows, the plan and the rows mask."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    es: np.ndarray
+    cs: np.ndarray
+    xr: np.ndarray
+    yr: np.ndarray
+    er: np.ndarray
+    rows: np.ndarray
+    plan: ResamplePlan
+
+    @property
+    def n_eps(self) -> int:
+        return int(self.plan.ep_real.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.xs) + len(self.xr)
+
+
+def _suite_inputs(emb_sim: Any, emb_real: Any, act_sim: Any, act_real: Any, ep_sim: Any,
+                  ep_real: Any, plan: ResamplePlan | None, n_boot: int, s_boot: Any,
+                  sim_rows: Any) -> _SuiteInputs:
+    """Validate the arrays (one action per frame, one action space) and the plan."""
     xs_all, xr = as_matrix(emb_sim, "emb_sim"), as_matrix(emb_real, "emb_real")
     ys_all, yr = as_matrix(act_sim, "act_sim"), as_matrix(act_real, "act_real")
     for y, x, tag in ((ys_all, xs_all, "sim"), (yr, xr, "real")):
@@ -321,8 +391,6 @@ def gap_suite(
                         f"{ys_all.shape[1]}; sim and real must share the action space")
     es_all = as_groups(ep_sim, len(xs_all), "ep_sim")
     er = as_groups(ep_real, len(xr), "ep_real")
-    seeds = child_seeds(rng, 8)
-    s_boot, s_perm, s_pca, s_two, s_as, s_cov, _, _ = seeds
     if plan is None:
         plan = resample_plan(es_all, er, check_positive_int(n_boot, "n_boot", minimum=0), s_boot)
     if plan.codes_sim.shape[0] != len(xs_all) or plan.codes_real.shape[0] != len(xr):
@@ -331,14 +399,16 @@ def gap_suite(
     if rows.shape != (len(xs_all),) or rows.sum() < 2:
         raise DataError("sim_rows: expected a bool mask over the sim frames keeping at least "
                         "2 frames")
-    xs, ys, es, cs = xs_all[rows], ys_all[rows], es_all[rows], plan.codes_sim[rows]
-    counts = plan.counts
-    n_eps = plan.ep_real.shape[0]
-    warnings: list[str] = []
+    return _SuiteInputs(xs_all[rows], ys_all[rows], es_all[rows], plan.codes_sim[rows],
+                        xr, yr, er, rows, plan)
 
-    # spaces: one pooled fit; the common space is its leading components
-    n, d = len(xs) + len(xr), xs.shape[1]
-    paper = fit_gap_space(xs, xr, k=k, rng=s_pca)
+
+def _spaces(inp: _SuiteInputs, k: int, space_k: int, s_pca: Any,
+            warnings: list[str]) -> tuple[Any, Any]:
+    """One pooled PCA fit: the paper's space (``k`` components) and the common space (its
+    leading ``space_k``); cuts are reported in ``warnings``."""
+    n, d = inp.n_frames, inp.xs.shape[1]
+    paper = fit_gap_space(inp.xs, inp.xr, k=k, rng=s_pca)
     if paper.k < k:
         warnings.append(f"dis_paper: k cut from {k} to {paper.k} = min(k, N-1, D) with N={n}, "
                         f"D={d}; DIS of encoders with different k are not comparable")
@@ -346,23 +416,28 @@ def gap_suite(
     if common.k < space_k:
         warnings.append(f"common space: {space_k} components requested, {common.k} used "
                         f"(N-1={n - 1}, D={d}); pass a smaller --space-k for every encoder")
-    codes = np.r_[cs, plan.codes_real]
-    used = np.zeros(n_eps, bool)
-    used[codes] = True
-    design = Design(codes, plan.ep_real, used)
-    perms = None
-    if n_perm:
-        lab = permuted_labels(plan.ep_real[used], n_perm, s_perm)
-        perms = np.zeros((n_perm, n_eps), bool)
-        perms[:, used] = lab
-    two = two_sample_scores(common.z, design, counts=counts, perms=perms, alpha=alpha,
-                            method=interval_method, mmd_max_samples=mmd_max_samples,
-                            rng=as_rng(s_two))
-    out: dict[str, Any] = dict(two.estimates)
-    nulls: dict[str, NullResult] = dict(two.nulls)
-    reps: dict[str, np.ndarray | None] = dict(two.replicates)
+    return paper, common
 
-    # the paper's DIS in its own k
+
+def _design(inp: _SuiteInputs, n_perm: int, s_perm: Any) -> tuple[Design, np.ndarray | None]:
+    """The episode design over the plan's codes, and ``n_perm`` domain-label permutations
+    of whole episodes (None when ``n_perm`` is 0)."""
+    codes = np.r_[inp.cs, inp.plan.codes_real]
+    used = np.zeros(inp.n_eps, bool)
+    used[codes] = True
+    design = Design(codes, inp.plan.ep_real, used)
+    if not n_perm:
+        return design, None
+    perms = np.zeros((n_perm, inp.n_eps), bool)
+    perms[:, used] = permuted_labels(inp.plan.ep_real[used], n_perm, s_perm)
+    return design, perms
+
+
+def _paper_dis(inp: _SuiteInputs, paper: Any, design: Design, perms: np.ndarray | None,
+               out: dict[str, Any], reps: dict[str, np.ndarray | None],
+               nulls: dict[str, NullResult], iv: dict[str, Any]) -> None:
+    """The paper's DIS in its own k (encoder-dis-as-framework.txt III-C), with its
+    bootstrap and null from the same draws as the other scores."""
     s1p = design.ep_sums(paper.z)
     sizes = design.sizes
     sqk = np.sqrt(paper.k)
@@ -370,35 +445,47 @@ def gap_suite(
     def dis_p(ws: np.ndarray, wr: np.ndarray) -> np.ndarray:
         return 1.0 - centroid_distances(s1p, sizes, ws, wr) / sqk
 
+    counts = inp.plan.counts
     pt = float(dis_p(*design.observed_weights())[0])
     reps["dis_paper"] = dis_p(*design.boot_weights(counts)) if len(counts) else None
-    out["dis_paper"] = estimate_from_replicates(pt, reps["dis_paper"], n=int(used.sum()),
-                                                n_frames=n, alpha=alpha, method=interval_method)
+    out["dis_paper"] = estimate_from_replicates(pt, reps["dis_paper"],
+                                                n=int(design.used.sum()),
+                                                n_frames=inp.n_frames, **iv)
     if perms is not None:
         nulls["dis_paper"] = null_from_replicates(pt, dis_p(*design.perm_weights(perms)),
                                                   ALTERNATIVE["dis"])
 
-    # action probes, cross-fitted over episodes; one BLAS thread (see _single_thread)
+
+def _action_scores(inp: _SuiteInputs, state_sim: Any, state_real: Any, n_folds: int,
+                   s_as: Any, out: dict[str, Any], reps: dict[str, np.ndarray | None],
+                   iv: dict[str, Any]) -> dict[str, Any]:
+    """The action probes (AS per domain, floors, ceilings, transfer; section III-D),
+    cross-fitted over episodes on one BLAS thread (see ``_single_thread``); returns the fits."""
     from realgap.metrics.distribution import _single_thread
+    from realgap.metrics.probe import transfer_action_score_all
 
-    code_s, code_r = _code_map(es, cs), _code_map(er, plan.codes_real)
+    code_s, code_r = _code_map(inp.es, inp.cs), _code_map(inp.er, inp.plan.codes_real)
     with _single_thread():
-        state_s = None if state_sim is None else np.asarray(state_sim)[rows]
-        ests = dict(_probe_side(xs, ys, es, state_s, n_folds, s_as, "sim"))
-        ests.update(_probe_side(xr, yr, er, state_real, n_folds, s_as, "real"))
-        from realgap.metrics.probe import transfer_action_score_all
-
-        ests["as_transfer"] = transfer_action_score_all(xs, ys, es, xr, yr, er,
-                                                        n_folds=n_folds, rng=s_as)
+        state_s = None if state_sim is None else np.asarray(state_sim)[inp.rows]
+        ests = dict(_probe_side(inp.xs, inp.ys, inp.es, state_s, n_folds, s_as, "sim"))
+        ests.update(_probe_side(inp.xr, inp.yr, inp.er, state_real, n_folds, s_as, "real"))
+        ests["as_transfer"] = transfer_action_score_all(inp.xs, inp.ys, inp.es, inp.xr,
+                                                        inp.yr, inp.er, n_folds=n_folds,
+                                                        rng=s_as)
     for name, cf in ests.items():
         if cf is None:
             continue
         cmap = code_r if name in ("as_real", "as_transfer", "as_real_floor",
                                   "as_real_ceiling") else code_s
-        out[name], reps[name] = _as_estimate(cf, cmap, counts, alpha=alpha,
-                                             method=interval_method)
+        out[name], reps[name] = _as_estimate(cf, cmap, inp.plan.counts, **iv)
+    return ests
 
-    # the ranking score
+
+def _combined(inp: _SuiteInputs, design: Design, out: dict[str, Any],
+              reps: dict[str, np.ndarray | None], warnings: list[str],
+              iv: dict[str, Any]) -> str:
+    """The ranking score: harmonic mean of the calibrated DIS (plain DIS without a null)
+    and AS(sim -> real), replicate by replicate; returns which DIS it used."""
     dis_key = "dis_cal" if "dis_cal" in out else "dis"
     if dis_key == "dis":
         warnings.append("combined: no permutation null (n_perm=0), so it uses the uncalibrated DIS")
@@ -406,56 +493,45 @@ def gap_suite(
     comb_reps = (None if reps.get(dis_key) is None or reps.get("as_transfer") is None
                  else harmonic_mean(reps[dis_key], reps["as_transfer"]))
     reps["combined"] = comb_reps
-    out["combined"] = estimate_from_replicates(comb_pt, comb_reps, n=int(used.sum()), n_frames=n,
-                                               alpha=alpha, method=interval_method)
+    out["combined"] = estimate_from_replicates(comb_pt, comb_reps, n=int(design.used.sum()),
+                                               n_frames=inp.n_frames, **iv)
+    return dis_key
 
-    # coverage, fitted on sim only
+
+def _coverage_scores(inp: _SuiteInputs, coverage_k: int, coverage_alpha: float,
+                     factors_real: Any, s_cov: Any, out: dict[str, Any],
+                     reps: dict[str, np.ndarray | None], iv: dict[str, Any]) -> Any:
+    """Coverage fitted on sim only: outside fraction and coverage over real frames,
+    Naeem et al.'s density (over real frames) and coverage (over sim frames)."""
     from realgap.metrics.coverage import coverage_report
 
-    cov = coverage_report(xs, es, xr, er, k=coverage_k, alpha=coverage_alpha,
+    plan, counts, n_eps = inp.plan, inp.plan.counts, inp.n_eps
+    cov = coverage_report(inp.xs, inp.es, inp.xr, inp.er, k=coverage_k, alpha=coverage_alpha,
                           factors=factors_real, rng=s_cov)
     flagged = np.asarray(cov.flagged, dtype=np.float64)
     out["outside_fraction"], reps["outside_fraction"] = _frame_mean(
-        flagged, plan.codes_real, counts, n_eps, alpha=alpha, method=interval_method)
+        flagged, plan.codes_real, counts, n_eps, **iv)
     out["coverage"], reps["coverage"] = _frame_mean(
-        1.0 - flagged, plan.codes_real, counts, n_eps, alpha=alpha, method=interval_method)
-    # Naeem et al. density averages over real frames, coverage over sim frames (sim balls)
+        1.0 - flagged, plan.codes_real, counts, n_eps, **iv)
     out["density"], reps["density"] = _frame_mean(
-        np.asarray(cov.density_count, np.float64) / cov.k, plan.codes_real, counts, n_eps,
-        alpha=alpha, method=interval_method)
+        np.asarray(cov.density_count, np.float64) / cov.k, plan.codes_real, counts, n_eps, **iv)
     out["naeem_coverage"], reps["naeem_coverage"] = _frame_mean(
-        np.asarray(cov.sim_reached, np.float64), cs, counts, n_eps, alpha=alpha,
-        method=interval_method)
-    flagged_rows = np.flatnonzero(cov.flagged)
+        np.asarray(cov.sim_reached, np.float64), inp.cs, counts, n_eps, **iv)
+    return cov
 
-    space = {
+
+def _space_record(paper: Any, common: Any, cov: Any, k: int, space_k: int, n_folds: int,
+                  probes: list[str], dim: int) -> dict[str, Any]:
+    """The spaces every score was computed in (the result's ``space``)."""
+    return {
         "common": {"name": "pooled PCA, leading components, min-max", "k": common.k,
                    "k_requested": space_k, "retained_variance": common.explained_variance_ratio,
-                   "dim": d, "pca_method": paper.method,
+                   "dim": dim, "pca_method": paper.method,
                    "used_by": ["centroid_distance", "dis", "dis_cal", "mmd", "fd", "c2st_acc"]},
         "paper": {"name": "pooled PCA, min-max (ref. III-C)", "k": paper.k, "k_requested": k,
                   "retained_variance": paper.explained_variance_ratio, "used_by": ["dis_paper"]},
         "coverage": dict(cov.space) | {"used_by": ["coverage", "outside_fraction", "density",
                                                    "naeem_coverage"]},
         "probe": {"name": "raw embeddings, ridge probe cross-fitted over episodes",
-                  "dim": d, "n_folds": n_folds, "used_by": [m for m in ests]},
+                  "dim": dim, "n_folds": n_folds, "used_by": probes},
     }
-    out.update({
-        "nulls": nulls,
-        "replicates": reps,
-        "space": space,
-        "warnings": warnings,
-        "flagged": {"row": flagged_rows,
-                    "knn_distance": np.asarray(cov.knn_distance, float)[flagged_rows],
-                    "p_value": np.asarray(cov.p_value, float)[flagged_rows]},
-        "coverage_report": cov,
-        "details": {
-            **two.details, "n_sim_frames": len(xs), "n_real_frames": len(xr),
-            "n_sim_episodes": int(np.unique(es).size), "n_real_episodes": int(np.unique(er).size),
-            "n_boot": plan.n_boot, "n_perm": n_perm, "alpha": alpha,
-            "interval_method": interval_method, "combined_uses": dis_key,
-            "as": {m: cf.as_dict() for m, cf in ests.items() if cf is not None},
-            "as_fits": {m: cf for m, cf in ests.items() if cf is not None},
-        },
-    })
-    return out
