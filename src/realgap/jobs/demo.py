@@ -62,6 +62,10 @@ class DemoConfig:
     replaced by ``<out>/frames``); tests pass a tiny one."""
     progress: bool = True
     """Progress on stderr."""
+    maps: tuple[str, ...] = ("pca",)
+    """Embedding maps per encoder (``realgap gap --maps``): PCA only by default, because
+    UMAP's first call compiles for ~10-20 s and each map costs seconds more, which the
+    demo's 4-minute budget cannot carry; ``realgap gap`` draws both."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def _frames_ready(path: Path, dataset: Any = None) -> bool:
 def _gap_config(cfg: DemoConfig, frames: Path, real_domain: str) -> GapConfig:
     return GapConfig(encoders=cfg.encoders, out=cfg.out, frames=str(frames), sim_domain="sim",
                      real_domain=real_domain, n_boot=cfg.n_boot, seed=cfg.seed,
-                     progress=cfg.progress)
+                     progress=cfg.progress, maps=cfg.maps)
 
 
 def run_demo(out: str | Path = DEFAULT_OUT, config: DemoConfig | None = None) -> DemoResult:
