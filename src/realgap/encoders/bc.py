@@ -112,6 +112,47 @@ def bc_preprocess(image_size: int) -> Preprocess:
     return Preprocess(input_size=(image_size, image_size), resize=image_size, interpolation="area")
 
 
+def _resolve(frameset: Any, domain: str, camera: str | None, episodes: list[int] | None,
+             rng: RngLike, cfg: BCConfig, cache_dir: str | os.PathLike[str] | None
+             ) -> tuple[Any, str, list[int], int, Path]:
+    """The training frames, camera, episode ids, seed and cache file of a BC encoder."""
+    if domain not in frameset.domains:
+        raise ConfigError(f"train_bc_encoder: domain {domain!r} not in the FrameSet; "
+                          f"available: {frameset.domains}")
+    camera = camera or frameset.cameras[0]
+    if camera not in frameset.cameras:
+        raise ConfigError(f"train_bc_encoder: camera {camera!r} not in the FrameSet; "
+                          f"available: {frameset.cameras}")
+    sub = frameset.select(domain=domain)
+    have = sorted({int(e) for e in sub.manifest["episode"]})
+    if episodes is None:
+        ep_ids = have
+    else:
+        ep_ids = sorted({int(e) for e in episodes})
+        missing = sorted(set(ep_ids) - set(have))
+        if missing or not ep_ids:
+            raise ConfigError(f"train_bc_encoder: episodes {compact_ids(missing) or '[]'} not in "
+                              f"domain {domain!r} (it has {compact_ids(have)})")
+        sub = sub.select(episode=ep_ids)
+    seed = _seed_of(rng)
+    key_fields = {"v": BC_CACHE_VERSION, "frameset": frameset.content_hash, "domain": domain,
+                  "camera": camera, "episodes": ep_ids, "cfg": asdict(cfg), "seed": seed}
+    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:24]
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = path / "bc" / f"{key}.pt"
+
+    return sub, camera, ep_ids, seed, path
+
+
+def bc_is_cached(frameset: Any, domain: str = "sim", camera: str | None = None,
+                 episodes: list[int] | None = None, rng: RngLike = 0,
+                 cache_dir: str | os.PathLike[str] | None = None, **config: Any) -> bool:
+    """Whether :func:`train_bc_encoder` with these arguments would load trained weights
+    from the cache instead of training (``config``: :class:`BCConfig` fields)."""
+    cfg = BCConfig(**{k: v for k, v in config.items() if k in BCConfig.__dataclass_fields__})
+    return _resolve(frameset, domain, camera, episodes, rng, cfg, cache_dir)[4].is_file()
+
+
 def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = None,
                      episodes: list[int] | None = None, epochs: int = BCConfig.epochs,
                      image_size: int = 64, rng: RngLike = 0, *, arch: str = "small",
@@ -146,31 +187,8 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
     cfg = BCConfig(epochs=epochs, image_size=image_size, batch_size=batch_size, lr=lr,
                    arch=arch, feature_dim=feature_dim, val_fraction=val_fraction,
                    patience=patience, shift=shift)
-    if domain not in frameset.domains:
-        raise ConfigError(f"train_bc_encoder: domain {domain!r} not in the FrameSet; "
-                          f"available: {frameset.domains}")
-    camera = camera or frameset.cameras[0]
-    if camera not in frameset.cameras:
-        raise ConfigError(f"train_bc_encoder: camera {camera!r} not in the FrameSet; "
-                          f"available: {frameset.cameras}")
-    sub = frameset.select(domain=domain)
-    have = sorted({int(e) for e in sub.manifest["episode"]})
-    if episodes is None:
-        ep_ids = have
-    else:
-        ep_ids = sorted({int(e) for e in episodes})
-        missing = sorted(set(ep_ids) - set(have))
-        if missing or not ep_ids:
-            raise ConfigError(f"train_bc_encoder: episodes {compact_ids(missing) or '[]'} not in "
-                              f"domain {domain!r} (it has {compact_ids(have)})")
-        sub = sub.select(episode=ep_ids)
-    seed = _seed_of(rng)
-    key_fields = {"v": BC_CACHE_VERSION, "frameset": frameset.content_hash, "domain": domain,
-                  "camera": camera, "episodes": ep_ids, "cfg": asdict(cfg), "seed": seed}
-    key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:24]
-    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = path / "bc" / f"{key}.pt"
-
+    sub, camera, ep_ids, seed, path = _resolve(frameset, domain, camera, episodes, rng, cfg,
+                                               cache_dir)
     with seeded_torch(seed):
         module = build_e2e(cfg.arch, cfg.feature_dim)
     pre = bc_preprocess(cfg.image_size)
