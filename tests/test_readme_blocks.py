@@ -275,9 +275,6 @@ def _chdir_with_inputs():
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)|`(\.\./[^`]+)`")
 
 
-@pytest.mark.xfail(strict=True, reason="README prose cites ../shared/DESIGN.md, outside the "
-                   "repository (reported to the lead, who edits the prose); strict: remove this "
-                   "mark once the links are fixed")
 def test_readme_links_stay_inside_the_repository() -> None:
     outside = []
     for match in _LINK.finditer(README.read_text()):
