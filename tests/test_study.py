@@ -215,3 +215,13 @@ def test_bad_names_fail_before_any_work(tmp_path: Path, capsys: pytest.CaptureFi
         assert main(["study", "scores", "--out", str(tmp_path / "s"), *args]) == 2
         assert capsys.readouterr().err.startswith("realgap: error: ")
         assert not (tmp_path / "s").exists()
+
+
+def test_no_interval_when_the_statistic_is_mostly_undefined() -> None:
+    """One success among all episodes: most redraws have no success at all, so rho is
+    undefined there and no interval is claimed."""
+    rates = {"a": (0.0, 0.1), "b": (0.0, 0.0), "c": (0.0, 0.0), "d": (0.0, 0.0)}
+    rows = correlate_scores(_outcomes(rates, n_seeds=1), _scores({"a": 4, "b": 3, "c": 2, "d": 1}),
+                            n_boot=200, rng=0)
+    r = _row(rows, "dis_cal", "success", "spearman_rho")
+    assert np.isfinite(r.value) and np.isnan(r.lo) and np.isnan(r.hi)

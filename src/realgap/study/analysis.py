@@ -19,9 +19,11 @@ Across encoders, each offline score is correlated with each closed-loop target: 
 and Spearman rho, with percentile intervals from a hierarchical bootstrap that redraws the
 episodes (the same draw for every encoder and domain, keeping the pairing) and, per
 encoder, its training seeds; the offline score stays at its point value (its own interval
-is the gap run's, drawn as the scatter's horizontal error bar). MMRV (sim side = the
-offline score, oriented so that higher predicts better) says how far the score's order of
-encoders is from their closed-loop order, in units of the target.
+is the gap run's, drawn as the scatter's horizontal error bar). Where the statistic is
+undefined (a constant side, e.g. no success drawn) in more than ``alpha`` of the redraws,
+no interval is given: the rest would be conditional on the rare successes being drawn.
+MMRV (sim side = the offline score, oriented so that higher predicts better) says how far
+the score's order of encoders is from their closed-loop order, in units of the target.
 """
 
 from __future__ import annotations
@@ -196,6 +198,11 @@ def correlate_scores(outcomes: pd.DataFrame, scores: Mapping[str, Mapping[str, M
                     if reps else np.empty((0, 3))
                 for j, stat in enumerate(STATISTICS):
                     lo, hi = percentile_interval(rep[:, j], alpha) if len(rep) else (nan, nan)
+                    if len(rep) and np.isnan(rep[:, j]).mean() > alpha:
+                        # the statistic is undefined (a constant side) in more than alpha of
+                        # the redraws: the interval of the rest would be conditional on the
+                        # rare successes being drawn, so none is given
+                        lo, hi = nan, nan
                     rows.append(CorrelationRow(score, target, domain, stat, pt[j], lo, hi,
                                                len(encs), int(n_boot)))
     return rows
