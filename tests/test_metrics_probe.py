@@ -385,3 +385,24 @@ def test_as_with_floor_equals_the_two_separate_calls() -> None:
         for a, b in zip(both, alone):
             assert a.variant == b.variant and a.alphas == b.alphas
             assert np.allclose(a.sse, b.sse, rtol=1e-10)
+
+
+def test_a_nearly_constant_feature_that_wakes_up_cannot_take_the_score() -> None:
+    """Known answer: an encoder that reads the action (AS ~1) plus one dead-ReLU-like
+    feature (float noise of std 1e-5) that takes 0.01 on a single held-out frame. Plain
+    standardization puts that frame at z ~ 1,000 and the AS collapses; the probe's feature
+    scale floor (``feature_scale``) keeps the score where the informative features put it."""
+    from realgap.metrics import probe
+
+    rng = np.random.default_rng(3)
+    n_eps, steps = 40, 10
+    ep = np.repeat(np.arange(n_eps), steps)
+    y = rng.normal(size=(ep.size, 2))
+    x = np.c_[y + 0.05 * rng.normal(size=y.shape), rng.normal(size=(ep.size, 6)),
+              1e-5 * rng.normal(size=ep.size)]
+    x[17, -1] = 0.01  # the dead unit fires once
+    good = probe.action_score_crossfit(x[:, :-1], y, ep, rng=0).value
+    got = probe.action_score_crossfit(x, y, ep, rng=0)
+    assert good > 0.95
+    assert got.value == pytest.approx(good, abs=0.01)
+    assert got.frame_error.max() < 1.0

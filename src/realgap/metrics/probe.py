@@ -75,6 +75,25 @@ DEFAULT_FOLDS = 5
 # An action dim whose training std is below this is constant (nothing to predict).
 _CONSTANT_STD = 1e-12
 
+#: A feature's standardizing scale is at least this fraction of the median feature std.
+FEATURE_STD_FLOOR = 1e-2
+
+
+def feature_scale(std: np.ndarray) -> np.ndarray:
+    """The per-feature divisor of the probe's standardization: the training std, floored
+    at :data:`FEATURE_STD_FLOOR` x the median positive std (1 where every std is 0).
+
+    Plain standardization divides a nearly constant feature (a dead ReLU's float noise,
+    std 1.5e-5 against a median of 0.05) by its tiny std, so the ridge sees amplified noise
+    with unit variance, and a held-out frame where that feature wakes up (0.011) lands at
+    z = 734 and takes the prediction with it: one such frame of the demo's
+    ``resnet18-random`` gave AS(real) an interval [0, 0.73]. With the floor such features
+    keep a tiny variance after scaling, so the ridge leaves them alone."""
+    std = np.asarray(std, dtype=np.float64)
+    pos = std[std > 0]
+    floor = FEATURE_STD_FLOOR * float(np.median(pos)) if pos.size else 0.0
+    return np.where(std > floor, std, floor if floor > 0 else 1.0)
+
 
 def episode_split(
     episodes: np.ndarray, val_fraction: float = 0.2, rng: RngLike = 0
@@ -172,8 +191,7 @@ class _RidgeDesign:
     def standardize(cls, x: np.ndarray) -> _RidgeDesign:
         """Features standardized with their own statistics (a constant feature keeps std 1)."""
         x_mean, x_std = x.mean(axis=0), x.std(axis=0)
-        x_std = np.where(x_std > 0, x_std, 1.0)
-        return cls((x - x_mean) / x_std, x_mean, x_std)
+        return cls((x - x_mean) / (x_std := feature_scale(x_std)), x_mean, x_std)
 
     def gram(self) -> np.ndarray:
         """``xs xs^T`` ``(n, n)``."""
@@ -321,7 +339,7 @@ class RidgeProbe:
     """A fitted multi-output ridge probe on train-standardized features and actions.
 
     Attributes (D = embedding dim, A = action dim):
-        x_mean, x_std: ``(D,)`` train feature statistics (a constant feature gets std 1).
+        x_mean, x_std: ``(D,)`` train feature means and scales (:func:`feature_scale`).
         y_mean, y_std: ``(A,)`` train action statistics.
         coef: ``(D, A)`` weights in standardized units (0 for dims that are not scored).
         alpha: ridge penalty (chosen by cross-validation when fitted with ``"cv"``).
