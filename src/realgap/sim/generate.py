@@ -522,10 +522,10 @@ def _write_record(out: Path, record: dict[str, Any]) -> None:
 #:   (:mod:`realgap.sim.domains`), with the cheap 256-texel shadow map;
 #: - 64 px head camera (the BC encoders train at 64 px), 150 episodes (the intervals
 #:   resample episodes, so their width shrinks with the number of episodes, not frames;
-#:   30 stay unseen by the BC encoders), every 4th control step recorded (~5 frames per
+#:   30 stay unseen by the BC encoders), every 5th control step recorded (~4.4 frames per
 #:   episode: consecutive frames are near duplicates, and the stride keeps embedding and
 #:   training time within the demo's 4 minutes on 2 cores; 100 episodes at stride 2 gave
-#:   AS(sim) intervals up to 0.21 wide for 1.3x the frames).
+#:   AS(sim) intervals up to 0.21 wide for 1.6x the frames).
 DEFAULT_DEMO_OUT = "realgap-demo/frames"
 DEMO_CONFIG = GenerateConfig(
     out=DEFAULT_DEMO_OUT,
@@ -538,7 +538,7 @@ DEMO_CONFIG = GenerateConfig(
     image_size=64,
     cameras=("head",),
     seed=0,
-    record_every=4,
+    record_every=5,
     proxy_shadows="low",
 )
 
