@@ -37,24 +37,16 @@ from realgap.policy.episodes import (
     run_episodes,
 )
 from realgap.protocol.spec import ProtocolSpec, load_protocol
+from realgap.store.evaluate import ConditionRate
 
 __all__ = ["ConditionResult", "EvaluateConfig", "EvaluationResult", "check_out",
            "conditions_of", "evaluate_policy", "format_table", "load_spec", "plan_episodes",
            "rate_row", "resolve_policy", "run_evaluate", "tabulate", "write_evaluation"]
 
 
-@dataclass(frozen=True)
-class ConditionResult:
-    """One row of the protocol table: ``successes`` of ``trials``, rate, Wilson [lo, hi]."""
-
-    name: str
-    factor: str
-    value: Any
-    successes: int
-    trials: int
-    rate: float
-    lo: float
-    hi: float
+#: One row of the protocol table: ``successes`` of ``trials``, rate, Wilson [lo, hi]: the
+#: store's record, so the job returns exactly what the report reads back.
+ConditionResult = ConditionRate
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import numpy as np
 
 from realgap.errors import ConfigError
 from realgap.policy.predictor import EXPERT
+from realgap.store.common import Outcome
 
 #: Episode cap when the task does not define one (environment steps).
 DEFAULT_MAX_STEPS = 80
@@ -87,17 +88,12 @@ class EpisodeSpec:
 
 
 @dataclass(frozen=True)
-class EpisodeOutcome:
-    """Result of one episode (``ret`` is the sum of rewards, ``length`` in steps)."""
+class EpisodeOutcome(Outcome):
+    """Result of one episode: the store's :class:`~realgap.store.common.Outcome` (``ret`` is
+    the sum of rewards, ``length`` in steps) plus what only a live episode knows."""
 
-    condition: str
-    trial: int
-    seed: int
-    success: bool
-    ret: float
-    length: int
-    factors: Mapping[str, Any]
-    init_digest: str
+    #: digest of the initial state (same seed and settings, same digest)
+    init_digest: str = ""
     #: reward of the last step played (the reach tasks: minus the final distance to the
     #: target, m): a continuous measure where success is rare; NaN when no step was played
     final_reward: float = float("nan")
