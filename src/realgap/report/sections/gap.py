@@ -141,6 +141,15 @@ def scatter_png(
     return png_bytes(fig)
 
 
+def _origin(text: str, limit: int = 80) -> str:
+    """The weights origin as a table cell: a long one (a BC encoder lists every training
+    episode) is cut at ``episodes=`` or ``limit`` characters, whole text on hover."""
+    if len(text) <= limit:
+        return esc(text)
+    head = text.split(" episodes=")[0] if " episodes=" in text else text[:limit]
+    return f"<span title='{esc(text)}'>{esc(head)} …</span>"
+
+
 def _left(html: str) -> str:
     # Text cells read left-aligned; the page's CSS right-aligns every cell for numbers.
     return f"<div style='text-align:left'>{html}</div>"
@@ -266,7 +275,7 @@ def render(db: ResultsDB) -> str | None:
         row["as_sim floor / ceiling"] = (fmt(None if floor is None else float(floor[0])) + " / "
                                          + fmt(None if ceil is None else float(ceil[0])))
         row["family"] = _left(esc(meta.get("family", "")))
-        row["weights origin"] = _left(esc(meta.get("weights_origin", "unknown")))
+        row["weights origin"] = _left(_origin(str(meta.get("weights_origin", "unknown"))))
         row["scored sim"] = _left(esc(meta.get("scored_sim", "all sim episodes")))
         rows.append(row)
     df = pd.DataFrame(rows)

@@ -182,7 +182,7 @@ def render(db: ResultsDB) -> str | None:
     return (f"<ul class='verdict'>{items}</ul><p class='note'>Generated from run "
             f"{esc(run_id)}'s numbers (95% episode-bootstrap intervals, permutation nulls over "
             f"episodes). Scores follow <i>{esc(PAPER)}</i> (DIS, Action Score), with the "
-            "calibrations of realgap's DESIGN.md.</p>")
+            "calibrations listed in the README's \"Choices we made\".</p>")
 
 
 register_section("verdict", anchor=ANCHOR, title=TITLE, kinds=(GAP_KIND,), order=10)(render)
