@@ -211,6 +211,8 @@ def test_cli_gap_json_and_table(frames: Path, tmp_path: Path, capsys: pytest.Cap
                                "tied_with": [], "score": "combined"}]
     assert out["space"]["pixels"]["common"]["k"] == 4
     assert isinstance(out["flagged_frames"]["pixels"], list)
+    ident = out["identity"]["pixels"]  # where the weights came from, per encoder
+    assert ident["weights_origin"] == "none" and ident["weights_hash"].startswith("none:")
     assert out["warnings"] == []  # k = 8 <= N-1, D and space-k 4 <= k: nothing was cut
     assert Path(out["report"]).exists()
     code = main(["gap", "--sim", str(frames), "--real", str(frames), "--encoders", "pixels",

@@ -146,6 +146,8 @@ class GapResult:
         flagged: encoder -> the real frames coverage flagged (``episode``, ``step``,
             ``frame_id``, ``knn_distance``, ``p_value``).
         space: encoder -> the spaces its scores were computed in.
+        identity: encoder -> where its weights came from (``weights_origin``,
+            ``weights_hash``) and what it is (family, training, pretraining data, ...).
         warnings: run-level and per-encoder warnings (defaults cut by the sample size, ...).
     """
 
@@ -160,6 +162,7 @@ class GapResult:
     flagged: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    identity: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # -- loading --------------------------------------------------------------------------
@@ -807,6 +810,13 @@ def record_run(cfg: GapConfig, inp: GapInputs, encoders: list[Any],
     return db_path, run_id
 
 
+#: Encoder metadata ``--json`` repeats per encoder: where the weights came from and what
+#: the encoder is (the rest of the subject meta is the report's).
+IDENTITY_FIELDS: tuple[str, ...] = ("weights_origin", "weights_hash", "family", "embed_dim",
+                                    "params_m", "training", "pretrain_data", "library", "arch",
+                                    "scored_sim")
+
+
 def read_result(db_path: Path, run_id: str, names: list[str], sp: ScoringPlan,
                 timings: dict[str, float], t0: float) -> GapResult:
     """The run as the caller sees it, read back from the database; builds the report."""
@@ -827,7 +837,9 @@ def read_result(db_path: Path, run_id: str, names: list[str], sp: ScoringPlan,
                      seconds=time.perf_counter() - t0, timings=timings, ranks=ranks,
                      flagged=flagged_all,
                      space={n: metas.get(n, {}).get("space", {}) for n in estimates},
-                     warnings=sp.warnings + per_encoder)
+                     warnings=sp.warnings + per_encoder,
+                     identity={n: {k: v for k, v in metas.get(n, {}).items()
+                                   if k in IDENTITY_FIELDS} for n in estimates})
 
 
 def run_gap(cfg: GapConfig) -> GapResult:
@@ -967,7 +979,8 @@ def result_json(result: GapResult) -> dict[str, Any]:
     "score"}], "warnings": [...], "encoders": {name: {metric: {"value", "lo", "hi", "n",
     "bias", "method", "n_frames", "n_boot"[, "p_value", "null_mean", "null_sd", "effect",
     "n_perm", "alternative"]}}}, "flagged_frames": {name: [{"episode", "step", "frame_id",
-    "knn_distance", "p_value"}]}, "space": {name: {...}}}``
+    "knn_distance", "p_value"}]}, "space": {name: {...}}, "identity": {name: {"weights_origin",
+    "weights_hash", "family", "training", "pretrain_data", ...}}}``
     """
     return {
         "run_id": result.run_id,
@@ -979,4 +992,5 @@ def result_json(result: GapResult) -> dict[str, Any]:
                      for n, e in result.estimates.items()},
         "flagged_frames": {n: list(result.flagged.get(n, [])) for n in result.estimates},
         "space": dict(result.space),
+        "identity": dict(result.identity),
     }
