@@ -15,8 +15,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("mujoco")
 
-# < 5 min on 2 idle cores; the timeout leaves room for a loaded machine
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200),
+# measured 121 s wall on the 2 cores at load ~2 (target < 5 min); 600 s leaves room for a
+# busy machine without hiding a run that has lost its way
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.usefixtures("one_torch_thread")]
 
 

@@ -86,10 +86,15 @@ def run_scores(args: argparse.Namespace) -> int:
         "progress": show_progress(args)}
     cfg = preset_config(args.preset, args.out, **over)
     res = run_scores_study(cfg)
+    return emit(args, result_json(res), result_text(cfg, res))
+
+
+def result_text(cfg: Any, res: Any) -> str:
+    """The lines ``realgap study scores`` prints without ``--json``."""
     lines = [(f"study scores ({cfg.preset}): {len(cfg.encoders)} encoders x {len(cfg.seeds)} "
              f"seed(s), {cfg.eval_episodes} episodes per domain, {res.seconds:.0f} s")]
     for s in res.summary:
-        lines.append(f"  {s['encoder']:<20} {s['domain']:<18} {s['successes']}/{s['trials']} "
+        lines.append(f"  {s['encoder']:<22} {s['domain']:<18} {s['successes']}/{s['trials']} "
                      f"[{s['wilson_lo']:.2f}, {s['wilson_hi']:.2f}]  final distance "
                      f"{s['final_distance']:.3f} m  drop {s['success_drop']:+.2f}")
     for target, by_dom in res.best.items():
@@ -98,4 +103,4 @@ def run_scores(args: argparse.Namespace) -> int:
                          f"> 0 predicts): {b['score']} {b['oriented']:+.2f} "
                          f"[{b['oriented_lo']:+.2f}, {b['oriented_hi']:+.2f}]")
     lines.append(f"run {res.run_id} in {res.db_path}; report {res.report_path}")
-    return emit(args, result_json(res), "\n".join(lines))
+    return "\n".join(lines)
