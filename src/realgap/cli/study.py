@@ -50,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "correlated across encoders with closed-loop success, final distance and "
                     "the sim->real drop (Pearson, Spearman, MMRV; intervals redraw seeds and "
                     "episodes).")
-    ps.add_argument("--preset", default="tiny", help="sizes: tiny (a smoke run: minutes on idle "
-                    "cores, policies too weak to succeed), small (policies that can succeed; "
-                    "not yet timed on 2 cores), full (a bigger machine or a GPU)")
+    ps.add_argument("--preset", default="tiny", help="sizes: tiny (a smoke run, ~2 min on 2 "
+                    "cores; policies too weak to succeed), small (6 encoders x 3 seeds, ~14 min "
+                    "on 2 cores; the best policies succeed on half the sim episodes), full (a "
+                    "bigger machine or a GPU)")
     ps.add_argument("--out", required=True, help="output directory (results.duckdb, report.html)")
     ps.add_argument("--encoders", default=None, help="comma list of frozen registry encoders "
                     "(default: the preset's)")
@@ -89,6 +90,12 @@ def run_scores(args: argparse.Namespace) -> int:
     return emit(args, result_json(res), result_text(cfg, res))
 
 
+def _signed(x: Any) -> str:
+    # an interval is undefined when most resamples have a constant target (every policy
+    # 0/n in a domain): say so instead of printing "+nan"
+    return "undefined" if x is None or x != x else f"{x:+.2f}"
+
+
 def result_text(cfg: Any, res: Any) -> str:
     """The lines ``realgap study scores`` prints without ``--json``."""
     lines = [(f"study scores ({cfg.preset}): {len(cfg.encoders)} encoders x {len(cfg.seeds)} "
@@ -100,7 +107,7 @@ def result_text(cfg: Any, res: Any) -> str:
     for target, by_dom in res.best.items():
         for dom, b in (by_dom or {}).items():
             lines.append(f"  best predictor of {target} in {dom} (Spearman rho, oriented so "
-                         f"> 0 predicts): {b['score']} {b['oriented']:+.2f} "
-                         f"[{b['oriented_lo']:+.2f}, {b['oriented_hi']:+.2f}]")
+                         f"> 0 predicts): {b['score']} {_signed(b['oriented'])} "
+                         f"[{_signed(b['oriented_lo'])}, {_signed(b['oriented_hi'])}]")
     lines.append(f"run {res.run_id} in {res.db_path}; report {res.report_path}")
     return "\n".join(lines)

@@ -1,13 +1,27 @@
 """What ``realgap study scores`` runs: a frozen config and its size presets.
 
 The presets fix the sizes; every field can still be set on its own (the CLI's flags
-override the preset's values). ``tiny`` is the slow test's smoke run: measured 1198 s wall
-(6.5 min of CPU) on the shared 2 cores at load 10-14 with one rollout worker, 840 s of it
-rollouts of ImageNet encoders at 224 px; at that budget (12 demonstrations, 15 epochs)
-no policy succeeds, so it checks the machinery, not the finding. ``small`` is sized for
-policies that work (a frozen EfficientNet-Lite0 + BC head trained on 100 nominal
-demonstrations succeeded 5/10) and has not been timed here; ``full`` is the issue's
-design for a bigger machine or a GPU.
+override the preset's values). Measured on the 2 cores at load ~2 (2 rollout workers,
+proxy shadows ``low``):
+
+* ``tiny``, the slow test's smoke run: 121 s wall (demonstrations 4 s, gap runs 35 s,
+  policies 1 s, rollouts 75 s). At 12 demonstrations and 15 epochs no policy succeeds
+  (0/3 everywhere), so it checks the machinery, not the finding.
+* ``small``: about 14 min from scratch (demonstrations ~55 s, gap runs ~7 min, of which
+  embedding 1,076 frames per domain at 224-240 px through four ImageNet-sized networks is
+  most; policies 3 s on the cached embeddings; rollouts 258 s for 18 policies x 8 states x 3
+  domains). Demonstrations are recorded every 2nd step: the embedding of 224-px frames
+  dominates the time, and consecutive frames add little that the 100 episodes' initial
+  states do not. The two random-init ImageNet networks are controls whose policies turn out
+  constant (one final distance in every domain); the Lite0 and Lite1 policies succeed on
+  12/24 and 11/24 sim episodes, so the issue's bar (half of the nominal episodes) is met
+  at the edge.
+* ``full`` is the issue's design for a bigger machine or a GPU.
+
+``bc-sim`` / ``bc-sim-nominal`` are refused: a policy checkpoint names its frozen encoder
+by registry name and a rollout worker rebuilds it with :func:`realgap.encoders.create_encoder`,
+which trains a BC encoder from a FrameSet and takes no weights file for it; loading the
+cached weights by their key needs a change to the registry and the policy checkpoint.
 """
 
 from __future__ import annotations
