@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the sim->real drop (Pearson, Spearman, MMRV; intervals redraw seeds and "
                     "episodes).")
     ps.add_argument("--preset", default="tiny", help="sizes: tiny (a smoke run, ~2 min on 2 "
-                    "cores; policies too weak to succeed), small (6 encoders x 3 seeds, ~14 min "
+                    "cores; policies too weak to succeed), small (6 encoders x 3 seeds, ~12 min "
                     "on 2 cores; the best policies succeed on half the sim episodes), full (a "
                     "bigger machine or a GPU)")
     ps.add_argument("--out", required=True, help="output directory (results.duckdb, report.html)")

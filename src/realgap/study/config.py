@@ -7,10 +7,10 @@ proxy shadows ``low``):
 * ``tiny``, the slow test's smoke run: 121 s wall (demonstrations 4 s, gap runs 35 s,
   policies 1 s, rollouts 75 s). At 12 demonstrations and 15 epochs no policy succeeds
   (0/3 everywhere), so it checks the machinery, not the finding.
-* ``small``: about 14 min from scratch (demonstrations ~55 s, gap runs ~7 min, of which
-  embedding 1,076 frames per domain at 224-240 px through four ImageNet-sized networks is
-  most; policies 3 s on the cached embeddings; rollouts 258 s for 18 policies x 8 states x 3
-  domains). Demonstrations are recorded every 2nd step: the embedding of 224-px frames
+* ``small``: 698 s wall from scratch through the CLI at load ~1-2 (demonstrations 31 s, gap
+  runs 374 s, most of it embedding 1,076 frames per domain at 224-240 px through four
+  ImageNet-sized networks; policies 24 s; rollouts 259 s for 18 policies x 8 states x 3
+  domains; correlation 3 s); a second run gave identical results. Demonstrations are recorded every 2nd step: the embedding of 224-px frames
   dominates the time, and consecutive frames add little that the 100 episodes' initial
   states do not. The two random-init ImageNet networks are controls whose policies turn out
   constant (one final distance in every domain); the Lite0 and Lite1 policies succeed on
