@@ -62,8 +62,10 @@ TINY: dict[str, dict[str, str | None]] = {
 
 #: Commands parsed and checked for data flow but not run by the slow test.
 PARSE_ONLY: dict[str, str] = {
-    "generate --demo": "renders the 100-episode demo set (~20 min on 2 cores); "
-                       "tests/test_demo.py runs the demo on a tiny set",
+    "generate --demo": "renders the 150-episode demo set (~25 s of rendering plus the "
+                       "expert); tests/test_demo.py runs the demo on a tiny set",
+    "--preset small": "the small study takes ~12 min on 2 cores; tests/test_study_tiny.py "
+                      "runs the tiny preset",
 }
 
 #: Input files the README's commands read that no README command writes (the user's own
@@ -88,6 +90,9 @@ def readme_commands(text: str | None = None) -> list[str]:
             line = line.strip()
             line = line.removeprefix("$ ")
             words = shlex.split(line, comments=True)
+            # the shell's redirections and pipes are not realgap's arguments
+            cut = [i for i, w in enumerate(words) if w in (">", ">>", "|", "2>", "&>")]
+            words = words[:cut[0]] if cut else words
             if words and words[0] == "realgap":
                 commands.append(shlex.join(words))
     return commands
