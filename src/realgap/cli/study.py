@@ -12,6 +12,7 @@ it one by one.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from realgap.cli._args import seed
@@ -93,7 +94,7 @@ def run_scores(args: argparse.Namespace) -> int:
 def _signed(x: Any) -> str:
     # an interval is undefined when most resamples have a constant target (every policy
     # 0/n in a domain): say so instead of printing "+nan"
-    return "undefined" if x is None or x != x else f"{x:+.2f}"
+    return "undefined" if x is None or math.isnan(float(x)) else f"{x:+.2f}"
 
 
 def result_text(cfg: Any, res: Any) -> str:
