@@ -202,7 +202,10 @@ def _bc_factory(domain: str) -> Callable[..., Encoder]:
     return factory
 
 
-for _dom in ("sim", "sim-nominal"):
+#: The BC encoders realgap trains itself: registered name -> training domain.
+BC_DOMAINS: dict[str, str] = {f"bc-{d}": d for d in ("sim", "sim-nominal")}
+
+for _dom in BC_DOMAINS.values():
     ENCODERS.add(f"bc-{_dom}", _bc_factory(_dom), source="trained", info=EncoderInfo(
         family="CNN", embed_dim=64, params_m=0.068, training="Behaviour cloning",
         pretrain_data=f"This FrameSet ({_dom} domain)", library="realgap",

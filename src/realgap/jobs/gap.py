@@ -551,10 +551,6 @@ def prepare_inputs(cfg: GapConfig) -> GapInputs:
                      rows_sim, rows_real, pair_ids, _states(sim), _states(real))
 
 
-#: The BC encoders realgap trains itself, by registered name -> training domain.
-_BC_DOMAINS = {"bc-sim": "sim", "bc-sim-nominal": "sim-nominal"}
-
-
 def _train_bc_worker(root: str, domain: str, camera: str, episodes: list[int], seed: int,
                      cache: str | None, device: str) -> None:
     from realgap.data import FrameSet
@@ -572,12 +568,13 @@ def _train_bc_in_parallel(cfg: GapConfig, inp: GapInputs, timings: dict[str, flo
     land in the cache, where :func:`build_encoders` then loads them. Nothing happens for
     fewer than two, on a GPU, or when the FrameSet has no directory to reopen."""
     from realgap.encoders.bc import bc_is_cached
+    from realgap.encoders.registry import BC_DOMAINS
     from realgap.errors import RealgapError
 
     root = getattr(inp.bc_source, "root", None)
     if cfg.device != "cpu" or root is None:
         return
-    todo = [d for n, d in _BC_DOMAINS.items()
+    todo = [d for n, d in BC_DOMAINS.items()
             if n in cfg.encoders and not bc_is_cached(inp.bc_source, d, inp.camera,
                                                        inp.bc_episodes, cfg.seed, inp.cache)]
     workers = min(len(todo), os.cpu_count() or 1)

@@ -15,8 +15,7 @@ Public API::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from realgap._optional import lazy_exports
 
 _EXPORTS = {
     "ScoresStudyConfig": "realgap.study.config",
@@ -30,8 +29,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'realgap.study' has no attribute {name!r}")
-    return getattr(importlib.import_module(mod), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
