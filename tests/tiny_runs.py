@@ -16,6 +16,7 @@ from realgap.store import dynamics as dyn_layout
 from realgap.store import evaluate as eval_layout
 from realgap.store import gap as gap_layout
 from realgap.store import rollout as roll_layout
+from realgap.store import study as study_layout
 from realgap.store import vat as vat_layout
 from realgap.store.common import Outcome
 from realgap.store.embedding_map import MapFrame, write_encoder_maps, write_map_frames
@@ -135,6 +136,58 @@ def correlation_record() -> corr_layout.CorrelationRecord:
 
 
 
+#: dr-study: protocol order (base first, then BG twice, LT, CP), each condition with its factor.
+DR_CONDITIONS = (("base", "base"), ("BG-lib3", "BG"), ("LT-dim", "LT"), ("BG-lib5", "BG"),
+                 ("CP-far", "CP"))
+#: dr-study: setting -> success probability of each of its seeds' episodes.
+DR_RATES = {"Clean": 0.25, "BG": 0.5, "LT": 0.3, "TH": 0.75, "BG-frame": 0.55}
+
+
+def dr_study_outcomes(n_seeds: int = 3, n_eps: int = 4, rng: int = 0):  # -> pd.DataFrame
+    """A paired grid: every setting's seeds play the same episodes in every condition."""
+    import pandas as pd
+
+    gen = np.random.default_rng(rng)
+    rows = []
+    for setting, p in DR_RATES.items():
+        for seed in range(n_seeds):
+            for cond, factor in DR_CONDITIONS:
+                for ep in range(n_eps):
+                    ok = bool(gen.random() < p)
+                    rows.append({"setting": setting, "seed": seed, "condition": cond,
+                                 "factor": factor, "episode": 1000 + ep, "success": ok,
+                                 "final_distance": 0.01 if ok else float(0.05 + 0.1 * gen.random()),
+                                 "ret": -1.5 if not ok else 3.0, "length": 40 if not ok else 17})
+    return pd.DataFrame(rows)
+
+
+def dr_study_record(n_seeds: int = 3, n_eps: int = 4) -> study_layout.DrStudyRecord:
+    """A dr-study record whose effects are :func:`realgap.study.dr.factor_effects` of its
+    outcomes; the comparisons are hand-made (one interval excludes 0, one does not)."""
+    from realgap.study.dr import factor_effects
+
+    oc = dr_study_outcomes(n_seeds, n_eps)
+    effects = tuple(study_layout.FactorEffect(**{**e.as_dict(), "tied_with": tuple(e.tied_with)})
+                    for e in factor_effects(oc, n_boot=200, rng=0))
+    settings = {s: {"factors": [] if s == "Clean" else [s.split("-")[0]],
+                    "granularity": "frame" if s.endswith("-frame") else "episode",
+                    "fidelity": "low", "physics": "nominal", "finetune": None,
+                    "frameset_hash": f"hash-{s}", "demo_success": "8/8"} for s in DR_RATES}
+    rate = oc.groupby("setting")["success"].mean()
+    comparisons = tuple(
+        {"name": name, "a": a, "b": b, "rate_a": float(rate[a]), "rate_b": float(rate[b]),
+         "diff": float(rate[a] - rate[b]), "lo": float(rate[a] - rate[b]) - 0.2,
+         "hi": float(rate[a] - rate[b]) + 0.2, "n_seeds": n_seeds}
+        for name, a, b in (("granularity: BG frame vs episode", "BG-frame", "BG"),
+                           ("spatial: TH vs Clean", "TH", "Clean")))
+    assert comparisons[0]["lo"] < 0 < comparisons[0]["hi"] and comparisons[1]["lo"] > 0
+    return study_layout.DrStudyRecord(
+        {"preset": "tiny", "seeds": list(range(n_seeds)), "episodes": n_eps, "alpha": 0.05,
+         "n_boot": 200, "protocol": "tabletop-v1", "seconds": 12.5}, oc, settings, effects,
+        comparisons)
+
+
+
 
 # -- a tiny gap run (the job writes it in pieces; this writes the same layout) ---------------
 def _png(colour: tuple[int, int, int], size: tuple[int, int] = (48, 24), fmt: str = "PNG") -> bytes:
@@ -230,6 +283,7 @@ MAKERS: dict[str, Callable[[ResultsDB], None]] = {
     dyn_layout.GAP_KIND: _write(lambda db: dyn_layout.write_dynamics(db, dyn_gap_record())),
     dyn_layout.SYSID_KIND: _write(lambda db: dyn_layout.write_dynamics(db, sysid_record())),
     corr_layout.RUN_KIND: _write(lambda db: corr_layout.write_correlation(db, correlation_record())),
+    study_layout.DR_RUN_KIND: _write(lambda db: study_layout.write_dr_study(db, dr_study_record())),
 }
 
 

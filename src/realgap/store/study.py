@@ -15,10 +15,36 @@ closed-loop transfer.
   "n_boot"}``; ``lo``/``hi`` = the hierarchical bootstrap interval
   (:mod:`realgap.study.analysis`). The run's config holds the bootstrap's seed and size,
   so the correlation can be recomputed from the stored outcomes and scores.
+
+Layout of a ``dr-study`` run (``realgap study dr``): which randomization factor matters
+(vla-domain-randomization-study.txt, 4.2-4.4, Tables 1-2).
+
+- ``runs.config``: the study config and its timings, as the job gives them.
+- ``subjects``: one per data setting (``kind="dr-setting"``, meta = the setting's
+  description, ``{"factors", "granularity", "fidelity", "physics", "finetune",
+  "frameset_hash", "demo_success"}``, plus ``"policy_seeds"``: its training seeds); one per
+  comparison (``comparison:<name>``, ``kind="dr-comparison"``, meta = ``{"a", "b"}``).
+- ``outcomes`` (subject = setting): one row per played episode; ``condition`` = protocol
+  condition (``base``, ``BG-lib3``, ...), ``trial`` = the row's position in the study's
+  outcome table (the table reads back in its order), ``seed`` = the reset seed (the
+  initial state: the same in every setting and condition), ``success``, ``ret``,
+  ``length``; ``factors`` = ``{"policy_seed", "final_distance", "factor"}`` (distance in
+  m; factor = the condition's protocol factor, ``base`` for base).
+- ``scores`` of a setting: ``success_rate`` per ``group`` = condition (``lo``/``hi`` =
+  Wilson at the config's ``alpha``, default 0.05; ``extra`` = ``{successes, trials,
+  factor}``) and ``group = "pooled"`` (seeds x
+  conditions x episodes pooled as trials); ``final_distance`` (pooled mean, m, ``n`` =
+  finite distances); ``effect_vs_Clean`` (``group="pooled"``): the pooled rate minus
+  Clean's with the paired bootstrap interval (seeds and episodes redrawn once for every
+  setting), ``n`` = seeds, ``extra`` = ``{rate, rank, tied_with}``.
+- ``scores`` of ``comparison:<name>``: ``success_diff`` (``group="pooled"``) = rate(a) -
+  rate(b) with its paired interval, ``n`` = seeds, ``extra`` = ``{a, b, rate_a, rate_b}``
+  (and any further keys the job gave).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -168,5 +194,256 @@ def latest_scores_study(db: Any) -> str | None:
     return db.latest_run(RUN_KIND)
 
 
-__all__ = ["RUN_KIND", "CorrelationRow", "ScoresStudyRecord", "latest_scores_study", "read_scores_study",
+
+# -- ``dr-study`` runs (``realgap study dr``) --------------------------------------------------
+# (layout: the module docstring)
+
+DR_RUN_KIND = "dr-study"
+DR_SETTING_SUBJECT = "dr-setting"
+DR_COMPARISON_SUBJECT = "dr-comparison"
+COMPARISON_PREFIX = "comparison:"
+#: ``group`` of the numbers that pool every condition.
+DR_POOLED = "pooled"
+#: The setting every effect is measured against (the reference's "Clean": no randomization).
+DR_BASELINE = "Clean"
+DR_EFFECT_METRIC = f"effect_vs_{DR_BASELINE}"
+DR_DIFF_METRIC = "success_diff"
+#: Columns of :attr:`DrStudyRecord.outcomes`, with the dtype each reads back as (``"str"``:
+#: pandas' default for text, ``str`` from pandas 3 and ``object`` before).
+DR_OUTCOME_DTYPES: dict[str, str] = {
+    "setting": "str", "seed": "int64", "condition": "str", "factor": "str",
+    "episode": "int64", "success": "bool", "final_distance": "float64", "ret": "float64",
+    "length": "int64"}
+_SEEDS_KEY = "policy_seeds"
+_COMPARISON_NUMBERS = ("name", "diff", "lo", "hi", "n_seeds")
+
+
+@dataclass(frozen=True)
+class FactorEffect:
+    """A setting's pooled success rate and its paired difference from the baseline.
+
+    ``rate``: pooled success rate in [0, 1]; ``effect``: ``rate - rate(Clean)`` with the
+    paired percentile interval ``[lo, hi]``; ``rank`` (1 = best) and ``tied_with`` (the
+    settings it is not told apart from) from :func:`realgap.stats.rank_with_ties`.
+    """
+
+    setting: str
+    rate: float
+    effect: float
+    lo: float
+    hi: float
+    rank: int
+    tied_with: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"setting": self.setting, "rate": self.rate, "effect": self.effect,
+                "lo": self.lo, "hi": self.hi, "rank": self.rank, "tied_with": list(self.tied_with)}
+
+
+@dataclass(frozen=True, eq=False)
+class DrStudyRecord:
+    """A factor study: config (+ timings), the outcome table, the settings' descriptions,
+    the factor effects (best first) and the comparisons.
+
+    ``outcomes``: one row per played episode, columns :data:`DR_OUTCOME_DTYPES`
+    (``setting``, ``seed`` = training seed, ``condition`` = protocol condition, ``factor``
+    = its factor, ``episode`` = reset seed, ``success``, ``final_distance`` (m), ``ret``,
+    ``length``). ``settings``: setting -> ``{"factors", "granularity", "fidelity",
+    "physics", "finetune", "frameset_hash", "demo_success"}``. ``comparisons``: dicts
+    ``{"name", "a", "b", "rate_a", "rate_b", "diff", "lo", "hi", "n_seeds"}``. Two records
+    are equal when every field is (the outcome table with its dtypes; effects compared as
+    :meth:`FactorEffect.as_dict`).
+    """
+
+    config: dict[str, Any]
+    outcomes: pd.DataFrame
+    settings: dict[str, dict[str, Any]]
+    effects: tuple[Any, ...]
+    comparisons: tuple[dict[str, Any], ...]
+    run_id: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DrStudyRecord):
+            return NotImplemented
+        return (self.config == other.config and self.settings == other.settings
+                and self.run_id == other.run_id
+                and list(self.outcomes.columns) == list(other.outcomes.columns)
+                and list(self.outcomes.dtypes) == list(other.outcomes.dtypes)
+                and self.outcomes.reset_index(drop=True).equals(other.outcomes.reset_index(drop=True))
+                and [e.as_dict() for e in self.effects] == [e.as_dict() for e in other.effects]
+                and _same(list(self.comparisons), list(other.comparisons)))
+
+    __hash__ = None  # type: ignore[assignment]  # holds a DataFrame and dicts
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality where NaN equals NaN (an undefined interval reads back undefined)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (np.isnan(a) and np.isnan(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _plain(x: Any) -> Any:
+    """JSON-safe: NaN/inf -> None (duckdb refuses NaN in JSON text), numpy -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def _check_dr(rec: DrStudyRecord) -> pd.DataFrame:
+    """The outcome table with its columns coerced, or a DataError naming what is wrong."""
+    from realgap.errors import DataError
+
+    oc = rec.outcomes
+    missing = [c for c in DR_OUTCOME_DTYPES if c not in oc.columns]
+    if missing:
+        raise DataError(f"dr-study outcomes: missing columns {missing}; expected "
+                        f"{list(DR_OUTCOME_DTYPES)}")
+    unknown = sorted(set(oc["setting"].astype(str)) - set(rec.settings))
+    if unknown:
+        raise DataError(f"dr-study outcomes: settings {unknown} have no description in "
+                        f"settings (described: {sorted(rec.settings)})")
+    try:
+        out = pd.DataFrame({c: oc[c].astype(t)
+                            for c, t in DR_OUTCOME_DTYPES.items()})
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"dr-study outcomes: a column has the wrong type ({exc})") from None
+    return out.reset_index(drop=True)
+
+
+def _dr_scores(oc: pd.DataFrame, rec: DrStudyRecord, alpha: float) -> list[Score]:
+    from realgap.stats import wilson_interval
+
+    scores: list[Score] = []
+    for name in rec.settings:
+        sub = oc[oc["setting"] == name]
+        if sub.empty:
+            continue
+        for cond, g in sub.groupby("condition", sort=False):
+            k, n = int(g["success"].sum()), len(g)
+            lo, hi = wilson_interval(k, n, alpha)
+            scores.append(Score(name, SUCCESS_RATE, k / n, lo, hi, n, str(cond),
+                                {"successes": k, "trials": n, "factor": str(g["factor"].iloc[0])}))
+        k, n = int(sub["success"].sum()), len(sub)
+        lo, hi = wilson_interval(k, n, alpha)
+        scores.append(Score(name, SUCCESS_RATE, k / n, lo, hi, n, DR_POOLED,
+                            {"successes": k, "trials": n}))
+        d = sub["final_distance"].to_numpy(dtype=float)
+        d = d[np.isfinite(d)]
+        if d.size:
+            scores.append(Score(name, FINAL_DISTANCE, float(d.mean()), n=int(d.size),
+                                group=DR_POOLED))
+    for e in rec.effects:
+        seeds = oc.loc[oc["setting"] == e.setting, "seed"].nunique()
+        scores.append(Score(str(e.setting), DR_EFFECT_METRIC, _f(e.effect), _f(e.lo), _f(e.hi),
+                            int(seeds), DR_POOLED,
+                            _plain({"rate": float(e.rate), "rank": int(e.rank),
+                                    "tied_with": [str(t) for t in e.tied_with]})))
+    for c in rec.comparisons:
+        extra = _plain({k: v for k, v in c.items() if k not in _COMPARISON_NUMBERS})
+        scores.append(Score(COMPARISON_PREFIX + str(c["name"]), DR_DIFF_METRIC, _f(c.get("diff")),
+                            _f(c.get("lo")), _f(c.get("hi")), integer(c.get("n_seeds")),
+                            DR_POOLED, extra))
+    return scores
+
+
+def write_dr_study(db: ResultsDB, rec: DrStudyRecord) -> DrStudyRecord:
+    """Store ``rec`` as a finished ``dr-study`` run; returns it with its ``run_id``.
+
+    The outcome table is checked (columns, described settings, types) before the run is
+    opened; a write that fails half-way marks the run ``failed`` (it is never shown as a
+    finished study).
+    """
+    oc = _check_dr(rec)
+    cfg = dict(rec.config)
+    alpha = float(cfg.get("alpha", 0.05))
+    scores = _dr_scores(oc, rec, alpha)
+    run_id = db.new_run(DR_RUN_KIND, cfg, name=f"study dr ({cfg.get('preset', 'custom')})")
+    try:
+        for name, desc in rec.settings.items():
+            seeds = sorted({int(s) for s in oc.loc[oc["setting"] == name, "seed"]})
+            db.add_subject(run_id, name, DR_SETTING_SUBJECT, {**_plain(dict(desc)),
+                                                              _SEEDS_KEY: seeds})
+        for name in rec.settings:
+            sub = oc[oc["setting"] == name]
+            db.add_outcomes(run_id, name, [
+                {"condition": r.condition, "trial": int(i), "seed": int(r.episode),
+                 "success": bool(r.success), "ret": float(r.ret), "length": int(r.length),
+                 "factors": {"policy_seed": int(r.seed), "factor": r.factor,
+                             "final_distance": _plain(float(r.final_distance))}}
+                for i, r in zip(sub.index, sub.itertuples(index=False), strict=True)])
+        for c in rec.comparisons:
+            db.add_subject(run_id, COMPARISON_PREFIX + str(c["name"]), DR_COMPARISON_SUBJECT,
+                           {"a": str(c.get("a")), "b": str(c.get("b"))})
+        db.add_scores(run_id, scores)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            db.finish_run(run_id, "failed")
+        raise
+    db.finish_run(run_id)
+    return replace(rec, run_id=run_id)
+
+
+def read_dr_study(db: Any, run_id: str) -> DrStudyRecord:
+    """The ``dr-study`` run ``run_id`` (what :func:`write_dr_study` was given)."""
+    from realgap.errors import DataError
+
+    info = run_info(db, run_id)
+    if info.kind != DR_RUN_KIND:
+        raise DataError(f"{db.path}: run {run_id} is a {info.kind!r} run, not a {DR_RUN_KIND!r} "
+                        "run; `realgap report` lists the runs and their kinds")
+    subs = db.subjects(run_id)
+    settings: dict[str, dict[str, Any]] = {}
+    for r in subs.itertuples():
+        if r.kind == DR_SETTING_SUBJECT:
+            meta = extra_of(r.meta)
+            meta.pop(_SEEDS_KEY, None)
+            settings[str(r.subject)] = meta
+    df = db.query("SELECT * FROM outcomes WHERE run_id = ? ORDER BY trial, rowid", [run_id])
+    rows = []
+    for r in df.to_dict(orient="records"):
+        ex = extra_of(r["factors"])
+        rows.append({"setting": str(r["subject"]), "seed": integer(ex.get("policy_seed")) or 0,
+                     "condition": str(r["condition"]), "factor": str(ex.get("factor", "")),
+                     "episode": integer(r["seed"]) or 0, "success": bool(r["success"]),
+                     "final_distance": _f(ex.get("final_distance")), "ret": _f(r["ret"]),
+                     "length": integer(r["length"]) or 0})
+    outcomes = pd.DataFrame(rows, columns=list(DR_OUTCOME_DTYPES)).astype(DR_OUTCOME_DTYPES)
+    effects, comparisons = [], []
+    for r in score_rows(db, run_id).to_dict(orient="records"):
+        subj, metric, ex = str(r["subject"]), str(r["metric"]), extra_of(r["extra"])
+        if metric == DR_EFFECT_METRIC:
+            effects.append(FactorEffect(subj, _f(ex.get("rate")), _f(r["value"]), _f(r["lo"]),
+                                        _f(r["hi"]), integer(ex.get("rank")) or 0,
+                                        tuple(str(t) for t in ex.get("tied_with", []))))
+        elif metric == DR_DIFF_METRIC and subj.startswith(COMPARISON_PREFIX):
+            c = {"name": subj[len(COMPARISON_PREFIX):], **ex, "diff": _f(r["value"]),
+                 "lo": _f(r["lo"]), "hi": _f(r["hi"]), "n_seeds": integer(r["n"]) or 0}
+            for k in ("rate_a", "rate_b"):
+                if k in c:
+                    c[k] = _f(c[k])
+            comparisons.append(c)
+    return DrStudyRecord(dict(info.config), outcomes, settings, tuple(effects),
+                         tuple(comparisons), run_id)
+
+
+def latest_dr_study(db: Any) -> str | None:
+    """The newest finished ``dr-study`` run, or None."""
+    return db.latest_run(DR_RUN_KIND)
+
+
+__all__ = ["COMPARISON_PREFIX", "DR_BASELINE", "DR_DIFF_METRIC", "DR_EFFECT_METRIC",
+           "DR_OUTCOME_DTYPES", "DR_POOLED", "DR_RUN_KIND", "RUN_KIND", "CorrelationRow",
+           "DrStudyRecord", "FactorEffect", "ScoresStudyRecord", "latest_dr_study",
+           "latest_scores_study", "read_dr_study", "read_scores_study", "write_dr_study",
            "write_scores_study"]
