@@ -378,7 +378,7 @@ def test_encoders_list_reports_weights_status(_no_machine_weights: Path,
     line = next(ln for ln in out.splitlines() if ln.startswith("vgg16 "))
     assert "available" in line
     lite_missing = sum(rows[f"efficientnet-lite{v}"]["weights"] == "missing" for v in range(3))
-    assert f"30 encoders; {22 + lite_missing} need a checkpoint" in out
+    assert f"32 encoders; {22 + lite_missing} need a checkpoint" in out
 
 
 # --- custom encoders -------------------------------------------------------------------

@@ -208,10 +208,6 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save({"state_dict": module.state_dict(), "meta": meta}, tmp)
         os.replace(tmp, path)
-    h = hashlib.sha256()
-    for k, v in module.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
     info = EncoderInfo(
         family="CNN", embed_dim=cfg.feature_dim,
         params_m=round(sum(p.numel() for p in module.parameters()) / 1e6, 3),
@@ -223,7 +219,7 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
     origin = (f"trained: BC on {frameset.content_hash[:12]} domain={domain} "
               f"episodes={compact_ids(ep_ids)}")
     return Encoder(f"bc-{domain}", info, pre, module, weights_origin=origin,
-                   weights_hash="sha256:" + h.hexdigest(), device=device,
+                   weights_hash=weights_hash_of(module), device=device,
                    extra={"train_domain": domain, "train_episodes": ep_ids, "train_seed": seed,
                           "train_frames": len(sub), "train_config": asdict(cfg),
                           "train_final_loss": meta["final_loss"],
@@ -231,6 +227,94 @@ def train_bc_encoder(frameset: Any, domain: str = "sim", camera: str | None = No
                           "train_val_loss_per_epoch": meta["val_loss_per_epoch"],
                           "train_best_epoch": meta["best_epoch"],
                           "train_val_episodes": meta["val_episodes"]})
+
+
+#: ``format`` of the dict :func:`bc_encoder_state` returns.
+BC_STATE_FORMAT = "realgap-bc-encoder"
+#: Identity fields (``Encoder.extra``) a stored BC encoder keeps; the loss curves stay in
+#: the gap run's results, not in every policy checkpoint.
+_STORED_EXTRA = ("train_domain", "train_episodes", "train_seed", "train_frames",
+                 "train_config", "train_best_epoch")
+
+
+def weights_hash_of(module: Any) -> str:
+    """``"sha256:<hex>"`` over a module's state dict (names and raw tensor bytes, in order)."""
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def bc_encoder_state(enc: Encoder) -> dict[str, Any]:
+    """What a policy checkpoint stores so that a BC encoder can be rebuilt without the
+    FrameSet it was trained on: plain types and tensors only (``torch.load(weights_only=True)``
+    reads it back; nothing is unpickled).
+
+    Keys: ``format`` (:data:`BC_STATE_FORMAT`), ``name``, ``domain``, ``config`` (the
+    :class:`BCConfig` as a dict: the architecture and the preprocessing size),
+    ``state_dict`` (CPU tensors), ``weights_hash``, ``weights_origin``, ``notes`` and
+    ``extra`` (training episodes, seed, frames).
+    """
+    cfg = enc.extra.get("train_config")
+    domain = enc.extra.get("train_domain")
+    if cfg is None or domain is None:
+        raise ConfigError(f"encoder {enc.name!r} is not a BC encoder trained by realgap "
+                          "(no train_config/train_domain); only those can be stored this way")
+    return {"format": BC_STATE_FORMAT, "name": enc.name, "domain": str(domain),
+            "config": dict(cfg),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in enc.module.state_dict().items()},
+            "weights_hash": enc.weights_hash, "weights_origin": enc.weights_origin,
+            "notes": enc.info.notes,
+            "extra": {k: enc.extra[k] for k in _STORED_EXTRA if k in enc.extra}}
+
+
+def bc_encoder_from_state(state: Any, domain: str, device: str = "cpu",
+                          stored_in: str | None = None) -> Encoder:
+    """Rebuild a BC encoder from :func:`bc_encoder_state`'s dict (read from a policy
+    checkpoint): the architecture from its :class:`BCConfig`, the weights from its tensors.
+
+    The weights' hash is recomputed and must equal the stored one, and the encoder must be
+    trained on ``domain`` (the registry name asked for); else a :class:`DataError`. The
+    rebuilt encoder's ``weights_origin`` is the original one plus where the weights were
+    read (``stored_in``), so results say both how and where.
+    """
+    from realgap.encoders.e2e import build_e2e
+
+    where = stored_in or "the stored encoder"
+    if not isinstance(state, dict) or state.get("format") != BC_STATE_FORMAT:
+        raise DataError(f"{where}: frozen_encoder is not a stored BC encoder (format "
+                        f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}); "
+                        "retrain the policy")
+    if state.get("domain") != domain:
+        raise DataError(f"{where}: the stored encoder was trained on domain "
+                        f"{state.get('domain')!r}, but the policy names bc-{domain}; retrain the policy")
+    try:
+        cfg = BCConfig(**{k: v for k, v in dict(state["config"]).items()
+                          if k in BCConfig.__dataclass_fields__})
+        module = build_e2e(cfg.arch, cfg.feature_dim)
+        module.load_state_dict(dict(state["state_dict"]))
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise DataError(f"{where}: the stored BC encoder does not fit this realgap's network "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                        "retrain the policy") from None
+    got = weights_hash_of(module)
+    if got != state.get("weights_hash"):
+        raise DataError(f"{where}: the stored BC encoder's weights hash {got[:19]} differs from "
+                        f"the recorded {str(state.get('weights_hash'))[:19]}; the file was "
+                        "altered: retrain the policy")
+    module.eval()
+    info = EncoderInfo(
+        family="CNN", embed_dim=cfg.feature_dim,
+        params_m=round(sum(p.numel() for p in module.parameters()) / 1e6, 3),
+        training="Behaviour cloning", pretrain_data=f"This FrameSet ({domain} domain)",
+        library="realgap", arch=type(module).__name__, notes=str(state.get("notes", "")))
+    origin = str(state.get("weights_origin", f"trained: BC domain={domain}"))
+    if stored_in:
+        origin = f"{origin}; weights stored in policy checkpoint {stored_in}"
+    return Encoder(str(state.get("name") or f"bc-{domain}"), info, bc_preprocess(cfg.image_size),
+                   module, weights_origin=origin, weights_hash=got, device=device,
+                   extra=dict(state.get("extra") or {}))
 
 
 def _fmt(x: float | None) -> str:

@@ -14,11 +14,17 @@ that realgap can train the demo's BC encoders on CPU in about a minute; it is wh
 Shapes: input ``float (N, 3, H, W)`` (ImageNet-normalized), output ``float (N, feature_dim)``.
 Both modules accept any ``H, W`` (the keypoint grid is built for the feature map seen).
 
+:func:`policy_encoder` turns the end-to-end encoder of a trained realgap policy checkpoint
+into a frozen :class:`~realgap.encoders.base.Encoder` (registry names ``small-e2e`` and
+``resnet18-e2e`` with ``weights=CKPT``), so offline scores can be computed on the encoder a
+closed-loop policy actually used.
+
 Building these modules needs torch; import the module, then call the builders.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from realgap._optional import require
@@ -114,3 +120,101 @@ def build_e2e(arch: str = "small", feature_dim: int = 64) -> Any:
 
         raise ConfigError(f"e2e arch {arch!r} unknown; expected one of {sorted(ARCHS)}")
     return ARCHS[arch](feature_dim)
+
+
+# -- a policy's end-to-end encoder as a frozen registry encoder -----------------------------
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class PolicyImageEncoder(nn.Module):
+    """A policy's end-to-end encoder behind :class:`~realgap.encoders.base.Encoder`:
+    ``float (N, 3, H, W)`` on the 0-255 scale -> ``(N, feature_dim)``.
+
+    It repeats the policy's own pipeline op for op (:func:`realgap.policy.model.prepare_images`:
+    antialiased bilinear resize to ``image_size`` rounded to whole pixel values, no-op when
+    the size already matches; then :func:`realgap.policy.model.to_float`: /255 and ImageNet
+    mean/std), so ``embed`` equals the policy's ``net.encode`` on the same frames.
+    """
+
+    def __init__(self, encoder: Any, image_size: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.image_size = int(image_size)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: Any) -> Any:
+        s = self.image_size
+        if x.shape[-2] != s or x.shape[-1] != s:
+            x = nn.functional.interpolate(x, size=(s, s), mode="bilinear", antialias=True,
+                                          align_corners=False).round().clamp(0, 255)
+        return self.encoder((x / 255.0 - self.mean) / self.std)
+
+
+def policy_encoder(name: str, weights: Any, device: str = "cpu") -> Any:
+    """The end-to-end encoder of a realgap policy checkpoint as a frozen
+    :class:`~realgap.encoders.base.Encoder` (registry names ``small-e2e``, ``resnet18-e2e``,
+    built with ``weights=CHECKPOINT``; the gap job takes ``--weights small-e2e=CKPT``).
+
+    The checkpoint is read with ``torch.load(weights_only=True)``; only its ``encoder.*``
+    tensors are used, on the architecture its ``policy_config`` names (which must be
+    ``name``). ``weights_origin`` names the checkpoint, its task, epoch and training seed;
+    ``weights_hash`` hashes the encoder's tensors; ``extra["train_episodes"]`` lists the
+    demonstration episodes the policy trained on, so the gap job scores the encoder only on
+    sim episodes it never saw (:func:`realgap.jobs.gap.trained_rows`).
+
+    Args:
+        name: ``"small-e2e"`` or ``"resnet18-e2e"``.
+        weights: a policy checkpoint file or training directory (its latest checkpoint).
+        device: torch device string.
+    """
+    from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
+    from realgap.encoders.bc import compact_ids, weights_hash_of
+    from realgap.errors import ConfigError
+    from realgap.policy.checkpoint import load_checkpoint, policy_config_of
+    from realgap.policy.config import E2E_ENCODERS
+
+    if weights is None:
+        raise ConfigError(
+            f"encoder {name!r} is the end-to-end encoder of a trained realgap policy: pass its "
+            f"checkpoint (weights=CKPT in Python, --weights {name}=CKPT to realgap gap)")
+    ckpt = load_checkpoint(weights, flag=f"--weights {name}=")
+    cfg = policy_config_of(ckpt)
+    if cfg.encoder != name:
+        raise ConfigError(f"--weights {name}={weights}: that policy's encoder is "
+                          f"{cfg.encoder!r}, not {name!r}; pass a checkpoint trained with "
+                          f"--encoder {name}")
+    from realgap.policy.train import _encoder_state  # the one place encoder.* keys are split
+
+    module = build_e2e(E2E_ENCODERS[name], cfg.feature_dim)
+    try:
+        module.load_state_dict(_encoder_state(ckpt))
+    except RuntimeError as exc:
+        from realgap.errors import DataError
+
+        raise DataError(f"{ckpt['path']}: its encoder weights do not fit {name!r} "
+                        f"({str(exc).splitlines()[0]}); retrain the policy") from None
+    module.eval()
+    eps = [int(e) for e in (ckpt.get("train_episodes") or [])]
+    tcfg = dict(ckpt.get("train_config") or {})
+    origin = (f"trained end-to-end with a {cfg.head} policy head: {ckpt['path']} (task "
+              f"{ckpt.get('task')}, epoch {ckpt.get('best_epoch') or ckpt.get('epoch')}, seed "
+              f"{tcfg.get('seed')}, FrameSet {str(ckpt.get('frameset_hash'))[:12]} domain="
+              f"{tcfg.get('domain')} episodes={compact_ids(eps) if eps else 'all'})")
+    info = EncoderInfo(
+        family="CNN", embed_dim=int(cfg.feature_dim),
+        params_m=round(sum(p.numel() for p in module.parameters()) / 1e6, 3),
+        training="Behaviour cloning (end-to-end with the policy head)",
+        pretrain_data=f"This FrameSet ({tcfg.get('domain')} domain)", library="realgap",
+        arch=type(module).__name__,
+        notes=f"encoder of policy checkpoint {Path(str(ckpt['path'])).name}")
+    # 0-255 floats in; PolicyImageEncoder resizes and normalizes as the policy does
+    pre = Preprocess(input_size=None, resize=None, mean=None, std=None, pixel_scale=255.0)
+    extra: dict[str, Any] = {"policy_checkpoint": str(ckpt["path"]), "train_seed": tcfg.get("seed"),
+                             "train_domain": tcfg.get("domain")}
+    if eps:
+        extra["train_episodes"] = eps
+    return Encoder(name, info, pre, PolicyImageEncoder(module, cfg.image_size),
+                   weights_origin=origin, weights_hash=weights_hash_of(module), device=device,
+                   extra=extra)

@@ -15,6 +15,10 @@ Names (``realgap encoders list`` prints them all):
 * ``bc-sim`` / ``bc-sim-nominal``: end-to-end behaviour-cloning encoders that realgap
   trains on the ``sim`` (randomized) / ``sim-nominal`` (unrandomized) frames of a
   FrameSet (:func:`realgap.encoders.bc.train_bc_encoder`); pass ``frameset=``;
+* ``small-e2e`` / ``resnet18-e2e``: the end-to-end encoder of a trained realgap policy
+  checkpoint, given as ``weights=CKPT`` (:func:`realgap.encoders.e2e.policy_encoder`;
+  the gap job's ``--weights small-e2e=CKPT``), so the encoder a policy learned with its
+  head can be scored offline;
 * ``package.module:factory``: a plugin factory returning an :class:`Encoder` or a
   ``torch.nn.Module`` (wrapped with ImageNet preprocessing at 224 x 224). Importing a
   module runs its code, so this needs explicit permission that no file can give:
@@ -35,7 +39,10 @@ keeps that name in results, so earlier runs and caches stay comparable.
 
 Names read from files (a policy checkpoint's ``policy_config.encoder``) go through the
 same :func:`create_encoder`: they resolve against the registry unless the user allowed
-plugins for this run on the command line (``docs/security.md``).
+plugins for this run on the command line (``docs/security.md``). A policy whose frozen
+encoder a name cannot rebuild (``bc-*``) stores that encoder's weights as plain tensors
+(:func:`encoder_state`); ``create_encoder(name, state=..., stored_in=PATH)`` rebuilds it
+and checks the weights' hash.
 """
 
 from __future__ import annotations
@@ -188,7 +195,12 @@ for _old, _new in ENCODER_ALIASES.items():
 
 def _bc_factory(domain: str) -> Callable[..., Encoder]:
     def factory(*, frameset: Any = None, camera: str | None = None, device: str = "cpu",
-                seed: int = 0, **kw: Any) -> Encoder:
+                seed: int = 0, state: Any = None, stored_in: str | None = None,
+                **kw: Any) -> Encoder:
+        if state is not None:  # stored in a policy checkpoint (plain tensors)
+            from realgap.encoders.bc import bc_encoder_from_state
+
+            return bc_encoder_from_state(state, domain, device=device, stored_in=stored_in)
         if frameset is None:
             raise ConfigError(
                 f"encoder 'bc-{domain}' is trained by realgap on a FrameSet: pass frameset=FS "
@@ -211,6 +223,52 @@ for _dom in BC_DOMAINS.values():
         pretrain_data=f"This FrameSet ({_dom} domain)", library="realgap",
         arch="SmallConvGN + spatial softmax (realgap.encoders.e2e)",
         notes=f"trained end-to-end by realgap on the {_dom} frames' actions"))
+
+
+def encoder_state(enc: Encoder) -> dict[str, Any] | None:
+    """What a policy checkpoint must store to rebuild ``enc`` in another process, or None
+    when its registry name (and weights file) rebuild it.
+
+    BC encoders (``bc-*``) are trained from a FrameSet that a rollout worker does not have:
+    their architecture settings and weights are stored as plain tensors
+    (:func:`realgap.encoders.bc.bc_encoder_state`) and read back with
+    ``create_encoder(name, state=..., stored_in=PATH)``, which checks the weights' hash.
+    """
+    try:
+        source = ENCODERS.get(enc.name).meta.get("source")
+    except UnknownNameError:  # a plugin's own name: rebuilt from that name
+        return None
+    if source != "trained":
+        return None
+    from realgap.encoders.bc import bc_encoder_state
+
+    return bc_encoder_state(enc)
+
+
+def _policy_factory(name: str) -> Callable[..., Encoder]:
+    def factory(*, weights: Any = None, device: str = "cpu", **_: Any) -> Encoder:
+        from realgap.encoders.e2e import policy_encoder
+
+        return policy_encoder(name, weights, device=device)
+
+    factory.__name__ = name.replace("-", "_")
+    return factory
+
+
+#: A policy's end-to-end encoders (``realgap.policy.config.E2E_ENCODERS``), built from a
+#: trained policy checkpoint (``weights=CKPT``): offline scores of the encoder a policy
+#: trained with its head (``realgap study scores``).
+POLICY_ENCODERS: dict[str, str] = {
+    "small-e2e": "SmallConvGN + spatial softmax (realgap.encoders.e2e), trained with a policy head",
+    "resnet18-e2e": "ResNet18 GN + spatial softmax (realgap.encoders.e2e), trained with a policy head",
+}
+
+for _name, _arch in POLICY_ENCODERS.items():
+    ENCODERS.add(_name, _policy_factory(_name), source="policy", info=EncoderInfo(
+        family="CNN", embed_dim=64, params_m=0.068 if _name == "small-e2e" else 11.2,
+        training="Behaviour cloning (end-to-end with the policy head)",
+        pretrain_data="The policy's demonstrations", library="realgap", arch=_arch,
+        notes="built from a realgap policy checkpoint: weights=CKPT (gap: --weights NAME=CKPT)"))
 
 
 def _import_factory(path: str) -> Callable[..., Any]:
@@ -357,6 +415,8 @@ def weights_status(name: str) -> tuple[str, Path | None]:
         return "not needed", None
     if source == "trained":
         return "trained on demand", None
+    if source == "policy":
+        return "from a policy checkpoint", None
     if name in ZOO:
         try:
             hit = find_weights(name, ZOO[name].info)

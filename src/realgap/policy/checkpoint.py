@@ -8,6 +8,12 @@ plain dict (loadable with ``weights_only=True``):
 - ``task``, ``frameset_hash`` (the training FrameSet's content hash), ``encoder_origin``,
   ``encoder_weights_hash`` (a frozen registry encoder's weights, checked on load; None for
   end-to-end encoders);
+- ``frozen_encoder``: for a frozen encoder its registry name cannot rebuild (``bc-*``,
+  trained on a FrameSet), its architecture settings and weights as plain tensors
+  (:func:`realgap.encoders.registry.encoder_state`; None otherwise); the loader rebuilds
+  it and checks the hash against ``encoder_weights_hash``;
+- ``train_episodes``: manifest episode ids of the training domain the policy trained on
+  (held-out ones included);
 - ``epoch``, ``feat_dim``, ``state_dict``, and for resuming ``optimizer`` and ``rng``.
 
 Files are written atomically (temporary file, then rename), so an interrupted save never

@@ -154,7 +154,10 @@ def load_policy(path: str | Path, task: str | None = None, name: str | None = No
     :class:`~realgap.errors.ConfigError`).
 
     A checkpoint is data: its weights are read with ``torch.load(weights_only=True)`` and
-    its ``policy_config.encoder`` is a *name* resolved against the encoder registry. A
+    its ``policy_config.encoder`` is a *name* resolved against the encoder registry (a BC
+    encoder, which its name cannot rebuild, comes back from the tensors the checkpoint
+    stores under ``frozen_encoder``, its hash checked; its ``weights_origin`` names the
+    checkpoint). A
     ``module:factory`` name there is imported only when the user allowed plugins for this
     run (``allow_plugins=True``, or ``--allow-plugin`` on the command line, read by
     :func:`realgap.encoders.plugins_allowed`), never because the file asks for it.
@@ -172,9 +175,22 @@ def load_policy(path: str | Path, task: str | None = None, name: str | None = No
     else:
         from realgap.encoders import create_encoder
 
+        stored = ckpt.get("frozen_encoder")
         try:
-            registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights,
-                                              device="cpu", allow_plugins=allow_plugins)
+            if stored is not None:
+                # a BC encoder: its architecture from the registry, its weights (plain
+                # tensors) from this checkpoint, their hash checked against the stored one
+                from realgap.encoders import ENCODERS
+
+                if ENCODERS.get(cfg.encoder).meta.get("source") != "trained":
+                    raise DataError(f"{ckpt.get('path', 'checkpoint')}: stores the weights of "
+                                    f"a frozen encoder, but {cfg.encoder!r} is not one realgap "
+                                    "trains; retrain the policy")
+                registry_encoder = create_encoder(cfg.encoder, device="cpu", state=stored,
+                                                  stored_in=str(ckpt.get("path", "")))
+            else:
+                registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights,
+                                                  device="cpu", allow_plugins=allow_plugins)
         except ConfigError as exc:  # name the file that asked for this encoder
             raise ConfigError(f"{ckpt.get('path', 'checkpoint')}: policy_config.encoder: "
                               f"{exc}") from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,8 @@ def train_policy(
     encoder_from: str | Path | None = None,
     progress: bool = True,
     embedding_cache: str | Path | None = None,
+    frozen_encoder: Any = None,
+    episodes: Sequence[int] | None = None,
 ) -> TrainResult:
     """Train ``policy`` on the frames of ``policy.task`` in FrameSet ``data``.
 
@@ -209,13 +212,33 @@ def train_policy(
         progress: show a tqdm bar over epochs.
         embedding_cache: cache directory of a frozen registry encoder's embeddings
             (default ``out/embedding-cache``); a study passes the one its gap runs filled,
-            so the frames are embedded once.
+            so the frames are embedded once. A BC encoder (``bc-*``) named without
+            ``frozen_encoder`` is trained on this FrameSet and cached there too.
+        frozen_encoder: an already built :class:`realgap.encoders.Encoder` named
+            ``policy.encoder`` to use frozen (a study passes the BC encoder its gap runs
+            trained). When its registry name cannot rebuild it (``bc-*``), the checkpoint
+            stores its architecture settings and weights as plain tensors
+            (``frozen_encoder`` key, :func:`realgap.encoders.registry.encoder_state`) and
+            :func:`realgap.policy.load_policy` rebuilds it from them, hash checked.
+        episodes: manifest episode ids of the training domain to train on (None: all);
+            the held-out episodes are drawn among them. Recorded as ``train_episodes``.
     """
     torch = require("torch")
 
     train = train or TrainConfig()
     out = Path(out)
     fs, view = _load_training_data(data, policy.task, policy, train)
+    if episodes is not None:
+        want = sorted({int(e) for e in episodes})
+        have = {int(e) for e in view.manifest["episode"]}
+        missing = sorted(set(want) - have)
+        if missing or not want:
+            raise ConfigError(f"train_policy episodes: {missing or '[]'} not among the training "
+                              f"frames' episodes ({len(have)} episodes); pass ids of the data")
+        view = view.select(episode=want)
+    if frozen_encoder is not None and (policy.is_e2e or frozen_encoder.name != policy.encoder):
+        raise ConfigError(f"frozen_encoder {frozen_encoder.name!r} does not match the policy's "
+                          f"encoder {policy.encoder!r}; pass the encoder the config names")
     man = view.manifest.reset_index(drop=True)
     order = np.lexsort((man["step"].to_numpy(), man["episode"].to_numpy(),
                         man["domain"].astype(str).to_numpy()))
@@ -251,6 +274,9 @@ def train_policy(
     last = load_checkpoint(cks[-1], "--out") if cks else None
     if last is not None:
         diffs = resume_mismatch(last, cfg, train, fs.content_hash)
+        old_eps, new_eps = last.get("train_episodes"), sorted({int(e) for e in man["episode"]})
+        if old_eps is not None and [int(e) for e in old_eps] != new_eps:
+            diffs.append(f"training episodes ({len(new_eps)} given, checkpoint: {len(old_eps)})")
         if diffs:
             raise ConfigError(
                 f"--out {out}: cannot resume: its checkpoints were trained with other settings "
@@ -272,7 +298,8 @@ def train_policy(
                 torch.set_num_threads(int(train.threads))
             return _fit(torch, data, out, cfg, train, fs, view, man, order, ep_keys, actions,
                         states, w, cks, last, enc_ckpt, encoder_origin, progress,
-                        Path(embedding_cache) if embedding_cache else out / "embedding-cache")
+                        Path(embedding_cache) if embedding_cache else out / "embedding-cache",
+                        frozen_encoder)
     finally:
         torch.set_num_threads(threads_before)
 
@@ -281,7 +308,7 @@ def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: Trai
          fs: Any, view: Any, man: Any, order: np.ndarray, ep_keys: np.ndarray,
          actions: np.ndarray, states: np.ndarray, w: _Windows, cks: list[Path],
          last: dict[str, Any] | None, enc_ckpt: dict[str, Any] | None, encoder_origin: str,
-         progress: bool, cache_dir: Path) -> TrainResult:
+         progress: bool, cache_dir: Path, frozen_encoder: Any = None) -> TrainResult:
     """The optimisation of :func:`train_policy` once data and checks are in place."""
     from tqdm import tqdm
 
@@ -296,13 +323,30 @@ def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: Trai
         feats = None
     else:
         from realgap.encoders import create_encoder, embed_frameset
+        from realgap.encoders.registry import BC_DOMAINS
 
-        registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights, device="cpu")
+        if frozen_encoder is not None:
+            registry_encoder = frozen_encoder
+        elif cfg.encoder in BC_DOMAINS:  # trained on demand: on this FrameSet, cached
+            registry_encoder = create_encoder(cfg.encoder, device="cpu", frameset=fs,
+                                              camera=cfg.camera, cache_dir=cache_dir)
+        else:
+            registry_encoder = create_encoder(cfg.encoder, weights=cfg.encoder_weights,
+                                              device="cpu")
+        trained_with = (last or {}).get("encoder_weights_hash")
+        if trained_with and trained_with != registry_encoder.weights_hash:
+            raise ConfigError(f"--out {out}: cannot resume: its checkpoints were trained on "
+                              f"encoder weights {trained_with[:19]}, this encoder has "
+                              f"{registry_encoder.weights_hash[:19]}; pass a new --out")
         encoder_origin = f"frozen registry encoder ({registry_encoder.weights_origin})"
         emb = embed_frameset(registry_encoder, view, camera=cfg.camera,
                              cache_dir=cache_dir, progress=progress)
         feats = torch.from_numpy(np.asarray(emb, np.float32)[order])
         encoder, feat_dim, images = None, int(feats.shape[1]), None
+    from realgap.encoders.registry import encoder_state
+
+    stored_encoder = None if registry_encoder is None else encoder_state(registry_encoder)
+    train_episodes = sorted({int(e) for e in man["episode"]})
     torch.manual_seed(train.seed)
     net = PolicyNet(cfg, feat_dim, encoder)
     net.set_stats(actions, states)
@@ -355,7 +399,8 @@ def _fit(torch: Any, data: str | Path, out: Path, cfg: PolicyConfig, train: Trai
             "task": cfg.task, "frameset_hash": fs.content_hash, "data": str(data),
             "encoder_origin": encoder_origin,
             "encoder_weights_hash": None if registry_encoder is None
-            else registry_encoder.weights_hash, "epoch": epoch, "feat_dim": feat_dim,
+            else registry_encoder.weights_hash, "frozen_encoder": stored_encoder,
+            "train_episodes": train_episodes, "epoch": epoch, "feat_dim": feat_dim,
             "state_dict": state, "optimizer": opt.state_dict(),
             "losses": history + [float(x) for x in losses], "n_frames": len(man),
             "val_losses": val_hist, "best_epoch": best_epoch,
