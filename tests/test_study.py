@@ -171,7 +171,7 @@ def test_store_round_trip_recomputes_the_stored_correlation(tmp_path: Path) -> N
 
 def test_presets_and_bad_config() -> None:
     tiny = preset_config("tiny", "x")
-    assert len(tiny.encoders) == 3 and tiny.preset == "tiny"
+    assert len(tiny.encoders) == 5 and tiny.preset == "tiny"
     assert preset_config("tiny", "x", seeds=(0, 1)).seeds == (0, 1)
     with pytest.raises(ConfigError, match="--preset 'huge'"):
         preset_config("huge", "x")
@@ -211,7 +211,7 @@ def test_bad_names_fail_before_any_work(tmp_path: Path, capsys: pytest.CaptureFi
     from realgap.cli import main
 
     for args in (["--encoders", "pixels,resnet18-randm"], ["--head", "dpt"],
-                 ["--encoders", "pixels,bc-sim"]):
+                 ["--encoders", "pixels,bc-sim,bc-sim"]):
         assert main(["study", "scores", "--out", str(tmp_path / "s"), *args]) == 2
         assert capsys.readouterr().err.startswith("realgap: error: ")
         assert not (tmp_path / "s").exists()

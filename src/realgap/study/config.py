@@ -18,10 +18,13 @@ proxy shadows ``low``):
   at the edge.
 * ``full`` is the issue's design for a bigger machine or a GPU.
 
-``bc-sim`` / ``bc-sim-nominal`` are refused: a policy checkpoint names its frozen encoder
-by registry name and a rollout worker rebuilds it with :func:`realgap.encoders.create_encoder`,
-which trains a BC encoder from a FrameSet and takes no weights file for it; loading the
-cached weights by their key needs a change to the registry and the policy checkpoint.
+Encoders of three kinds take part (:mod:`realgap.study.scores` says how each is trained):
+registry encoders used frozen (``pixels``, ``resnet18-random``, the Lite encoders), the BC
+encoders realgap trains on the study's demonstrations (``bc-sim`` on the randomized
+``sim`` frames, ``bc-sim-nominal`` on the nominal ones; used frozen, their weights stored
+in each policy checkpoint so that a rollout worker rebuilds them without the FrameSet),
+and an end-to-end encoder (``small-e2e``: trained with the head, one per seed; the first
+seed's encoder gives the offline scores).
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ class ScoresStudyConfig:
     out: str
     """Output directory: ``frames/``, ``policies/``, ``results.duckdb``, ``report.html``."""
     encoders: tuple[str, ...] = ("pixels", "resnet18-random", "efficientnet-lite0")
-    """Frozen registry encoders, one policy head per encoder and seed."""
+    """Encoders, one policy per encoder and seed: registry encoders and the BC encoders
+    (``bc-sim``, ``bc-sim-nominal``) used frozen; ``small-e2e`` / ``resnet18-e2e`` trained
+    end to end with the head."""
     seeds: tuple[int, ...] = (0,)
     """Training seeds of each policy (the correlation intervals redraw them)."""
     task: str = "reach-mug"
@@ -62,6 +67,10 @@ class ScoresStudyConfig:
     end-to-end BC policy trained on 100 ``sim`` episodes with background and lights
     randomized per episode succeeded 0/10 on nominal sim (it memorised the episodes' looks),
     trained on the same states in ``sim-nominal`` 10/10; ``sim`` is kept as a choice."""
+    augment_shift: int = 4
+    """Random-shift augmentation (px) of the end-to-end policies' training, as the BC
+    encoders train with; a frozen encoder's features are computed once, so it does not
+    apply to the frozen heads."""
     head: str = "bc"
     """Policy head (``realgap.policy.config.HEAD_REGISTRY``)."""
     epochs: int = 30
@@ -101,13 +110,8 @@ class ScoresStudyConfig:
                               "encoders needs at least 2 (3 or more for a rank correlation)")
         if len(set(self.encoders)) != len(self.encoders):
             raise ConfigError(f"--encoders {','.join(self.encoders)}: an encoder is repeated")
-        on_demand = [e for e in self.encoders if e in ("bc-sim", "bc-sim-nominal")]
-        if on_demand:
-            # a policy checkpoint names its frozen encoder; these are trained per FrameSet
-            # by the gap job and cannot yet be rebuilt from the name in a rollout worker
-            raise ConfigError(f"--encoders: {', '.join(on_demand)} are trained on demand by the "
-                              "gap job and cannot yet serve as a policy's frozen encoder; leave "
-                              "them out of the study")
+        if isinstance(self.augment_shift, bool) or int(self.augment_shift) < 0:
+            raise ConfigError(f"--augment-shift {self.augment_shift!r}: must be >= 0 (pixels)")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"--seeds {self.seeds}: give distinct training seeds")
         if self.demo_episodes < 4:
@@ -124,16 +128,18 @@ class ScoresStudyConfig:
 
 #: Sizes of each preset (fields of :class:`ScoresStudyConfig`).
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0"), "seeds": (0,),
+    "tiny": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0", "bc-sim",
+                          "small-e2e"), "seeds": (0,),
              "demo_episodes": 12, "record_every": 2, "eval_episodes": 3, "epochs": 15,
              "n_boot": 100, "n_perm": 20},
-    "small": {"encoders": ("pixels", "resnet18-random", "mobilenet-v3.random",
-                           "efficientnet-b0.random", "efficientnet-lite0",
-                           "efficientnet-lite1"), "seeds": (0, 1, 2),
+    "small": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0",
+                           "efficientnet-lite1", "bc-sim", "bc-sim-nominal", "small-e2e"),
+              "seeds": (0, 1, 2),
               "demo_episodes": 100, "record_every": 2, "eval_episodes": 8, "epochs": 40,
               "n_boot": 200, "n_perm": 20},
     "full": {"encoders": ("pixels", "resnet18-random", "efficientnet-lite0",
-                          "efficientnet-lite1", "efficientnet-lite2"), "seeds": (0, 1, 2),
+                          "efficientnet-lite1", "efficientnet-lite2", "bc-sim",
+                          "bc-sim-nominal", "small-e2e", "resnet18-e2e"), "seeds": (0, 1, 2),
              "demo_episodes": 200, "record_every": 1, "eval_episodes": 40, "epochs": 100,
              "n_boot": 1000, "n_perm": 200},
 }
