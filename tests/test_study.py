@@ -205,6 +205,16 @@ def test_report_shows_the_study_section(tmp_path: Path) -> None:
     html = build_report(tmp_path).read_text()
     assert 'id="study"' in html and "study-correlation" in html and "study-closed-loop" in html
     assert "data:image/png;base64" in html
+    # the k/n and Wilson cells sort by the success rate (0.9 for 18/20), not as text
+    import re
+
+    table = html[html.index('id="study-closed-loop"'):]
+    table = table[:table.index("</table>")]
+    cells = re.findall(r'<td data-sort="([^"]*)">([^<]*)', table)
+    kn = [(key, shown) for key, shown in cells if re.fullmatch(r"\d+/\d+", shown)]
+    assert kn and all(float(key) == pytest.approx(int(shown.split("/")[0]) /
+                                                  int(shown.split("/")[1])) for key, shown in kn)
+    assert ("0.9", "18/20") in kn
 
 
 def test_bad_names_fail_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -53,18 +53,24 @@ def table(
     sortable: bool = True,
     raw_html_columns: Sequence[str] = (),
     caption: str = "",
+    sort_keys: Mapping[str, Sequence[Any]] | None = None,
 ) -> str:
     """A ``<table>`` from a DataFrame. Cells are escaped except ``raw_html_columns``
     (which the caller has built from escaped parts). Sortable tables sort on a header click;
-    each cell carries ``data-sort`` with its raw value so numbers sort numerically."""
+    each cell carries ``data-sort`` with its raw value so numbers sort numerically, or, for a
+    column in ``sort_keys`` (column -> one value per row), that value (an HTML cell such as
+    ``0.50 [0.29, 0.71]`` or ``12/24`` sorts by the rate it shows)."""
     cls = "sortable" if sortable else ""
     head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
     rows = []
-    for _, r in df.iterrows():
+    for i, (_, r) in enumerate(df.iterrows()):
         cells = []
         for c in df.columns:
             v = r[c]
             shown = str(v) if c in raw_html_columns else fmt(v)
+            if sort_keys is not None and c in sort_keys:
+                v = sort_keys[c][i]
+                v = float("nan") if v is None else v
             key = v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
             if isinstance(key, float) and math.isnan(key):
                 key = ""

@@ -5,11 +5,14 @@ Reads the newest ``scores-study`` run (``realgap study scores``) through
 
 - closed-loop results: per encoder and domain, successes k/n with the 95% Wilson interval
   (the trials pool seeds x episodes; the correlation intervals redraw them hierarchically
-  instead), mean final distance to the target and the sim -> domain drop;
+  instead), mean final distance to the target and the sim -> domain drop; k/n and the
+  Wilson cell sort by the success rate;
 - the score-vs-closed-loop scatter: one panel per offline score, real-proxy domain and
   closed-loop measure; x = the gap run's score with its interval (horizontal bars), y =
   the encoder's success rate in that domain with its Wilson interval, or its mean final
-  distance with a bootstrap interval over the initial states (vertical bars);
+  distance with a bootstrap interval over the initial states (vertical bars); each encoder
+  has one colour and marker, named in the figure's legend (text labels beside the points
+  overlapped where encoders score alike);
 - the correlation table: Pearson r, Spearman rho and MMRV of each score against each
   target, with the study's bootstrap intervals over seeds and episodes.
 """
@@ -63,7 +66,11 @@ def _scatter(rec: ScoresStudyRecord) -> bytes | None:
         return None
     dist = _distance_ci(rec)
     rows = [(dom, target) for dom in domains for target in ("success", "final_distance")]
-    fig = figure(figsize=(2.5 * len(scores), 2.3 * len(rows)))
+    # one colour and marker per encoder, named once in a legend: encoders with close scores
+    # and rates made their text labels overlap into an unreadable block
+    encoders = list(dict.fromkeys(str(e) for by in rec.scores.values() for e in by))
+    style = {e: (f"C{i % 10}", "osD^vP*Xhp"[i % 10]) for i, e in enumerate(encoders)}
+    fig = figure(figsize=(2.5 * len(scores), 2.3 * len(rows) + 0.6))
     axes = fig.subplots(len(rows), len(scores), squeeze=False)
     for i, (dom, target) in enumerate(rows):
         for j, score in enumerate(scores):
@@ -85,10 +92,10 @@ def _scatter(rec: ScoresStudyRecord) -> bytes | None:
                 lo_v, hi_v = est.get("lo"), est.get("hi")
                 xlo = x if lo_v is None else float(lo_v)
                 xhi = x if hi_v is None else float(hi_v)
+                color, marker = style[str(enc)]
                 ax.errorbar([x], [y], xerr=[[max(x - xlo, 0)], [max(xhi - x, 0)]],
-                            yerr=[[max(y - ylo, 0)], [max(yhi - y, 0)]], fmt="o", ms=4,
-                            capsize=2, lw=1)
-                ax.annotate(enc, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+                            yerr=[[max(y - ylo, 0)], [max(yhi - y, 0)]], fmt=marker, ms=4,
+                            capsize=2, lw=1, color=color, alpha=0.85)
             if target == "success":
                 ax.set_ylim(-0.05, 1.05)
             ax.tick_params(labelsize=6)
@@ -96,9 +103,15 @@ def _scatter(rec: ScoresStudyRecord) -> bytes | None:
             if j == 0:
                 ax.set_ylabel(("success" if target == "success" else "final distance (m)")
                               + f"\n{dom}", fontsize=7)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, marker=m, ls="", ms=5, label=e)
+               for e, (c, m) in style.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=7,
+               frameon=False)
     fig.suptitle("offline score (gap run, 95% interval) vs closed loop: success (95% Wilson) "
                  "and mean final distance (95% bootstrap over initial states)", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight(), 1, 1))
     return png_bytes(fig, dpi=100)
 
 
@@ -112,7 +125,13 @@ def _closed_loop_table(rec: ScoresStudyRecord) -> str:
                      "mean final distance (m)": fmt(s.get("final_distance")),
                      "drop from sim": fmt(s.get(SUCCESS_DROP))})
     df = pd.DataFrame(rows)
+    # k/n and the Wilson cell sort by the success rate, not as text ("9/24" after "12/24")
+    rate = [s.get("success_rate") for s in rec.summary]
     return table(df, table_id="study-closed-loop", raw_html_columns=list(df.columns),
+                 sort_keys={"k/n": rate, "success [95% Wilson]": rate,
+                            "mean final distance (m)": [s.get("final_distance")
+                                                        for s in rec.summary],
+                            "drop from sim": [s.get(SUCCESS_DROP) for s in rec.summary]},
                  caption="Each encoder's policies (all seeds) on the same initial states, "
                          "nominal settings: successes k of n episodes with the 95% Wilson "
                          "interval (seeds x episodes pooled as trials), the mean distance to "
@@ -152,7 +171,7 @@ def render(db: Any) -> str | None:
     rec = read_scores_study(db, run_id)
     cfg = rec.config
     parts = [(f"<p>Run {esc(run_id)} (preset {esc(cfg.get('preset', '?'))}): "
-             f"{len(set(rec.outcomes['encoder'])) if not rec.outcomes.empty else 0} frozen "
+             f"{len(set(rec.outcomes['encoder'])) if not rec.outcomes.empty else 0} "
              f"encoders x {len(cfg.get('seeds', []))} seed(s), a {esc(cfg.get('head', '?'))} head "
              f"trained on {esc(cfg.get('train_domain', '?'))} demonstrations, "
              f"{esc(cfg.get('eval_episodes', '?'))} initial states per domain; "
