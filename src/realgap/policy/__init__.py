@@ -38,6 +38,9 @@ _EXPORTS = {
     "EpisodeSpec": "realgap.policy.episodes",
     "EpisodeOutcome": "realgap.policy.episodes",
     "load_checkpoint": "realgap.policy.checkpoint",
+    "FinetuneConfig": "realgap.policy.finetune",
+    "FinetuneResult": "realgap.policy.finetune",
+    "finetune_policy": "realgap.policy.finetune",
 }
 
 __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
@@ -57,6 +60,9 @@ __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
     "EpisodeSpec",
     "EpisodeOutcome",
     "load_checkpoint",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "finetune_policy",
 ]
 
 
