@@ -15,6 +15,7 @@ run kind             layout module
 ``degrade``, ``dynamics-gap``, ``sysid``  :mod:`realgap.store.dynamics`
 ``correlate``        :mod:`realgap.store.correlate`
 ``scores-study``     :mod:`realgap.store.study`
+``dr-study``         :mod:`realgap.store.study`
 ===================  =====================================================
 
 (``realgap train`` writes a checkpoint, not a run.)
@@ -34,6 +35,7 @@ RUN_KINDS: dict[str, str] = {
     "sysid": "realgap.store.dynamics",
     "correlate": "realgap.store.correlate",
     "scores-study": "realgap.store.study",
+    "dr-study": "realgap.store.study",
 }
 
 __all__ = ["FORMAT_VERSION", "RUN_KINDS", "ResultsDB", "Score", "resolve_db_path"]

@@ -63,8 +63,8 @@ SECTIONS: Registry[Section] = Registry("report section", entry_point_group="real
 
 #: Built-in section modules (imported by :func:`sections`, each registering itself).
 BUILTIN: tuple[str, ...] = ("verdict", "gap", "coverage", "embedding_map", "saliency",
-                            "rollout", "protocol", "vat", "correlation", "study", "dynamics",
-                            "comparison", "provenance")
+                            "rollout", "protocol", "vat", "correlation", "study", "study_dr",
+                            "dynamics", "comparison", "provenance")
 
 
 def register_section(name: str, *, anchor: str, title: str, kinds: tuple[str, ...],

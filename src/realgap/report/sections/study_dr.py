@@ -1,0 +1,318 @@
+"""Report section "study-dr": which randomization factor matters (``realgap study dr``).
+
+Reads the newest ``dr-study`` run through :mod:`realgap.store.study` and shows, after
+vla-domain-randomization-study.txt (4.2-4.4):
+
+- the table in the layout of the reference's Table 1: one row per data setting (what its
+  training data randomized), k/n per real-proxy condition with the conditions grouped by
+  their protocol factor, then the pooled k/n with its Wilson interval (seeds x conditions x
+  episodes pooled as trials; the column sorts by rate) and the mean final distance to the
+  target (m), the continuous measure that still moves when successes are rare;
+- a forest plot of each setting's effect (pooled rate minus Clean's) with its paired
+  bootstrap interval, ordered by rank; settings sharing a rank (not told apart) share a
+  shaded band; a zero line marks "no better than Clean"; the same numbers as a table;
+- the comparisons the job made (granularity frame vs episode, fidelity, distorted
+  physics, RL fine-tuning): difference [interval] and a sentence saying whether the
+  interval excludes 0;
+- a caption saying what the intervals resample and how many seeds and episodes they rest
+  on, naming the settings with fewer than :data:`FEW_SEEDS` seeds.
+
+Everything here is a function of the stored record: no resampling is done again.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from realgap._plot import figure, literal_text, png_bytes
+from realgap.report._html import esc, fmt, fmt_ci, png_img
+from realgap.report.sections import register_section
+from realgap.stats import wilson_interval
+from realgap.store.study import (
+    DR_BASELINE,
+    DR_RUN_KIND,
+    DrStudyRecord,
+    read_dr_study,
+)
+
+ANCHOR = "study-dr"
+TITLE = "Study: which randomization factor matters?"
+#: Fewer training seeds than this and the caption says the interval rests on few seeds.
+FEW_SEEDS = 3
+#: Condition name of the protocol's unperturbed setting (its factor is ``base`` too).
+BASE = "base"
+_GROUP_STYLE = "text-align:center;font-weight:600;background:#e4e8ee"
+
+
+def _pct(alpha: float) -> str:
+    return f"{100 * (1 - alpha):g}%"
+
+
+def _alpha(rec: DrStudyRecord) -> float:
+    try:
+        a = float(rec.config.get("alpha", 0.05))
+    except (TypeError, ValueError):
+        return 0.05
+    return a if 0 < a < 1 else 0.05
+
+
+def _conditions_by_factor(oc: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """``[(factor, [conditions])]``: factors in order of first appearance (base first),
+    each factor's conditions in protocol order."""
+    groups: dict[str, list[str]] = {}
+    for cond, factor in dict.fromkeys(zip(oc["condition"], oc["factor"], strict=True)):
+        groups.setdefault(str(factor), [])
+        if cond not in groups[str(factor)]:
+            groups[str(factor)].append(str(cond))
+    order = sorted(groups, key=lambda f: f != BASE)  # stable: base first, others as met
+    return [(f, groups[f]) for f in order]
+
+
+def _describe(desc: dict[str, Any], show_fidelity: bool = True) -> str:
+    """What a setting's training data randomized, in a few words (the fidelity only when
+    ``show_fidelity``: when the settings differ in it)."""
+    factors = desc.get("factors") or []
+    parts = ["+".join(str(f) for f in factors) if factors else "no randomization"]
+    if factors and desc.get("granularity"):
+        parts[0] += f", {desc['granularity']}-wise"
+    if show_fidelity and desc.get("fidelity"):
+        parts.append(f"{desc['fidelity']} fidelity")
+    if desc.get("physics") and desc.get("physics") != "nominal":
+        parts.append(f"{desc['physics']} physics")
+    if desc.get("finetune"):
+        parts.append(f"RL fine-tuned ({desc['finetune']})")
+    if desc.get("demo_success"):
+        parts.append(f"expert demos {desc['demo_success']}")
+    return "; ".join(parts)
+
+
+def _cell(inner: str, sort: float | str, title: str = "", *, text: bool = False) -> str:
+    """A ``<td>`` sorting on ``sort``; ``text`` cells (words, not numbers) align left."""
+    t = f' title="{esc(title)}"' if title else ""
+    a = ' style="text-align:left"' if text else ""
+    key = "" if isinstance(sort, float) and math.isnan(sort) else sort
+    return f'<td data-sort="{esc(key)}"{t}{a}>{inner}</td>'
+
+
+def _factor_table(rec: DrStudyRecord) -> str:
+    """The reference's Table 1 layout, a header row of factors above the conditions."""
+    oc, alpha = rec.outcomes, _alpha(rec)
+    groups = _conditions_by_factor(oc)
+    pct = _pct(alpha)
+    top = ['<td style="background:#fff;border:0"></td>' * 2]
+    top += [f'<td colspan="{len(cs)}" style="{_GROUP_STYLE}">{esc(f)}</td>' for f, cs in groups]
+    top.append(f'<td colspan="2" style="{_GROUP_STYLE}">all conditions</td>')
+    heads = ["setting", "training data", *(c for _, cs in groups for c in cs),
+             f"pooled k/n, rate [{pct} Wilson]", "mean final distance (m)"]
+    rows = []
+    fidelity = len({str(d.get("fidelity")) for d in rec.settings.values()}) > 1
+    for setting in dict.fromkeys([*rec.settings, *oc["setting"]]):
+        sub = oc[oc["setting"] == setting]
+        if sub.empty:
+            continue
+        desc = _describe(rec.settings.get(setting, {}), fidelity)
+        cells = [_cell(esc(setting), setting, text=True), _cell(esc(desc), desc, text=True)]
+        for _, cs in groups:
+            for c in cs:
+                g = sub[sub["condition"] == c]
+                k, n = int(g["success"].sum()), len(g)
+                cells.append(_cell(f"{k}/{n}", k / n if n else float("nan"),
+                                   f"{k / n:.3f}" if n else ""))
+        k, n = int(sub["success"].sum()), len(sub)
+        lo, hi = wilson_interval(k, n, alpha)
+        cells.append(_cell(f"{k}/{n}<br>{fmt_ci(k / n, lo, hi)}", k / n))
+        d = sub["final_distance"].to_numpy(dtype=float)
+        d = d[np.isfinite(d)]
+        mean_d = float(d.mean()) if d.size else float("nan")
+        cells.append(_cell(fmt(mean_d), mean_d))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in heads)
+    cap = (f"Successes k of n episodes per real-proxy condition (the protocol's one-factor-at-"
+           f"a-time conditions, grouped by factor), every seed of the setting pooled; pooled: "
+           f"all conditions, with the {pct} Wilson interval, which treats each episode as an "
+           "independent trial (the paired intervals below redraw seeds and initial states "
+           "instead). Mean final distance: end-effector to target at the last step. Layout "
+           "of the reference's Table 1; real-proxy frames are rendered by the simulator, "
+           "not a real robot.")
+    return (f'<table id="study-dr-table" class="sortable"><caption>{esc(cap)}</caption>'
+            f'<thead><tr>{"".join(top)}</tr><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _ranked(rec: DrStudyRecord) -> list[Any]:
+    return sorted(rec.effects, key=lambda e: (e.rank, -e.rate, e.setting))
+
+
+@literal_text
+def _forest(rec: DrStudyRecord) -> bytes | None:
+    effects = _ranked(rec)
+    if not effects:
+        return None
+    pct = _pct(_alpha(rec))
+    n = len(effects)
+    fig = figure(figsize=(7.0, 1.3 + 0.34 * n))
+    ax = fig.subplots()
+    y = np.arange(n)[::-1]  # best at the top
+    ranks = [e.rank for e in effects]
+    band, shade = 0, False
+    while band < n:  # one band per rank: settings in a band are not told apart
+        end = band
+        while end + 1 < n and ranks[end + 1] == ranks[band]:
+            end += 1
+        if shade:
+            ax.axhspan(y[end] - 0.5, y[band] + 0.5, color="#eef1f5", lw=0, zorder=0)
+        if end > band:  # a bracket right of the axes joins the tied settings
+            ax.plot([1.012, 1.012], [y[end] - 0.3, y[band] + 0.3], color="#6b7280", lw=1.4,
+                    transform=ax.get_yaxis_transform(), clip_on=False)
+            ax.text(1.02, (y[end] + y[band]) / 2, f"rank {ranks[band]}", fontsize=7,
+                    color="#6b7280", va="center", transform=ax.get_yaxis_transform())
+        shade = not shade
+        band = end + 1
+    for yi, e in zip(y, effects, strict=True):
+        base = e.setting == DR_BASELINE
+        lo = e.effect if not np.isfinite(e.lo) else e.lo
+        hi = e.effect if not np.isfinite(e.hi) else e.hi
+        colour = "#6b7280" if base else ("#166534" if lo > 0 else "#9a3412" if hi < 0 else "#2a4d8f")
+        ax.errorbar([e.effect], [yi], xerr=[[max(e.effect - lo, 0)], [max(hi - e.effect, 0)]],
+                    fmt="D" if base else "o", ms=5, capsize=3, lw=1.4, color=colour, zorder=3)
+    ax.axvline(0.0, color="#1d2330", lw=0.9, ls="--", zorder=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{e.rank}. {e.setting}" + ("  (baseline)" if e.setting == DR_BASELINE
+                                                     else "") for e in effects], fontsize=8)
+    ax.set_ylim(-0.5, n - 0.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_xlabel(f"success rate minus {DR_BASELINE}'s (pooled), {pct} paired bootstrap interval",
+                  fontsize=8)
+    ax.set_title(f"Effect of each data setting vs {DR_BASELINE}, best rank first; "
+                 "a band or bracket = same rank (not told apart)", fontsize=9)
+    ax.grid(axis="x", color="#e5e7eb", lw=0.6, zorder=0)
+    fig.tight_layout()
+    return png_bytes(fig, dpi=100)
+
+
+def _effects_table(rec: DrStudyRecord) -> str:
+    pct = _pct(_alpha(rec))
+    head = ["rank", "setting", "pooled rate", f"effect vs {DR_BASELINE} [{pct} paired]",
+            "not told apart from"]
+    rows = []
+    for e in _ranked(rec):
+        rows.append("<tr>" + "".join([
+            _cell(str(e.rank), float(e.rank)), _cell(esc(e.setting), e.setting, text=True),
+            _cell(fmt(e.rate), e.rate), _cell(fmt_ci(e.effect, e.lo, e.hi), e.effect),
+            _cell(esc(", ".join(e.tied_with)) or "—", len(e.tied_with), text=True)]) + "</tr>")
+    return (f'<table id="study-dr-effects" class="sortable"><thead><tr>'
+            f'{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def comparison_sentence(c: dict[str, Any], pct: str = "95%") -> str:
+    """One plain sentence: does the paired interval of ``a - b`` exclude 0?"""
+    a, b = esc(c.get("a", "a")), esc(c.get("b", "b"))
+    lo, hi, diff = (_num(c.get(k)) for k in ("lo", "hi", "diff"))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return (f"No interval could be drawn for {a} - {b} (too few seeds or episodes); the "
+                "difference is not established.")
+    span = f"[{lo:+.3f}, {hi:+.3f}]"
+    if lo > 0:
+        return f"{a} succeeds more often than {b}: the {pct} interval {span} excludes 0."
+    if hi < 0:
+        return f"{a} succeeds less often than {b}: the {pct} interval {span} excludes 0."
+    return (f"{a} and {b} are not told apart: the {pct} interval {span} contains 0 "
+            f"(difference {diff:+.3f}).")
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _comparisons_table(rec: DrStudyRecord) -> str:
+    pct = _pct(_alpha(rec))
+    head = ["comparison", "a", "b", "rate a", "rate b", f"a - b [{pct} paired]", "seeds",
+            "reading"]
+    rows = []
+    for c in rec.comparisons:
+        diff = _num(c.get("diff"))
+        rows.append("<tr>" + "".join([
+            _cell(esc(c.get("name", "")), str(c.get("name", "")), text=True),
+            _cell(esc(c.get("a", "")), str(c.get("a", "")), text=True),
+            _cell(esc(c.get("b", "")), str(c.get("b", "")), text=True),
+            _cell(fmt(_num(c.get("rate_a"))), _num(c.get("rate_a"))),
+            _cell(fmt(_num(c.get("rate_b"))), _num(c.get("rate_b"))),
+            _cell(fmt_ci(diff, _num(c.get("lo")), _num(c.get("hi"))), diff),
+            _cell(esc(c.get("n_seeds", "")), _num(c.get("n_seeds"))),
+            _cell(comparison_sentence(c, pct), "", text=True)]) + "</tr>")
+    return (f'<table id="study-dr-comparisons" class="sortable"><caption>The reference\'s '
+            "further questions (granularity: frame-wise vs episode-wise; fidelity; distorted "
+            "physics; RL fine-tuning): the difference of pooled success rates with its paired "
+            f"bootstrap interval.</caption><thead><tr>"
+            f'{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _caption(rec: DrStudyRecord) -> str:
+    oc = rec.outcomes
+    pct = _pct(_alpha(rec))
+    seeds = oc.groupby("setting", sort=False)["seed"].nunique()
+    n_seeds = sorted({int(s) for s in seeds})
+    n_eps, n_cond = oc["episode"].nunique(), oc["condition"].nunique()
+    n_boot = rec.config.get("n_boot")
+    boot = f"{esc(n_boot)} bootstrap replicates" if n_boot else "bootstrap replicates"
+    seed_text = " or ".join(str(s) for s in n_seeds) if n_seeds else "0"
+    per = (n_seeds[-1] if n_seeds else 0) * n_eps * n_cond
+    text = (f"The {pct} intervals of the effects and comparisons resample the training seeds "
+            f"and the initial states: each of {boot} draws the seeds once and the episodes "
+            "(reset seeds) once, the same draw for every setting, so each difference is "
+            f"paired across settings by seed and by initial state; {DR_BASELINE}'s own effect "
+            f"is 0 by construction. They rest on {seed_text} training seed(s) per setting x "
+            f"{n_eps} initial states x {n_cond} real-proxy conditions (up to {per} episodes "
+            "per setting). The ranking ties two settings whenever their paired difference's "
+            "interval contains 0.")
+    few = [str(s) for s, k in seeds.items() if k < FEW_SEEDS]
+    if few:
+        text += (f" Few seeds: {', '.join(esc(s) for s in few)} rest on fewer than "
+                 f"{FEW_SEEDS} training seeds, so their intervals rest on few seeds and "
+                 "understate how much another seed could change the result.")
+    return f'<p class="note" id="study-dr-caption">{text}</p>'
+
+
+def render(db: Any) -> str | None:
+    run_id = db.latest_run(DR_RUN_KIND)
+    if run_id is None:
+        return None
+    rec = read_dr_study(db, run_id)
+    cfg, oc = rec.config, rec.outcomes
+    secs = cfg.get("seconds")
+    parts = [f"<p>Run {esc(run_id)} (preset {esc(cfg.get('preset', '?'))}, protocol "
+             f"{esc(cfg.get('protocol', '?'))}): {len(rec.settings)} data settings, one policy "
+             f"per setting and training seed, each played on the same "
+             f"{oc['episode'].nunique() if not oc.empty else 0} initial states in "
+             f"{oc['condition'].nunique() if not oc.empty else 0} real-proxy conditions"
+             + (f"; {fmt(_num(secs), 0)} s" if secs is not None else "") + ".</p>"]
+    if oc.empty:
+        parts.append("<p class='warn'>The run holds no played episodes.</p>")
+        return "".join(parts)
+    parts.append(_factor_table(rec))
+    png = _forest(rec)
+    if png is not None:
+        parts.append("<figure>" + png_img(png, alt=f"forest plot: effect vs {DR_BASELINE}",
+                                           width=700)
+                     + "<figcaption>Each setting's pooled success rate minus "
+                     f"{esc(DR_BASELINE)}'s, with its paired interval; green: the interval "
+                     "is above 0, red: below, blue: contains 0.</figcaption></figure>")
+        parts.append(_effects_table(rec))
+    if rec.comparisons:
+        parts.append(_comparisons_table(rec))
+    parts.append(_caption(rec))
+    return "".join(parts)
+
+
+register_section("study_dr", anchor=ANCHOR, title=TITLE, kinds=(DR_RUN_KIND,), order=59)(render)
+
+__all__: list[Any] = ["ANCHOR", "TITLE", "comparison_sentence", "render"]
