@@ -1,8 +1,10 @@
 """``realgap study scores --preset tiny`` end to end (slow: a few minutes on 2 cores).
 
-Demonstrations, two gap runs, three frozen-encoder policies, rollouts in sim and both
-real-proxy severities through the worker pool, the correlation, the database, ``--json``
-and the report; then the stored correlation is recomputed from the stored outcomes.
+Demonstrations, an end-to-end policy, two gap runs (a BC encoder trained there, the
+end-to-end policy's encoder scored from its checkpoint), four frozen-encoder policies,
+rollouts in sim and both real-proxy severities through the worker pool, the correlation,
+the database, ``--json`` and the report; then the stored correlation is recomputed from the
+stored outcomes, and the encoders the policies played with are the ones the gap runs scored.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("mujoco")
 
-# measured 121 s wall on the 2 cores at load ~2 (target < 5 min); 600 s leaves room for a
-# busy machine without hiding a run that has lost its way
+# measured 214 s wall through the CLI on the 2 cores at load ~6 (other jobs running; target
+# < 5 min); 600 s leaves room for a busy machine without hiding a run that has lost its way
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.usefixtures("one_torch_thread")]
 
@@ -49,3 +51,23 @@ def test_study_scores_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert [r.as_dict() for r in again] == [r.as_dict() for r in rec.correlations]
     html = (out / "report.html").read_text()
     assert 'id="study"' in html and "study-correlation" in html
+
+    # the learned encoders: the policies played with the encoders the gap runs scored
+    from realgap.encoders import create_encoder
+    from realgap.policy import load_policy
+    from realgap.policy.checkpoint import load_checkpoint
+    from realgap.study.config import preset_config
+    from realgap.study.scores import policy_dir
+
+    cfg = preset_config("tiny", str(out))
+    hashes = rec.config["weights_hashes"]
+    for enc in ("bc-sim", "small-e2e"):
+        assert enc in cfg.encoders and enc in doc["offline_scores"]["real-proxy-mild"]
+    bc = load_policy(policy_dir(cfg, "bc-sim", cfg.seeds[0]))  # rebuilt from stored tensors
+    assert bc.registry_encoder.weights_hash == hashes["bc-sim"]
+    assert "weights stored in policy checkpoint" in bc.registry_encoder.weights_origin
+    e2e_ckpt = policy_dir(cfg, "small-e2e", cfg.seeds[0])
+    assert create_encoder("small-e2e", weights=e2e_ckpt).weights_hash == hashes["small-e2e"]
+    assert rec.config["e2e_scored_seed"] == cfg.seeds[0]
+    bc_eps = load_checkpoint(e2e_ckpt)["train_episodes"]
+    assert bc_eps == bc.registry_encoder.extra["train_episodes"]  # same unseen episodes

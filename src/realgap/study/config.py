@@ -1,21 +1,28 @@
 """What ``realgap study scores`` runs: a frozen config and its size presets.
 
 The presets fix the sizes; every field can still be set on its own (the CLI's flags
-override the preset's values). Measured on the 2 cores at load ~2 (2 rollout workers,
-proxy shadows ``low``):
+override the preset's values). Measured on the 2 cores (2 rollout workers, proxy shadows
+``low``):
 
-* ``tiny``, the slow test's smoke run: 121 s wall (demonstrations 4 s, gap runs 35 s,
-  policies 1 s, rollouts 75 s). At 12 demonstrations and 15 epochs no policy succeeds
-  (0/3 everywhere), so it checks the machinery, not the finding.
-* ``small``: 698 s wall from scratch through the CLI at load ~1-2 (demonstrations 31 s, gap
-  runs 374 s, most of it embedding 1,076 frames per domain at 224-240 px through four
-  ImageNet-sized networks; policies 24 s; rollouts 259 s for 18 policies x 8 states x 3
-  domains; correlation 3 s); a second run gave identical results. Demonstrations are recorded every 2nd step: the embedding of 224-px frames
-  dominates the time, and consecutive frames add little that the 100 episodes' initial
-  states do not. The two random-init ImageNet networks are controls whose policies turn out
-  constant (one final distance in every domain); the Lite0 and Lite1 policies succeed on
-  12/24 and 11/24 sim episodes, so the issue's bar (half of the nominal episodes) is met
-  at the edge.
+* ``tiny``, the slow test's smoke run, with 5 encoders (``pixels``, ``resnet18-random``,
+  Lite0, ``bc-sim``, ``small-e2e``): 214 s wall through the CLI at load ~6 (other jobs
+  sharing the cores): demonstrations 6 s, the end-to-end policy 5 s, gap runs 54 s (the BC
+  encoder's training included), frozen heads 3 s, rollouts 144 s, correlation 2 s. With 3
+  frozen encoders it measured 121 s at load ~2. At 12 demonstrations and 15 epochs no
+  policy succeeds (0/3 everywhere), so it checks the machinery, not the finding.
+* ``small``: measured 698 s wall from scratch at load ~1-2 with its former 6 frozen
+  encoders (demonstrations 31 s; gap runs 374 s, most of it embedding 1,076 frames per
+  domain at 224-240 px through four ImageNet-sized networks; policies 24 s; rollouts 259 s
+  for 18 policies x 8 states x 3 domains), when the Lite0 and Lite1 policies succeeded on
+  12/24 and 11/24 sim episodes. The two random-init ImageNet controls
+  (``mobilenet-v3.random``, ``efficientnet-b0.random``, whose policies were constant) made
+  way for ``bc-sim``, ``bc-sim-nominal`` and ``small-e2e``; the new set is not yet timed
+  here. Expected from its parts: the end-to-end policies cost ~1.4 ms per frame and epoch
+  on one thread (about 2-3 min for 3 seeds x <= 40 epochs of ~860 frames), the BC encoders
+  train side by side in about a minute, and their 64-px policies roll out far faster than
+  the 224-px ones they replace. Demonstrations are recorded every 2nd step: the embedding
+  of 224-px frames dominates the time, and consecutive frames add little that the 100
+  episodes' initial states do not.
 * ``full`` is the issue's design for a bigger machine or a GPU.
 
 Encoders of three kinds take part (:mod:`realgap.study.scores` says how each is trained):
