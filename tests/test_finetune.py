@@ -166,6 +166,19 @@ def test_filtered_out_groups_leave_the_weights_alone() -> None:
         assert torch.equal(v, before[k]), k
 
 
+@pytest.mark.parametrize("train_encoder", [True, False])
+def test_train_encoder_decides_whether_the_encoder_moves(train_encoder: bool) -> None:
+    net = _net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    run_grpo(net, _Bandit(0.0), FinetuneConfig(iterations=1, groups=1, group_size=4,
+                                               reward="distance", train_encoder=train_encoder),
+             max_steps=1)
+    moved = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("head.") for k in moved)
+    assert any(k.startswith("encoder.") for k in moved) == train_encoder
+    assert not any(k.startswith(("act_", "state_")) for k in moved)
+
+
 def test_learned_std_moves_and_is_returned() -> None:
     net = _net("bc-rnn")  # a windowed head takes the same path
     env = _Bandit(0.0)
@@ -241,3 +254,23 @@ def test_source_is_never_overwritten(sft: Path) -> None:
     with pytest.raises(ConfigError, match="source checkpoint"):
         finetune_policy(sft, sft, FinetuneConfig(**TINY))
     assert sft.read_bytes() == before
+
+
+def test_frozen_registry_encoder_policy_finetunes_its_head(sft: Path, tmp_path: Path) -> None:
+    """A head on a frozen registry encoder ('pixels') learns from the features the rollouts
+    embedded; the checkpoint keeps its encoder fields, so it loads and acts as before."""
+    fs = sft.parents[2] / "fs"
+    res = train_policy(fs, tmp_path / "px", PolicyConfig("reach-mug", encoder="pixels", head="bc",
+                                                         image_size=24, hidden=16),
+                       TrainConfig(epochs=1, batch_size=8), progress=False)
+    ft = finetune_policy(res.checkpoint, tmp_path / "ft",
+                         FinetuneConfig(**{**TINY, "max_steps": 3}))
+    before, after = _state(res.checkpoint), _state(ft.checkpoint)
+    assert not any(k.startswith("encoder.") for k in after)
+    assert any(not np.array_equal(after[k], before[k]) for k in after if k.startswith("head."))
+    src, out = load_checkpoint(res.checkpoint), load_checkpoint(ft.checkpoint)
+    assert out["encoder_weights_hash"] == src["encoder_weights_hash"]
+    pol = load_policy(ft.checkpoint, task="reach-mug")
+    pol.reset(seed=0)
+    a = pol.act({"head": np.zeros((24, 24, 3), np.uint8), "state": np.zeros(4, np.float32)})
+    assert a.shape == (4,) and np.isfinite(a).all()
