@@ -10,6 +10,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from tiny_runs import DR_CONDITIONS, dr_study_record
 
@@ -17,7 +18,7 @@ from realgap.report import build_report
 from realgap.report.sections import study_dr
 from realgap.report.sections.study_dr import comparison_sentence
 from realgap.store import ResultsDB
-from realgap.store.study import DrStudyRecord, write_dr_study
+from realgap.store.study import DR_SIM_CONDITION, DrStudyRecord, write_dr_study
 from realgap.study.dr import factor_table
 
 
@@ -57,34 +58,43 @@ def test_section_shows_table_forest_plot_and_comparisons(tmp_path: Path) -> None
     assert "TH succeeds more often than Clean" in comps[1][-1] and "excludes 0" in comps[1][-1]
 
 
+def _real(oc: pd.DataFrame) -> pd.DataFrame:
+    return oc[oc["condition"] != DR_SIM_CONDITION]
+
+
 def test_pooled_and_condition_cells_equal_the_reference_table(tmp_path: Path) -> None:
+    """Pooled over the real-proxy conditions, as the job's table; the sim check apart."""
     rec = dr_study_record()
     rows = _rows(_table(_html(tmp_path, rec), "study-dr-table"))
-    ref = factor_table(rec.outcomes).set_index("setting")
+    ref = factor_table(_real(rec.outcomes)).set_index("setting")
+    sim = factor_table(rec.outcomes[rec.outcomes["condition"] == DR_SIM_CONDITION])
     assert [r[0] for r in rows] == list(ref.index)  # the settings in the record's order
     conditions = ["base", "BG-lib3", "BG-lib5", "LT-dim", "CP-far"]  # grouped by factor
-    for r in rows:
+    for r, sim_kn in zip(rows, sim["pooled"], strict=True):
         want = ref.loc[r[0]]
-        assert r[2:7] == [want[c] for c in conditions]
-        assert r[7] == (f"{want['pooled']}<br>{want['rate']:.3f} <span class='ci'>"
+        assert r[2] == "8/8"  # the expert's demonstrations
+        assert r[3] == sim_kn and r[4:9] == [want[c] for c in conditions]
+        assert r[9] == (f"{want['pooled']}<br>{want['rate']:.3f} <span class='ci'>"
                         f"[{want['wilson_lo']:.3f}, {want['wilson_hi']:.3f}]</span>")
+        assert want["pooled"].endswith("/60")  # 3 seeds x 5 conditions x 4 episodes, no sim
 
 
 def test_conditions_are_grouped_under_their_factor(tmp_path: Path) -> None:
     """The protocol lists LT-dim between the two BG conditions; the table groups by factor."""
-    assert [c for c, _ in DR_CONDITIONS] == ["base", "BG-lib3", "LT-dim", "BG-lib5", "CP-far"]
+    assert [c for c, _ in DR_CONDITIONS][1:] == ["base", "BG-lib3", "LT-dim", "BG-lib5", "CP-far"]
     table = _table(_html(tmp_path), "study-dr-table")
-    heads = re.findall(r"<th>(.*?)</th>", table)
-    assert heads[2:7] == ["base", "BG-lib3", "BG-lib5", "LT-dim", "CP-far"]
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", table)
+    assert heads[3:9] == ["sim (nominal)", "base", "BG-lib3", "BG-lib5", "LT-dim", "CP-far"]
     groups = re.findall(r'<td colspan="(\d+)"[^>]*>(.*?)</td>', table)
-    assert groups == [("1", "base"), ("2", "BG"), ("1", "LT"), ("1", "CP"), ("2", "all conditions")]
+    assert groups == [("1", "simulator"), ("1", "base"), ("2", "BG"), ("1", "LT"), ("1", "CP"),
+                      ("2", "real proxy, all conditions")]
 
 
 def test_pooled_column_sorts_by_rate(tmp_path: Path) -> None:
     table = _table(_html(tmp_path), "study-dr-table")
-    keys = [re.findall(r'data-sort="([^"]*)"', row)[7] for row in re.findall(r"<tr>(.*?)</tr>",
+    keys = [re.findall(r'data-sort="([^"]*)"', row)[9] for row in re.findall(r"<tr>(.*?)</tr>",
                                                                             table.split("<tbody>")[1])]
-    rates = factor_table(dr_study_record().outcomes)["rate"].tolist()
+    rates = factor_table(_real(dr_study_record().outcomes))["rate"].tolist()
     assert [float(k) for k in keys] == pytest.approx(rates)
 
 
@@ -100,6 +110,14 @@ def test_effects_are_listed_by_rank_with_their_ties(tmp_path: Path) -> None:
         assert r[4] == (", ".join(e.tied_with) or "—")
 
 
+def test_a_long_tie_list_is_cut_with_every_name_on_hover() -> None:
+    from realgap.report.sections.study_dr import _tied_cell
+
+    cell = _tied_cell(["A", "B", "C", "D", "E", "F"])
+    assert ">A, B, C, D and 2 more</td>" in cell and 'title="A, B, C, D, E, F"' in cell
+    assert ">—</td>" in _tied_cell(())
+
+
 def test_caption_says_what_the_intervals_rest_on(tmp_path: Path) -> None:
     html = _html(tmp_path / "three")
     cap = re.search(r'<p class="note" id="study-dr-caption">(.*?)</p>', html, re.DOTALL).group(1)
@@ -108,7 +126,12 @@ def test_caption_says_what_the_intervals_rest_on(tmp_path: Path) -> None:
     assert "200 bootstrap replicates" in cap and "few seeds" not in cap.lower()
     two = _html(tmp_path / "two", dr_study_record(n_seeds=2))
     cap = re.search(r'id="study-dr-caption">(.*?)</p>', two, re.DOTALL).group(1)
-    assert "Few seeds: Clean, BG, LT, TH, BG-frame" in cap and "rest on few seeds" in cap
+    assert "every setting has fewer than 3 training seeds" in cap and "rests on few seeds" in cap
+    rec = dr_study_record(n_seeds=3)
+    one = rec.outcomes[(rec.outcomes["setting"] != "LT") | (rec.outcomes["seed"] < 2)]
+    cap = re.search(r'id="study-dr-caption">(.*?)</p>',
+                    _html(tmp_path / "one", replace(rec, outcomes=one)), re.DOTALL).group(1)
+    assert "Few seeds: LT has fewer than 3" in cap
 
 
 @pytest.mark.parametrize(("lo", "hi", "words"), [

@@ -21,6 +21,7 @@ from realgap.store.study import (
     DR_OUTCOME_DTYPES,
     DR_POOLED,
     DR_RUN_KIND,
+    DR_SIM_CONDITION,
     SUCCESS_RATE,
     DrStudyRecord,
     read_dr_study,
@@ -78,9 +79,12 @@ def test_row_order_nans_and_the_jobs_effect_type_survive(tmp_path: Path) -> None
 
 
 def test_stored_rates_are_the_reference_table(tmp_path: Path) -> None:
+    """Pooled = the real-proxy conditions (the job's table); sim is stored on its own."""
     rec = dr_study_record()
     written, _ = _round_trip(tmp_path, rec)
-    table = factor_table(rec.outcomes).set_index("setting")
+    oc = rec.outcomes
+    table = factor_table(oc[oc["condition"] != DR_SIM_CONDITION]).set_index("setting")
+    sim = factor_table(oc[oc["condition"] == DR_SIM_CONDITION]).set_index("setting")
     with ResultsDB(tmp_path, read_only=True) as db:
         sc = score_rows(db, str(written.run_id))
         assert db.runs()["kind"].tolist() == [DR_RUN_KIND]
@@ -95,6 +99,10 @@ def test_stored_rates_are_the_reference_table(tmp_path: Path) -> None:
             cell = rates[(rates["subject"] == setting) & (rates["grp"] == cond)].iloc[0]
             ex = extra_of(cell["extra"])
             assert f"{ex['successes']}/{ex['trials']}" == row[cond]
+        cell = rates[(rates["subject"] == setting) & (rates["grp"] == DR_SIM_CONDITION)].iloc[0]
+        ex = extra_of(cell["extra"])
+        assert f"{ex['successes']}/{ex['trials']}" == sim.loc[setting, DR_SIM_CONDITION]
+        assert ex["factor"] == "sim" and row["pooled"].endswith("/60")  # 3 x 5 x 4, no sim
     eff = sc[sc["metric"] == DR_EFFECT_METRIC]
     assert len(eff) == len(table) and set(eff["n"]) == {3}  # n = seeds
 

@@ -32,11 +32,13 @@ Layout of a ``dr-study`` run (``realgap study dr``): which randomization factor 
   m; factor = the condition's protocol factor, ``base`` for base).
 - ``scores`` of a setting: ``success_rate`` per ``group`` = condition (``lo``/``hi`` =
   Wilson at the config's ``alpha``, default 0.05; ``extra`` = ``{successes, trials,
-  factor}``) and ``group = "pooled"`` (seeds x
-  conditions x episodes pooled as trials); ``final_distance`` (pooled mean, m, ``n`` =
-  finite distances); ``effect_vs_Clean`` (``group="pooled"``): the pooled rate minus
-  Clean's with the paired bootstrap interval (seeds and episodes redrawn once for every
-  setting), ``n`` = seeds, ``extra`` = ``{rate, rank, tied_with}``.
+  factor}``) and ``group = "pooled"`` (seeds x real-proxy conditions x episodes pooled as
+  trials: every condition but ``sim``, the nominal simulator's in-distribution check,
+  which is stored as its own condition and pooled with nothing); ``final_distance``
+  (pooled mean over the same episodes, m, ``n`` = finite distances); ``effect_vs_Clean``
+  (``group="pooled"``): the pooled rate minus Clean's with the paired bootstrap interval
+  (seeds and episodes redrawn once for every setting), ``n`` = seeds, ``extra`` =
+  ``{rate, rank, tied_with}``.
 - ``scores`` of ``comparison:<name>``: ``success_diff`` (``group="pooled"``) = rate(a) -
   rate(b) with its paired interval, ``n`` = seeds, ``extra`` = ``{a, b, rate_a, rate_b}``
   (and any further keys the job gave).
@@ -202,8 +204,11 @@ DR_RUN_KIND = "dr-study"
 DR_SETTING_SUBJECT = "dr-setting"
 DR_COMPARISON_SUBJECT = "dr-comparison"
 COMPARISON_PREFIX = "comparison:"
-#: ``group`` of the numbers that pool every condition.
+#: ``group`` of the numbers that pool every real-proxy condition.
 DR_POOLED = "pooled"
+#: The condition played in the nominal simulator: an in-distribution check, kept out of the
+#: pooled real-proxy numbers (the reference's Table 1 reports Sim and Real apart).
+DR_SIM_CONDITION = "sim"
 #: The setting every effect is measured against (the reference's "Clean": no randomization).
 DR_BASELINE = "Clean"
 DR_EFFECT_METRIC = f"effect_vs_{DR_BASELINE}"
@@ -334,6 +339,9 @@ def _dr_scores(oc: pd.DataFrame, rec: DrStudyRecord, alpha: float) -> list[Score
             lo, hi = wilson_interval(k, n, alpha)
             scores.append(Score(name, SUCCESS_RATE, k / n, lo, hi, n, str(cond),
                                 {"successes": k, "trials": n, "factor": str(g["factor"].iloc[0])}))
+        sub = sub[sub["condition"] != DR_SIM_CONDITION]
+        if sub.empty:
+            continue
         k, n = int(sub["success"].sum()), len(sub)
         lo, hi = wilson_interval(k, n, alpha)
         scores.append(Score(name, SUCCESS_RATE, k / n, lo, hi, n, DR_POOLED,
@@ -443,7 +451,7 @@ def latest_dr_study(db: Any) -> str | None:
 
 
 __all__ = ["COMPARISON_PREFIX", "DR_BASELINE", "DR_DIFF_METRIC", "DR_EFFECT_METRIC",
-           "DR_OUTCOME_DTYPES", "DR_POOLED", "DR_RUN_KIND", "RUN_KIND", "CorrelationRow",
+           "DR_OUTCOME_DTYPES", "DR_POOLED", "DR_RUN_KIND", "DR_SIM_CONDITION", "RUN_KIND", "CorrelationRow",
            "DrStudyRecord", "FactorEffect", "ScoresStudyRecord", "latest_dr_study",
            "latest_scores_study", "read_dr_study", "read_scores_study", "write_dr_study",
            "write_scores_study"]

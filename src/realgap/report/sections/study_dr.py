@@ -35,6 +35,7 @@ from realgap.stats import wilson_interval
 from realgap.store.study import (
     DR_BASELINE,
     DR_RUN_KIND,
+    DR_SIM_CONDITION,
     DrStudyRecord,
     read_dr_study,
 )
@@ -72,22 +73,33 @@ def _conditions_by_factor(oc: pd.DataFrame) -> list[tuple[str, list[str]]]:
     return [(f, groups[f]) for f in order]
 
 
-def _describe(desc: dict[str, Any], show_fidelity: bool = True) -> str:
-    """What a setting's training data randomized, in a few words (the fidelity only when
-    ``show_fidelity``: when the settings differ in it)."""
+def _describe(desc: dict[str, Any], usual_fidelity: str | None = None) -> str:
+    """What a setting's training data randomized, in a few words; its fidelity only when it
+    is not ``usual_fidelity`` (the one most settings share), its physics only when not
+    nominal."""
     factors = desc.get("factors") or []
     parts = ["+".join(str(f) for f in factors) if factors else "no randomization"]
     if factors and desc.get("granularity"):
         parts[0] += f", {desc['granularity']}-wise"
-    if show_fidelity and desc.get("fidelity"):
+    if desc.get("fidelity") and str(desc["fidelity"]) != usual_fidelity:
         parts.append(f"{desc['fidelity']} fidelity")
     if desc.get("physics") and desc.get("physics") != "nominal":
         parts.append(f"{desc['physics']} physics")
     if desc.get("finetune"):
-        parts.append(f"RL fine-tuned ({desc['finetune']})")
-    if desc.get("demo_success"):
-        parts.append(f"expert demos {desc['demo_success']}")
+        parts.append(f"RL fine-tuned ({desc['finetune']})"
+                     + (f" from {desc['base']}" if desc.get("base") else ""))
     return "; ".join(parts)
+
+
+def _usual_fidelity(rec: DrStudyRecord) -> str | None:
+    """The fidelity most settings were rendered at (named once, in the caption)."""
+    found = [str(d["fidelity"]) for d in rec.settings.values() if d.get("fidelity")]
+    return max(dict.fromkeys(found), key=found.count) if found else None
+
+
+def _th(label: str, *, text: bool = False) -> str:
+    """A header cell; over a column of words it aligns left like its cells."""
+    return f'<th style="text-align:left">{esc(label)}</th>' if text else f"<th>{esc(label)}</th>"
 
 
 def _cell(inner: str, sort: float | str, title: str = "", *, text: bool = False) -> str:
@@ -98,46 +110,75 @@ def _cell(inner: str, sort: float | str, title: str = "", *, text: bool = False)
     return f'<td data-sort="{esc(key)}"{t}{a}>{inner}</td>'
 
 
+def _fraction(text: str) -> float:
+    """``"k/n"`` as k/n (NaN when it is not one)."""
+    k, _, n = text.partition("/")
+    try:
+        return int(k) / int(n)
+    except (ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def _kn_cell(g: pd.DataFrame) -> str:
+    k, n = int(g["success"].sum()), len(g)
+    return _cell(f"{k}/{n}", k / n if n else float("nan"), f"{k / n:.3f}" if n else "")
+
+
 def _factor_table(rec: DrStudyRecord) -> str:
     """The reference's Table 1 layout, a header row of factors above the conditions."""
     oc, alpha = rec.outcomes, _alpha(rec)
-    groups = _conditions_by_factor(oc)
+    is_sim = oc["condition"] == DR_SIM_CONDITION
+    real_oc = oc[~is_sim]
+    groups = _conditions_by_factor(real_oc)
+    has_sim = bool(is_sim.any())
     pct = _pct(alpha)
-    top = ['<td style="background:#fff;border:0"></td>' * 2]
+    top = ['<td style="background:#fff;border:0"></td>' * 3]
+    if has_sim:
+        top.append(f'<td colspan="1" style="{_GROUP_STYLE}">simulator</td>')
     top += [f'<td colspan="{len(cs)}" style="{_GROUP_STYLE}">{esc(f)}</td>' for f, cs in groups]
-    top.append(f'<td colspan="2" style="{_GROUP_STYLE}">all conditions</td>')
-    heads = ["setting", "training data", *(c for _, cs in groups for c in cs),
-             f"pooled k/n, rate [{pct} Wilson]", "mean final distance (m)"]
+    top.append(f'<td colspan="2" style="{_GROUP_STYLE}">real proxy, all conditions</td>')
+    heads = ["setting", "training data", "expert demos solved",
+             *([f"{DR_SIM_CONDITION} (nominal)"] if has_sim else []),
+             *(c for _, cs in groups for c in cs), f"pooled k/n, rate [{pct} Wilson]",
+             "mean final distance (m)"]
     rows = []
-    fidelity = len({str(d.get("fidelity")) for d in rec.settings.values()}) > 1
+    fidelity = _usual_fidelity(rec)
     for setting in dict.fromkeys([*rec.settings, *oc["setting"]]):
-        sub = oc[oc["setting"] == setting]
+        sub, real = oc[oc["setting"] == setting], real_oc[real_oc["setting"] == setting]
         if sub.empty:
             continue
-        desc = _describe(rec.settings.get(setting, {}), fidelity)
-        cells = [_cell(esc(setting), setting, text=True), _cell(esc(desc), desc, text=True)]
-        for _, cs in groups:
-            for c in cs:
-                g = sub[sub["condition"] == c]
-                k, n = int(g["success"].sum()), len(g)
-                cells.append(_cell(f"{k}/{n}", k / n if n else float("nan"),
-                                   f"{k / n:.3f}" if n else ""))
-        k, n = int(sub["success"].sum()), len(sub)
-        lo, hi = wilson_interval(k, n, alpha)
-        cells.append(_cell(f"{k}/{n}<br>{fmt_ci(k / n, lo, hi)}", k / n))
-        d = sub["final_distance"].to_numpy(dtype=float)
+        meta = rec.settings.get(setting, {})
+        desc, demos = _describe(meta, fidelity), str(meta.get("demo_success") or "—")
+        cells = [_cell(esc(setting), setting, text=True), _cell(esc(desc), desc, text=True),
+                 _cell(esc(demos), _fraction(demos))]
+        if has_sim:
+            cells.append(_kn_cell(sub[sub["condition"] == DR_SIM_CONDITION]))
+        cells += [_kn_cell(real[real["condition"] == c]) for _, cs in groups for c in cs]
+        k, n = int(real["success"].sum()), len(real)
+        if n:
+            lo, hi = wilson_interval(k, n, alpha)
+            cells.append(_cell(f"{k}/{n}<br>{fmt_ci(k / n, lo, hi)}", k / n))
+        else:
+            cells.append(_cell("—", float("nan")))
+        d = real["final_distance"].to_numpy(dtype=float)
         d = d[np.isfinite(d)]
         mean_d = float(d.mean()) if d.size else float("nan")
         cells.append(_cell(fmt(mean_d), mean_d))
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{esc(h)}</th>" for h in heads)
-    cap = (f"Successes k of n episodes per real-proxy condition (the protocol's one-factor-at-"
-           f"a-time conditions, grouped by factor), every seed of the setting pooled; pooled: "
-           f"all conditions, with the {pct} Wilson interval, which treats each episode as an "
+    head = "".join(_th(h, text=i < 2) for i, h in enumerate(heads))
+    cap = (("The sim column is the nominal simulator, the training domain: an in-distribution "
+            "check, pooled with nothing. " if has_sim else "")
+           + "Training data: the factors randomized in the demonstrations, episode-wise "
+           "(drawn once per episode) or frame-wise (redrawn every frame)"
+           + (f", rendered at {fidelity} fidelity unless said otherwise" if fidelity else "")
+           + "; expert demos solved: demonstrations in which the scripted expert reached "
+           "the target. Successes k of n episodes per real-proxy condition (one factor at a time, "
+           "grouped by factor), every seed of the setting pooled; pooled: every real-proxy "
+           f"condition, with the {pct} Wilson interval, which treats each episode as an "
            "independent trial (the paired intervals below redraw seeds and initial states "
-           "instead). Mean final distance: end-effector to target at the last step. Layout "
-           "of the reference's Table 1; real-proxy frames are rendered by the simulator, "
-           "not a real robot.")
+           "instead). Mean final distance: end-effector to target at the last step, real-"
+           "proxy episodes. Layout of the reference's Table 1; real-proxy frames are "
+           "rendered by the simulator, not taken by a real robot's camera.")
     return (f'<table id="study-dr-table" class="sortable"><caption>{esc(cap)}</caption>'
             f'<thead><tr>{"".join(top)}</tr><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
@@ -194,6 +235,17 @@ def _forest(rec: DrStudyRecord) -> bytes | None:
     return png_bytes(fig, dpi=100)
 
 
+def _tied_cell(tied: Any, shown: int = 4) -> str:
+    """The settings an entry is not told apart from: the first ``shown``, the rest counted
+    (every name on hover)."""
+    names = [str(t) for t in tied]
+    if not names:
+        return _cell("—", 0.0, text=True)
+    text = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
+                                       else "")
+    return _cell(esc(text), float(len(names)), ", ".join(names), text=True)
+
+
 def _effects_table(rec: DrStudyRecord) -> str:
     pct = _pct(_alpha(rec))
     head = ["rank", "setting", "pooled rate", f"effect vs {DR_BASELINE} [{pct} paired]",
@@ -203,10 +255,10 @@ def _effects_table(rec: DrStudyRecord) -> str:
         rows.append("<tr>" + "".join([
             _cell(str(e.rank), float(e.rank)), _cell(esc(e.setting), e.setting, text=True),
             _cell(fmt(e.rate), e.rate), _cell(fmt_ci(e.effect, e.lo, e.hi), e.effect),
-            _cell(esc(", ".join(e.tied_with)) or "—", len(e.tied_with), text=True)]) + "</tr>")
+            _tied_cell(e.tied_with)]) + "</tr>")
     return (f'<table id="study-dr-effects" class="sortable"><thead><tr>'
-            f'{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+            f'{"".join(_th(h, text=h in ("setting", "not told apart from")) for h in head)}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def comparison_sentence(c: dict[str, Any], pct: str = "95%") -> str:
@@ -252,8 +304,8 @@ def _comparisons_table(rec: DrStudyRecord) -> str:
             "further questions (granularity: frame-wise vs episode-wise; fidelity; distorted "
             "physics; RL fine-tuning): the difference of pooled success rates with its paired "
             f"bootstrap interval.</caption><thead><tr>"
-            f'{"".join(f"<th>{esc(h)}</th>" for h in head)}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+            f'{"".join(_th(h, text=h in ("comparison", "a", "b", "reading")) for h in head)}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _caption(rec: DrStudyRecord) -> str:
@@ -261,7 +313,8 @@ def _caption(rec: DrStudyRecord) -> str:
     pct = _pct(_alpha(rec))
     seeds = oc.groupby("setting", sort=False)["seed"].nunique()
     n_seeds = sorted({int(s) for s in seeds})
-    n_eps, n_cond = oc["episode"].nunique(), oc["condition"].nunique()
+    real = oc[oc["condition"] != DR_SIM_CONDITION]
+    n_eps, n_cond = real["episode"].nunique(), real["condition"].nunique()
     n_boot = rec.config.get("n_boot")
     boot = f"{esc(n_boot)} bootstrap replicates" if n_boot else "bootstrap replicates"
     seed_text = " or ".join(str(s) for s in n_seeds) if n_seeds else "0"
@@ -275,10 +328,15 @@ def _caption(rec: DrStudyRecord) -> str:
             "per setting). The ranking ties two settings whenever their paired difference's "
             "interval contains 0.")
     few = [str(s) for s, k in seeds.items() if k < FEW_SEEDS]
-    if few:
-        text += (f" Few seeds: {', '.join(esc(s) for s in few)} rest on fewer than "
-                 f"{FEW_SEEDS} training seeds, so their intervals rest on few seeds and "
-                 "understate how much another seed could change the result.")
+    if few and len(few) == len(seeds):
+        text += (f" Few seeds: every setting has fewer than {FEW_SEEDS} training seeds, so "
+                 "every interval rests on few seeds and understates how much another seed "
+                 "could change the result.")
+    elif few:
+        text += (f" Few seeds: {', '.join(esc(s) for s in few)} "
+                 f"{'has' if len(few) == 1 else 'have'} fewer than {FEW_SEEDS} "
+                 "training seeds, so their intervals rest on few seeds and understate how "
+                 "much another seed could change the result.")
     return f'<p class="note" id="study-dr-caption">{text}</p>'
 
 
@@ -289,11 +347,16 @@ def render(db: Any) -> str | None:
     rec = read_dr_study(db, run_id)
     cfg, oc = rec.config, rec.outcomes
     secs = cfg.get("seconds")
+    real = oc[oc["condition"] != DR_SIM_CONDITION]
+    sim = " and in the nominal simulator" if len(real) < len(oc) else ""
+    policy = (f"a {esc(cfg['head'])} head on a {esc(cfg.get('encoder', '?'))} encoder, "
+              if cfg.get("head") else "")
     parts = [f"<p>Run {esc(run_id)} (preset {esc(cfg.get('preset', '?'))}, protocol "
-             f"{esc(cfg.get('protocol', '?'))}): {len(rec.settings)} data settings, one policy "
-             f"per setting and training seed, each played on the same "
-             f"{oc['episode'].nunique() if not oc.empty else 0} initial states in "
-             f"{oc['condition'].nunique() if not oc.empty else 0} real-proxy conditions"
+             f"{esc(cfg.get('protocol', '?'))}, task {esc(cfg.get('task', '?'))}): "
+             f"{len(rec.settings)} data settings; per setting and training seed one policy "
+             f"({policy}trained on {esc(cfg.get('demo_episodes', '?'))} expert demonstrations "
+             f"of that setting), played on the same {real['episode'].nunique()} initial states "
+             f"in {real['condition'].nunique()} real-proxy conditions{sim}"
              + (f"; {fmt(_num(secs), 0)} s" if secs is not None else "") + ".</p>"]
     if oc.empty:
         parts.append("<p class='warn'>The run holds no played episodes.</p>")
