@@ -109,6 +109,20 @@ def test_e2e_encoder_embedding_equals_the_policy_encoder(frames: Path, tmp_path:
                       TrainConfig(epochs=1, batch_size=8, domain="sim"), progress=False)
     with pytest.raises(ConfigError, match="not 'small-e2e'"):
         create_encoder("small-e2e", weights=px.checkpoint)
+    # a training directory means its latest checkpoint
+    assert create_encoder("small-e2e", weights=tmp_path / "e2e").weights_hash == enc.weights_hash
+
+
+def test_policy_encoder_names_agree_across_layers() -> None:
+    """The encoders layer repeats the policy layer's e2e names and checkpoint format (it may
+    not import it); the two must agree."""
+    from realgap.encoders.e2e import POLICY_E2E_ARCHS, POLICY_FORMAT
+    from realgap.encoders.registry import POLICY_ENCODERS
+    from realgap.policy.checkpoint import FORMAT
+    from realgap.policy.config import E2E_ENCODERS
+
+    assert POLICY_E2E_ARCHS == E2E_ENCODERS and set(POLICY_ENCODERS) == set(E2E_ENCODERS)
+    assert POLICY_FORMAT == FORMAT
 
 
 def test_training_episodes_are_recorded_and_checked(frames: Path, tmp_path: Path) -> None:

@@ -152,10 +152,47 @@ class PolicyImageEncoder(nn.Module):
         return self.encoder((x / 255.0 - self.mean) / self.std)
 
 
+#: Policy encoder name -> :func:`build_e2e` arch; the same names and archs as
+#: ``realgap.policy.config.E2E_ENCODERS`` (the encoders layer does not import policy; a
+#: test checks the two agree).
+POLICY_E2E_ARCHS: dict[str, str] = {"resnet18-e2e": "resnet18", "small-e2e": "small"}
+#: ``format`` field of a realgap policy checkpoint (``realgap.policy.checkpoint.FORMAT``).
+POLICY_FORMAT = "realgap-policy"
+
+
+def _read_policy_checkpoint(name: str, weights: Any) -> tuple[Path, dict[str, Any]]:
+    """A policy checkpoint file (or a training directory's latest one) as its dict, read
+    with ``torch.load(weights_only=True)``: tensors and plain types, nothing unpickled."""
+    import re
+
+    from realgap.errors import DataError, MissingFileError
+
+    flag = f"--weights {name}={weights}"
+    p = Path(weights)
+    if p.is_dir():
+        found = sorted((int(m.group(1)), c) for c in (p / "checkpoints").glob("epoch-*.pt")
+                       if (m := re.search(r"epoch-(\d+)\.pt$", c.name)))
+        if not found:
+            raise MissingFileError(f"{flag}: no checkpoints/epoch-*.pt in this directory; "
+                                   "pass a policy checkpoint file")
+        p = found[-1][1]
+    elif not p.is_file():
+        raise MissingFileError(f"{flag}: no such policy checkpoint file or training directory")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types on corrupt files
+        raise DataError(f"{flag}: not a readable policy checkpoint ({type(exc).__name__}); "
+                        "pass the .pt file `realgap train` wrote") from None
+    if not isinstance(data, dict) or data.get("format") != POLICY_FORMAT:
+        raise DataError(f"{flag}: not a realgap policy checkpoint; pass the .pt file "
+                        "`realgap train` wrote")
+    return p, data
+
+
 def policy_encoder(name: str, weights: Any, device: str = "cpu") -> Any:
     """The end-to-end encoder of a realgap policy checkpoint as a frozen
     :class:`~realgap.encoders.base.Encoder` (registry names ``small-e2e``, ``resnet18-e2e``,
-    built with ``weights=CHECKPOINT``; the gap job takes ``--weights small-e2e=CKPT``).
+    built with ``weights=CKPT``; the gap job takes ``--weights small-e2e=CKPT``).
 
     The checkpoint is read with ``torch.load(weights_only=True)``; only its ``encoder.*``
     tensors are used, on the architecture its ``policy_config`` names (which must be
@@ -171,50 +208,46 @@ def policy_encoder(name: str, weights: Any, device: str = "cpu") -> Any:
     """
     from realgap.encoders.base import Encoder, EncoderInfo, Preprocess
     from realgap.encoders.bc import compact_ids, weights_hash_of
-    from realgap.errors import ConfigError
-    from realgap.policy.checkpoint import load_checkpoint, policy_config_of
-    from realgap.policy.config import E2E_ENCODERS
+    from realgap.errors import ConfigError, DataError
 
     if weights is None:
         raise ConfigError(
             f"encoder {name!r} is the end-to-end encoder of a trained realgap policy: pass its "
             f"checkpoint (weights=CKPT in Python, --weights {name}=CKPT to realgap gap)")
-    ckpt = load_checkpoint(weights, flag=f"--weights {name}=")
-    cfg = policy_config_of(ckpt)
-    if cfg.encoder != name:
+    path, ckpt = _read_policy_checkpoint(name, weights)
+    pcfg = dict(ckpt.get("policy_config") or {})
+    if pcfg.get("encoder") != name:
         raise ConfigError(f"--weights {name}={weights}: that policy's encoder is "
-                          f"{cfg.encoder!r}, not {name!r}; pass a checkpoint trained with "
-                          f"--encoder {name}")
-    from realgap.policy.train import _encoder_state  # the one place encoder.* keys are split
-
-    module = build_e2e(E2E_ENCODERS[name], cfg.feature_dim)
+                          f"{pcfg.get('encoder')!r}, not {name!r}; pass a checkpoint trained "
+                          f"with --encoder {name}")
+    feature_dim, image_size = int(pcfg.get("feature_dim", 64)), int(pcfg.get("image_size", 64))
+    module = build_e2e(POLICY_E2E_ARCHS[name], feature_dim)
+    state = {k[len("encoder."):]: v for k, v in dict(ckpt.get("state_dict") or {}).items()
+             if k.startswith("encoder.")}
     try:
-        module.load_state_dict(_encoder_state(ckpt))
+        module.load_state_dict(state)
     except RuntimeError as exc:
-        from realgap.errors import DataError
-
-        raise DataError(f"{ckpt['path']}: its encoder weights do not fit {name!r} "
+        raise DataError(f"{path}: its encoder weights do not fit {name!r} "
                         f"({str(exc).splitlines()[0]}); retrain the policy") from None
     module.eval()
     eps = [int(e) for e in (ckpt.get("train_episodes") or [])]
     tcfg = dict(ckpt.get("train_config") or {})
-    origin = (f"trained end-to-end with a {cfg.head} policy head: {ckpt['path']} (task "
+    origin = (f"trained end-to-end with a {pcfg.get('head')} policy head: {path} (task "
               f"{ckpt.get('task')}, epoch {ckpt.get('best_epoch') or ckpt.get('epoch')}, seed "
               f"{tcfg.get('seed')}, FrameSet {str(ckpt.get('frameset_hash'))[:12]} domain="
               f"{tcfg.get('domain')} episodes={compact_ids(eps) if eps else 'all'})")
     info = EncoderInfo(
-        family="CNN", embed_dim=int(cfg.feature_dim),
+        family="CNN", embed_dim=feature_dim,
         params_m=round(sum(p.numel() for p in module.parameters()) / 1e6, 3),
         training="Behaviour cloning (end-to-end with the policy head)",
         pretrain_data=f"This FrameSet ({tcfg.get('domain')} domain)", library="realgap",
-        arch=type(module).__name__,
-        notes=f"encoder of policy checkpoint {Path(str(ckpt['path'])).name}")
+        arch=type(module).__name__, notes=f"encoder of policy checkpoint {path.name}")
     # 0-255 floats in; PolicyImageEncoder resizes and normalizes as the policy does
     pre = Preprocess(input_size=None, resize=None, mean=None, std=None, pixel_scale=255.0)
-    extra: dict[str, Any] = {"policy_checkpoint": str(ckpt["path"]), "train_seed": tcfg.get("seed"),
+    extra: dict[str, Any] = {"policy_checkpoint": str(path), "train_seed": tcfg.get("seed"),
                              "train_domain": tcfg.get("domain")}
     if eps:
         extra["train_episodes"] = eps
-    return Encoder(name, info, pre, PolicyImageEncoder(module, cfg.image_size),
+    return Encoder(name, info, pre, PolicyImageEncoder(module, image_size),
                    weights_origin=origin, weights_hash=weights_hash_of(module), device=device,
                    extra=extra)
