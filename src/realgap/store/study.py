@@ -403,7 +403,9 @@ def write_dr_study(db: ResultsDB, rec: DrStudyRecord) -> DrStudyRecord:
 
 
 def read_dr_study(db: Any, run_id: str) -> DrStudyRecord:
-    """The ``dr-study`` run ``run_id`` (what :func:`write_dr_study` was given)."""
+    """The ``dr-study`` run ``run_id``: what :func:`write_dr_study` was given (the config and
+    the settings as JSON gives them back: tuples read back as lists; the outcome table with
+    the dtypes of :data:`DR_OUTCOME_DTYPES`, in its order)."""
     from realgap.errors import DataError
 
     info = run_info(db, run_id)
