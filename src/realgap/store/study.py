@@ -263,7 +263,7 @@ class DrStudyRecord:
     config: dict[str, Any]
     outcomes: pd.DataFrame
     settings: dict[str, dict[str, Any]]
-    effects: tuple[Any, ...]
+    effects: tuple[FactorEffect, ...]
     comparisons: tuple[dict[str, Any], ...]
     run_id: str | None = None
 
