@@ -46,7 +46,7 @@ TITLE = "Study: which randomization factor matters?"
 FEW_SEEDS = 3
 #: Condition name of the protocol's unperturbed setting (its factor is ``base`` too).
 BASE = "base"
-_GROUP_STYLE = "text-align:center;font-weight:600;background:#e4e8ee"
+_GROUP_STYLE = "text-align:center;font-weight:600;background:#e4e8ee;white-space:nowrap"
 
 
 def _pct(alpha: float) -> str:
