@@ -82,6 +82,21 @@ def test_bc_encoder_policy_round_trips_and_plays_in_a_fresh_worker(frames: Path,
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_bc_encoder_named_alone_trains_on_the_training_frameset(frames: Path,
+                                                                 tmp_path: Path) -> None:
+    """``realgap train --encoder bc-sim`` (no encoder object): the BC encoder trains on the
+    policy's FrameSet, is cached, and travels in the checkpoint like the study's."""
+    res = train_policy(frames, tmp_path / "p", PolicyConfig("reach-mug", encoder="bc-sim",
+                                                            hidden=8, image_size=24),
+                       TrainConfig(epochs=1, batch_size=8, domain="sim"), progress=False)
+    ck = load_checkpoint(res.checkpoint)
+    assert ck["frozen_encoder"]["domain"] == "sim"
+    assert list((tmp_path / "p" / "embedding-cache" / "bc").glob("*.pt"))
+    pol = load_policy(res.checkpoint)
+    assert pol.registry_encoder.weights_origin.startswith("trained: BC on ")
+    assert pol.registry_encoder.weights_hash == ck["encoder_weights_hash"]
+
+
 def test_e2e_encoder_embedding_equals_the_policy_encoder(frames: Path, tmp_path: Path) -> None:
     res = train_policy(frames, tmp_path / "e2e", PolicyConfig("reach-mug", encoder="small-e2e",
                                                               hidden=16, image_size=16),
