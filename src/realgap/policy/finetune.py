@@ -2,9 +2,9 @@
 
 vla-domain-randomization-study.txt trains an SFT policy, then fine-tunes it with Group
 Relative Policy Optimization in simulation, in a clean scene or under domain
-randomization (section 3, "RL fine-tuning"; section 4.4 and lesson 5: RL makes the policy
-more robust to distribution shifts, more so under randomization). The recipe, with the
-reference's choices where it states them (appendix 0.A.1.2, after SimpleVLA-RL):
+randomization (section 3.2.2; section 4.4 and lesson 5: RL makes the policy more robust
+to distribution shifts, more so under randomization). The recipe, with the reference's
+choices where it states them (section 3.2.2 and appendix 0.A.2, after SimpleVLA-RL):
 
 - a *group* of ``G`` rollouts starts from one initial state (``env.reset(seed=s)`` with the
   same ``s``; under randomization the seed also fixes the factor draws, so the rewards of a
@@ -88,12 +88,13 @@ class FinetuneConfig:
         iterations: rollout-then-update rounds.
         groups: initial states per iteration (each a group).
         group_size: rollouts per group ``G`` (>= 2: a group needs a spread).
-        lr: Adam learning rate (the reference fine-tunes at 5e-6 with LoRA on a 7B model;
-            a small end-to-end policy needs a larger step to move in a few iterations).
+        lr: Adam learning rate (the reference fine-tunes a 7B model with LoRA at a far
+            smaller rate; a small end-to-end policy needs larger steps in a few iterations).
         clip: PPO clipping threshold ``eps_low``: the ratio is clipped to
             ``[1 - clip, 1 + clip_high]``.
-        clip_high: upper threshold ``eps_high`` (None: ``clip``; SimpleVLA-RL uses 0.28
-            with ``clip`` 0.2, letting unlikely good actions grow faster).
+        clip_high: upper threshold ``eps_high`` (None: ``clip``). The reference sets the two
+            apart (appendix 0.A.2); a larger upper one lets unlikely good actions grow
+            faster (SimpleVLA-RL's scripts: 0.2 and 0.28).
         std: standard deviation of the exploration Gaussian, in normalised action units
             (1 = one standard deviation of the demonstrations' actions per dimension).
         learn_std: learn a per-dimension log-std, starting at ``log(std)`` (recorded in the
@@ -106,10 +107,11 @@ class FinetuneConfig:
             seed, same fine-tuned weights); ``0..2**32-1``.
         threads: torch intra-op threads while fine-tuning (None: torch's default);
             restored on return.
-        update_epochs: passes over an iteration's rollouts (PPO epochs; the reference: 1).
+        update_epochs: passes over an iteration's rollouts (PPO epochs).
         minibatches: optimizer steps per pass (the steps are shuffled and split; after the
             first step the ratio leaves 1 and the clipping acts).
-        max_grad_norm: gradient-norm clipping (the reference: 1; 0 disables it).
+        max_grad_norm: gradient-norm clipping (the reference: 1, appendix 0.A.2; 0 disables
+            it).
         train_encoder: update an end-to-end encoder too (False: the head and, if learned,
             the log-std only; cheaper). A frozen encoder always stays frozen.
         max_steps: episode cap in steps (None: the task's own limit).
@@ -236,7 +238,7 @@ def group_advantages(rewards: np.ndarray, eps: float = ADV_EPS) -> np.ndarray:
     ``rewards``: float ``(n_groups, G)``. Returns float64 ``(n_groups, G)``. The standard
     deviation is the sample one (``ddof=1``), as verl's GRPO estimator (which SimpleVLA-RL,
     the reference's RL recipe, runs on) and TRL compute it; a group of equal rewards gets
-    zero advantages. (vla-domain-randomization-study.txt, section 3, RL fine-tuning.)
+    zero advantages. (vla-domain-randomization-study.txt, section 3.2.2.)
     """
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 2 or r.shape[1] < 2:
@@ -252,7 +254,7 @@ def accuracy_filter(rewards: np.ndarray, successes: np.ndarray, mode: str = "equ
     ``rewards``, ``successes``: ``(n_groups, G)``. ``mode`` (:data:`FILTERS`): ``equal``
     drops groups whose rewards are all exactly equal; ``success`` keeps the groups with at
     least one success and one failure (the reference's filter: "only trajectory groups
-    containing both successful and unsuccessful rollouts are used", section 3); ``none``
+    containing both successful and unsuccessful rollouts are used", section 3.2.2); ``none``
     keeps all.
     """
     r = np.asarray(rewards, dtype=np.float64)
@@ -273,7 +275,7 @@ def clipped_objective(logp_new: Any, logp_old: Any, advantages: Any, clip_low: f
     ``loss = -mean_t min(rho_t A_t, clip(rho_t, 1 - eps_low, 1 + eps_high) A_t)`` with
     ``rho_t = exp(logp_new - logp_old)``; all inputs are torch ``(N,)`` (``logp_old`` and
     ``advantages`` carry no gradient). The mean runs over steps (verl's token mean).
-    (vla-domain-randomization-study.txt, section 3, the clipped objective.)
+    (vla-domain-randomization-study.txt, section 3.2.2, the clipped objective.)
     """
     torch = _torch()
     hi = clip_low if clip_high is None else clip_high
