@@ -7,7 +7,8 @@ override the preset's values). Measured on the 2 cores (2 rollout workers, proxy
 * ``tiny``, the slow test's smoke run, with 5 encoders (``pixels``, ``resnet18-random``,
   Lite0, ``bc-sim``, ``small-e2e``): 214 s wall through the CLI at load ~6 (other jobs
   sharing the cores): demonstrations 6 s, the end-to-end policy 5 s, gap runs 54 s (the BC
-  encoder's training included), frozen heads 3 s, rollouts 144 s, correlation 2 s. With 3
+  encoder's training included), frozen heads 3 s, rollouts 144 s, correlation 2 s; the
+  slow test (the same run plus its checks) took 157 s at load ~5. With 3
   frozen encoders it measured 121 s at load ~2. At 12 demonstrations and 15 epochs no
   policy succeeds (0/3 everywhere), so it checks the machinery, not the finding.
 * ``small``: measured 698 s wall from scratch at load ~1-2 with its former 6 frozen
