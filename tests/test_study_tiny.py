@@ -18,7 +18,8 @@ pytest.importorskip("torch")
 pytest.importorskip("mujoco")
 
 # measured 157 s (this test) and 214 s (the CLI alone) on the 2 cores at load ~5-6 (target
-# < 5 min; other jobs were running); 600 s leaves room for a busy machine without hiding a run that has lost its way
+# < 5 min; other jobs were running); 600 s leaves room for a busy machine without hiding a
+# run that has lost its way
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.usefixtures("one_torch_thread")]
 
