@@ -19,6 +19,7 @@ observation (state vector and first camera image) that tests compare across poli
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,6 +86,10 @@ class EpisodeSpec:
     #: a checkpoint path (or "expert") playing this episode instead of the run's policy,
     #: so one worker pool can serve several policies (VAT's pi_B and pi_B')
     policy: str | None = None
+    #: the rendering domain of this episode instead of the run's ``EnvSpec.domain``, so one
+    #: worker pool can serve several domains (a study's sim and real-proxy rollouts); each
+    #: worker builds one environment per domain it meets
+    domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ class _Worker:
     def __init__(self, policy_ref: Any, env_spec: EnvSpec, threads: int | None) -> None:
         self.policy_ref = policy_ref
         self.spec = env_spec
-        self.env: Any = None
+        self.envs: dict[str, Any] = {}
         self.policy: Any = None
         self._loaded: dict[str, Any] = {}
         if threads:
@@ -211,15 +216,19 @@ class _Worker:
             self._loaded[ref] = load_policy(ref, task=self.spec.task)
         return self._loaded[ref]
 
-    def env_for(self, settings: Mapping[str, Any]) -> Any:
-        """The worker's one environment, set to ``settings`` from its next reset on."""
-        if self.env is None:
-            self.env = make_env(self.spec, {"BG": "nominal"})
-        self.env.set_settings(settings)
-        return self.env
+    def env_for(self, settings: Mapping[str, Any], domain: str | None = None) -> Any:
+        """The worker's environment of ``domain`` (None: the spec's), set to ``settings``
+        from its next reset on."""
+        dom = domain or self.spec.domain
+        env = self.envs.get(dom)
+        if env is None:
+            env = self.envs[dom] = make_env(dataclasses.replace(self.spec, domain=dom),
+                                            {"BG": "nominal"})
+        env.set_settings(settings)
+        return env
 
     def run(self, ep: EpisodeSpec) -> EpisodeOutcome:
-        env = self.env_for(ep.settings)
+        env = self.env_for(ep.settings, ep.domain)
         ref = ep.policy if ep.policy is not None else self.policy_ref
         if ref == EXPERT:
             from realgap.policy.predictor import ExpertPolicy
@@ -235,9 +244,9 @@ class _Worker:
         return play_episode(env, policy, ep, self.spec.cameras, max_steps)
 
     def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
-            self.env = None
+        for env in self.envs.values():
+            env.close()
+        self.envs.clear()
 
 
 _WORKER: _Worker | None = None

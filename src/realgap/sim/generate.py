@@ -72,6 +72,19 @@ __all__ = [
 
 #: Generator name recorded in every frame's ``source``.
 GENERATOR = "realgap.sim.generate"
+
+#: Physics presets of :attr:`GenerateConfig.physics`: name -> fixed PHYS factor range
+#: (``None``: the model's own physics). ``distorted`` is the reference's stress test
+#: (vla-domain-randomization-study.txt 3.2.4 and 0.B.3.2: friction reduced, restitution
+#: raised, gravity lowered, "relatively extreme values"; the exact numbers did not survive
+#: in our copy of the text): gravity x0.4, sliding friction x0.2, contact damping ratio
+#: 0.1 for the task objects (they bounce), masses unchanged. A range of one value is a
+#: fixed setting, recorded in every frame's ``PHYS`` factor.
+PHYSICS_PRESETS: dict[str, dict[str, tuple[float, float]] | None] = {
+    "nominal": None,
+    "distorted": {"gravity": (0.4, 0.4), "friction": (0.2, 0.2), "dampratio": (0.1, 0.1),
+                  "mass": (1.0, 1.0)},
+}
 #: Domains this generator can render (:data:`realgap.sim.domains.DOMAINS`); the first is
 #: the environment's own.
 RENDER_DOMAINS: tuple[str, ...] = DOMAINS
@@ -117,6 +130,9 @@ class GenerateConfig:
     proxy_shadows: str = "high"
     """Shadow quality of the proxy-real domains: ``off``, ``low`` (256-texel map) or
     ``high`` (the fidelity's map, 1024 texels at ``low``); see :mod:`realgap.sim.domains`."""
+    physics: str = "nominal"
+    """Simulator physics of every episode: ``nominal`` or ``distorted`` (the reference's
+    stress test, :data:`PHYSICS_PRESETS`; expert and frames then live in that physics)."""
 
     def __post_init__(self) -> None:
         for name in ("tasks", "domains", "randomize", "cameras"):
@@ -208,6 +224,11 @@ def validate_config(cfg: GenerateConfig) -> None:
     if cfg.proxy_shadows not in PROXY_SHADOWS:
         raise ConfigError(f"--proxy-shadows: got {cfg.proxy_shadows!r}, expected one of "
                           f"{', '.join(PROXY_SHADOWS)}")
+    if cfg.physics not in PHYSICS_PRESETS:
+        raise ConfigError(f"--physics: got {cfg.physics!r}, expected one of "
+                          f"{', '.join(PHYSICS_PRESETS)}")
+    if cfg.physics != "nominal" and "PHYS" in cfg.randomize:
+        raise ConfigError(f"--physics {cfg.physics} fixes PHYS; leave PHYS out of --randomize")
     for src, dst in cfg.domain_labels:
         if src not in cfg.domains:
             raise ConfigError(
@@ -301,9 +322,10 @@ def _run_episode(
 #: episodes and domains may grow; every frame depends only on these and its episode).
 RESUME_KEYS: tuple[str, ...] = ("randomize", "granularity", "fidelity", "image_size",
                                 "cameras", "seed", "max_steps", "proxy_shadows",
-                                "record_every")
+                                "record_every", "physics")
 #: Values a record written before a setting existed implies (the behaviour back then).
-RESUME_DEFAULTS: dict[str, Any] = {"proxy_shadows": "high", "record_every": 1}
+RESUME_DEFAULTS: dict[str, Any] = {"proxy_shadows": "high", "record_every": 1,
+                                   "physics": "nominal"}
 RECORD_NAME = "generate.json"
 #: Directory of the per-episode expert outcomes (one JSON file per task and episode).
 OUTCOMES_DIR = "expert_outcomes"
@@ -446,9 +468,15 @@ def generate(cfg: GenerateConfig, progress: bool = True) -> Any:
             for task, ep in todo:
                 env = envs.get(task)
                 if env is None:
-                    extra = {} if cfg.max_steps is None else {"max_steps": cfg.max_steps}
+                    extra: dict[str, Any] = ({} if cfg.max_steps is None
+                                             else {"max_steps": cfg.max_steps})
+                    randomize = tuple(cfg.randomize)
+                    phys = PHYSICS_PRESETS[cfg.physics]
+                    if phys is not None:  # a fixed setting: PHYS "randomized" over one value
+                        randomize += ("PHYS",)
+                        extra["factor_ranges"] = {"PHYS": dict(phys)}
                     env = envs[task] = make(
-                        task, randomize=cfg.randomize, granularity=cfg.granularity,
+                        task, randomize=randomize, granularity=cfg.granularity,
                         # no observation images: _run_episode renders each recorded
                         # state in every domain itself, so the unrecorded steps (3 of 4
                         # at record_every=4) cost no render (half of generation's time)
