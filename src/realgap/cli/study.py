@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     def run_help(_: argparse.Namespace) -> int:
         from realgap.cli import fail
 
-        return fail("realgap study: name a study (scores); see `realgap study --help`")
+        return fail("realgap study: name a study (scores, dr); see `realgap study --help`")
 
     p.set_defaults(func=run_help)
     ps = ssub.add_parser(
@@ -72,6 +72,89 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "and of the gap runs' sim side: sim-nominal (default) or sim")
     ps.add_argument("--seed", type=seed, default=None, help="seed of data, gap runs, bootstrap")
     ps.set_defaults(func=run_scores)
+
+    pd_ = ssub.add_parser(
+        "dr", help="which randomization factor matters: one policy per data setting, each "
+                   "evaluated on the same real-proxy conditions, effects vs Clean paired by seed",
+        description="For each data setting (Table 1 of the randomization study: Clean, BG, LT, "
+                    "TD, CP, TH, combinations, all factors; frame-wise BG/LT/CP; fidelity "
+                    "medium/high; distorted physics; RL fine-tuning clean and under "
+                    "randomization): expert demonstrations rendered that way, one policy per "
+                    "training seed, rolled out on the same initial states in sim and in the "
+                    "real-proxy conditions (base, the strong proxy look, distractors, object, "
+                    "position, table height). Prints k/n per condition and pooled (Wilson), "
+                    "each setting's effect against Clean with an interval paired by seed and "
+                    "initial state, a ranking with ties and the granularity, fidelity, physics "
+                    "and RL comparisons.")
+    pd_.add_argument("--preset", default="tiny", help="sizes: tiny (a smoke run, ~2-3 min on "
+                     "2 cores: 4 settings), small (every setting x 2 seeds, under 20 min on 2 "
+                     "cores), full (a bigger machine)")
+    pd_.add_argument("--out", required=True, help="output directory (results.duckdb, report.html)")
+    pd_.add_argument("--settings", default=None, help="comma list of data settings (default: "
+                     "the preset's); `Clean` is required")
+    pd_.add_argument("--seeds", default=None, help="comma list of training seeds")
+    pd_.add_argument("--conditions", default=None, help="comma list of evaluation conditions "
+                     "(sim, base, proxy-strong, TD-2, TD-4, OBJ-1, OBJ-2, POS-left, POS-right, "
+                     "POS-near, POS-far, TH-up, TH-down)")
+    pd_.add_argument("--demo-episodes", type=int, default=None,
+                     help="expert demonstrations per data setting")
+    pd_.add_argument("--trials", type=int, default=None,
+                     help="initial states per condition (the same for every policy)")
+    pd_.add_argument("--epochs", type=int, default=None, help="training epochs per policy")
+    pd_.add_argument("--encoder", default=None, help="policy encoder (default small-e2e, "
+                     "trained end to end)")
+    pd_.add_argument("--head", default=None, help="policy head (default bc)")
+    pd_.add_argument("--finetune-iterations", type=int, default=None,
+                     help="RL fine-tuning iterations of the RL settings")
+    pd_.add_argument("--real-domain", default=None, help="domain of the real-proxy conditions "
+                     "(default real-proxy-mild)")
+    pd_.add_argument("--n-boot", type=int, default=None, help="bootstrap replicates")
+    pd_.add_argument("--workers", type=int, default=None, help="processes")
+    pd_.add_argument("--proxy-shadows", default=None, help="proxy shadow quality: off, low, high")
+    pd_.add_argument("--seed", type=seed, default=None, help="seed of the data and the bootstrap")
+    pd_.set_defaults(func=run_dr)
+
+
+def run_dr(args: argparse.Namespace) -> int:
+    from realgap.study.dr_job import dr_preset_config, result_json, run_dr_study
+
+    over: dict[str, Any] = {
+        "settings": _names(args.settings) if args.settings else None,
+        "seeds": _ints(args.seeds) if args.seeds else None,
+        "conditions": _names(args.conditions) if args.conditions else None,
+        "demo_episodes": args.demo_episodes, "trials": args.trials, "epochs": args.epochs,
+        "encoder": args.encoder, "head": args.head,
+        "finetune_iterations": args.finetune_iterations, "real_domain": args.real_domain,
+        "n_boot": args.n_boot, "workers": args.workers, "proxy_shadows": args.proxy_shadows,
+        "seed": args.seed, "progress": show_progress(args)}
+    cfg = dr_preset_config(args.preset, args.out, **over)
+    res = run_dr_study(cfg)
+    return emit(args, result_json(res), dr_result_text(cfg, res))
+
+
+def dr_result_text(cfg: Any, res: Any) -> str:
+    """The lines ``realgap study dr`` prints without ``--json``."""
+    n_eps = len(res.outcomes)
+    lines = [f"study dr ({cfg.preset}): {len(cfg.settings)} settings x {len(cfg.seeds)} "
+             f"seed(s) x {len(cfg.conditions)} conditions x {cfg.trials} initial states "
+             f"({n_eps} episodes), {res.seconds:.0f} s",
+             "real-proxy success (pooled over seeds, conditions, initial states), effect vs "
+             "Clean [paired 95% interval], rank (= tied):"]
+    sim = ({} if res.sim_table is None
+           else {r["setting"]: r["pooled"] for r in res.sim_table.to_dict(orient="records")})
+    pooled = {r["setting"]: r for r in res.table.to_dict(orient="records")}
+    for e in res.effects:
+        r = pooled[e.setting]
+        tie = f" = {', '.join(e.tied_with)}" if e.tied_with else ""
+        lines.append(f"  {e.rank:>2}. {e.setting:<24} {r['pooled']:>7} [{r['wilson_lo']:.2f}, "
+                     f"{r['wilson_hi']:.2f}]  effect {e.effect:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
+                     f"  sim {sim.get(e.setting, '-')}{tie}")
+    for c in res.comparisons:
+        verdict = ("excludes 0" if c["lo"] > 0 or c["hi"] < 0 else "includes 0")
+        lines.append(f"  {c['name']}: {c['diff']:+.2f} [{c['lo']:+.2f}, {c['hi']:+.2f}] "
+                     f"({verdict}, {c['n_seeds']} seeds)")
+    lines.append(f"run {res.run_id} in {res.db_path}; report {res.report_path}")
+    return "\n".join(lines)
 
 
 def run_scores(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
-"""``realgap study dr`` (skeleton): which randomization factor matters, in miniature.
+"""``realgap study dr``: which randomization factor matters, in miniature (statistics).
 
 vla-domain-randomization-study.txt (4.2, Table 1) trains one policy per data setting and
 evaluates each on a one-factor-at-a-time real protocol. This module holds the settings
-and the study's statistics as pure functions of the played episodes; the job that
-generates, trains and evaluates per setting is not written yet.
+(:data:`DR_SETTINGS`) and the study's statistics as pure functions of the played
+episodes; the job that generates, trains and evaluates per setting is
+:mod:`realgap.study.dr_job`.
 
 Array convention (stated once): ``outcomes`` is a table with one row per played episode,
 columns ``setting`` (a :data:`SETTINGS` name), ``seed`` (int: the training seed; the
@@ -28,6 +29,7 @@ import pandas as pd
 
 from realgap._rng import RngLike, as_rng
 from realgap.errors import DataError
+from realgap.store.study import FactorEffect  # the store's record type: one definition
 
 #: Data settings of the reference's Table 1: name -> randomized factors of ``sim``.
 SETTINGS: dict[str, tuple[str, ...]] = {
@@ -42,20 +44,83 @@ COLUMNS = ("setting", "seed", "condition", "episode", "success")
 
 
 @dataclass(frozen=True)
-class FactorEffect:
-    """A setting's pooled success rate and its paired difference from the baseline."""
+class DrSetting:
+    """One data setting of the study: how its demonstrations are rendered and simulated,
+    and whether its policy is then fine-tuned with RL.
 
-    setting: str
-    rate: float
-    effect: float
-    lo: float
-    hi: float
-    rank: int
-    tied_with: tuple[str, ...]
+    Attributes:
+        name: the setting's name in tables (Table 1's names; suffixes name the variants).
+        factors: ``sim`` factors randomized in the demonstrations (:mod:`realgap.sim.factors`).
+        granularity: ``episode`` (Table 1) or ``frame`` (Table 2; TD and TH stay episode-wise).
+        fidelity: rendering fidelity of the demonstrations (4.3, ``low``/``medium``/``high``).
+        physics: ``nominal`` or ``distorted`` (0.B.3.2, :data:`realgap.sim.generate.PHYSICS_PRESETS`).
+        finetune: None, or the RL fine-tuning of the policy of setting ``base`` (4.4):
+            ``clean`` (no randomization) or ``randomized`` (the base setting's factors).
+        base: the supervised setting whose policy an RL setting starts from.
+    """
+
+    name: str
+    factors: tuple[str, ...] = ()
+    granularity: str = "episode"
+    fidelity: str = "low"
+    physics: str = "nominal"
+    finetune: str | None = None
+    base: str | None = None
+
+    @property
+    def data_key(self) -> str:
+        """Settings with equal keys share one demonstration FrameSet."""
+        return (f"{'+'.join(self.factors) or 'clean'}-{self.granularity}-{self.fidelity}-"
+                f"{self.physics}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"setting": self.setting, "rate": self.rate, "effect": self.effect,
-                "lo": self.lo, "hi": self.hi, "rank": self.rank, "tied_with": list(self.tied_with)}
+        return {"factors": list(self.factors), "granularity": self.granularity,
+                "fidelity": self.fidelity, "physics": self.physics, "finetune": self.finetune,
+                "base": self.base}
+
+
+def _table1() -> dict[str, DrSetting]:
+    return {n: DrSetting(n, f) for n, f in SETTINGS.items()}
+
+
+#: Every setting the study knows: Table 1 (episode-wise), Table 2's frame-wise variants,
+#: the fidelity presets and the distorted physics on Clean data, and RL fine-tuning of the
+#: Clean policy (clean) and of the All-factors policy (under its randomization).
+DR_SETTINGS: dict[str, DrSetting] = {
+    **_table1(),
+    "BG/frame": DrSetting("BG/frame", ("BG",), granularity="frame"),
+    "LT/frame": DrSetting("LT/frame", ("LT",), granularity="frame"),
+    "CP/frame": DrSetting("CP/frame", ("CP",), granularity="frame"),
+    "Clean/medium": DrSetting("Clean/medium", fidelity="medium"),
+    "Clean/high": DrSetting("Clean/high", fidelity="high"),
+    "Clean/distorted-physics": DrSetting("Clean/distorted-physics", physics="distorted"),
+    "Clean+RL": DrSetting("Clean+RL", finetune="clean", base="Clean"),
+    "All+RL-DR": DrSetting("All+RL-DR", SETTINGS["All"], finetune="randomized", base="All"),
+}
+
+#: The comparisons the study reports besides the effects against Clean: (name, a, b), the
+#: difference a - b, paired by seed and initial state.
+COMPARISONS: tuple[tuple[str, str, str], ...] = (
+    ("granularity: BG frame-wise vs episode-wise", "BG/frame", "BG"),
+    ("granularity: LT frame-wise vs episode-wise", "LT/frame", "LT"),
+    ("granularity: CP frame-wise vs episode-wise", "CP/frame", "CP"),
+    ("fidelity: medium vs low (Clean)", "Clean/medium", "Clean"),
+    ("fidelity: high vs medium (Clean)", "Clean/high", "Clean/medium"),
+    ("fidelity: high vs low (Clean)", "Clean/high", "Clean"),
+    ("physics: distorted vs nominal (Clean)", "Clean/distorted-physics", "Clean"),
+    ("RL fine-tuning: Clean+RL vs Clean", "Clean+RL", "Clean"),
+    ("RL fine-tuning under DR: All+RL-DR vs All", "All+RL-DR", "All"),
+)
+
+
+def dr_setting(name: str) -> DrSetting:
+    """The :class:`DrSetting` of ``name``; an unknown name is a ConfigError listing them."""
+    from realgap.errors import ConfigError
+
+    if name not in DR_SETTINGS:
+        raise ConfigError(f"--settings: unknown setting {name!r}; choose from "
+                          f"{', '.join(DR_SETTINGS)}")
+    return DR_SETTINGS[name]
 
 
 def _grid(outcomes: pd.DataFrame) -> tuple[list[str], np.ndarray]:
@@ -84,16 +149,14 @@ def _grid(outcomes: pd.DataFrame) -> tuple[list[str], np.ndarray]:
     return settings, succ
 
 
-def factor_effects(outcomes: pd.DataFrame, *, baseline: str = BASELINE, n_boot: int = 1000,
-                   alpha: float = 0.05, rng: RngLike = 0) -> list[FactorEffect]:
-    """Each setting's pooled rate, its effect against ``baseline`` (paired by seed and
-    episode) and its rank with ties, best first. Same ``rng``, same numbers."""
-    from realgap.stats import paired_difference, rank_with_ties
+def paired_replicates(outcomes: pd.DataFrame, n_boot: int = 1000, rng: RngLike = 0
+                      ) -> tuple[list[str], np.ndarray, np.ndarray, int]:
+    """``(settings, points (n_settings,), replicates (n_settings, n_boot), n_seeds)``.
 
+    Each replicate redraws the training seeds and the initial states (episodes) with
+    replacement ONCE for every setting, so differences between settings are paired by
+    seed and by initial state. Same ``rng``, same replicates."""
     settings, succ = _grid(outcomes)
-    if baseline not in settings:
-        raise DataError(f"dr outcomes: no {baseline!r} setting to measure effects against "
-                        f"(settings: {settings})")
     gen = as_rng(rng)
     ns, nseed, _, nep = succ.shape
     points = succ.mean(axis=(1, 2, 3))
@@ -102,6 +165,39 @@ def factor_effects(outcomes: pd.DataFrame, *, baseline: str = BASELINE, n_boot: 
         s_idx = gen.integers(0, nseed, size=nseed)   # one seed draw for every setting
         e_idx = gen.integers(0, nep, size=nep)       # one episode draw for every setting
         reps[:, b] = succ[:, s_idx][..., e_idx].mean(axis=(1, 2, 3))
+    return settings, points, reps, nseed
+
+
+def compare_settings(outcomes: pd.DataFrame, pairs: Any = COMPARISONS, *, n_boot: int = 1000,
+                     alpha: float = 0.05, rng: RngLike = 0) -> list[dict[str, Any]]:
+    """``a - b`` of each ``(name, a, b)`` in ``pairs`` whose settings were both played,
+    with the paired percentile interval (:func:`paired_replicates`; the same draws as
+    :func:`factor_effects` for the same ``rng``)."""
+    from realgap.stats import paired_difference
+
+    settings, points, reps, nseed = paired_replicates(outcomes, n_boot, rng)
+    out = []
+    for name, a, b in pairs:
+        if a not in settings or b not in settings:
+            continue
+        i, j = settings.index(a), settings.index(b)
+        d = paired_difference(reps[i], reps[j], points[i], points[j], n=nseed, alpha=alpha)
+        out.append({"name": name, "a": a, "b": b, "rate_a": float(points[i]),
+                    "rate_b": float(points[j]), "diff": d.value, "lo": d.lo, "hi": d.hi,
+                    "n_seeds": nseed})
+    return out
+
+
+def factor_effects(outcomes: pd.DataFrame, *, baseline: str = BASELINE, n_boot: int = 1000,
+                   alpha: float = 0.05, rng: RngLike = 0) -> list[FactorEffect]:
+    """Each setting's pooled rate, its effect against ``baseline`` (paired by seed and
+    episode) and its rank with ties, best first. Same ``rng``, same numbers."""
+    from realgap.stats import paired_difference, rank_with_ties
+
+    settings, points, reps, nseed = paired_replicates(outcomes, n_boot, rng)
+    if baseline not in settings:
+        raise DataError(f"dr outcomes: no {baseline!r} setting to measure effects against "
+                        f"(settings: {settings})")
     base = settings.index(baseline)
     ranks = {e.name: e for e in rank_with_ties(settings, points, reps, alpha=alpha)}
     out = []
