@@ -54,3 +54,74 @@ def test_unpaired_or_baseline_free_outcomes_are_refused() -> None:
     with pytest.raises(DataError, match="no 'Clean'"):
         factor_effects(oc[oc["setting"] == "BG"])
     assert np.isfinite(factor_table(oc)["rate"]).all()
+
+
+# -- the job's pieces (no simulator) -------------------------------------------------------
+def test_comparison_is_a_paired_difference_with_the_effects_draws() -> None:
+    """BG/frame beats BG by 0.25 in every seed while the seeds differ by 0.5: the paired
+    interval excludes 0; the same rng gives the same numbers as the effects' draws."""
+    from realgap.study.dr import compare_settings, paired_replicates
+
+    oc = _outcomes({"Clean": [0.0, 0.5, 0.0, 0.5], "BG": [0.25, 0.75, 0.25, 0.75],
+                    "BG/frame": [0.5, 1.0, 0.5, 1.0]}, n_eps=8)
+    (c,) = compare_settings(oc, n_boot=300, rng=1)
+    assert (c["a"], c["b"]) == ("BG/frame", "BG") and c["n_seeds"] == 4
+    assert c["diff"] == pytest.approx(0.25) and 0 < c["lo"] <= 0.25 <= c["hi"]
+    settings, points, reps, _ = paired_replicates(oc, 300, 1)
+    i, j = settings.index("BG/frame"), settings.index("BG")
+    assert np.quantile(reps[i] - reps[j], 0.025) == pytest.approx(c["lo"])
+    assert compare_settings(oc, n_boot=300, rng=1) == [c]
+
+
+def test_every_setting_and_condition_is_well_formed() -> None:
+    from realgap.protocol.spec import load_protocol
+    from realgap.study.dr import COMPARISONS, DR_SETTINGS
+    from realgap.study.dr_job import CONDITIONS, DR_PRESETS, PROTOCOL
+
+    names = {c.name for c in load_protocol(PROTOCOL).conditions}
+    assert all(proto in names for _, _, proto in CONDITIONS.values())
+    for _, a, b in COMPARISONS:
+        assert a in DR_SETTINGS and b in DR_SETTINGS
+    supervised = [s for s in DR_SETTINGS.values() if s.finetune is None]
+    assert len({s.data_key for s in supervised}) == len(supervised), "two recipes share data"
+    assert all(DR_SETTINGS[s.base].finetune is None for s in DR_SETTINGS.values() if s.base)
+    assert set(DR_PRESETS["small"]["settings"]) == set(DR_SETTINGS)
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"settings": ("BG", "LT")}, "include Clean"),
+    ({"settings": ("Clean", "All+RL-DR")}, "add All"),
+    ({"settings": ("Clean", "Dirty")}, "unknown setting 'Dirty'"),
+    ({"conditions": ("sim",)}, "at least one real-proxy condition"),
+    ({"conditions": ("base", "moon")}, "unknown"),
+    ({"seeds": (0, 0)}, "distinct"),
+    ({"real_domain": "sim"}, "--real-domain"),
+])
+def test_config_refuses_what_cannot_be_run(over: dict, match: str) -> None:
+    from realgap.errors import ConfigError
+    from realgap.study.dr_job import dr_preset_config
+
+    with pytest.raises(ConfigError, match=match):
+        dr_preset_config("tiny", "/tmp/unused", **over)
+
+
+def test_statistics_keep_the_sim_check_out_of_the_real_numbers() -> None:
+    from realgap.study.dr_job import dr_preset_config, statistics
+
+    real = _outcomes({"Clean": [0.0, 0.5], "BG": [0.5, 1.0]}, conditions=("base", "TD-4"))
+    sim = _outcomes({"Clean": [1.0, 1.0], "BG": [0.0, 0.0]}, conditions=("sim",))
+    oc = pd.concat([real, sim], ignore_index=True)
+    cfg = dr_preset_config("tiny", "/tmp/unused", settings=("Clean", "BG"), n_boot=100)
+    effects, _, table, sim_table = statistics(cfg, oc)
+    eff = {e.setting: e for e in effects}
+    assert eff["BG"].effect == pytest.approx(0.5)      # sim's -1.0 would pull it down
+    assert "sim" not in table.columns and list(sim_table["pooled"]) == ["20/20", "0/20"]
+
+
+def test_cli_study_dr_refuses_a_bad_setting_in_one_line(tmp_path, capsys) -> None:
+    from realgap.cli import main
+
+    assert main(["study", "dr", "--out", str(tmp_path / "o"), "--settings", "Clean,Dirty"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown setting 'Dirty'" in err[0]
+    assert not (tmp_path / "o").exists()
