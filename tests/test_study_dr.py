@@ -67,7 +67,7 @@ def test_comparison_is_a_paired_difference_with_the_effects_draws() -> None:
     (c,) = compare_settings(oc, n_boot=300, rng=1)
     assert (c["a"], c["b"]) == ("BG/frame", "BG") and c["n_seeds"] == 4
     assert c["diff"] == pytest.approx(0.25) and 0 < c["lo"] <= 0.25 <= c["hi"]
-    settings, points, reps, _ = paired_replicates(oc, 300, 1)
+    settings, _, reps, _ = paired_replicates(oc, 300, 1)
     i, j = settings.index("BG/frame"), settings.index("BG")
     assert np.quantile(reps[i] - reps[j], 0.025) == pytest.approx(c["lo"])
     assert compare_settings(oc, n_boot=300, rng=1) == [c]

@@ -135,11 +135,12 @@ def run_dr(args: argparse.Namespace) -> int:
 def dr_result_text(cfg: Any, res: Any) -> str:
     """The lines ``realgap study dr`` prints without ``--json``."""
     n_eps = len(res.outcomes)
-    lines = [f"study dr ({cfg.preset}): {len(cfg.settings)} settings x {len(cfg.seeds)} "
-             f"seed(s) x {len(cfg.conditions)} conditions x {cfg.trials} initial states "
-             f"({n_eps} episodes), {res.seconds:.0f} s",
-             "real-proxy success (pooled over seeds, conditions, initial states), effect vs "
-             "Clean [paired 95% interval], rank (= tied):"]
+    head = (f"study dr ({cfg.preset}): {len(cfg.settings)} settings x {len(cfg.seeds)} "
+            f"seed(s) x {len(cfg.conditions)} conditions x {cfg.trials} initial states "
+            f"({n_eps} episodes), {res.seconds:.0f} s")
+    legend = ("real-proxy success (pooled over seeds, conditions, initial states), effect vs "
+              "Clean [paired 95% interval], rank (= tied):")
+    lines = [head, legend]
     sim = ({} if res.sim_table is None
            else {r["setting"]: r["pooled"] for r in res.sim_table.to_dict(orient="records")})
     pooled = {r["setting"]: r for r in res.table.to_dict(orient="records")}

@@ -101,7 +101,7 @@ class ScoresStudyConfig:
     seed: int = 0
     """Seed of the demonstrations, the gap runs and the correlation bootstrap."""
     workers: int = 2
-    """Rollout worker processes (one pool per domain serves every policy)."""
+    """Rollout worker processes (one pool serves every policy and domain)."""
     preset: str = "custom"
     """Name of the preset the sizes came from (recorded)."""
     progress: bool = True

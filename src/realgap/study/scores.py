@@ -27,8 +27,8 @@ job checks them in realgap's own sim-to-real-proxy world, in named steps:
    policy checkpoint, so a rollout worker rebuilds it without the FrameSet.
 5. ``rollouts``: every policy plays the same initial states (nominal settings) in ``sim``
    and in each real-proxy domain, through the rollout worker pool
-   (:func:`realgap.policy.episodes.run_episodes`; one pool per domain serves every
-   policy, each episode naming its checkpoint).
+   (:func:`realgap.policy.episodes.run_episodes`; one pool serves every policy and
+   domain, each episode naming its checkpoint and its domain).
 6. ``correlation``: :func:`realgap.study.analysis.correlate_scores` across encoders.
 
 Outcomes, scores and correlations go to one ``scores-study`` run
@@ -216,25 +216,31 @@ def train_policies(cfg: ScoresStudyConfig, encoders: tuple[str, ...] | None = No
 
 def rollouts(cfg: ScoresStudyConfig, ckpts: dict[tuple[str, int], str]) -> pd.DataFrame:
     """Step 4: every policy on the same initial states in sim and each real-proxy domain;
-    the :mod:`realgap.study.analysis` outcome table."""
+    the :mod:`realgap.study.analysis` outcome table. One worker pool serves every policy
+    and every domain (each episode names its checkpoint and its domain), so the pool
+    starts once per study instead of once per domain."""
     from realgap.policy.episodes import EnvSpec, EpisodeSpec, run_episodes
 
     episodes = [cfg.eval_seed0 + i for i in range(cfg.eval_episodes)]
-    rows = []
+    spec = EnvSpec(cfg.task, image_size=cfg.image_size, cameras=("head",), domain=SIM,
+                   proxy_shadows=cfg.proxy_shadows)
+    keys = list(ckpts)
+    eps, meta = [], []
     for dom in (SIM, *cfg.real_domains):
-        spec = EnvSpec(cfg.task, image_size=cfg.image_size, cameras=("head",), domain=dom,
-                       proxy_shadows=cfg.proxy_shadows)
-        keys = list(ckpts)
-        eps = [EpisodeSpec(seed=s, condition=dom, trial=t, policy=ckpts[k])
-               for k in keys for t, s in enumerate(episodes)]
-        _say(cfg, f"rollouts in {dom}: {len(keys)} policies x {len(episodes)} episodes")
-        outs = run_episodes(None, spec, eps, workers=cfg.workers, progress=cfg.progress,
-                            desc=f"rollouts {dom}")
-        for ep, o in zip(eps, outs, strict=True):
-            enc, seed = keys[eps.index(ep) // len(episodes)]
-            rows.append({"encoder": enc, "seed": int(seed), "domain": dom, "episode": int(o.seed),
-                         "success": bool(o.success), "final_distance": -float(o.final_reward),
-                         "ret": float(o.ret), "length": int(o.length)})
+        for k in keys:
+            for t, s in enumerate(episodes):
+                eps.append(EpisodeSpec(seed=s, condition=dom, trial=t, policy=ckpts[k],
+                                       domain=dom))
+                meta.append((k, dom))
+    _say(cfg, f"rollouts: {len(keys)} policies x {len(episodes)} episodes x "
+              f"{1 + len(cfg.real_domains)} domains")
+    outs = run_episodes(None, spec, eps, workers=cfg.workers, progress=cfg.progress,
+                        desc="rollouts")
+    rows = []
+    for ((enc, seed), dom), o in zip(meta, outs, strict=True):
+        rows.append({"encoder": enc, "seed": int(seed), "domain": dom, "episode": int(o.seed),
+                     "success": bool(o.success), "final_distance": -float(o.final_reward),
+                     "ret": float(o.ret), "length": int(o.length)})
     return pd.DataFrame(rows)
 
 
