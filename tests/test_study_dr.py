@@ -21,7 +21,7 @@ def _outcomes(rates: dict[str, list[float]], n_eps: int = 10,
                 k = round(p * n_eps)
                 for ep in range(n_eps):
                     rows.append({"setting": s, "seed": seed, "condition": c, "episode": ep,
-                                 "success": ep < k})
+                                 "success": ep < k, "final_distance": 0.02 if ep < k else 0.1})
     return pd.DataFrame(rows)
 
 
@@ -112,10 +112,39 @@ def test_statistics_keep_the_sim_check_out_of_the_real_numbers() -> None:
     sim = _outcomes({"Clean": [1.0, 1.0], "BG": [0.0, 0.0]}, conditions=("sim",))
     oc = pd.concat([real, sim], ignore_index=True)
     cfg = dr_preset_config("tiny", "/tmp/unused", settings=("Clean", "BG"), n_boot=100)
-    effects, _, table, sim_table = statistics(cfg, oc)
-    eff = {e.setting: e for e in effects}
+    st = statistics(cfg, oc)
+    eff = {e.setting: e for e in st.effects}
     assert eff["BG"].effect == pytest.approx(0.5)      # sim's -1.0 would pull it down
-    assert "sim" not in table.columns and list(sim_table["pooled"]) == ["20/20", "0/20"]
+    assert "sim" not in st.table.columns and list(st.sim_table["pooled"]) == ["20/20", "0/20"]
+    dist = {e.setting: e for e in st.distance_effects}
+    assert dist["BG"].effect == pytest.approx(-0.04)   # 0.5 x (0.02 - 0.1): closer
+    assert [c["name"] for c in st.comparisons] == []   # no compared pair was played
+
+
+def test_a_smaller_final_distance_ranks_first() -> None:
+    """Known answer where success is rare: every policy fails, but BG ends 10 mm closer
+    than Clean in every seed and episode; LT is Clean exactly. BG ranks first alone; the
+    success effects are all 0 and tied."""
+    rows = []
+    for s, d in (("Clean", 0.10), ("BG", 0.09), ("LT", 0.10)):
+        for seed, off in enumerate((0.0, 0.05, 0.0)):
+            for ep in range(6):
+                rows.append({"setting": s, "seed": seed, "condition": "base", "episode": ep,
+                             "success": False, "final_distance": d + off + 0.001 * ep})
+    oc = pd.DataFrame(rows)
+    dist = factor_effects(oc, measure="final_distance", n_boot=300, rng=0)
+    assert dist[0].setting == "BG" and dist[0].rank == 1 and not dist[0].tied_with
+    assert dist[0].effect == pytest.approx(-0.01) and dist[0].hi < 0
+    lt = next(e for e in dist if e.setting == "LT")
+    assert lt.effect == 0.0 and "Clean" in lt.tied_with
+    succ = factor_effects(oc, n_boot=300, rng=0)
+    assert {e.rank for e in succ} == {1} and all(e.effect == 0.0 for e in succ)
+    from realgap.study.dr import compare_settings
+
+    (c,) = compare_settings(oc, [("bg vs lt", "BG", "LT")], measure="final_distance",
+                            n_boot=300, rng=0)
+    assert c["name"] == "bg vs lt (final distance)" and c["measure"] == "final_distance"
+    assert c["diff"] == pytest.approx(-0.01) and c["hi"] < 0
 
 
 def test_cli_study_dr_refuses_a_bad_setting_in_one_line(tmp_path, capsys) -> None:

@@ -186,10 +186,12 @@ def dr_study_record(n_seeds: int = 3, n_eps: int = 4) -> study_layout.DrStudyRec
         {"name": "spatial: TH vs Clean", "a": "TH", "b": "Clean", "rate_a": float(rate["TH"]),
          "rate_b": float(rate["Clean"]), "diff": d_th, "lo": d_th - 0.1, "hi": d_th + 0.1,
          "n_seeds": n_seeds})
+    distance = tuple(study_layout.FactorEffect(**{**e.as_dict(), "tied_with": tuple(e.tied_with)})
+                     for e in factor_effects(real, n_boot=200, rng=0, measure="final_distance"))
     return study_layout.DrStudyRecord(
         {"preset": "tiny", "seeds": list(range(n_seeds)), "episodes": n_eps, "alpha": 0.05,
          "n_boot": 200, "protocol": "tabletop-v1", "seconds": 12.5}, oc, settings, effects,
-        comparisons)
+        comparisons, distance_effects=distance)
 
 
 

@@ -150,10 +150,18 @@ def dr_result_text(cfg: Any, res: Any) -> str:
         lines.append(f"  {e.rank:>2}. {e.setting:<24} {r['pooled']:>7} [{r['wilson_lo']:.2f}, "
                      f"{r['wilson_hi']:.2f}]  effect {e.effect:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
                      f"  sim {sim.get(e.setting, '-')}{tie}")
+    lines.append("mean final distance in the real-proxy conditions (mm), effect vs Clean "
+                 "[paired 95% interval], rank (= tied):")
+    for e in res.distance_effects:
+        tie = f" = {len(e.tied_with)} others" if e.tied_with else ""
+        lines.append(f"  {e.rank:>2}. {e.setting:<24} {1000 * e.rate:6.1f}  effect "
+                     f"{1000 * e.effect:+6.1f} [{1000 * e.lo:+6.1f}, {1000 * e.hi:+6.1f}]{tie}")
     for c in res.comparisons:
         verdict = ("excludes 0" if c["lo"] > 0 or c["hi"] < 0 else "includes 0")
-        lines.append(f"  {c['name']}: {c['diff']:+.2f} [{c['lo']:+.2f}, {c['hi']:+.2f}] "
-                     f"({verdict}, {c['n_seeds']} seeds)")
+        k = 1000.0 if c.get("measure") == "final_distance" else 1.0
+        unit = " mm" if k != 1.0 else ""
+        lines.append(f"  {c['name']}: {k * c['diff']:+.2f}{unit} [{k * c['lo']:+.2f}, "
+                     f"{k * c['hi']:+.2f}] ({verdict}, {c['n_seeds']} seeds)")
     lines.append(f"run {res.run_id} in {res.db_path}; report {res.report_path}")
     return "\n".join(lines)
 

@@ -212,6 +212,8 @@ DR_SIM_CONDITION = "sim"
 #: The setting every effect is measured against (the reference's "Clean": no randomization).
 DR_BASELINE = "Clean"
 DR_EFFECT_METRIC = f"effect_vs_{DR_BASELINE}"
+#: The same for the mean final distance to the target (m; negative = closer than Clean).
+DR_DISTANCE_EFFECT_METRIC = f"final_distance_effect_vs_{DR_BASELINE}"
 DR_DIFF_METRIC = "success_diff"
 #: Columns of :attr:`DrStudyRecord.outcomes`, with the dtype each reads back as (``"str"``:
 #: pandas' default for text, ``str`` from pandas 3 and ``object`` before).
@@ -266,6 +268,9 @@ class DrStudyRecord:
     effects: tuple[FactorEffect, ...]
     comparisons: tuple[dict[str, Any], ...]
     run_id: str | None = None
+    #: the effects on the mean final distance (m; ``rate`` = the setting's mean final
+    #: distance, best = smallest first); empty in records written before it existed
+    distance_effects: tuple[Any, ...] = ()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DrStudyRecord):
@@ -276,6 +281,8 @@ class DrStudyRecord:
                 and list(self.outcomes.dtypes) == list(other.outcomes.dtypes)
                 and self.outcomes.reset_index(drop=True).equals(other.outcomes.reset_index(drop=True))
                 and [e.as_dict() for e in self.effects] == [e.as_dict() for e in other.effects]
+                and ([e.as_dict() for e in self.distance_effects]
+                     == [e.as_dict() for e in other.distance_effects])
                 and _same(list(self.comparisons), list(other.comparisons)))
 
     __hash__ = None  # type: ignore[assignment]  # holds a DataFrame and dicts
@@ -351,12 +358,14 @@ def _dr_scores(oc: pd.DataFrame, rec: DrStudyRecord, alpha: float) -> list[Score
         if d.size:
             scores.append(Score(name, FINAL_DISTANCE, float(d.mean()), n=int(d.size),
                                 group=DR_POOLED))
-    for e in rec.effects:
-        seeds = oc.loc[oc["setting"] == e.setting, "seed"].nunique()
-        scores.append(Score(str(e.setting), DR_EFFECT_METRIC, _f(e.effect), _f(e.lo), _f(e.hi),
-                            int(seeds), DR_POOLED,
-                            _plain({"rate": float(e.rate), "rank": int(e.rank),
-                                    "tied_with": [str(t) for t in e.tied_with]})))
+    for metric, effects in ((DR_EFFECT_METRIC, rec.effects),
+                            (DR_DISTANCE_EFFECT_METRIC, rec.distance_effects)):
+        for e in effects:
+            seeds = oc.loc[oc["setting"] == e.setting, "seed"].nunique()
+            scores.append(Score(str(e.setting), metric, _f(e.effect), _f(e.lo), _f(e.hi),
+                                int(seeds), DR_POOLED,
+                                _plain({"rate": float(e.rate), "rank": int(e.rank),
+                                        "tied_with": [str(t) for t in e.tied_with]})))
     for c in rec.comparisons:
         extra = _plain({k: v for k, v in c.items() if k not in _COMPARISON_NUMBERS})
         scores.append(Score(COMPARISON_PREFIX + str(c["name"]), DR_DIFF_METRIC, _f(c.get("diff")),
@@ -429,13 +438,14 @@ def read_dr_study(db: Any, run_id: str) -> DrStudyRecord:
                      "final_distance": _f(ex.get("final_distance")), "ret": _f(r["ret"]),
                      "length": integer(r["length"]) or 0})
     outcomes = pd.DataFrame(rows, columns=list(DR_OUTCOME_DTYPES)).astype(DR_OUTCOME_DTYPES)
-    effects, comparisons = [], []
+    effects: dict[str, list[FactorEffect]] = {DR_EFFECT_METRIC: [], DR_DISTANCE_EFFECT_METRIC: []}
+    comparisons = []
     for r in score_rows(db, run_id).to_dict(orient="records"):
         subj, metric, ex = str(r["subject"]), str(r["metric"]), extra_of(r["extra"])
-        if metric == DR_EFFECT_METRIC:
-            effects.append(FactorEffect(subj, _f(ex.get("rate")), _f(r["value"]), _f(r["lo"]),
-                                        _f(r["hi"]), integer(ex.get("rank")) or 0,
-                                        tuple(str(t) for t in ex.get("tied_with", []))))
+        if metric in effects:
+            effects[metric].append(FactorEffect(
+                subj, _f(ex.get("rate")), _f(r["value"]), _f(r["lo"]), _f(r["hi"]),
+                integer(ex.get("rank")) or 0, tuple(str(t) for t in ex.get("tied_with", []))))
         elif metric == DR_DIFF_METRIC and subj.startswith(COMPARISON_PREFIX):
             c = {"name": subj[len(COMPARISON_PREFIX):], **ex, "diff": _f(r["value"]),
                  "lo": _f(r["lo"]), "hi": _f(r["hi"]), "n_seeds": integer(r["n"]) or 0}
@@ -443,8 +453,9 @@ def read_dr_study(db: Any, run_id: str) -> DrStudyRecord:
                 if k in c:
                     c[k] = _f(c[k])
             comparisons.append(c)
-    return DrStudyRecord(dict(info.config), outcomes, settings, tuple(effects),
-                         tuple(comparisons), run_id)
+    return DrStudyRecord(dict(info.config), outcomes, settings, tuple(effects[DR_EFFECT_METRIC]),
+                         tuple(comparisons), run_id,
+                         tuple(effects[DR_DISTANCE_EFFECT_METRIC]))
 
 
 def latest_dr_study(db: Any) -> str | None:

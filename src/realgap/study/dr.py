@@ -123,8 +123,23 @@ def dr_setting(name: str) -> DrSetting:
     return DR_SETTINGS[name]
 
 
-def _grid(outcomes: pd.DataFrame) -> tuple[list[str], np.ndarray]:
-    """``(settings, success (n_settings, n_seeds, n_conditions, n_episodes))``."""
+#: Closed-loop measures the statistics take: column -> higher is better. Success is rare
+#: at CPU sizes, so the final distance to the target (m) shows differences success hides
+#: (issue 12, section 3).
+MEASURES: dict[str, bool] = {"success": True, "final_distance": False}
+
+
+def _check_measure(measure: str, outcomes: pd.DataFrame) -> None:
+    if measure not in MEASURES:
+        raise DataError(f"dr statistics: unknown measure {measure!r}; expected one of "
+                        f"{', '.join(MEASURES)}")
+    if measure not in outcomes.columns:
+        raise DataError(f"dr outcomes: no {measure!r} column")
+
+
+def _grid(outcomes: pd.DataFrame, measure: str = "success") -> tuple[list[str], np.ndarray]:
+    """``(settings, measure (n_settings, n_seeds, n_conditions, n_episodes))``."""
+    _check_measure(measure, outcomes)
     missing = [c for c in COLUMNS if c not in outcomes.columns]
     if missing:
         raise DataError(f"dr outcomes: missing columns {missing}")
@@ -143,20 +158,25 @@ def _grid(outcomes: pd.DataFrame) -> tuple[list[str], np.ndarray]:
            outcomes["condition"].astype(str).map(pos[2]).to_numpy(),
            outcomes["episode"].astype(int).map(pos[3]).to_numpy())
     succ = np.full(shape, np.nan)
-    succ[idx] = outcomes["success"].astype(float).to_numpy()
-    if np.isnan(succ).any():
+    filled = np.zeros(shape, dtype=bool)
+    succ[idx] = outcomes[measure].astype(float).to_numpy()
+    filled[idx] = True
+    if not filled.all():
         raise DataError("dr outcomes: a cell is repeated and another is missing")
+    if np.isnan(succ).any():
+        raise DataError(f"dr outcomes: {int(np.isnan(succ).sum())} episodes have no "
+                        f"{measure} (NaN: no step was played)")
     return settings, succ
 
 
-def paired_replicates(outcomes: pd.DataFrame, n_boot: int = 1000, rng: RngLike = 0
-                      ) -> tuple[list[str], np.ndarray, np.ndarray, int]:
+def paired_replicates(outcomes: pd.DataFrame, n_boot: int = 1000, rng: RngLike = 0,
+                      measure: str = "success") -> tuple[list[str], np.ndarray, np.ndarray, int]:
     """``(settings, points (n_settings,), replicates (n_settings, n_boot), n_seeds)``.
 
     Each replicate redraws the training seeds and the initial states (episodes) with
     replacement ONCE for every setting, so differences between settings are paired by
     seed and by initial state. Same ``rng``, same replicates."""
-    settings, succ = _grid(outcomes)
+    settings, succ = _grid(outcomes, measure)
     gen = as_rng(rng)
     ns, nseed, _, nep = succ.shape
     points = succ.mean(axis=(1, 2, 3))
@@ -169,43 +189,54 @@ def paired_replicates(outcomes: pd.DataFrame, n_boot: int = 1000, rng: RngLike =
 
 
 def compare_settings(outcomes: pd.DataFrame, pairs: Any = COMPARISONS, *, n_boot: int = 1000,
-                     alpha: float = 0.05, rng: RngLike = 0) -> list[dict[str, Any]]:
-    """``a - b`` of each ``(name, a, b)`` in ``pairs`` whose settings were both played,
-    with the paired percentile interval (:func:`paired_replicates`; the same draws as
-    :func:`factor_effects` for the same ``rng``)."""
+                     alpha: float = 0.05, rng: RngLike = 0,
+                     measure: str = "success") -> list[dict[str, Any]]:
+    """``a - b`` of ``measure`` for each ``(name, a, b)`` in ``pairs`` whose settings were
+    both played, with the paired percentile interval (:func:`paired_replicates`; the same
+    draws as :func:`factor_effects` for the same ``rng``). ``rate_a``/``rate_b`` are the
+    settings' means of ``measure``; a comparison of the final distance is named
+    ``"<name> (final distance)"`` and carries ``"measure"``."""
     from realgap.stats import paired_difference
 
-    settings, points, reps, nseed = paired_replicates(outcomes, n_boot, rng)
+    settings, points, reps, nseed = paired_replicates(outcomes, n_boot, rng, measure)
     out = []
     for name, a, b in pairs:
         if a not in settings or b not in settings:
             continue
         i, j = settings.index(a), settings.index(b)
         d = paired_difference(reps[i], reps[j], points[i], points[j], n=nseed, alpha=alpha)
-        out.append({"name": name, "a": a, "b": b, "rate_a": float(points[i]),
-                    "rate_b": float(points[j]), "diff": d.value, "lo": d.lo, "hi": d.hi,
-                    "n_seeds": nseed})
+        row = {"name": name, "a": a, "b": b, "rate_a": float(points[i]),
+               "rate_b": float(points[j]), "diff": d.value, "lo": d.lo, "hi": d.hi,
+               "n_seeds": nseed}
+        if measure != "success":
+            row.update(name=f"{name} ({measure.replace('_', ' ')})", measure=measure)
+        out.append(row)
     return out
 
 
 def factor_effects(outcomes: pd.DataFrame, *, baseline: str = BASELINE, n_boot: int = 1000,
-                   alpha: float = 0.05, rng: RngLike = 0) -> list[FactorEffect]:
-    """Each setting's pooled rate, its effect against ``baseline`` (paired by seed and
-    episode) and its rank with ties, best first. Same ``rng``, same numbers."""
+                   alpha: float = 0.05, rng: RngLike = 0,
+                   measure: str = "success") -> list[FactorEffect]:
+    """Each setting's pooled mean of ``measure`` (``rate``: the success rate, or the mean
+    final distance in m), its effect against ``baseline`` (paired by seed and episode) and
+    its rank with ties, best first (a smaller distance is better). Same ``rng``, same
+    numbers."""
     from realgap.stats import paired_difference, rank_with_ties
 
-    settings, points, reps, nseed = paired_replicates(outcomes, n_boot, rng)
+    settings, points, reps, nseed = paired_replicates(outcomes, n_boot, rng, measure)
     if baseline not in settings:
         raise DataError(f"dr outcomes: no {baseline!r} setting to measure effects against "
                         f"(settings: {settings})")
     base = settings.index(baseline)
-    ranks = {e.name: e for e in rank_with_ties(settings, points, reps, alpha=alpha)}
+    ranks = {e.name: e for e in rank_with_ties(settings, points, reps, alpha=alpha,
+                                               higher_is_better=MEASURES[measure])}
     out = []
     for i, s in enumerate(settings):
         d = paired_difference(reps[i], reps[base], points[i], points[base], n=nseed, alpha=alpha)
         out.append(FactorEffect(s, float(points[i]), d.value, d.lo, d.hi, ranks[s].rank,
                                 ranks[s].tied_with))
-    return sorted(out, key=lambda e: (e.rank, -e.rate))
+    sign = -1.0 if MEASURES[measure] else 1.0
+    return sorted(out, key=lambda e: (e.rank, sign * e.rate))
 
 
 def factor_table(outcomes: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:

@@ -19,8 +19,9 @@ steps:
 4. ``evaluation``: every policy plays the same initial states in every condition of
    :data:`CONDITIONS` (one rollout worker pool for all policies and domains).
 5. ``statistics``: :func:`realgap.study.dr.factor_effects`, :func:`factor_table`,
-   :func:`compare_settings` on the real-proxy conditions; the ``sim`` condition is
-   reported apart (does the policy work at all?).
+   :func:`compare_settings` on the real-proxy conditions, for success and for the final
+   distance to the target (success is rare at CPU sizes; the distance shows what success
+   hides); the ``sim`` condition is reported apart (does the policy work at all?).
 
 Why the real conditions are not ``tabletop-v1`` verbatim: the proxy-real domains impose
 their own look (textures, lights, camera offset; :mod:`realgap.sim.domains`), so the
@@ -192,7 +193,7 @@ DR_PRESETS: dict[str, dict[str, Any]] = {
              "conditions": ("sim", "base", "proxy-strong", "TD-4"),
              "finetune_iterations": 2, "n_boot": 200},
     "small": {"settings": tuple(DR_SETTINGS), "seeds": (0, 1), "demo_episodes": 60,
-              "record_every": 2, "epochs": 30, "trials": 2, "finetune_iterations": 15,
+              "record_every": 2, "epochs": 30, "trials": 3, "finetune_iterations": 15,
               "n_boot": 1000},
     "full": {"settings": tuple(DR_SETTINGS), "seeds": (0, 1, 2, 3, 4), "demo_episodes": 200,
              "record_every": 1, "epochs": 100, "trials": 10,
@@ -228,6 +229,7 @@ class DrStudyResult:
     settings: dict[str, dict[str, Any]]
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    distance_effects: list[FactorEffect] = field(default_factory=list)
 
 
 def _say(cfg: DrStudyConfig, msg: str) -> None:
@@ -399,15 +401,28 @@ def real_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
     return outcomes[outcomes["condition"] != SIM_CONDITION].reset_index(drop=True)
 
 
-def statistics(cfg: DrStudyConfig, outcomes: pd.DataFrame
-               ) -> tuple[list[FactorEffect], list[dict[str, Any]], pd.DataFrame,
-                          pd.DataFrame | None]:
-    """Step 5: effects, comparisons, the real table and the sim table."""
+@dataclass(frozen=True)
+class DrStatistics:
+    """Step 5's numbers (real-proxy conditions only; ``sim_table``: the sim check)."""
+
+    effects: list[FactorEffect]
+    distance_effects: list[FactorEffect]
+    comparisons: list[dict[str, Any]]
+    table: pd.DataFrame
+    sim_table: pd.DataFrame | None
+
+
+def statistics(cfg: DrStudyConfig, outcomes: pd.DataFrame) -> DrStatistics:
+    """Step 5: effects on success and on the final distance, comparisons of both
+    (success first), the real table and the sim table. Both measures use the same
+    bootstrap draws (same ``cfg.seed``)."""
     real = real_outcomes(outcomes)
-    effects = factor_effects(real, n_boot=cfg.n_boot, rng=cfg.seed)
-    comparisons = compare_settings(real, n_boot=cfg.n_boot, rng=cfg.seed)
+    kw: dict[str, Any] = {"n_boot": cfg.n_boot, "rng": cfg.seed}
     sim = outcomes[outcomes["condition"] == SIM_CONDITION]
-    return effects, comparisons, factor_table(real), (factor_table(sim) if len(sim) else None)
+    return DrStatistics(
+        factor_effects(real, **kw), factor_effects(real, measure="final_distance", **kw),
+        compare_settings(real, **kw) + compare_settings(real, measure="final_distance", **kw),
+        factor_table(real), factor_table(sim) if len(sim) else None)
 
 
 def run_dr_study(cfg: DrStudyConfig) -> DrStudyResult:
@@ -437,7 +452,7 @@ def run_dr_study(cfg: DrStudyConfig) -> DrStudyResult:
     outcomes = evaluation(cfg, ckpts)
     timings["evaluation"] = time.perf_counter() - t
     t = time.perf_counter()
-    effects, comparisons, table, sim_table = statistics(cfg, outcomes)
+    st = statistics(cfg, outcomes)
     timings["statistics"] = time.perf_counter() - t
     seconds = time.perf_counter() - t0
 
@@ -453,8 +468,8 @@ def run_dr_study(cfg: DrStudyConfig) -> DrStudyResult:
             config={**cfg.to_dict(), "seconds": seconds, "timings": timings,
                     "conditions_meta": {c: list(CONDITIONS[c]) for c in cfg.conditions},
                     "protocol": PROTOCOL},
-            outcomes=outcomes, settings=settings, effects=tuple(effects),
-            comparisons=tuple(comparisons)))
+            outcomes=outcomes, settings=settings, effects=tuple(st.effects),
+            comparisons=tuple(st.comparisons), distance_effects=tuple(st.distance_effects)))
     report_path = None
     try:
         from realgap.report import build_report
@@ -462,8 +477,9 @@ def run_dr_study(cfg: DrStudyConfig) -> DrStudyResult:
         report_path = Path(build_report(db_path, out / "report.html", run_ids=(str(rec.run_id),)))
     except Exception as exc:  # noqa: BLE001 - results are stored; the report is a view of them
         _say(cfg, f"report not written: {exc}")
-    return DrStudyResult(str(rec.run_id), db_path, report_path, outcomes, effects, comparisons,
-                         table, sim_table, settings, seconds, timings)
+    return DrStudyResult(str(rec.run_id), db_path, report_path, outcomes, st.effects,
+                         st.comparisons, st.table, st.sim_table, settings, seconds, timings,
+                         st.distance_effects)
 
 
 def result_json(res: DrStudyResult) -> dict[str, Any]:
@@ -477,4 +493,6 @@ def result_json(res: DrStudyResult) -> dict[str, Any]:
             "timings": {k: round(v, 1) for k, v in res.timings.items()},
             "settings": res.settings, "table": records(res.table),
             "sim_table": records(res.sim_table),
-            "effects": [e.as_dict() for e in res.effects], "comparisons": res.comparisons}
+            "effects": [e.as_dict() for e in res.effects],
+            "final_distance_effects": [e.as_dict() for e in res.distance_effects],
+            "comparisons": res.comparisons}
