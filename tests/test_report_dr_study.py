@@ -1,6 +1,7 @@
 """Report section "study-dr" on a hand-made ``dr-study`` run: the reference's table (its
-numbers are ``realgap.study.dr.factor_table``'s), the forest plot, the comparisons'
-sentences, and the caption on what the intervals rest on. No simulator: fast."""
+numbers are ``realgap.study.dr.factor_table``'s), the success and final-distance forest
+plots and tables, the comparisons' sentences (success and distance), and the caption on
+what the intervals rest on. No simulator: fast."""
 
 from __future__ import annotations
 
@@ -161,3 +162,116 @@ def test_report_of_a_dr_run_has_the_section_and_no_other_study(tmp_path: Path) -
         write_dr_study(db, dr_study_record())
     page = build_report(tmp_path).read_text(encoding="utf-8")
     assert '<section id="study-dr">' in page and '<section id="study">' not in page
+
+
+# -- the final distance (mm) -------------------------------------------------------------------
+def _distance_comparison(lo: float, hi: float, diff: float = -0.02) -> dict[str, object]:
+    """A final-distance comparison as the job writes it (m), BG-frame vs BG."""
+    return {"name": "granularity: BG frame vs episode (final distance)", "a": "BG-frame",
+            "b": "BG", "rate_a": 0.0498, "rate_b": 0.0623, "diff": diff, "lo": lo, "hi": hi,
+            "n_seeds": 3, "measure": "final_distance"}
+
+
+def _pngs(html: str) -> dict[str, bytes]:
+    return {alt: base64.b64decode(b) for b, alt in
+            re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]*)"', html)}
+
+
+def test_distance_forest_and_table_show_the_outcomes_mean_distances_in_mm(
+        tmp_path: Path) -> None:
+    """The table's means are the real-proxy outcomes' mean final distances x 1000, and each
+    effect is that mean minus Clean's: both known from the outcomes, not only the record."""
+    rec = dr_study_record()
+    html = _html(tmp_path, rec)
+    mean_mm = 1000 * _real(rec.outcomes).groupby("setting")["final_distance"].mean()
+    rows = _rows(_table(html, "study-dr-distance-effects"))
+    assert [r[1] for r in rows] == [e.setting for e in rec.distance_effects]
+    assert rows[0][1] == mean_mm.idxmin() and rows[-1][1] == "Clean"  # closest first
+    assert [int(r[0]) for r in rows] == sorted(int(r[0]) for r in rows)
+    by = {e.setting: e for e in rec.distance_effects}
+    for r in rows:
+        e = by[r[1]]
+        assert r[2] == f"{mean_mm[r[1]]:.1f}"
+        effect = mean_mm[r[1]] - mean_mm["Clean"]
+        assert 1000 * e.effect == pytest.approx(effect)
+        assert r[3].startswith(f"{round(effect, 1) + 0.0:.1f} <span class='ci'>"
+                               f"[{1000 * e.lo:.1f}, {1000 * e.hi:.1f}]")
+        assert r[4] == (", ".join(e.tied_with) or "—")
+    cells = {r[1]: r[3].split()[0] for r in rows}
+    assert float(cells["TH"]) < -10  # TH ends centimetres closer than Clean here
+    assert cells["LT"] == "0.0"  # LT's -0.05 mm is shown as 0.0, not "-0.0"
+    from PIL import Image
+
+    png = _pngs(html)["forest plot: effect on the mean final distance vs Clean"]
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.width > 400 and img.height > 200
+    # right after the success forest and its table, before the comparisons
+    order = [html.index(k) for k in ('alt="forest plot: effect vs Clean"', 'id="study-dr-effects"',
+                                     'alt="forest plot: effect on the mean final distance',
+                                     'id="study-dr-distance-effects"', 'id="study-dr-comparisons"')]
+    assert order == sorted(order)
+    assert "mean final distance (mm)" in html and "left of 0 = closer than Clean" in html
+
+
+def test_main_table_distance_column_is_in_mm(tmp_path: Path) -> None:
+    rec = dr_study_record()
+    rows = _rows(_table(_html(tmp_path, rec), "study-dr-table"))
+    mean_mm = 1000 * _real(rec.outcomes).groupby("setting")["final_distance"].mean()
+    assert {r[0]: r[10] for r in rows} == {s: f"{v:.1f}" for s, v in mean_mm.items()}
+
+
+def test_a_record_without_distance_effects_renders_without_them(tmp_path: Path) -> None:
+    html = _html(tmp_path, replace(dr_study_record(), distance_effects=()))
+    assert 'id="study-dr-distance-effects"' not in html
+    assert list(_pngs(html)) == ["forest plot: effect vs Clean"]
+    assert _table(html, "study-dr-effects") and _table(html, "study-dr-comparisons")
+    cap = re.search(r'id="study-dr-caption">(.*?)</p>', html, re.DOTALL).group(1)
+    assert "final distance" not in cap and "Two measures" not in html
+
+
+@pytest.mark.parametrize(("lo", "hi", "diff", "words"), [
+    (-0.030, -0.004, -0.02, ("a ends closer to the target than b: the 95% interval "
+                             "[-30.0, -4.0] mm excludes 0.")),
+    (0.004, 0.030, 0.02, ("a ends farther from the target than b: the 95% interval "
+                          "[+4.0, +30.0] mm excludes 0.")),
+    (-0.030, 0.004, -0.01, ("a and b are not told apart on the final distance: the 95% "
+                            "interval [-30.0, +4.0] mm contains 0 (difference -10.0 mm).")),
+    (-0.030, 0.0, -0.01, "not told apart on the final distance"),  # touching 0
+    (-0.001, 0.001, -0.00004, "(difference +0.0 mm)"),  # no "-0.0" after rounding
+])
+def test_distance_comparison_sentence(lo: float, hi: float, diff: float, words: str) -> None:
+    c = {**_distance_comparison(lo, hi, diff), "a": "a", "b": "b"}
+    assert words in comparison_sentence(c)
+    assert "succeeds" not in comparison_sentence(c)
+    old = {k: v for k, v in c.items() if k != "measure"}  # recognised by its name too
+    assert comparison_sentence(old) == comparison_sentence(c)
+
+
+def test_distance_comparison_row_says_closer_in_mm_after_its_success_row(
+        tmp_path: Path) -> None:
+    rec = dr_study_record()
+    comps = (*rec.comparisons, _distance_comparison(-0.030, -0.004, -0.0125))
+    rows = _rows(_table(_html(tmp_path, replace(rec, comparisons=comps)), "study-dr-comparisons"))
+    assert [r[0] for r in rows] == ["granularity: BG frame vs episode",
+                                    "granularity: BG frame vs episode (final distance)",
+                                    "spatial: TH vs Clean"]
+    dist = rows[1]
+    assert dist[3:5] == ["49.8 mm", "62.3 mm"]
+    assert dist[5] == "-12.5 <span class='ci'>[-30.0, -4.0]</span> mm"
+    assert "BG-frame ends closer to the target than BG" in dist[-1]
+    assert "excludes 0" in dist[-1] and "succeeds" not in dist[-1]
+    # the success rows keep their rates and wording
+    assert rows[0][3] == f"{rec.comparisons[0]['rate_a']:.3f}"
+    assert "TH succeeds more often than Clean" in rows[2][-1]
+
+
+@pytest.mark.parametrize(("lo", "hi", "higher", "side"), [
+    (0.1, 0.3, True, "better"), (-0.3, -0.1, True, "worse"),
+    (-0.03, -0.01, False, "better"),  # closer than Clean: green in the distance forest
+    (0.01, 0.03, False, "worse"), (-0.01, 0.02, False, "unclear"), (0.0, 0.02, False, "unclear"),
+])
+def test_forest_colours_follow_the_measures_good_side(lo: float, hi: float, higher: bool,
+                                                     side: str) -> None:
+    from realgap.report.sections.study_dr import _side
+
+    assert _side(lo, hi, higher) == side

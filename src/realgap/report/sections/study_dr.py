@@ -7,15 +7,26 @@ vla-domain-randomization-study.txt (4.2-4.4):
   training data randomized), k/n per real-proxy condition with the conditions grouped by
   their protocol factor, then the pooled k/n with its Wilson interval (seeds x conditions x
   episodes pooled as trials; the column sorts by rate) and the mean final distance to the
-  target (m), the continuous measure that still moves when successes are rare;
+  target (mm), the continuous measure that still moves when successes are rare;
 - a forest plot of each setting's effect (pooled rate minus Clean's) with its paired
   bootstrap interval, ordered by rank; settings sharing a rank (not told apart) share a
   shaded band; a zero line marks "no better than Clean"; the same numbers as a table;
+- right after it, the same forest and table for the mean final distance to the target
+  (``DrStudyRecord.distance_effects``, shown in mm; smaller is better, so the best rank is
+  the closest and "better" lies left of 0). At CPU sizes nearly every setting fails the
+  3 cm success test in the real proxy, so the success effects are all 0 and tied while the
+  final distances still differ (issue 12, section 3); both measures get the same
+  prominence. Records written before the distance effects existed show neither;
 - the comparisons the job made (granularity frame vs episode, fidelity, distorted
-  physics, RL fine-tuning): difference [interval] and a sentence saying whether the
-  interval excludes 0;
-- a caption saying what the intervals resample and how many seeds and episodes they rest
-  on, naming the settings with fewer than :data:`FEW_SEEDS` seeds.
+  physics, RL fine-tuning), each on success and on the final distance: difference
+  [interval] and a sentence saying whether the interval excludes 0 ("succeeds more/less
+  often" for success, "ends closer/farther" for the distance, which is shown in mm);
+- a caption saying what the intervals resample for both measures and how many seeds and
+  episodes they rest on, naming the settings with fewer than :data:`FEW_SEEDS` seeds.
+
+Distances are stored in metres and shown in millimetres (:data:`MM`), to 1 decimal: the
+policies' final distances are tens to hundreds of mm apart, and 0.1 mm is below anything
+the simulator's reach task can tell.
 
 Everything here is a function of the stored record: no resampling is done again.
 """
@@ -23,6 +34,7 @@ Everything here is a function of the stored record: no resampling is done again.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,6 +59,14 @@ FEW_SEEDS = 3
 #: Condition name of the protocol's unperturbed setting (its factor is ``base`` too).
 BASE = "base"
 _GROUP_STYLE = "text-align:center;font-weight:600;background:#e4e8ee;white-space:nowrap"
+#: Millimetres per metre: the record holds distances in m, the section shows mm.
+MM = 1000.0
+#: Decimals of a distance in mm.
+MM_DIGITS = 1
+#: ``comparison["measure"]`` of a final-distance comparison (its name ends with
+#: :data:`DISTANCE_SUFFIX` too, which older rows without the key are recognised by).
+DISTANCE_MEASURE = "final_distance"
+DISTANCE_SUFFIX = " (final distance)"
 
 
 def _pct(alpha: float) -> str:
@@ -140,7 +160,7 @@ def _factor_table(rec: DrStudyRecord) -> str:
     heads = ["setting", "training data", "expert demos solved",
              *([f"{DR_SIM_CONDITION} (nominal)"] if has_sim else []),
              *(c for _, cs in groups for c in cs), f"pooled k/n, rate [{pct} Wilson]",
-             "mean final distance (m)"]
+             "mean final distance (mm)"]
     rows = []
     fidelity = _usual_fidelity(rec)
     for setting in dict.fromkeys([*rec.settings, *oc["setting"]]):
@@ -162,8 +182,8 @@ def _factor_table(rec: DrStudyRecord) -> str:
             cells.append(_cell("—", float("nan")))
         d = real["final_distance"].to_numpy(dtype=float)
         d = d[np.isfinite(d)]
-        mean_d = float(d.mean()) if d.size else float("nan")
-        cells.append(_cell(fmt(mean_d), mean_d))
+        mean_d = MM * float(d.mean()) if d.size else float("nan")
+        cells.append(_cell(fmt(mean_d, MM_DIGITS), mean_d))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(_th(h, text=i < 2) for i, h in enumerate(heads))
     cap = (("The sim column is the nominal simulator, the training domain: an in-distribution "
@@ -176,26 +196,81 @@ def _factor_table(rec: DrStudyRecord) -> str:
            "grouped by factor), every seed of the setting pooled; pooled: every real-proxy "
            f"condition, with the {pct} Wilson interval, which treats each episode as an "
            "independent trial (the paired intervals below redraw seeds and initial states "
-           "instead). Mean final distance: end-effector to target at the last step, real-"
-           "proxy episodes. Layout of the reference's Table 1; real-proxy frames are "
+           "instead). Mean final distance: end-effector to target at the last step (mm), "
+           "over the same real-proxy episodes. Layout of the reference's Table 1; real-proxy frames are "
            "rendered by the simulator, not taken by a real robot's camera.")
     return (f'<table id="study-dr-table" class="sortable"><caption>{esc(cap)}</caption>'
             f'<thead><tr>{"".join(top)}</tr><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
-def _ranked(rec: DrStudyRecord) -> list[Any]:
-    return sorted(rec.effects, key=lambda e: (e.rank, -e.rate, e.setting))
+@dataclass(frozen=True)
+class _Measure:
+    """How one closed-loop measure's effects read: ``scale`` turns the stored unit into the
+    shown one (m -> mm for the distance), ``higher_is_better`` picks the good side of 0."""
+
+    key: str
+    scale: float
+    digits: int
+    higher_is_better: bool
+    table_id: str
+    alt: str
+
+
+SUCCESS = _Measure("success", 1.0, 3, True, "study-dr-effects",
+                   f"forest plot: effect vs {DR_BASELINE}")
+DISTANCE = _Measure(DISTANCE_MEASURE, MM, MM_DIGITS, False, "study-dr-distance-effects",
+                    f"forest plot: effect on the mean final distance vs {DR_BASELINE}")
+
+
+def _effects_of(rec: DrStudyRecord, measure: _Measure) -> tuple[Any, ...]:
+    return tuple(rec.distance_effects) if measure is DISTANCE else tuple(rec.effects)
+
+
+def _ranked(rec: DrStudyRecord, measure: _Measure = SUCCESS) -> list[Any]:
+    """The measure's effects best rank first; within a rank the better mean first."""
+    sign = -1.0 if measure.higher_is_better else 1.0
+    return sorted(_effects_of(rec, measure), key=lambda e: (e.rank, sign * e.rate, e.setting))
+
+
+def _z(x: float, digits: int) -> float:
+    """``x`` rounded to the shown ``digits``, a rounded-away negative zero made 0 (a
+    difference of -0.00005 m reads "0.0 mm", not "-0.0")."""
+    return round(x, digits) + 0.0 if math.isfinite(x) else x
+
+
+def _interval(e: Any) -> tuple[float, float]:
+    """``(lo, hi)`` of an effect, the point where an end is undefined."""
+    lo = e.effect if not np.isfinite(e.lo) else e.lo
+    hi = e.effect if not np.isfinite(e.hi) else e.hi
+    return float(lo), float(hi)
+
+
+#: A point's colour by the side of 0 its interval lies on (the baseline is grey).
+_COLOURS = {"better": "#166534", "worse": "#9a3412", "unclear": "#2a4d8f"}
+
+
+def _side(lo: float, hi: float, higher_is_better: bool) -> str:
+    """``"better"`` / ``"worse"`` when the interval ``[lo, hi]`` of an effect vs Clean lies
+    wholly on that side of 0 (above 0 for success, below 0 for the distance), else
+    ``"unclear"`` (an interval touching 0 does not exclude it)."""
+    if lo > 0:
+        return "better" if higher_is_better else "worse"
+    if hi < 0:
+        return "worse" if higher_is_better else "better"
+    return "unclear"
 
 
 @literal_text
-def _forest(rec: DrStudyRecord) -> bytes | None:
-    effects = _ranked(rec)
+def _forest(rec: DrStudyRecord, measure: _Measure = SUCCESS) -> bytes | None:
+    """The forest plot of ``measure``'s effects vs Clean (PNG), best rank at the top; for
+    the distance in mm, where left of 0 is closer, i.e. better."""
+    effects = _ranked(rec, measure)
     if not effects:
         return None
     pct = _pct(_alpha(rec))
-    n = len(effects)
-    fig = figure(figsize=(7.0, 1.3 + 0.34 * n))
+    n, k = len(effects), measure.scale
+    fig = figure(figsize=(7.0, 1.45 + 0.34 * n))
     ax = fig.subplots()
     y = np.arange(n)[::-1]  # best at the top
     ranks = [e.rank for e in effects]
@@ -215,10 +290,10 @@ def _forest(rec: DrStudyRecord) -> bytes | None:
         band = end + 1
     for yi, e in zip(y, effects, strict=True):
         base = e.setting == DR_BASELINE
-        lo = e.effect if not np.isfinite(e.lo) else e.lo
-        hi = e.effect if not np.isfinite(e.hi) else e.hi
-        colour = "#6b7280" if base else ("#166534" if lo > 0 else "#9a3412" if hi < 0 else "#2a4d8f")
-        ax.errorbar([e.effect], [yi], xerr=[[max(e.effect - lo, 0)], [max(hi - e.effect, 0)]],
+        lo, hi = _interval(e)
+        eff, lo, hi = k * e.effect, k * lo, k * hi
+        colour = "#6b7280" if base else _COLOURS[_side(lo, hi, measure.higher_is_better)]
+        ax.errorbar([eff], [yi], xerr=[[max(eff - lo, 0)], [max(hi - eff, 0)]],
                     fmt="D" if base else "o", ms=5, capsize=3, lw=1.4, color=colour, zorder=3)
     ax.axvline(0.0, color="#1d2330", lw=0.9, ls="--", zorder=1)
     ax.set_yticks(y)
@@ -226,10 +301,17 @@ def _forest(rec: DrStudyRecord) -> bytes | None:
                                                      else "") for e in effects], fontsize=8)
     ax.set_ylim(-0.5, n - 0.5)
     ax.tick_params(axis="x", labelsize=8)
-    ax.set_xlabel(f"success rate minus {DR_BASELINE}'s (pooled), {pct} paired bootstrap interval",
-                  fontsize=8)
-    ax.set_title(f"Effect of each data setting vs {DR_BASELINE}, best rank first; "
-                 "a band or bracket = same rank (not told apart)", fontsize=9)
+    ties = "a band or bracket = same rank (not told apart)"
+    if measure is DISTANCE:
+        ax.set_xlabel(f"mean final distance minus {DR_BASELINE}'s (mm, pooled real-proxy "
+                      f"episodes), {pct} paired bootstrap interval", fontsize=8)
+        ax.set_title(f"Effect on the mean final distance vs {DR_BASELINE} (mm; left = closer "
+                     f"= better)\nclosest rank first; {ties}", fontsize=9)
+    else:
+        ax.set_xlabel(f"success rate minus {DR_BASELINE}'s (pooled), {pct} paired bootstrap "
+                      "interval", fontsize=8)
+        ax.set_title(f"Effect of each data setting vs {DR_BASELINE}, best rank first; {ties}",
+                     fontsize=9)
     ax.grid(axis="x", color="#e5e7eb", lw=0.6, zorder=0)
     fig.tight_layout()
     return png_bytes(fig, dpi=100)
@@ -246,28 +328,56 @@ def _tied_cell(tied: Any, shown: int = 4) -> str:
     return _cell(esc(text), float(len(names)), ", ".join(names), text=True)
 
 
-def _effects_table(rec: DrStudyRecord) -> str:
+def _effects_table(rec: DrStudyRecord, measure: _Measure = SUCCESS) -> str:
+    """The forest's numbers: rank, setting, the setting's mean, its effect [interval]."""
     pct = _pct(_alpha(rec))
-    head = ["rank", "setting", "pooled rate", f"effect vs {DR_BASELINE} [{pct} paired]",
-            "not told apart from"]
+    k, dg = measure.scale, measure.digits
+    if measure is DISTANCE:
+        head = ["rank", "setting", "mean final distance (mm)",
+                f"effect vs {DR_BASELINE} (mm) [{pct} paired]", "not told apart from"]
+    else:
+        head = ["rank", "setting", "pooled rate", f"effect vs {DR_BASELINE} [{pct} paired]",
+                "not told apart from"]
     rows = []
-    for e in _ranked(rec):
+    for e in _ranked(rec, measure):
+        eff, lo, hi = (_z(k * v, dg) for v in (e.effect, e.lo, e.hi))
         rows.append("<tr>" + "".join([
             _cell(str(e.rank), float(e.rank)), _cell(esc(e.setting), e.setting, text=True),
-            _cell(fmt(e.rate), e.rate), _cell(fmt_ci(e.effect, e.lo, e.hi), e.effect),
+            _cell(fmt(_z(k * e.rate, dg), dg), k * e.rate),
+            _cell(fmt_ci(eff, lo, hi, dg), k * e.effect),
             _tied_cell(e.tied_with)]) + "</tr>")
-    return (f'<table id="study-dr-effects" class="sortable"><thead><tr>'
+    return (f'<table id="{measure.table_id}" class="sortable"><thead><tr>'
             f'{"".join(_th(h, text=h in ("setting", "not told apart from")) for h in head)}'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
+def _is_distance(c: dict[str, Any]) -> bool:
+    """Whether a comparison is on the final distance (m) rather than on success."""
+    return (c.get("measure") == DISTANCE_MEASURE
+            or str(c.get("name", "")).endswith(DISTANCE_SUFFIX))
+
+
 def comparison_sentence(c: dict[str, Any], pct: str = "95%") -> str:
-    """One plain sentence: does the paired interval of ``a - b`` exclude 0?"""
+    """One plain sentence: does the paired interval of ``a - b`` exclude 0?
+
+    On success "succeeds more/less often"; on the final distance (stored in m, said in mm)
+    "ends closer to / farther from the target"."""
     a, b = esc(c.get("a", "a")), esc(c.get("b", "b"))
     lo, hi, diff = (_num(c.get(k)) for k in ("lo", "hi", "diff"))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return (f"No interval could be drawn for {a} - {b} (too few seeds or episodes); the "
                 "difference is not established.")
+    if _is_distance(c):
+        lo_mm, hi_mm, diff_mm = (_z(MM * v, MM_DIGITS) for v in (lo, hi, diff))
+        span = f"[{lo_mm:+.{MM_DIGITS}f}, {hi_mm:+.{MM_DIGITS}f}] mm"
+        if hi < 0:
+            return (f"{a} ends closer to the target than {b}: the {pct} interval {span} "
+                    "excludes 0.")
+        if lo > 0:
+            return (f"{a} ends farther from the target than {b}: the {pct} interval {span} "
+                    "excludes 0.")
+        return (f"{a} and {b} are not told apart on the final distance: the {pct} interval "
+                f"{span} contains 0 (difference {diff_mm:+.{MM_DIGITS}f} mm).")
     span = f"[{lo:+.3f}, {hi:+.3f}]"
     if lo > 0:
         return f"{a} succeeds more often than {b}: the {pct} interval {span} excludes 0."
@@ -284,26 +394,47 @@ def _num(x: Any) -> float:
         return float("nan")
 
 
+def _comparison_order(comps: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """Each question's final-distance row right after its success row (the job writes all
+    success rows, then all distance rows); otherwise the record's order."""
+    def base(c: dict[str, Any]) -> str:
+        return str(c.get("name", "")).removesuffix(DISTANCE_SUFFIX)
+
+    first = {n: i for i, n in reversed(list(enumerate(base(c) for c in comps)))}
+    return sorted(comps, key=lambda c: (first[base(c)], _is_distance(c)))
+
+
 def _comparisons_table(rec: DrStudyRecord) -> str:
     pct = _pct(_alpha(rec))
-    head = ["comparison", "a", "b", "rate a", "rate b", f"a - b [{pct} paired]", "seeds",
+    has_distance = any(_is_distance(c) for c in rec.comparisons)
+    value = (lambda side: f"{side} (rate or mm)") if has_distance else (lambda side: f"rate {side}")
+    head = ["comparison", "a", "b", value("a"), value("b"), f"a - b [{pct} paired]", "seeds",
             "reading"]
     rows = []
-    for c in rec.comparisons:
-        diff = _num(c.get("diff"))
+    for c in _comparison_order(rec.comparisons):
+        diff, lo, hi = _num(c.get("diff")), _num(c.get("lo")), _num(c.get("hi"))
+        ra, rb = _num(c.get("rate_a")), _num(c.get("rate_b"))
+        if _is_distance(c):  # m -> mm, the unit in every cell beside the numbers of rates
+            diff, lo, hi, ra, rb = (_z(MM * v, MM_DIGITS) for v in (diff, lo, hi, ra, rb))
+            values = [fmt(ra, MM_DIGITS) + " mm", fmt(rb, MM_DIGITS) + " mm",
+                      fmt_ci(diff, lo, hi, MM_DIGITS) + " mm"]
+        else:
+            values = [fmt(ra), fmt(rb), fmt_ci(_z(diff, 3), _z(lo, 3), _z(hi, 3))]
         rows.append("<tr>" + "".join([
             _cell(esc(c.get("name", "")), str(c.get("name", "")), text=True),
             _cell(esc(c.get("a", "")), str(c.get("a", "")), text=True),
             _cell(esc(c.get("b", "")), str(c.get("b", "")), text=True),
-            _cell(fmt(_num(c.get("rate_a"))), _num(c.get("rate_a"))),
-            _cell(fmt(_num(c.get("rate_b"))), _num(c.get("rate_b"))),
-            _cell(fmt_ci(diff, _num(c.get("lo")), _num(c.get("hi"))), diff),
+            _cell(values[0], ra), _cell(values[1], rb), _cell(values[2], diff),
             _cell(esc(c.get("n_seeds", "")), _num(c.get("n_seeds"))),
             _cell(comparison_sentence(c, pct), "", text=True)]) + "</tr>")
+    measures = ("the difference of pooled success rates and, in the rows marked "
+                f"\u201c{DISTANCE_SUFFIX.strip()}\u201d, of mean final distances (mm; "
+                "negative = a ends closer to the target)" if has_distance
+                else "the difference of pooled success rates")
     return (f'<table id="study-dr-comparisons" class="sortable"><caption>The reference\'s '
             "further questions (granularity: frame-wise vs episode-wise; fidelity; distorted "
-            "physics; RL fine-tuning): the difference of pooled success rates with its paired "
-            f"bootstrap interval.</caption><thead><tr>"
+            f"physics; RL fine-tuning): {esc(measures)}, with its paired bootstrap "
+            f"interval.</caption><thead><tr>"
             f'{"".join(_th(h, text=h in ("comparison", "a", "b", "reading")) for h in head)}'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
@@ -319,14 +450,21 @@ def _caption(rec: DrStudyRecord) -> str:
     boot = f"{esc(n_boot)} bootstrap replicates" if n_boot else "bootstrap replicates"
     seed_text = " or ".join(str(s) for s in n_seeds) if n_seeds else "0"
     per = (n_seeds[-1] if n_seeds else 0) * n_eps * n_cond
-    text = (f"The {pct} intervals of the effects and comparisons resample the training seeds "
-            f"and the initial states: each of {boot} draws the seeds once and the episodes "
-            "(reset seeds) once, the same draw for every setting, so each difference is "
+    both = bool(rec.distance_effects) or any(_is_distance(c) for c in rec.comparisons)
+    measures = (", on success and on the mean final distance alike," if both else "")
+    order = (" (success: the higher rate first; final distance: the closer first)"
+             if both else "")
+    text = (f"The {pct} intervals of the effects and comparisons{measures} resample the "
+            "training seeds and the initial states: each of "
+            f"{boot} draws the seeds once and the episodes "
+            "(reset seeds) once, the same draw for every setting"
+            + (" and both measures" if both else "")
+            + ", so each difference is "
             f"paired across settings by seed and by initial state; {DR_BASELINE}'s own effect "
             f"is 0 by construction. They rest on {seed_text} training seed(s) per setting x "
             f"{n_eps} initial states x {n_cond} real-proxy conditions (up to {per} episodes "
-            "per setting). The ranking ties two settings whenever their paired difference's "
-            "interval contains 0.")
+            f"per setting). The ranking{order} ties two settings whenever their paired "
+            "difference's interval contains 0.")
     few = [str(s) for s, k in seeds.items() if k < FEW_SEEDS]
     if few and len(few) == len(seeds):
         text += (f" Few seeds: every setting has fewer than {FEW_SEEDS} training seeds, so "
@@ -338,6 +476,24 @@ def _caption(rec: DrStudyRecord) -> str:
                  "training seeds, so their intervals rest on few seeds and understate how "
                  "much another seed could change the result.")
     return f'<p class="note" id="study-dr-caption">{text}</p>'
+
+
+def _forest_figure(rec: DrStudyRecord, measure: _Measure) -> str:
+    """The measure's forest plot and its table ("" when the record holds no such effects)."""
+    png = _forest(rec, measure)
+    if png is None:
+        return ""
+    b = esc(DR_BASELINE)
+    if measure is DISTANCE:
+        words = (f"Each setting's mean final distance to the target minus {b}'s, in mm, with "
+                 "its paired interval; left of 0 = closer than "
+                 f"{b} = better. Green: the interval is below 0 (closer), red: above "
+                 "(farther), blue: contains 0.")
+    else:
+        words = (f"Each setting's pooled success rate minus {b}'s, with its paired interval; "
+                 "green: the interval is above 0, red: below, blue: contains 0.")
+    return ("<figure>" + png_img(png, alt=measure.alt, width=700)
+            + f"<figcaption>{words}</figcaption></figure>" + _effects_table(rec, measure))
 
 
 def render(db: Any) -> str | None:
@@ -357,19 +513,16 @@ def render(db: Any) -> str | None:
              f"({policy}trained on {esc(cfg.get('demo_episodes', '?'))} expert demonstrations "
              f"of that setting), played on the same {real['episode'].nunique()} initial states "
              f"in {real['condition'].nunique()} real-proxy conditions{sim}"
-             + (f"; {fmt(_num(secs), 0)} s" if secs is not None else "") + ".</p>"]
+             + (f"; {fmt(_num(secs), 0)} s" if secs is not None else "") + "."
+             + (" Two measures: success, and the mean final distance to the target, which "
+                "still tells settings apart when few episodes succeed."
+                if rec.distance_effects else "") + "</p>"]
     if oc.empty:
         parts.append("<p class='warn'>The run holds no played episodes.</p>")
         return "".join(parts)
     parts.append(_factor_table(rec))
-    png = _forest(rec)
-    if png is not None:
-        parts.append("<figure>" + png_img(png, alt=f"forest plot: effect vs {DR_BASELINE}",
-                                           width=700)
-                     + "<figcaption>Each setting's pooled success rate minus "
-                     f"{esc(DR_BASELINE)}'s, with its paired interval; green: the interval "
-                     "is above 0, red: below, blue: contains 0.</figcaption></figure>")
-        parts.append(_effects_table(rec))
+    parts.append(_forest_figure(rec, SUCCESS))
+    parts.append(_forest_figure(rec, DISTANCE))  # "" for records older than the distance
     if rec.comparisons:
         parts.append(_comparisons_table(rec))
     parts.append(_caption(rec))
