@@ -257,7 +257,7 @@ def test_distance_comparison_row_says_closer_in_mm_after_its_success_row(
                                     "spatial: TH vs Clean"]
     dist = rows[1]
     assert dist[3:5] == ["49.8 mm", "62.3 mm"]
-    assert dist[5] == "-12.5 <span class='ci'>[-30.0, -4.0]</span> mm"
+    assert dist[5] == "-12.5 mm <span class='ci'>[-30.0, -4.0]</span>"
     assert "BG-frame ends closer to the target than BG" in dist[-1]
     assert "excludes 0" in dist[-1] and "succeeds" not in dist[-1]
     # the success rows keep their rates and wording

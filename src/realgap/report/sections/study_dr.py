@@ -404,6 +404,15 @@ def _comparison_order(comps: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]
     return sorted(comps, key=lambda c: (first[base(c)], _is_distance(c)))
 
 
+def _mm_ci(value: float, lo: float, hi: float) -> str:
+    """``value mm [lo, hi]``: the unit beside the number, so a narrow cell wraps before the
+    interval, not between the interval and its unit."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{fmt(value, MM_DIGITS)} mm"
+    return (f"{fmt(value, MM_DIGITS)} mm <span class='ci'>[{fmt(lo, MM_DIGITS)}, "
+            f"{fmt(hi, MM_DIGITS)}]</span>")
+
+
 def _comparisons_table(rec: DrStudyRecord) -> str:
     pct = _pct(_alpha(rec))
     has_distance = any(_is_distance(c) for c in rec.comparisons)
@@ -417,7 +426,7 @@ def _comparisons_table(rec: DrStudyRecord) -> str:
         if _is_distance(c):  # m -> mm, the unit in every cell beside the numbers of rates
             diff, lo, hi, ra, rb = (_z(MM * v, MM_DIGITS) for v in (diff, lo, hi, ra, rb))
             values = [fmt(ra, MM_DIGITS) + " mm", fmt(rb, MM_DIGITS) + " mm",
-                      fmt_ci(diff, lo, hi, MM_DIGITS) + " mm"]
+                      _mm_ci(diff, lo, hi)]
         else:
             values = [fmt(ra), fmt(rb), fmt_ci(_z(diff, 3), _z(lo, 3), _z(hi, 3))]
         rows.append("<tr>" + "".join([
@@ -505,7 +514,7 @@ def render(db: Any) -> str | None:
     secs = cfg.get("seconds")
     real = oc[oc["condition"] != DR_SIM_CONDITION]
     sim = " and in the nominal simulator" if len(real) < len(oc) else ""
-    policy = (f"a {esc(cfg['head'])} head on a {esc(cfg.get('encoder', '?'))} encoder, "
+    policy = (f"{esc(cfg['head'])} head on the {esc(cfg.get('encoder', '?'))} encoder, "
               if cfg.get("head") else "")
     parts = [f"<p>Run {esc(run_id)} (preset {esc(cfg.get('preset', '?'))}, protocol "
              f"{esc(cfg.get('protocol', '?'))}, task {esc(cfg.get('task', '?'))}): "
