@@ -72,3 +72,21 @@ def test_study_scores_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert rec.config["e2e_scored_seed"] == cfg.seeds[0]
     bc_eps = load_checkpoint(e2e_ckpt)["train_episodes"]
     assert bc_eps == bc.registry_encoder.extra["train_episodes"]  # same unseen episodes
+
+
+def test_study_scores_same_seed_same_results(tmp_path: Path) -> None:
+    """Two studies from scratch with one seed: the same outcomes, offline scores and
+    correlations (a minimal size: the determinism, not the finding, is under test)."""
+    from realgap.study.config import ScoresStudyConfig
+    from realgap.study.scores import run_scores_study
+
+    def run(name: str) -> object:
+        return run_scores_study(ScoresStudyConfig(
+            out=str(tmp_path / name), encoders=("pixels", "resnet18-random"), seeds=(0,),
+            demo_episodes=6, eval_episodes=2, epochs=2, n_boot=20, n_perm=5, workers=2,
+            progress=False))
+
+    a, b = run("a"), run("b")
+    assert a.outcomes.equals(b.outcomes)
+    assert json.dumps(a.scores, sort_keys=True) == json.dumps(b.scores, sort_keys=True)
+    assert [r.as_dict() for r in a.correlations] == [r.as_dict() for r in b.correlations]
