@@ -162,6 +162,10 @@ def dr_result_text(cfg: Any, res: Any) -> str:
         unit = " mm" if k != 1.0 else ""
         lines.append(f"  {c['name']}: {k * c['diff']:+.2f}{unit} [{k * c['lo']:+.2f}, "
                      f"{k * c['hi']:+.2f}] ({verdict}, {c['n_seeds']} seeds)")
+    if len(cfg.seeds) < 3:
+        lines.append(f"  note: the intervals rest on {len(cfg.seeds)} training seed(s) and cannot "
+                     "see how much a policy varies between training runs; treat small effects "
+                     "as not established (README, study dr)")
     lines.append(f"run {res.run_id} in {res.db_path}; report {res.report_path}")
     return "\n".join(lines)
 
