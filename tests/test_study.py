@@ -235,3 +235,19 @@ def test_no_interval_when_the_statistic_is_mostly_undefined() -> None:
                             n_boot=200, rng=0)
     r = _row(rows, "dis_cal", "success", "spearman_rho")
     assert np.isfinite(r.value) and np.isnan(r.lo) and np.isnan(r.hi)
+
+
+def test_a_device_this_machine_lacks_fails_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from realgap.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "s"
+    assert main(["study", "scores", "--preset", "tiny", "--out", str(out),
+                 "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device 'cuda'" in err[0]
+    assert not out.exists()

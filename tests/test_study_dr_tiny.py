@@ -37,7 +37,8 @@ def test_study_dr_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     per_setting = len(tiny["seeds"]) * n_real * tiny["trials"]
     assert all(r["pooled"].endswith(f"/{per_setting}") for r in doc["table"])
     assert {e["setting"] for e in doc["effects"]} == set(tiny["settings"])
-    assert [c["a"] for c in doc["comparisons"]] == ["Clean+RL"]
+    assert [(c["a"], c.get("measure")) for c in doc["comparisons"]] == [
+        ("Clean+RL", None), ("Clean+RL", "final_distance")]
     assert doc["settings"]["Clean+RL"]["finetune"] == "clean"
     assert doc["settings"]["Clean+RL"]["frameset_hash"] == doc["settings"]["Clean"]["frameset_hash"]
 
@@ -46,7 +47,12 @@ def test_study_dr_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     real = real_outcomes(rec.outcomes)
     n_boot, seed = int(rec.config["n_boot"]), int(rec.config["seed"])
     assert [e.as_dict() for e in factor_effects(real, n_boot=n_boot, rng=seed)] == doc["effects"]
-    assert compare_settings(real, n_boot=n_boot, rng=seed) == doc["comparisons"]
+    dist = factor_effects(real, n_boot=n_boot, rng=seed, measure="final_distance")
+    assert [e.as_dict() for e in dist] == doc["final_distance_effects"]
+    assert [e.as_dict() for e in rec.distance_effects] == doc["final_distance_effects"]
+    assert (compare_settings(real, n_boot=n_boot, rng=seed)
+            + compare_settings(real, n_boot=n_boot, rng=seed, measure="final_distance")
+            == doc["comparisons"])
     html = (out / "report.html").read_text()
     assert 'id="study-dr"' in html
 
@@ -54,7 +60,8 @@ def test_study_dr_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["study", "dr", "--preset", "tiny", "--out", str(tmp_path / "again"),
                  "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
-    for key in ("table", "sim_table", "effects", "comparisons", "settings"):
+    for key in ("table", "sim_table", "effects", "final_distance_effects", "comparisons",
+                "settings"):
         assert again[key] == doc[key], key
     with ResultsDB(tmp_path / "again" / "results.duckdb", read_only=True) as db:
         rec2 = read_dr_study(db, db.latest_run(DR_RUN_KIND))

@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ps.add_argument("--train-domain", default=None, help="demonstration domain of the heads "
                     "and of the gap runs' sim side: sim-nominal (default) or sim")
     ps.add_argument("--seed", type=seed, default=None, help="seed of data, gap runs, bootstrap")
+    ps.add_argument("--device", default=None, help="torch device of the gap runs' embeddings "
+                    "(default cpu; cuda when present: heads and rollouts stay on the CPU)")
     ps.set_defaults(func=run_scores)
 
     pd_ = ssub.add_parser(
@@ -180,7 +182,7 @@ def run_scores(args: argparse.Namespace) -> int:
         "demo_episodes": args.demo_episodes, "eval_episodes": args.eval_episodes,
         "epochs": args.epochs, "n_boot": args.n_boot, "workers": args.workers,
         "proxy_shadows": args.proxy_shadows, "seed": args.seed,
-        "train_domain": args.train_domain,
+        "train_domain": args.train_domain, "device": args.device,
         "progress": show_progress(args)}
     cfg = preset_config(args.preset, args.out, **over)
     res = run_scores_study(cfg)

@@ -452,13 +452,13 @@ def check_config(cfg: GapConfig) -> None:
     if unknown_maps or cfg.map_frames < 1:
         raise ConfigError(f"--maps: expected a comma list of {', '.join(MAP_METHODS)} (or none) "
                           f"and --map-frames >= 1, got {','.join(cfg.maps)!r} and {cfg.map_frames}")
-    _check_device(cfg.device)
+    check_device(cfg.device)
     from realgap.executors import Executor
 
     Executor(cfg.executor, cfg.ray_address)  # a bad --executor fails before any work
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
     """A device torch cannot parse or this machine lacks is a one-line ConfigError, not a
     torch traceback in the middle of the first embedding."""
     from realgap._optional import require

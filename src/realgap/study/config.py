@@ -102,6 +102,10 @@ class ScoresStudyConfig:
     """Seed of the demonstrations, the gap runs and the correlation bootstrap."""
     workers: int = 2
     """Rollout worker processes (one pool serves every policy and domain)."""
+    device: str = "cpu"
+    """Torch device of the gap runs' embeddings (``cuda`` when present and asked: the
+    embedding of 224-px frames is most of a study's time). Heads train and rollouts play on
+    the CPU: the simulator, not the network, bounds a rollout."""
     preset: str = "custom"
     """Name of the preset the sizes came from (recorded)."""
     progress: bool = True

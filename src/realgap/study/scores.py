@@ -134,7 +134,7 @@ def offline_scores(cfg: ScoresStudyConfig, ckpts: dict[tuple[str, int], str] | N
                                 real_domain=dom, n_boot=cfg.n_boot, n_perm=cfg.n_perm,
                                 seed=cfg.seed, cache=str(Path(cfg.out) / "cache"),
                                 weights=weights, saliency_pairs=0, maps=(),
-                                progress=cfg.progress))
+                                device=cfg.device, progress=cfg.progress))
         runs[dom] = res.run_id
         out[dom] = {enc: {m: {k: est.get(k) for k in ("value", "lo", "hi")}
                           for m, est in by_metric.items() if m in SCORES}
@@ -246,7 +246,7 @@ def rollouts(cfg: ScoresStudyConfig, ckpts: dict[tuple[str, int], str]) -> pd.Da
 
 def run_scores_study(cfg: ScoresStudyConfig) -> ScoresStudyResult:
     """Run the study (module docstring) and return what it found and where it went."""
-    from realgap.jobs.gap import check_encoder_names
+    from realgap.jobs.gap import check_device, check_encoder_names
     from realgap.policy.config import head_spec
     from realgap.sim.domains import check_proxy_shadows
     from realgap.store.db import ResultsDB
@@ -254,6 +254,7 @@ def run_scores_study(cfg: ScoresStudyConfig) -> ScoresStudyResult:
 
     # names are checked before minutes of generation, not after
     check_encoder_names(tuple(cfg.encoders))
+    check_device(cfg.device)
     head_spec(cfg.head)
     check_proxy_shadows(cfg.proxy_shadows)
     t0 = time.perf_counter()
