@@ -88,9 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "each setting's effect against Clean with an interval paired by seed and "
                     "initial state, a ranking with ties and the granularity, fidelity, physics "
                     "and RL comparisons.")
-    pd_.add_argument("--preset", default="tiny", help="sizes: tiny (a smoke run, ~2-3 min on "
-                     "2 cores: 4 settings), small (every setting x 2 seeds, under 20 min on 2 "
-                     "cores), full (a bigger machine)")
+    pd_.add_argument("--preset", default="tiny", help="sizes: tiny (a smoke run, 1-3 min on "
+                     "2 cores: 4 settings), small (18 settings x 3 seeds, 19 min on 2 cores), "
+                     "full (a bigger machine)")
     pd_.add_argument("--out", required=True, help="output directory (results.duckdb, report.html)")
     pd_.add_argument("--settings", default=None, help="comma list of data settings (default: "
                      "the preset's); `Clean` is required")
@@ -148,7 +148,9 @@ def dr_result_text(cfg: Any, res: Any) -> str:
     pooled = {r["setting"]: r for r in res.table.to_dict(orient="records")}
     for e in res.effects:
         r = pooled[e.setting]
-        tie = f" = {', '.join(e.tied_with)}" if e.tied_with else ""
+        more = len(e.tied_with) - 4
+        tie = (f" = {', '.join(e.tied_with[:4])}" + (f" and {more} more" if more > 0 else "")
+               if e.tied_with else "")
         lines.append(f"  {e.rank:>2}. {e.setting:<24} {r['pooled']:>7} [{r['wilson_lo']:.2f}, "
                      f"{r['wilson_hi']:.2f}]  effect {e.effect:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
                      f"  sim {sim.get(e.setting, '-')}{tie}")

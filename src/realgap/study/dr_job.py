@@ -192,7 +192,7 @@ DR_PRESETS: dict[str, dict[str, Any]] = {
              "demo_episodes": 12, "record_every": 2, "epochs": 6, "trials": 2,
              "conditions": ("sim", "base", "proxy-strong", "TD-4"),
              "finetune_iterations": 2, "n_boot": 200},
-    "small": {"settings": tuple(DR_SETTINGS), "seeds": (0, 1), "demo_episodes": 60,
+    "small": {"settings": tuple(DR_SETTINGS), "seeds": (0, 1, 2), "demo_episodes": 60,
               "record_every": 2, "epochs": 30, "trials": 3, "finetune_iterations": 15,
               "n_boot": 1000},
     "full": {"settings": tuple(DR_SETTINGS), "seeds": (0, 1, 2, 3, 4), "demo_episodes": 200,
