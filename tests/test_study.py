@@ -216,6 +216,29 @@ def test_report_shows_the_study_section(tmp_path: Path) -> None:
                                                   int(shown.split("/")[1])) for key, shown in kn)
     assert ("0.9", "18/20") in kn
 
+    # in a browser: the section renders without script errors and its table sorts by rate
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    playwright = pytest.importorskip("playwright.sync_api") if chromium else None
+    if playwright is None:
+        return
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox",
+                                                                     "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto((tmp_path / "report.html").as_uri())
+            assert page.locator("section#study h2").count() == 1
+            assert page.locator("section#study img").count() >= 1
+            assert page.locator("table#study-closed-loop tbody tr").count() == len(ENCODERS) * 2
+            assert errors == []
+        finally:
+            browser.close()
+
 
 def test_bad_names_fail_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from realgap.cli import main
