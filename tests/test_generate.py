@@ -313,3 +313,22 @@ def test_importing_generation_modules_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_distorted_physics_is_a_fixed_recorded_setting(tmp_path: Path) -> None:
+    """``physics="distorted"`` fixes gravity, friction and object damping for every episode
+    (recorded in each frame's PHYS factor); a wrong name or PHYS also randomized is refused."""
+    from realgap.sim.generate import PHYSICS_PRESETS, GenerateConfig, generate
+
+    fs = generate(GenerateConfig(out=str(tmp_path / "d"), episodes=2, domains=("sim",),
+                                 randomize=(), image_size=16, max_steps=3, physics="distorted"),
+                  progress=False)
+    phys = [json.loads(f)["PHYS"] for f in fs.manifest["factors"]]
+    want = PHYSICS_PRESETS["distorted"]
+    assert all(p["gravity"] == want["gravity"][0] and p["friction"] == want["friction"][0]
+               and set(p["dampratio"].values()) == {want["dampratio"][0]} for p in phys)
+    with pytest.raises(ConfigError, match="--physics: got 'moon'"):
+        generate(GenerateConfig(out=str(tmp_path / "m"), physics="moon"), progress=False)
+    with pytest.raises(ConfigError, match="leave PHYS out"):
+        generate(GenerateConfig(out=str(tmp_path / "p"), randomize=("PHYS",),
+                                physics="distorted"), progress=False)

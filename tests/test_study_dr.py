@@ -96,6 +96,9 @@ def test_every_setting_and_condition_is_well_formed() -> None:
     ({"conditions": ("base", "moon")}, "unknown"),
     ({"seeds": (0, 0)}, "distinct"),
     ({"real_domain": "sim"}, "--real-domain"),
+    ({"real_domain": "real-proxy-moon"}, "--real-domain"),
+    ({"finetune_iterations": 0}, "--finetune-iterations 0"),
+    ({"finetune_std": -1.0}, "std"),
 ])
 def test_config_refuses_what_cannot_be_run(over: dict, match: str) -> None:
     from realgap.errors import ConfigError
@@ -154,3 +157,13 @@ def test_cli_study_dr_refuses_a_bad_setting_in_one_line(tmp_path, capsys) -> Non
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown setting 'Dirty'" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_study_dr_refuses_an_unknown_encoder_before_any_work(tmp_path, capsys) -> None:
+    from realgap.cli import main
+
+    out = tmp_path / "o"
+    assert main(["study", "dr", "--out", str(out), "--encoder", "small-e2f"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "small-e2f" in err[0]
+    assert not out.exists()

@@ -143,10 +143,11 @@ def dr_result_text(cfg: Any, res: Any) -> str:
     legend = ("real-proxy success (pooled over seeds, conditions, initial states), effect vs "
               "Clean [paired 95% interval], rank (= tied):")
     lines = [head, legend]
-    sim = ({} if res.sim_table is None
-           else {r["setting"]: r["pooled"] for r in res.sim_table.to_dict(orient="records")})
-    pooled = {r["setting"]: r for r in res.table.to_dict(orient="records")}
-    for e in res.effects:
+    st = res.stats
+    sim = ({} if st.sim_table is None
+           else {r["setting"]: r["pooled"] for r in st.sim_table.to_dict(orient="records")})
+    pooled = {r["setting"]: r for r in st.table.to_dict(orient="records")}
+    for e in st.effects:
         r = pooled[e.setting]
         more = len(e.tied_with) - 4
         tie = (f" = {', '.join(e.tied_with[:4])}" + (f" and {more} more" if more > 0 else "")
@@ -156,11 +157,11 @@ def dr_result_text(cfg: Any, res: Any) -> str:
                      f"  sim {sim.get(e.setting, '-')}{tie}")
     lines.append("mean final distance in the real-proxy conditions (mm), effect vs Clean "
                  "[paired 95% interval], rank (= tied):")
-    for e in res.distance_effects:
+    for e in st.distance_effects:
         tie = f" = {len(e.tied_with)} others" if e.tied_with else ""
         lines.append(f"  {e.rank:>2}. {e.setting:<24} {1000 * e.rate:6.1f}  effect "
                      f"{1000 * e.effect:+6.1f} [{1000 * e.lo:+6.1f}, {1000 * e.hi:+6.1f}]{tie}")
-    for c in res.comparisons:
+    for c in st.comparisons:
         verdict = ("excludes 0" if c["lo"] > 0 or c["hi"] < 0 else "includes 0")
         k = 1000.0 if c.get("measure") == "final_distance" else 1.0
         unit = " mm" if k != 1.0 else ""

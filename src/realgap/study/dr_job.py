@@ -35,6 +35,7 @@ stronger sensor: the BG + LT + CP change of the real world, bundled).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from typing import Any
 import pandas as pd
 
 from realgap.errors import ConfigError
+from realgap.study._steps import timed, write_report
 from realgap.study.dr import (
     BASELINE,
     DR_SETTINGS,
@@ -155,8 +157,9 @@ class DrStudyConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} {v!r}: must be a positive integer")
         if self.patience < 0 or self.augment_shift < 0:
             raise ConfigError("--patience and --augment-shift must be >= 0")
-        if self.finetune_iterations < 0 or self.n_boot < 1:
-            raise ConfigError("--finetune-iterations must be >= 0 and --n-boot >= 1")
+        if self.finetune_iterations < 1 or self.n_boot < 1:
+            raise ConfigError(f"--finetune-iterations {self.finetune_iterations}, --n-boot "
+                              f"{self.n_boot}: both must be >= 1")
         if len(set(self.settings)) != len(self.settings):
             raise ConfigError(f"--settings {','.join(self.settings)}: a setting is repeated")
         specs = [dr_setting(s) for s in self.settings]
@@ -169,6 +172,8 @@ class DrStudyConfig:
                                   f"add {sp.base}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"--seeds {self.seeds}: give distinct training seeds")
+        if any(sp.finetune for sp in specs):
+            self.finetune_config(0, ())  # the fine-tuning's own checks, before any work
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown:
             raise ConfigError(f"--conditions: unknown {unknown}; choose from "
@@ -178,9 +183,17 @@ class DrStudyConfig:
         if self.demo_episodes < 4:
             raise ConfigError(f"--demo-episodes {self.demo_episodes}: at least 4 (one in 8 "
                               "episodes is held out for early stopping)")
-        if not self.real_domain.startswith("real-proxy"):
+        if self.real_domain not in ("real-proxy", "real-proxy-mild", "real-proxy-strong"):
             raise ConfigError(f"--real-domain {self.real_domain!r}: expected real-proxy-mild, "
                               "real-proxy-strong or real-proxy")
+
+    def finetune_config(self, seed: int, randomize: tuple[str, ...]) -> Any:
+        """The :class:`realgap.policy.finetune.FinetuneConfig` of an RL setting's seed."""
+        from realgap.policy.finetune import FinetuneConfig
+
+        return FinetuneConfig(iterations=self.finetune_iterations,
+                              std=self.finetune_std, lr=self.finetune_lr,
+                              randomize=randomize, seed=seed, threads=1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,23 +226,6 @@ def dr_preset_config(preset: str, out: str, **overrides: Any) -> DrStudyConfig:
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
-@dataclass(frozen=True)
-class DrStudyResult:
-    """What a DR study produced (``table``: :func:`factor_table` of the real conditions;
-    ``sim_table``: the same for the ``sim`` condition alone)."""
-
-    run_id: str
-    db_path: Path
-    report_path: Path | None
-    outcomes: pd.DataFrame
-    effects: list[FactorEffect]
-    comparisons: list[dict[str, Any]]
-    table: pd.DataFrame
-    sim_table: pd.DataFrame | None
-    settings: dict[str, dict[str, Any]]
-    seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
-    distance_effects: list[FactorEffect] = field(default_factory=list)
 
 
 def _say(cfg: DrStudyConfig, msg: str) -> None:
@@ -272,8 +268,15 @@ def _init_process() -> None:
 def _pool_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
     """``[fn(x) for x in items]``, in ``workers`` spawned processes when > 1."""
     if workers <= 1 or len(items) <= 1:
-        _init_process()
-        return [fn(x) for x in items]
+        # in this process: the same one-thread limits, restored afterwards (the steps
+        # themselves restore torch's thread count; see train_policy / finetune_policy)
+        from threadpoolctl import threadpool_limits
+
+        from realgap._gl import headless_gl
+
+        headless_gl()
+        with threadpool_limits(limits=1):
+            return [fn(x) for x in items]
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -293,8 +296,6 @@ def _generate_one(item: tuple[DrStudyConfig, DrSetting]) -> tuple[str, str, str]
         randomize=s.factors, granularity=s.granularity, fidelity=s.fidelity,
         image_size=cfg.image_size, cameras=("head",), seed=cfg.seed,
         record_every=cfg.record_every, physics=s.physics), progress=False)
-    import json
-
     rec = json.loads((out / "generate.json").read_text())
     k_n = expert_success(rec).get(cfg.task, {})
     return s.data_key, fs.content_hash, f"{k_n.get('success', '?')}/{k_n.get('episodes', '?')}"
@@ -342,15 +343,13 @@ def train_policies(cfg: DrStudyConfig) -> dict[tuple[str, int], str]:
 
 
 def _finetune_one(item: tuple[DrStudyConfig, str, int, str]) -> tuple[str, int, str]:
-    from realgap.policy.finetune import FinetuneConfig, finetune_policy
+    from realgap.policy.finetune import finetune_policy
 
     cfg, name, seed, base_ckpt = item
     s = dr_setting(name)
     randomize = tuple(s.factors) if s.finetune == "randomized" else ()
     res = finetune_policy(base_ckpt, policy_dir(cfg, name, seed),
-                          FinetuneConfig(iterations=cfg.finetune_iterations,
-                                         std=cfg.finetune_std, lr=cfg.finetune_lr,
-                                         randomize=randomize, seed=seed, threads=1))
+                          cfg.finetune_config(seed, randomize))
     return name, seed, str(res.checkpoint)
 
 
@@ -416,6 +415,20 @@ class DrStatistics:
     sim_table: pd.DataFrame | None
 
 
+@dataclass(frozen=True)
+class DrStudyResult:
+    """What a DR study produced and where it went (``stats``: step 5's numbers)."""
+
+    run_id: str
+    db_path: Path
+    report_path: Path | None
+    outcomes: pd.DataFrame
+    stats: DrStatistics
+    settings: dict[str, dict[str, Any]]
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 def statistics(cfg: DrStudyConfig, outcomes: pd.DataFrame) -> DrStatistics:
     """Step 5: effects on success and on the final distance, comparisons of both
     (success first), the real table and the sim table. Both measures use the same
@@ -431,11 +444,14 @@ def statistics(cfg: DrStudyConfig, outcomes: pd.DataFrame) -> DrStatistics:
 
 def run_dr_study(cfg: DrStudyConfig) -> DrStudyResult:
     """Run the study (module docstring) and return what it found and where it went."""
+    from realgap.jobs.gap import check_encoder_names
     from realgap.policy.config import head_spec
     from realgap.sim.domains import check_proxy_shadows
     from realgap.store.db import ResultsDB
     from realgap.store.study import DrStudyRecord, write_dr_study
 
+    # names are checked before minutes of generation and training, not inside a worker
+    check_encoder_names((cfg.encoder,))
     head_spec(cfg.head)
     check_proxy_shadows(cfg.proxy_shadows)
     t0 = time.perf_counter()
@@ -443,21 +459,16 @@ def run_dr_study(cfg: DrStudyConfig) -> DrStudyResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    t = time.perf_counter()
-    data = demonstrations(cfg)
-    timings["demonstrations"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ckpts = train_policies(cfg)
-    timings["policies"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ckpts.update(finetune_policies(cfg, ckpts))
-    timings["finetuning"] = time.perf_counter() - t
-    t = time.perf_counter()
-    outcomes = evaluation(cfg, ckpts)
-    timings["evaluation"] = time.perf_counter() - t
-    t = time.perf_counter()
-    st = statistics(cfg, outcomes)
-    timings["statistics"] = time.perf_counter() - t
+    with timed(timings, "demonstrations"):
+        data = demonstrations(cfg)
+    with timed(timings, "policies"):
+        ckpts = train_policies(cfg)
+    with timed(timings, "finetuning"):
+        ckpts.update(finetune_policies(cfg, ckpts))
+    with timed(timings, "evaluation"):
+        outcomes = evaluation(cfg, ckpts)
+    with timed(timings, "statistics"):
+        st = statistics(cfg, outcomes)
     seconds = time.perf_counter() - t0
 
     settings: dict[str, dict[str, Any]] = {}
@@ -474,16 +485,9 @@ def run_dr_study(cfg: DrStudyConfig) -> DrStudyResult:
                     "protocol": PROTOCOL},
             outcomes=outcomes, settings=settings, effects=tuple(st.effects),
             comparisons=tuple(st.comparisons), distance_effects=tuple(st.distance_effects)))
-    report_path = None
-    try:
-        from realgap.report import build_report
-
-        report_path = Path(build_report(db_path, out / "report.html", run_ids=(str(rec.run_id),)))
-    except Exception as exc:  # noqa: BLE001 - results are stored; the report is a view of them
-        _say(cfg, f"report not written: {exc}")
-    return DrStudyResult(str(rec.run_id), db_path, report_path, outcomes, st.effects,
-                         st.comparisons, st.table, st.sim_table, settings, seconds, timings,
-                         st.distance_effects)
+    report_path = write_report(db_path, out, str(rec.run_id), lambda m: _say(cfg, m))
+    return DrStudyResult(str(rec.run_id), db_path, report_path, outcomes, st, settings,
+                         seconds, timings)
 
 
 def result_json(res: DrStudyResult) -> dict[str, Any]:
@@ -491,12 +495,13 @@ def result_json(res: DrStudyResult) -> dict[str, Any]:
     def records(df: pd.DataFrame | None) -> list[dict[str, Any]] | None:
         return None if df is None else df.to_dict(orient="records")
 
+    st = res.stats
     return {"run_id": res.run_id, "db": str(res.db_path),
             "report": None if res.report_path is None else str(res.report_path),
             "seconds": round(res.seconds, 1),
             "timings": {k: round(v, 1) for k, v in res.timings.items()},
-            "settings": res.settings, "table": records(res.table),
-            "sim_table": records(res.sim_table),
-            "effects": [e.as_dict() for e in res.effects],
-            "final_distance_effects": [e.as_dict() for e in res.distance_effects],
-            "comparisons": res.comparisons}
+            "settings": res.settings, "table": records(st.table),
+            "sim_table": records(st.sim_table),
+            "effects": [e.as_dict() for e in st.effects],
+            "final_distance_effects": [e.as_dict() for e in st.distance_effects],
+            "comparisons": st.comparisons}

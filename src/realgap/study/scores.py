@@ -45,6 +45,7 @@ from typing import Any
 
 import pandas as pd
 
+from realgap.study._steps import timed, write_report
 from realgap.study.analysis import (
     N_BOOT,
     SCORES,
@@ -262,40 +263,28 @@ def run_scores_study(cfg: ScoresStudyConfig) -> ScoresStudyResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    t = time.perf_counter()
-    _say(cfg, f"demonstrations: {cfg.demo_episodes} expert episodes of {cfg.task}")
-    fs = demonstrations(cfg)
-    timings["demonstrations"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    episodes = bc_training_episodes(cfg)
-    e2e = e2e_encoders(cfg)
-    ckpts = train_policies(cfg, e2e, episodes=episodes) if e2e else {}
-    timings["policies_e2e"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    scores, gap_runs, hashes = offline_scores(cfg, ckpts)
-    timings["offline_scores"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    frozen = tuple(e for e in cfg.encoders if e not in e2e)
-    ckpts.update(train_policies(cfg, frozen, hashes, episodes))
-    ckpts = {(e, s): ckpts[(e, s)] for e in cfg.encoders for s in cfg.seeds}  # config order
-    timings["policies"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    outcomes = rollouts(cfg, ckpts)
-    timings["rollouts"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    n_boot = cfg.n_boot if cfg.n_boot else N_BOOT
-    points = {d: {e: {m: v["value"] for m, v in ms.items()} for e, ms in by.items()}
-              for d, by in scores.items()}
-    corr = correlate_scores(outcomes, points, n_boot=n_boot, rng=cfg.seed)
-    grid = outcome_grid(outcomes)
-    summary = summarize(grid)
-    best = {t: best_predictor(corr, target=t) for t in ("success", "final_distance")}
-    timings["correlation"] = time.perf_counter() - t
+    with timed(timings, "demonstrations"):
+        _say(cfg, f"demonstrations: {cfg.demo_episodes} expert episodes of {cfg.task}")
+        fs = demonstrations(cfg)
+    with timed(timings, "policies_e2e"):
+        episodes = bc_training_episodes(cfg)
+        e2e = e2e_encoders(cfg)
+        ckpts = train_policies(cfg, e2e, episodes=episodes) if e2e else {}
+    with timed(timings, "offline_scores"):
+        scores, gap_runs, hashes = offline_scores(cfg, ckpts)
+    with timed(timings, "policies"):
+        frozen = tuple(e for e in cfg.encoders if e not in e2e)
+        ckpts.update(train_policies(cfg, frozen, hashes, episodes))
+        ckpts = {(e, s): ckpts[(e, s)] for e in cfg.encoders for s in cfg.seeds}  # config order
+    with timed(timings, "rollouts"):
+        outcomes = rollouts(cfg, ckpts)
+    with timed(timings, "correlation"):
+        n_boot = cfg.n_boot if cfg.n_boot else N_BOOT
+        points = {d: {e: {m: v["value"] for m, v in ms.items()} for e, ms in by.items()}
+                  for d, by in scores.items()}
+        corr = correlate_scores(outcomes, points, n_boot=n_boot, rng=cfg.seed)
+        summary = summarize(outcome_grid(outcomes))
+        best = {t: best_predictor(corr, target=t) for t in ("success", "final_distance")}
     seconds = time.perf_counter() - t0
 
     db_path = out / "results.duckdb"
@@ -306,13 +295,7 @@ def run_scores_study(cfg: ScoresStudyConfig) -> ScoresStudyResult:
                     "e2e_scored_seed": cfg.seeds[0] if e2e else None},
             outcomes=outcomes, scores=scores, correlations=tuple(corr), summary=tuple(summary),
             frameset_hash=fs.content_hash))
-    report_path = None
-    try:
-        from realgap.report import build_report
-
-        report_path = Path(build_report(db_path, out / "report.html", run_ids=(str(rec.run_id),)))
-    except Exception as exc:  # noqa: BLE001 - results are stored; the report is a view of them
-        _say(cfg, f"report not written: {exc}")
+    report_path = write_report(db_path, out, str(rec.run_id), lambda m: _say(cfg, m))
     return ScoresStudyResult(str(rec.run_id), db_path, report_path, outcomes, scores, corr,
                              summary, best, seconds, timings, gap_runs)
 
